@@ -1,0 +1,100 @@
+// Writing one DMU object's data: level-0 blocks arrive in order and the tree
+// of indirect blocks above them is built as they come, so a file of any size
+// needs only one partial indirect block per level in memory.
+import { BlkPtr, BP_SIZE, encodeBp, holeBp, isHole } from '../zio/blkptr.js';
+import { SpaceAccount, ZioWriter } from '../zio/writer.js';
+import { Dnode, DN_MAX_INDBLKSHIFT } from './dnode.js';
+
+export const INDIRECT_BLOCK_SIZE = 2 ** DN_MAX_INDBLKSHIFT;
+export const BPS_PER_INDIRECT = INDIRECT_BLOCK_SIZE / BP_SIZE; // 1024
+
+/** Levels needed to address nblocks level-0 blocks from nblkptr top pointers. */
+export function levelsFor(nblocks: number, nblkptr: number): number {
+  let levels = 1;
+  let cap = nblkptr;
+  while (cap < nblocks) {
+    cap *= BPS_PER_INDIRECT;
+    levels++;
+  }
+  return levels;
+}
+
+export class ObjectWriter {
+  // pending[k] holds the block pointers of level k waiting for their parent
+  private pending: BlkPtr[][];
+  private nextBlkid = 0;
+  private lastNonHole = -1;
+  readonly acct = new SpaceAccount();
+
+  constructor(private readonly zio: ZioWriter, readonly dn: Dnode, readonly nlevels: number) {
+    this.pending = Array.from({ length: nlevels }, () => []);
+  }
+
+  /** Append the next level-0 block (data.length must equal the object's block size). */
+  push(data: Uint8Array, fill = 1): void {
+    const bp = this.zio.writeBlock(data, this.dn.type, 0, fill, this.acct);
+    this.pushBp(bp);
+  }
+
+  /** Append a hole as the next level-0 block. */
+  pushHole(): void {
+    this.pushBp(holeBp());
+  }
+
+  private pushBp(bp: BlkPtr): void {
+    if (!isHole(bp)) this.lastNonHole = this.nextBlkid;
+    this.nextBlkid++;
+    this.add(0, bp);
+  }
+
+  private add(level: number, bp: BlkPtr): void {
+    const list = this.pending[level]!;
+    list.push(bp);
+    if (level === this.nlevels - 1) {
+      if (list.length > this.dn.nblkptr) throw new Error(`object overflows ${this.nlevels} levels`);
+      return;
+    }
+    if (list.length === BPS_PER_INDIRECT) this.flushLevel(level);
+  }
+
+  private flushLevel(level: number): void {
+    const list = this.pending[level]!;
+    this.pending[level] = [];
+    let fill = 0;
+    let allHoles = true;
+    for (const bp of list) {
+      fill += bp.fill;
+      if (!isHole(bp)) allHoles = false;
+    }
+    if (allHoles) {
+      this.add(level + 1, holeBp());
+      return;
+    }
+    const buf = new Uint8Array(INDIRECT_BLOCK_SIZE);
+    for (let i = 0; i < list.length; i++) encodeBp(list[i]!, buf, i * BP_SIZE);
+    this.add(level + 1, this.zio.writeBlock(buf, this.dn.type, level + 1, fill, this.acct));
+  }
+
+  /** Write the partial indirect blocks and fill in the dnode's tree fields. */
+  finish(): Dnode {
+    for (let level = 0; level < this.nlevels - 1; level++) {
+      if (this.pending[level]!.length > 0) this.flushLevel(level);
+    }
+    const top = this.pending[this.nlevels - 1]!;
+    const dn = this.dn;
+    dn.nlevels = this.nlevels;
+    dn.blkptr = Array.from({ length: dn.nblkptr }, (_, i) => top[i] ?? holeBp());
+    dn.maxblkid = Math.max(0, this.lastNonHole);
+    dn.used = this.acct.asize;
+    return dn;
+  }
+}
+
+/** Write a whole small object from in-memory blocks (all of size dn.datablksz). */
+export function writeObject(zio: ZioWriter, dn: Dnode, blocks: Uint8Array[], acct?: SpaceAccount): Dnode {
+  const w = new ObjectWriter(zio, dn, levelsFor(blocks.length, dn.nblkptr));
+  for (const b of blocks) w.push(b);
+  const out = w.finish();
+  acct?.add(w.acct);
+  return out;
+}

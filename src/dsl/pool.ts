@@ -1,0 +1,316 @@
+// The MOS: object directory, pool config, the DSL tree (root directory and
+// dataset, $MOS, $FREE, $ORIGIN with its snapshot), feature ZAPs, the
+// metaslab array and the space maps, then the MOS object set itself.
+//
+// Space maps must describe every allocation, including their own blocks and
+// the MOS dnode and objset blocks written after them. So those last blocks
+// are reserved first (their sizes do not depend on their contents), which
+// makes the allocation final before the space maps are computed.
+import { BlkPtr } from '../zio/blkptr.js';
+import { SpaceAccount, ZioWriter } from '../zio/writer.js';
+import { SeedSource } from '../util/seed.js';
+import { u64le } from '../util/endian.js';
+import { Dnode, DNODES_PER_BLOCK, newDnode } from '../dmu/dnode.js';
+import { levelsFor, writeObject } from '../dmu/object.js';
+import { ObjsetWriter } from '../dmu/objset.js';
+import * as T from '../dmu/types.js';
+import { packNvlist } from '../vdev/nvlist.js';
+import { mosConfig, PoolConfigInput } from '../vdev/config.js';
+import { encodeSpaceMapEntries, encodeSpaceMapPhys, SPACE_MAP_PHYS_SIZE_V0 } from '../vdev/spacemap.js';
+import { SpaceAllocator } from '../vdev/allocator.js';
+import { ObjectStore, intKey, zname } from './mos.js';
+import { DslDirPhys, emptyDataset, emptyDir, encodeDslDataset, encodeDslDir, DslDatasetPhys } from './phys.js';
+import type { ZapEntry } from '../zap/index.js';
+
+export const CREATE_TXG = 1; // datasets are made when the pool is (txg 1), data later
+const SPA_CONFIG_BLOCKSIZE = 16384;
+const BPOBJ_SIZE_V2 = 48;
+const DEADLIST_HDR_SIZE = 320;
+const SPACE_MAP_BLOCKSIZE = 16384;
+
+/** A populated dataset to link into the DSL tree. */
+export interface DatasetInput {
+  /** Name below the pool ('' for the root dataset). */
+  name: string;
+  bp: BlkPtr;
+  acct: SpaceAccount;
+  props: ZapEntry[];
+  children: DatasetInput[];
+}
+
+export interface PoolInput {
+  config: Omit<PoolConfigInput, 'msArray'>;
+  root: DatasetInput;
+  poolProps: ZapEntry[];
+}
+
+export interface MosResult {
+  rootbp: BlkPtr;
+  msArray: number;
+  mosAcct: SpaceAccount;
+  poolAllocated: number;
+}
+
+interface DirNode {
+  dirObj: number;
+  dsObj: number;
+  phys: DslDirPhys;
+  ds: DslDatasetPhys;
+  input: DatasetInput;
+  children: DirNode[];
+}
+
+export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource, input: PoolInput): MosResult {
+  const mosAcct = new SpaceAccount();
+  zio.charge = mosAcct;
+  const mos = new ObjectStore(zio, seed, '$MOS');
+  const u = (name: string, v: number | bigint): ZapEntry => ({ name: zname(name), value: BigInt(v) });
+
+  const objdir = mos.alloc();
+  const configObj = mos.alloc();
+  const freeBpobj = mos.alloc();
+  const syncBplist = mos.alloc();
+  const ffr = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
+  const ffw = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
+  const fdesc = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
+  const poolProps = mos.newZap(T.DMU_OT_POOL_PROPS, input.poolProps);
+  const msArray = mos.alloc();
+
+  const bpobjHdr = new Uint8Array(BPOBJ_SIZE_V2);
+  mos.bonusObject(freeBpobj, T.DMU_OT_BPOBJ, 128 * 1024, T.DMU_OT_BPOBJ_HDR, bpobjHdr);
+  mos.bonusObject(syncBplist, T.DMU_OT_BPOBJ, 16384, T.DMU_OT_BPOBJ_HDR, bpobjHdr);
+
+  // --- the DSL tree -------------------------------------------------------
+  const newDir = (parent: number, props: ZapEntry[]): { obj: number; phys: DslDirPhys } => {
+    const obj = mos.alloc();
+    const phys = emptyDir();
+    phys.parentObj = parent;
+    phys.propsZapobj = mos.newZap(T.DMU_OT_DSL_PROPS, props);
+    phys.childDirZapobj = mos.alloc(); // filled once the children exist
+    return { obj, phys };
+  };
+  const deadlist = () => mos.newZap(T.DMU_OT_DEADLIST, [], T.DMU_OT_DEADLIST_HDR, new Uint8Array(DEADLIST_HDR_SIZE));
+  const guid = (what: string) => seed.derive(`dataset-guid:${what}`);
+
+  // $ORIGIN and its snapshot come first in the clone relationships every head
+  // dataset points at, so reserve their numbers before the user datasets.
+  const rootDirObj = mos.alloc();
+  const rootPhys = emptyDir();
+  rootPhys.propsZapobj = mos.newZap(T.DMU_OT_DSL_PROPS, input.root.props);
+  rootPhys.childDirZapobj = mos.alloc();
+
+  const special = (name: string) => {
+    const d = newDir(rootDirObj, []);
+    return { name, ...d };
+  };
+  const mosDir = special('$MOS');
+  const freeDir = special('$FREE');
+  const originDir = special('$ORIGIN');
+  const originHead = mos.alloc();
+  const originSnap = mos.alloc();
+
+  const heads: DirNode[] = [];
+  const build = (inp: DatasetInput, dirObj: number, phys: DslDirPhys, fullName: string): DirNode => {
+    const dsObj = mos.alloc();
+    const ds = emptyDataset();
+    ds.dirObj = dirObj;
+    ds.prevSnapObj = originSnap;
+    ds.prevSnapTxg = CREATE_TXG;
+    ds.creationTxg = CREATE_TXG;
+    ds.snapnamesZapobj = mos.newZap(T.DMU_OT_DSL_DS_SNAP_MAP, []);
+    ds.deadlistObj = deadlist();
+    ds.guid = guid(fullName);
+    ds.fsidGuid = seed.derive(`fsid-guid:${fullName}`) & ((1n << 56n) - 1n);
+    ds.bp = inp.bp;
+    ds.referencedBytes = inp.acct.asize;
+    ds.compressedBytes = inp.acct.psize;
+    ds.uncompressedBytes = inp.acct.lsize;
+    ds.uniqueBytes = inp.acct.asize;
+    phys.headDatasetObj = dsObj;
+    phys.originObj = originSnap;
+    const node: DirNode = { dirObj, dsObj, phys, ds, input: inp, children: [] };
+    heads.push(node);
+    for (const c of inp.children) {
+      const short = c.name.slice(c.name.lastIndexOf('/') + 1);
+      const d = newDir(dirObj, c.props);
+      node.children.push(build(c, d.obj, d.phys, `${fullName}/${short}`));
+    }
+    return node;
+  };
+  const rootNode = build(input.root, rootDirObj, rootPhys, '');
+
+  // child maps
+  const childName = (n: DirNode) => n.input.name.slice(n.input.name.lastIndexOf('/') + 1);
+  const fillChildMap = (n: DirNode) => {
+    const entries = n.children.map((c) => u(childName(c), c.dirObj));
+    if (n === rootNode) entries.push(u('$MOS', mosDir.obj), u('$FREE', freeDir.obj), u('$ORIGIN', originDir.obj));
+    mos.zap(n.phys.childDirZapobj, T.DMU_OT_DSL_DIR_CHILD_MAP, entries);
+    n.children.forEach(fillChildMap);
+  };
+  fillChildMap(rootNode);
+  for (const d of [mosDir, freeDir, originDir]) mos.zap(d.phys.childDirZapobj, T.DMU_OT_DSL_DIR_CHILD_MAP, []);
+
+  // $ORIGIN: an empty head whose only snapshot is the origin of every dataset
+  const clones = heads.map((h) => u(h.dsObj.toString(16), h.dsObj));
+  originDir.phys.headDatasetObj = originHead;
+  originDir.phys.clones = mos.newZap(T.DMU_OT_DSL_CLONES, clones);
+  const oh = emptyDataset();
+  oh.dirObj = originDir.obj;
+  oh.prevSnapObj = originSnap;
+  oh.prevSnapTxg = CREATE_TXG;
+  oh.creationTxg = CREATE_TXG;
+  oh.snapnamesZapobj = mos.newZap(T.DMU_OT_DSL_DS_SNAP_MAP, [u('$ORIGIN', originSnap)]);
+  oh.deadlistObj = deadlist();
+  oh.guid = guid('$ORIGIN');
+  oh.fsidGuid = seed.derive('fsid-guid:$ORIGIN') & ((1n << 56n) - 1n);
+  const os = emptyDataset();
+  os.dirObj = originDir.obj;
+  os.nextSnapObj = originHead;
+  os.numChildren = 1 + heads.length;
+  os.creationTxg = CREATE_TXG;
+  os.deadlistObj = deadlist();
+  os.guid = guid('$ORIGIN@$ORIGIN');
+  os.fsidGuid = seed.derive('fsid-guid:$ORIGIN@$ORIGIN') & ((1n << 56n) - 1n);
+  os.nextClonesObj = mos.newZap(T.DMU_OT_NEXT_CLONES, clones);
+
+  // --- config, object directory -------------------------------------------
+  const config = packNvlist(mosConfig({ ...input.config, msArray }));
+  const cfgBlocks: Uint8Array[] = [];
+  for (let off = 0; off < config.length; off += SPA_CONFIG_BLOCKSIZE) {
+    const b = new Uint8Array(SPA_CONFIG_BLOCKSIZE);
+    b.set(config.subarray(off, off + SPA_CONFIG_BLOCKSIZE));
+    cfgBlocks.push(b);
+  }
+  const cfgSize = new Uint8Array(8);
+  u64le(cfgSize, 0, config.length);
+  mos.put(configObj, writeObject(zio, newDnode(T.DMU_OT_PACKED_NVLIST, SPA_CONFIG_BLOCKSIZE, T.DMU_OT_PACKED_NVLIST_SIZE, cfgSize), cfgBlocks));
+
+  mos.zap(objdir, T.DMU_OT_OBJECT_DIRECTORY, [
+    u('root_dataset', rootDirObj), u('config', configObj), u('free_bpobj', freeBpobj), u('sync_bplist', syncBplist),
+    u('features_for_read', ffr), u('features_for_write', ffw), u('feature_descriptions', fdesc),
+    u('pool_props', poolProps), u('deflate', 1), u('creation_version', 5000),
+  ]);
+
+  // --- metaslab array, space maps, and the final reservations ------------
+  const msCount = alloc.msCount;
+  // Space maps for every metaslab used so far plus the next two, which is
+  // where the remaining (small) allocations can still land.
+  const cursorMs = alloc.runs.findLastIndex((r) => r.length > 0);
+  const smObj = new Array<number>(msCount).fill(0);
+  for (let m = 0; m < msCount; m++) {
+    if (alloc.runs[m]!.length > 0 || (m > cursorMs && m <= cursorMs + 2)) smObj[m] = mos.alloc();
+  }
+  const arr = new Uint8Array(Math.max(512, Math.ceil((msCount * 8) / 512) * 512));
+  smObj.forEach((o, i) => u64le(arr, i * 8, o));
+  const arrBlocks: Uint8Array[] = [];
+  const arrBs = Math.min(arr.length, 128 * 1024);
+  for (let off = 0; off < arr.length; off += arrBs) {
+    const b = new Uint8Array(arrBs);
+    b.set(arr.subarray(off, off + arrBs));
+    arrBlocks.push(b);
+  }
+  mos.put(msArray, writeObject(zio, newDnode(T.DMU_OT_OBJECT_ARRAY, arrBs, 0, new Uint8Array(0)), arrBlocks));
+
+  // Reserve, in write order: space map blocks, then the MOS dnode tree and objset block.
+  const smBlocks = new Map<number, number>(); // metaslab -> number of blocks reserved
+  for (let m = 0; m < msCount; m++) {
+    if (!smObj[m]) continue;
+    const entries = encodeSpaceMapEntries(alloc.runs[m]!, m * alloc.msSize, alloc.ashift).length / 8 + 8;
+    smBlocks.set(m, Math.ceil((entries * 8) / SPACE_MAP_BLOCKSIZE));
+  }
+  const queue: number[] = [];
+  for (let m = 0; m < msCount; m++) for (let i = 0; i < (smBlocks.get(m) ?? 0); i++) queue.push(SPACE_MAP_BLOCKSIZE);
+  const maxObj = mos.count - 1;
+  const metaLevels = levelsFor(Math.floor(maxObj / DNODES_PER_BLOCK) + 1, 3);
+  for (const size of dryRunObjsetSizes(maxObj, metaLevels)) queue.push(size);
+  const reserved = queue.map((size) => ({ size, ...alloc.alloc(size) }));
+  zio.reserveQueue = reserved;
+
+  // the allocation is final now: every used metaslab must have a space map
+  for (let m = 0; m < msCount; m++) {
+    if (alloc.runs[m]!.length > 0 && !smObj[m]) throw new Error(`metaslab ${m} has allocations but no space map`);
+  }
+  for (let m = 0; m < msCount; m++) {
+    if (!smObj[m]) continue;
+    const entries = encodeSpaceMapEntries(alloc.runs[m]!, m * alloc.msSize, alloc.ashift);
+    const nblk = smBlocks.get(m)!;
+    if (entries.length > nblk * SPACE_MAP_BLOCKSIZE) throw new Error(`space map of metaslab ${m} outgrew its reservation`);
+    const blocks: Uint8Array[] = [];
+    for (let i = 0; i < nblk; i++) {
+      const b = new Uint8Array(SPACE_MAP_BLOCKSIZE);
+      b.set(entries.subarray(i * SPACE_MAP_BLOCKSIZE, (i + 1) * SPACE_MAP_BLOCKSIZE));
+      blocks.push(b);
+    }
+    const dn = newDnode(T.DMU_OT_SPACE_MAP, SPACE_MAP_BLOCKSIZE, T.DMU_OT_SPACE_MAP_HEADER,
+      encodeSpaceMapPhys(smObj[m]!, entries.length, alloc.msAllocated(m)));
+    dn.indblkshift = 14;
+    if (SPACE_MAP_PHYS_SIZE_V0 !== dn.bonus.length) throw new Error('space map header size');
+    mos.put(smObj[m]!, writeObject(zio, dn, blocks));
+  }
+
+  // --- space accounting (the MOS total includes the blocks still to be written)
+  const pending = zio.reserveQueue ?? [];
+  const mosTotal = mosAcct.asize + pending.reduce((t, r) => t + r.asize, 0);
+  const mosPsize = mosAcct.psize + pending.reduce((t, r) => t + r.size, 0);
+  mosDir.phys.usedBytes = mosTotal;
+  mosDir.phys.compressedBytes = mosPsize;
+  mosDir.phys.uncompressedBytes = mosPsize;
+  mosDir.phys.usedBreakdown[0] = mosTotal;
+  const account = (n: DirNode): SpaceAccount => {
+    const own = n.input.acct;
+    const child = new SpaceAccount();
+    for (const c of n.children) child.add(account(c));
+    if (n === rootNode) { child.asize += mosTotal; child.psize += mosPsize; child.lsize += mosPsize; }
+    n.phys.usedBreakdown[0] = own.asize;
+    n.phys.usedBreakdown[2] = child.asize;
+    n.phys.usedBytes = own.asize + child.asize;
+    n.phys.compressedBytes = own.psize + child.psize;
+    n.phys.uncompressedBytes = own.lsize + child.lsize;
+    const tot = new SpaceAccount();
+    tot.asize = n.phys.usedBytes; tot.psize = n.phys.compressedBytes; tot.lsize = n.phys.uncompressedBytes;
+    return tot;
+  };
+  account(rootNode);
+
+  // --- DSL bonus objects ---------------------------------------------------
+  const putDir = (obj: number, phys: DslDirPhys) =>
+    mos.bonusObject(obj, T.DMU_OT_DSL_DIR, 512, T.DMU_OT_DSL_DIR, encodeDslDir(phys));
+  const putDs = (obj: number, ds: DslDatasetPhys) =>
+    mos.bonusObject(obj, T.DMU_OT_DSL_DATASET, 512, T.DMU_OT_DSL_DATASET, encodeDslDataset(ds));
+  for (const h of heads) {
+    putDir(h.dirObj, h.phys);
+    putDs(h.dsObj, h.ds);
+  }
+  for (const d of [mosDir, freeDir, originDir]) putDir(d.obj, d.phys);
+  putDs(originHead, oh);
+  putDs(originSnap, os);
+
+  // --- the MOS object set, into its reserved blocks -------------------------
+  const w = new ObjsetWriter(zio, metaLevels);
+  for (let id = 1; id <= maxObj; id++) {
+    const dn = mos.dnodes.get(id);
+    if (!dn) throw new Error(`MOS object ${id} was never written`);
+    w.put(id, dn);
+  }
+  const rootbp = w.finish(T.DMU_OST_META);
+  if (zio.reserveQueue.length !== 0) throw new Error('unused MOS reservations');
+  zio.reserveQueue = null;
+  return { rootbp, msArray, mosAcct, poolAllocated: alloc.allocated };
+}
+
+/** Sizes, in write order, of the blocks an objset with objects 0..maxObj writes. */
+function dryRunObjsetSizes(maxObj: number, metaLevels: number): number[] {
+  const sizes: number[] = [];
+  const dry = {
+    txg: 0, charge: new SpaceAccount(), reserveQueue: null,
+    writeBlock(data: Uint8Array, type: number, level: number, fill: number): BlkPtr {
+      sizes.push(data.length);
+      return { dva: { vdev: 0, offset: 0, asize: data.length }, lsize: data.length, psize: data.length, comp: 2, cksumType: 7, type, level, birth: 1, fill, cksum: new Uint8Array(32) };
+    },
+  } as unknown as ZioWriter;
+  const w = new ObjsetWriter(dry, metaLevels);
+  const dn: Dnode = newDnode(1, 512);
+  for (let id = 1; id <= maxObj; id++) w.put(id, dn);
+  w.finish(T.DMU_OST_META);
+  return sizes;
+}

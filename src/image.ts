@@ -1,0 +1,89 @@
+// makeImage: the whole pipeline from a tree model to a finished image file.
+// The image is written under a temporary name and renamed only when every
+// byte is in place; any failure removes it.
+import { Inode, sortTree } from './input/tree.js';
+import { ImageOptions } from './options.js';
+import { ImageFile } from './vdev/imagefile.js';
+import { SpaceAllocator, fmtSize } from './vdev/allocator.js';
+import { SPA_MINDEVSIZE, vdevGeometry } from './vdev/geometry.js';
+import { buildLabel, labelOffsets, uberblockSlotSize } from './vdev/label.js';
+import { labelConfig } from './vdev/config.js';
+import { packNvlist } from './vdev/nvlist.js';
+import { encodeUberblock } from './vdev/uberblock.js';
+import { ZioWriter } from './zio/writer.js';
+import { ZplWriter } from './zpl/dataset.js';
+import { writeMos } from './dsl/pool.js';
+import { SeedSource } from './util/seed.js';
+import { UserError } from './util/errors.js';
+import { zname } from './dsl/mos.js';
+
+/** Birth txg of every block; the uberblock claims a later txg unless verify-txgs is set. */
+export const DATA_TXG = 4;
+const TXG_SIZE = 4;
+
+export interface ImageSummary {
+  image: string;
+  poolName: string;
+  poolGuid: string;
+  imageSize: number;
+  vdevAsize: number;
+  metaslabs: number;
+  metaslabSize: number;
+  allocated: number;
+  datasets: { name: string; objects: number; files: number; directories: number; dataBytes: number; used: number }[];
+}
+
+export async function makeImage(root: Inode, opts: ImageOptions): Promise<ImageSummary> {
+  const geo = vdevGeometry(opts.size, opts.ashift, opts.msSize);
+  if (geo.psize < SPA_MINDEVSIZE) throw new UserError(`image size ${fmtSize(opts.size)} is below the minimum of 64 MiB (-s)`);
+  if (geo.msCount < 1) throw new UserError(`metaslab size ${fmtSize(2 ** geo.msShift)} is larger than the image`);
+  sortTree(root);
+
+  const seed = new SeedSource(opts.seed);
+  const poolGuid = opts.poolGuid ?? seed.derive('pool-guid');
+  const vdevGuid = seed.derive('vdev-guid');
+
+  const image = new ImageFile(opts.image, opts.size);
+  try {
+    const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, opts.size);
+    const zio = new ZioWriter(image, alloc, DATA_TXG);
+
+    const zpl = new ZplWriter(zio, seed, opts.poolName, root).write();
+    const ubTxg = opts.verifyTxgs ? DATA_TXG : DATA_TXG + TXG_SIZE;
+    const cfg = {
+      poolName: opts.poolName, poolGuid, vdevGuid, txg: DATA_TXG, createTxg: DATA_TXG,
+      ashift: geo.ashift, asize: geo.asize, msShift: geo.msShift, vdevPath: opts.vdevPath,
+    };
+    const rootProps = [
+      { name: zname('compression'), value: 2n }, // off: no compression feature in this pool
+      ...(opts.rootPath !== `/${opts.poolName}` ? [{ name: zname('mountpoint'), value: { intLen: 1 as const, ints: [...zname(opts.rootPath), 0] } }] : []),
+    ];
+    const mos = writeMos(zio, alloc, seed, {
+      config: cfg,
+      root: { name: '', bp: zpl.bp, acct: zpl.acct, props: rootProps, children: [] },
+      poolProps: [],
+    });
+
+    const ub = encodeUberblock({ txg: ubTxg, guidSum: poolGuid + vdevGuid, timestamp: 0, rootbp: mos.rootbp });
+    const slot = new Uint8Array(uberblockSlotSize(geo.ashift));
+    slot.set(ub);
+    const labelCfg = packNvlist(labelConfig({ ...cfg, msArray: mos.msArray }));
+    for (const off of labelOffsets(geo.psize)) image.write(off, buildLabel(off, labelCfg, slot, geo.ashift));
+    image.commit();
+
+    return {
+      image: opts.image,
+      poolName: opts.poolName,
+      poolGuid: poolGuid.toString(),
+      imageSize: opts.size,
+      vdevAsize: geo.asize,
+      metaslabs: geo.msCount,
+      metaslabSize: 2 ** geo.msShift,
+      allocated: alloc.allocated,
+      datasets: [{ name: opts.poolName, objects: zpl.objects, files: zpl.files, directories: zpl.dirs, dataBytes: zpl.dataBytes, used: zpl.acct.asize }],
+    };
+  } catch (e) {
+    image.abort();
+    throw e;
+  }
+}

@@ -1,0 +1,76 @@
+// The one tree model every input (directory walk, tarball, mtree manifest)
+// produces and the writer consumes. It holds metadata only: file data stays
+// in its source and is streamed when the image is written, so memory grows
+// with the number of entries, never with their bytes.
+
+export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
+
+export interface Timespec {
+  sec: number; // seconds since the epoch (may be negative)
+  nsec: number; // 0..999,999,999
+}
+
+/** Where a regular file's bytes come from. */
+export type DataSource =
+  | { kind: 'path'; path: string } // a host file, read when the image is written
+  | { kind: 'bytes'; data: Uint8Array }; // small in-memory content (tests, generated files)
+
+/** One inode. Hard links are several Dirents sharing one Inode object. */
+export interface Inode {
+  type: NodeType;
+  /** Permission bits including setuid/setgid/sticky (mode & 0o7777). */
+  perm: number;
+  uid: number;
+  gid: number;
+  /** Regular files: data length in bytes. Others: ignored (the writer derives it). */
+  size: number;
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+  crtime: Timespec;
+  /** Symlink target as raw bytes. */
+  target?: Uint8Array;
+  /** Device nodes. */
+  rdevMajor?: number;
+  rdevMinor?: number;
+  /** Regular files. */
+  source?: DataSource;
+  /** Directories: children sorted by name bytes (see sortEntries). */
+  entries?: Dirent[];
+}
+
+export interface Dirent {
+  /** Raw name bytes (no '/' and no NUL), 1..255 bytes. */
+  name: Uint8Array;
+  inode: Inode;
+}
+
+const ZERO_TIME: Timespec = { sec: 0, nsec: 0 };
+
+export function newDir(perm = 0o755): Inode {
+  return {
+    type: 'dir', perm, uid: 0, gid: 0, size: 0,
+    atime: ZERO_TIME, mtime: ZERO_TIME, ctime: ZERO_TIME, crtime: ZERO_TIME,
+    entries: [],
+  };
+}
+
+/** Byte-wise comparison of names (C locale order), the only order the writer uses. */
+export function compareNames(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** Sort a directory's entries in byte order, recursively. */
+export function sortTree(dir: Inode): void {
+  const stack: Inode[] = [dir];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    d.entries!.sort((x, y) => compareNames(x.name, y.name));
+    for (const e of d.entries!) if (e.inode.type === 'dir') stack.push(e.inode);
+  }
+}

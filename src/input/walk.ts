@@ -1,0 +1,283 @@
+// Staging directories -> tree model. Only metadata is gathered (one lstat per
+// entry, file contents stay on disk), so memory grows with the entry count,
+// not with the bytes staged. Synchronous fs calls are deliberate: for
+// hundreds of thousands of tiny lstat/readdir calls they beat the promise API
+// by a wide margin and the walk has nothing else to overlap with.
+
+import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { fsUserError, UserError } from '../util/errors.js';
+import type { Dirent, Inode, NodeType, Timespec } from './tree.js';
+
+export interface WalkOptions {
+  /** `-T`: replaces every time of every inode, for reproducible images. */
+  timestamp?: Timespec;
+}
+
+/** ZFS stores names in ZAP entries whose keys are limited to 255 bytes. */
+const MAX_NAME_BYTES = 255;
+
+const SLASH = Buffer.from('/');
+const NS_PER_SEC = 1_000_000_000n;
+
+/**
+ * Walk one or more staging directories into one tree, as makefs does:
+ * the first directory is the base and later ones are merged into it.
+ * Directories present in several inputs merge recursively and keep the
+ * metadata (mode, owner, times) of the first input that has them; any other
+ * name present twice is an error naming both paths. The top-level arguments
+ * are followed if they are symlinks (makefs stat()s them); nothing below is.
+ */
+export function walkDirectories(dirs: string[], opts: WalkOptions = {}): Inode {
+  if (dirs.length === 0) throw new UserError('no input directory given');
+  const walker = new Walker(opts);
+  const trees = dirs.map((d) => walker.walkInput(d));
+  const merger = new Merger(trees[0]!, dirs[0]!);
+  for (let i = 1; i < trees.length; i++) merger.add(trees[i]!, dirs[i]!);
+  return trees[0]!;
+}
+
+class Walker {
+  // Hard links: non-directories with nlink > 1, keyed by (dev, ino) across
+  // every input so that a link spanning two merged inputs stays one inode.
+  private readonly links = new Map<string, Inode>();
+  private readonly stamp: Timespec | undefined;
+
+  constructor(opts: WalkOptions) {
+    this.stamp = opts.timestamp === undefined ? undefined : Object.freeze({ ...opts.timestamp });
+  }
+
+  walkInput(dir: string): Inode {
+    let st: BigIntStats;
+    try {
+      st = statSync(dir, { bigint: true });
+    } catch (err) {
+      throw fsUserError(dir, err);
+    }
+    if (!st.isDirectory()) throw new UserError(`${dir}: Not a directory`);
+    const root = this.inodeFor('dir', st);
+    // Trailing slashes would only produce "stage//file" in paths and messages.
+    const base = dir.length > 1 ? dir.replace(/\/+$/, '') || '/' : dir;
+    this.walkTree(root, Buffer.from(base));
+    return root;
+  }
+
+  // Iterative so that pathologically deep trees cannot overflow the JS stack.
+  private walkTree(root: Inode, rootPath: Buffer): void {
+    const pending: Array<{ dir: Inode; path: Buffer }> = [{ dir: root, path: rootPath }];
+    while (pending.length > 0) {
+      const { dir, path } = pending.pop()!;
+      let names: Buffer[];
+      try {
+        names = readdirSync(path, { encoding: 'buffer' });
+      } catch (err) {
+        throw fsUserError(showPath(path), err);
+      }
+      // Sorting before the lstat loop makes every observable choice (which
+      // path a shared hard-linked inode gets its source from, which error
+      // is reported first) independent of readdir order.
+      names.sort(Buffer.compare);
+      const prefix = path[path.length - 1] === 0x2f ? path : Buffer.concat([path, SLASH]);
+      const entries: Dirent[] = new Array(names.length);
+      const subdirs: Array<{ dir: Inode; path: Buffer }> = [];
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i]!;
+        const childPath = Buffer.concat([prefix, name]);
+        if (name.length > MAX_NAME_BYTES) {
+          throw new UserError(`${showPath(childPath)}: name longer than ${MAX_NAME_BYTES} bytes`);
+        }
+        const inode = this.visit(childPath);
+        entries[i] = { name, inode };
+        if (inode.type === 'dir') subdirs.push({ dir: inode, path: childPath });
+      }
+      dir.entries = entries;
+      // Reversed onto the stack so subdirectories, too, are walked in name order.
+      for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]!);
+    }
+  }
+
+  private visit(path: Buffer): Inode {
+    let st: BigIntStats;
+    try {
+      st = lstatSync(path, { bigint: true });
+    } catch (err) {
+      throw fsUserError(showPath(path), err);
+    }
+    const type = nodeType(st);
+    if (type === undefined) throw new UserError(`${showPath(path)}: unsupported file type`);
+
+    const shared = type !== 'dir' && st.nlink > 1n;
+    const key = shared ? `${st.dev}:${st.ino}` : '';
+    if (shared) {
+      const seen = this.links.get(key);
+      if (seen !== undefined) return seen;
+    }
+
+    const inode = this.inodeFor(type, st);
+    switch (type) {
+      case 'file':
+        inode.size = Number(st.size);
+        inode.source = { kind: 'path', path: hostPath(path) };
+        break;
+      case 'symlink':
+        try {
+          inode.target = readlinkSync(path, { encoding: 'buffer' });
+        } catch (err) {
+          throw fsUserError(showPath(path), err);
+        }
+        break;
+      case 'chardev':
+      case 'blockdev':
+        [inode.rdevMajor, inode.rdevMinor] = linuxDevice(st.rdev);
+        break;
+    }
+    if (shared) this.links.set(key, inode);
+    return inode;
+  }
+
+  private inodeFor(type: NodeType, st: BigIntStats): Inode {
+    // atime and ctime record when the staging tree happened to be read or
+    // chmod'ed, not anything about its content; mtime stands in for all of
+    // them so two builds of the same tree give the same image. One frozen
+    // object serves all four fields.
+    const t = this.stamp ?? timespecFromNs(st.mtimeNs);
+    const inode: Inode = {
+      type,
+      perm: Number(st.mode & 0o7777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: 0,
+      atime: t,
+      mtime: t,
+      ctime: t,
+      crtime: t,
+    };
+    if (type === 'dir') inode.entries = [];
+    return inode;
+  }
+}
+
+function nodeType(st: BigIntStats): NodeType | undefined {
+  if (st.isFile()) return 'file';
+  if (st.isDirectory()) return 'dir';
+  if (st.isSymbolicLink()) return 'symlink';
+  if (st.isFIFO()) return 'fifo';
+  if (st.isSocket()) return 'socket';
+  if (st.isCharacterDevice()) return 'chardev';
+  if (st.isBlockDevice()) return 'blockdev';
+  return undefined;
+}
+
+/** A stat nanosecond time as a frozen Timespec (shared by several fields, so never mutated). */
+export function timespecFromNs(ns: bigint): Timespec {
+  // Floor division keeps nsec in 0..999999999 for times before 1970.
+  let sec = ns / NS_PER_SEC;
+  let nsec = ns % NS_PER_SEC;
+  if (nsec < 0n) {
+    sec -= 1n;
+    nsec += NS_PER_SEC;
+  }
+  return Object.freeze({ sec: Number(sec), nsec: Number(nsec) });
+}
+
+/**
+ * glibc's gnu_dev_major/gnu_dev_minor split of a 64-bit dev_t: 12 + 20 major
+ * bits and 8 + 12 + ... minor bits interleaved for backward compatibility
+ * with the old 16-bit encoding.
+ */
+export function linuxDevice(rdev: bigint): [major: number, minor: number] {
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
+  return [Number(major), Number(minor)];
+}
+
+/**
+ * DataSource paths are strings, and Node encodes string paths as UTF-8, so a
+ * name that is not valid UTF-8 cannot be spelled as a string at all. Such
+ * paths are handed over as the Buffer itself, which every fs call the writer
+ * makes accepts just the same.
+ * TODO(tree.ts): widen DataSource.path to `string | Uint8Array` and drop the cast.
+ */
+function hostPath(path: Buffer): string {
+  const s = path.toString('utf8');
+  return Buffer.byteLength(s) === path.length && Buffer.from(s).equals(path) ? s : (path as unknown as string);
+}
+
+/** A path for messages: UTF-8 where it is, \xNN for bytes that are not. */
+export function showPath(path: Uint8Array): string {
+  const buf = Buffer.from(path.buffer, path.byteOffset, path.byteLength);
+  const s = buf.toString('utf8');
+  if (Buffer.from(s).equals(buf)) return s;
+  let out = '';
+  for (const b of buf) out += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
+  return out;
+}
+
+function nameKey(name: Uint8Array): string {
+  // latin1 maps bytes 1:1 to code units, so distinct names never collide.
+  return Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');
+}
+
+function describe(t: NodeType): string {
+  switch (t) {
+    case 'file': return 'file';
+    case 'dir': return 'directory';
+    case 'symlink': return 'symlink';
+    case 'fifo': return 'fifo';
+    case 'socket': return 'socket';
+    case 'chardev': return 'character device';
+    case 'blockdev': return 'block device';
+  }
+}
+
+function joinShown(base: string, rel: string): string {
+  return rel === '' ? base : base.endsWith('/') ? base + rel : `${base}/${rel}`;
+}
+
+/**
+ * Merges later inputs into the first one. Every entry adopted from a later
+ * input remembers which input it came from, so a clash found further down
+ * can name the path that really holds the earlier entry.
+ */
+class Merger {
+  private readonly roots: string[];
+  private readonly origin = new Map<Dirent, number>();
+
+  constructor(private readonly base: Inode, baseRoot: string) {
+    this.roots = [baseRoot];
+  }
+
+  add(extra: Inode, extraRoot: string): void {
+    const input = this.roots.length;
+    this.roots.push(extraRoot);
+    const pending: Array<{ into: Inode; intoInput: number; from: Inode; rel: string }> = [
+      { into: this.base, intoInput: 0, from: extra, rel: '' },
+    ];
+    while (pending.length > 0) {
+      const { into, intoInput, from, rel } = pending.pop()!;
+      const existing = new Map<string, Dirent>();
+      for (const e of into.entries!) existing.set(nameKey(e.name), e);
+      let added = false;
+      for (const e of from.entries!) {
+        const childRel = rel === '' ? showPath(e.name) : `${rel}/${showPath(e.name)}`;
+        const have = existing.get(nameKey(e.name));
+        if (have === undefined) {
+          into.entries!.push(e);
+          this.origin.set(e, input);
+          added = true;
+          continue;
+        }
+        const haveInput = this.origin.get(have) ?? intoInput;
+        if (have.inode.type === 'dir' && e.inode.type === 'dir') {
+          // The earlier directory's metadata stays, as in makefs.
+          pending.push({ into: have.inode, intoInput: haveInput, from: e.inode, rel: childRel });
+          continue;
+        }
+        throw new UserError(
+          `${joinShown(extraRoot, childRel)}: cannot merge ${describe(e.inode.type)} with existing ` +
+            `${describe(have.inode.type)} ${joinShown(this.roots[haveInput]!, childRel)}`,
+        );
+      }
+      if (added) into.entries!.sort((a, b) => Buffer.compare(a.name, b.name));
+    }
+  }
+}

@@ -1,0 +1,29 @@
+// Options of one image build, as the CLI (and the library API) hands them to
+// the writer. Sizes are in bytes.
+
+export interface ImageOptions {
+  /** Output image path. */
+  image: string;
+  poolName: string;
+  /** Mountpoint prefix; default `/${poolName}`. */
+  rootPath: string;
+  /** log2 of the allocation unit, 9..16. */
+  ashift: number;
+  /** Exact image size in bytes (`-s`, or computed from -M/-m). */
+  size: number;
+  /** Bounds from -M/-m; size must lie within them. */
+  minSize?: number;
+  maxSize?: number;
+  /** Metaslab size (power of two) or undefined for the heuristic. */
+  msSize?: number;
+  /** Explicit pool GUID, else derived from the seed. */
+  poolGuid?: bigint;
+  /** Claim uberblock txg = birth txg, so OpenZFS verifies all metadata on import. */
+  verifyTxgs: boolean;
+  /** vdev path recorded in the label. */
+  vdevPath: string;
+  /** Seed text for every GUID and ZAP salt (reproducible output). */
+  seed: string;
+  /** Print what was done (datasets, objects, bytes, space used). */
+  verbose: boolean;
+}

@@ -1,0 +1,65 @@
+// Block allocator. The image is written once and nothing is ever freed, so a
+// bump cursor is enough; what matters is that no block straddles a metaslab
+// boundary (a DVA must lie in one metaslab) and that we can list, per
+// metaslab, the allocated runs for its space map. Runs are kept as extents
+// rather than a bitmap: a 1 TiB vdev at ashift 9 would need a 256 MiB bitmap.
+import { UserError } from '../util/errors.js';
+
+export interface Extent { start: number; end: number } // bytes, relative to the allocatable area
+
+export class SpaceAllocator {
+  private cursor = 0;
+  /** Allocated runs per metaslab, in ascending order, merged when adjacent. */
+  readonly runs: Extent[][];
+  readonly unit: number;
+  readonly msSize: number;
+  allocated = 0;
+
+  constructor(readonly msCount: number, readonly msShift: number, readonly ashift: number, private readonly imageSize: number) {
+    this.unit = 2 ** ashift;
+    this.msSize = 2 ** msShift;
+    this.runs = Array.from({ length: msCount }, () => []);
+  }
+
+  /** Round a physical size up to the allocation unit. */
+  asize(psize: number): number {
+    return Math.ceil(psize / this.unit) * this.unit;
+  }
+
+  alloc(psize: number): { offset: number; asize: number } {
+    const asize = this.asize(psize);
+    let start = this.cursor;
+    let ms = Math.floor(start / this.msSize);
+    if (Math.floor((start + asize - 1) / this.msSize) !== ms) {
+      ms++;
+      start = ms * this.msSize;
+    }
+    if (ms >= this.msCount) {
+      throw new UserError(
+        `image size ${fmtSize(this.imageSize)} is too small for the data (ran out of space after allocating ${fmtSize(this.allocated)}; try a larger -s)`,
+      );
+    }
+    this.cursor = start + asize;
+    this.allocated += asize;
+    const list = this.runs[ms]!;
+    const last = list[list.length - 1];
+    if (last && last.end === start) last.end = start + asize;
+    else list.push({ start, end: start + asize });
+    return { offset: start, asize };
+  }
+
+  /** Bytes allocated in metaslab ms. */
+  msAllocated(ms: number): number {
+    let s = 0;
+    for (const r of this.runs[ms]!) s += r.end - r.start;
+    return s;
+  }
+}
+
+export function fmtSize(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let u = 0;
+  let v = n;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return `${u === 0 ? v : v.toFixed(v < 10 ? 1 : 0)} ${units[u]}`;
+}

@@ -1,0 +1,140 @@
+// Entries as the encoders consume them: validated once, hashed once, names
+// and big-endian values copied into two contiguous buffers, and an order by
+// (hash, name) with collision differentiators assigned.
+//
+// Packing is a locality decision: a million-entry directory visited in hash
+// order would otherwise chase three pointers per entry through a scattered
+// heap (entry object, name array, its bytes), which costs more than the
+// encoding itself.
+
+import { saltHalves, zapHash28 } from './crc64.js';
+import { ZAP_MAXVALUELEN, checkName, nameForError, valueInfo, writeValueBE, type ZapEntry } from './types.js';
+
+export interface PackedEntries {
+  n: number;
+  /** Name of entry i: names[nameOff[i] .. nameOff[i + 1]), no NUL. */
+  names: Uint8Array;
+  nameOff: Uint32Array;
+  /** Value of entry i as stored in fat leaves: integers big-endian, back to back. */
+  values: Uint8Array;
+  valueOff: Uint32Array;
+  intLen: Uint8Array;
+  /** Kept hash bits (64-bit hash >> 36). */
+  h28: Uint32Array;
+  /** Collision differentiator: rank of the name among names with the same hash. */
+  cd: Uint32Array;
+  /** Entry indices ascending by (hash, cd). */
+  order: Uint32Array;
+  /** Every value is one uint64 (micro-ZAP material). */
+  allSingle: boolean;
+  maxNameLen: number;
+  /** Most names sharing one hash. */
+  maxCollisions: number;
+}
+
+/** Sort keys pack the hash above the entry index, so this bounds the entry count. */
+const INDEX_SPAN = 2 ** 25;
+
+class Grower {
+  buf: Uint8Array;
+  len = 0;
+  constructor(initial: number) {
+    this.buf = new Uint8Array(Math.max(64, initial));
+  }
+  reserve(extra: number): void {
+    if (this.len + extra <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.len + extra) cap *= 2;
+    const nb = new Uint8Array(cap);
+    nb.set(this.buf.subarray(0, this.len));
+    this.buf = nb;
+  }
+}
+
+export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameLen: number): PackedEntries {
+  const [shi, slo] = saltHalves(salt);
+  const n = entries.length;
+  if (n >= INDEX_SPAN) throw new RangeError(`too many ZAP entries (${n})`);
+  const names = new Grower(n * 16);
+  const values = new Grower(n * 8);
+  const nameOff = new Uint32Array(n + 1);
+  const valueOff = new Uint32Array(n + 1);
+  const intLen = new Uint8Array(n);
+  const h28 = new Uint32Array(n);
+  const scratch = new Uint8Array(ZAP_MAXVALUELEN);
+  const scratchDv = new DataView(scratch.buffer);
+  let allSingle = true;
+  let longest = 0;
+  for (let i = 0; i < n; i++) {
+    const e = entries[i]!;
+    if (e === null || typeof e !== 'object') throw new TypeError(`ZAP entry ${i}: not an entry`);
+    const name = e.name;
+    checkName(name, maxNameLen, 'ZAP entry');
+    const info = valueInfo(e.value, name);
+    if (!info.single) allSingle = false;
+    if (name.length > longest) longest = name.length;
+    h28[i] = zapHash28(shi, slo, name);
+    names.reserve(name.length);
+    names.buf.set(name, names.len);
+    names.len += name.length;
+    nameOff[i + 1] = names.len;
+    const vb = writeValueBE(e.value, scratch, scratchDv);
+    values.reserve(vb);
+    values.buf.set(scratch.subarray(0, vb), values.len);
+    values.len += vb;
+    valueOff[i + 1] = values.len;
+    intLen[i] = info.intLen;
+  }
+  const nameBuf = names.buf;
+
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = h28[i]! * INDEX_SPAN + i;
+  keys.sort();
+  const order = new Uint32Array(n);
+  for (let k = 0; k < n; k++) order[k] = keys[k]! % INDEX_SPAN;
+
+  const cmpNames = (a: number, b: number): number => {
+    const la = nameOff[a + 1]! - nameOff[a]!;
+    const lb = nameOff[b + 1]! - nameOff[b]!;
+    const m = Math.min(la, lb);
+    for (let k = 0; k < m; k++) {
+      const d = nameBuf[nameOff[a]! + k]! - nameBuf[nameOff[b]! + k]!;
+      if (d !== 0) return d;
+    }
+    return la - lb;
+  };
+  const cd = new Uint32Array(n);
+  let maxCollisions = n > 0 ? 1 : 0;
+  for (let k = 0; k < n; ) {
+    const h = h28[order[k]!]!;
+    let j = k + 1;
+    while (j < n && h28[order[j]!] === h) j++;
+    if (j - k > 1) {
+      const run = Array.from(order.subarray(k, j));
+      run.sort(cmpNames);
+      for (let r = 0; r < run.length; r++) {
+        if (r > 0 && cmpNames(run[r - 1]!, run[r]!) === 0) {
+          throw new Error(`duplicate ZAP name ${nameForError(entries[run[r]!]!.name)}`);
+        }
+        order[k + r] = run[r]!;
+        cd[run[r]!] = r;
+      }
+      maxCollisions = Math.max(maxCollisions, j - k);
+    }
+    k = j;
+  }
+  return {
+    n,
+    names: nameBuf,
+    nameOff,
+    values: values.buf,
+    valueOff,
+    intLen,
+    h28,
+    cd,
+    order,
+    allSingle,
+    maxNameLen: longest,
+    maxCollisions,
+  };
+}

@@ -1,0 +1,101 @@
+// blkptr_t: the 128-byte block pointer (include/sys/spa.h). Sizes in the
+// pointer are in 512-byte sectors; DVA offsets are relative to the start of
+// the allocatable area (4 MiB into the vdev).
+import { rd64le, u64le } from '../util/endian.js';
+
+export const BP_SIZE = 128;
+export const SPA_MINBLOCKSHIFT = 9;
+
+export const CKSUM_INHERIT = 0;
+export const CKSUM_OFF = 2;
+export const CKSUM_LABEL = 3;
+export const CKSUM_FLETCHER4 = 7;
+export const CKSUM_SHA256 = 8;
+
+export const COMP_INHERIT = 0;
+export const COMP_ON = 1;
+export const COMP_OFF = 2;
+export const COMP_LZJB = 3;
+export const COMP_ZLE = 14;
+export const COMP_LZ4 = 15;
+
+export interface Dva {
+  vdev: number;
+  /** Byte offset from the start of the allocatable area. */
+  offset: number;
+  /** Allocated bytes (a multiple of 2^ashift). */
+  asize: number;
+}
+
+export interface BlkPtr {
+  dva: Dva | null; // null: a hole
+  lsize: number;
+  psize: number;
+  comp: number;
+  cksumType: number;
+  type: number;
+  level: number;
+  birth: number;
+  fill: number;
+  /** blk_cksum as the 32 stored bytes (four little-endian words). */
+  cksum: Uint8Array;
+}
+
+const EMPTY_CKSUM = new Uint8Array(32);
+
+export function holeBp(): BlkPtr {
+  return { dva: null, lsize: 0, psize: 0, comp: 0, cksumType: 0, type: 0, level: 0, birth: 0, fill: 0, cksum: EMPTY_CKSUM };
+}
+
+export function isHole(bp: BlkPtr): boolean {
+  return bp.dva === null;
+}
+
+/** Serialise into buf at off. A hole is 128 zero bytes (no hole_birth). */
+export function encodeBp(bp: BlkPtr, buf: Uint8Array, off: number): void {
+  buf.fill(0, off, off + BP_SIZE);
+  if (bp.dva === null) return;
+  const d = bp.dva;
+  const w0 = (BigInt(d.vdev) << 32n) | BigInt(d.asize >>> SPA_MINBLOCKSHIFT);
+  u64le(buf, off, w0);
+  u64le(buf, off + 8, BigInt(d.offset / 512)); // gang bit 0
+  const prop =
+    BigInt((bp.lsize >>> SPA_MINBLOCKSHIFT) - 1) |
+    (BigInt((bp.psize >>> SPA_MINBLOCKSHIFT) - 1) << 16n) |
+    (BigInt(bp.comp & 0x7f) << 32n) |
+    (BigInt(bp.cksumType & 0xff) << 40n) |
+    (BigInt(bp.type & 0xff) << 48n) |
+    (BigInt(bp.level & 0x1f) << 56n) |
+    (1n << 63n); // little-endian byte order
+  u64le(buf, off + 48, prop);
+  // blk_phys_birth stays 0: it means "same as the logical birth".
+  u64le(buf, off + 80, bp.birth);
+  u64le(buf, off + 88, bp.fill);
+  buf.set(bp.cksum, off + 96);
+}
+
+export function decodeBp(buf: Uint8Array, off: number): BlkPtr {
+  const w0 = rd64le(buf, off);
+  const w1 = rd64le(buf, off + 8);
+  const prop = rd64le(buf, off + 48);
+  const birth = Number(rd64le(buf, off + 80));
+  const asize = Number(w0 & 0xffffffn) << SPA_MINBLOCKSHIFT;
+  if ((prop >> 39n) & 1n) throw new Error('embedded block pointers are not decoded here');
+  if (asize === 0 && birth === 0) return holeBp();
+  return {
+    dva: {
+      vdev: Number(w0 >> 32n),
+      offset: Number(w1 & ((1n << 63n) - 1n)) * 512,
+      asize,
+    },
+    lsize: (Number(prop & 0xffffn) + 1) << SPA_MINBLOCKSHIFT,
+    psize: (Number((prop >> 16n) & 0xffffn) + 1) << SPA_MINBLOCKSHIFT,
+    comp: Number((prop >> 32n) & 0x7fn),
+    cksumType: Number((prop >> 40n) & 0xffn),
+    type: Number((prop >> 48n) & 0xffn),
+    level: Number((prop >> 56n) & 0x1fn),
+    birth,
+    fill: Number(rd64le(buf, off + 88)),
+    cksum: buf.slice(off + 96, off + 128),
+  };
+}

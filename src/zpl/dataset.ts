@@ -1,0 +1,302 @@
+// One ZPL object set, written in a single pass: a planning walk numbers
+// every inode (pre-order, sorted names) and decides the SA layouts, then the
+// objects are written in object-number order, so each dnode block is
+// complete, and flushed, as soon as its last object is written. File data is
+// streamed one record at a time from its source.
+import * as fs from 'node:fs';
+import { Inode, NodeType, Timespec } from '../input/tree.js';
+import { buildZap, type ZapEntry } from '../zap/index.js';
+import { Dnode, newDnode, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
+import { levelsFor, ObjectWriter, writeObject } from '../dmu/object.js';
+import { fullMetaLevels, ObjsetWriter } from '../dmu/objset.js';
+import {
+  DMU_OST_ZFS, DMU_OT_DIRECTORY_CONTENTS, DMU_OT_MASTER_NODE, DMU_OT_PLAIN_FILE_CONTENTS, DMU_OT_SA,
+  DMU_OT_SA_ATTR_LAYOUTS, DMU_OT_SA_ATTR_REGISTRATION, DMU_OT_SA_MASTER_NODE, DMU_OT_UNLINKED_SET,
+} from '../dmu/types.js';
+import { BlkPtr } from '../zio/blkptr.js';
+import { SpaceAccount, ZioWriter } from '../zio/writer.js';
+import { SeedSource } from '../util/seed.js';
+import { u64le } from '../util/endian.js';
+import { UserError, fsUserError } from '../util/errors.js';
+import { aclForMode, ZFS_ARCHIVE, ZFS_AV_MODIFIED } from './acl.js';
+import {
+  encodeSa, LAYOUT_DEVICE, LAYOUT_SYMLINK, LAYOUT_ZNODE, registryValue, SA_REGISTRY, saSize, SaLayouts,
+  ZPL_ATIME, ZPL_CRTIME, ZPL_CTIME, ZPL_DACL_ACES, ZPL_DACL_COUNT, ZPL_FLAGS, ZPL_GEN, ZPL_GID, ZPL_LINKS,
+  ZPL_MODE, ZPL_MTIME, ZPL_PARENT, ZPL_RDEV, ZPL_SIZE, ZPL_SYMLINK, ZPL_UID,
+} from './sa.js';
+
+export const ZPL_VERSION = 5;
+export const RECORDSIZE = 128 * 1024;
+const MASTER_NODE_OBJ = 1;
+const SA_MASTER_OBJ = 2;
+const DELETE_QUEUE_OBJ = 3;
+const ROOT_OBJ = 4;
+const SA_REGISTRY_OBJ = 5;
+const SA_LAYOUTS_OBJ = 6;
+const FIRST_TREE_OBJ = 7;
+
+const S_IFMT: Record<NodeType, number> = {
+  fifo: 0o010000, chardev: 0o020000, dir: 0o040000, blockdev: 0o060000,
+  file: 0o100000, symlink: 0o120000, socket: 0o140000,
+};
+const DT: Record<NodeType, number> = {
+  fifo: 1, chardev: 2, dir: 4, blockdev: 6, file: 8, symlink: 10, socket: 12,
+};
+
+const enc = new TextEncoder();
+
+interface ZnodePlan {
+  objid: number;
+  parent: number;
+  links: number;
+}
+
+export interface ZplResult {
+  bp: BlkPtr;
+  acct: SpaceAccount;
+  objects: number;
+  files: number;
+  dirs: number;
+  dataBytes: number;
+}
+
+/** Linux's dev_t as OpenZFS on Linux stores it in ZPL_RDEV (major << 20 | minor). */
+export function encodeRdev(major: number, minor: number): bigint {
+  return (BigInt(major) << 20n) | BigInt(minor & 0xfffff);
+}
+
+function u64(v: number | bigint): Uint8Array {
+  const b = new Uint8Array(8);
+  u64le(b, 0, v);
+  return b;
+}
+
+function time(t: Timespec): Uint8Array {
+  const b = new Uint8Array(16);
+  u64le(b, 0, BigInt.asUintN(64, BigInt(t.sec)));
+  u64le(b, 8, t.nsec);
+  return b;
+}
+
+export class ZplWriter {
+  private plan = new Map<Inode, ZnodePlan>();
+  private layouts = new SaLayouts();
+  private nextObj = FIRST_TREE_OBJ;
+  private os: ObjsetWriter;
+  private files = 0;
+  private dirs = 0;
+  private dataBytes = 0;
+  private readBuf = Buffer.allocUnsafe(RECORDSIZE);
+
+  constructor(private readonly zio: ZioWriter, private readonly seed: SeedSource, private readonly name: string, private readonly root: Inode) {
+    this.os = new ObjsetWriter(zio, fullMetaLevels());
+  }
+
+  /** Number every inode and count links, in the order objects will be written. */
+  private planTree(): void {
+    this.plan.set(this.root, { objid: ROOT_OBJ, parent: ROOT_OBJ, links: 2 });
+    this.layouts.number(LAYOUT_ZNODE);
+    // pre-order over directories; a directory's entries get consecutive numbers
+    const stack: Inode[] = [this.root];
+    while (stack.length > 0) {
+      const dir = stack.pop()!;
+      const dplan = this.plan.get(dir)!;
+      const subdirs: Inode[] = [];
+      for (const e of dir.entries!) {
+        const ino = e.inode;
+        const known = this.plan.get(ino);
+        if (known) {
+          if (ino.type === 'dir') throw new UserError(`directory linked twice: ${Buffer.from(e.name).toString()}`);
+          known.links++;
+          continue;
+        }
+        this.plan.set(ino, { objid: this.nextObj++, parent: dplan.objid, links: ino.type === 'dir' ? 2 : 1 });
+        if (ino.type === 'dir') {
+          dplan.links++;
+          subdirs.push(ino);
+        }
+        const lay = this.layoutFor(ino);
+        this.layouts.number(lay.bonus);
+        if (lay.spill) this.layouts.number(lay.spill);
+      }
+      for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
+    }
+  }
+
+  private layoutFor(ino: Inode): { bonus: readonly number[]; spill?: readonly number[] } {
+    if (ino.type === 'chardev' || ino.type === 'blockdev') return { bonus: LAYOUT_DEVICE };
+    if (ino.type !== 'symlink') return { bonus: LAYOUT_ZNODE };
+    const len = ino.target!.length;
+    const acl = aclForMode(ino.perm, 'other');
+    // SYMLINK stays in the bonus while the whole buffer fits in 320 bytes
+    const inline = 16 + 136 + acl.aces.length + len <= 320;
+    return inline ? { bonus: LAYOUT_SYMLINK } : { bonus: LAYOUT_ZNODE, spill: [ZPL_SYMLINK] };
+  }
+
+  write(): ZplResult {
+    this.planTree();
+    const zio = this.zio;
+    zio.charge = new SpaceAccount();
+    const salt = (obj: number) => this.seed.derive(`zap-salt:${this.name}:${obj}`);
+    const zap = (obj: number, type: number, entries: ZapEntry[], bonustype = 0, bonus?: Uint8Array, nblkptr?: number): Dnode => {
+      const img = buildZap(entries, { salt: salt(obj) });
+      const dn = newDnode(type, img.blockSize, bonustype, bonus ?? new Uint8Array(0), nblkptr);
+      return writeObject(zio, dn, img.blocks);
+    };
+    const u = (name: string, v: number | bigint): ZapEntry => ({ name: enc.encode(name), value: BigInt(v) });
+
+    this.os.put(MASTER_NODE_OBJ, zap(MASTER_NODE_OBJ, DMU_OT_MASTER_NODE, [
+      u('normalization', 0), u('utf8only', 0), u('casesensitivity', 0), u('VERSION', ZPL_VERSION),
+      u('SA_ATTRS', SA_MASTER_OBJ), u('DELETE_QUEUE', DELETE_QUEUE_OBJ), u('ROOT', ROOT_OBJ),
+    ]));
+    this.os.put(SA_MASTER_OBJ, zap(SA_MASTER_OBJ, DMU_OT_SA_MASTER_NODE, [
+      u('REGISTRY', SA_REGISTRY_OBJ), u('LAYOUTS', SA_LAYOUTS_OBJ),
+    ]));
+    this.os.put(DELETE_QUEUE_OBJ, zap(DELETE_QUEUE_OBJ, DMU_OT_UNLINKED_SET, []));
+    // the root directory comes before the registry and layouts in object order
+    const rootDn = this.directory(this.root);
+    this.os.put(ROOT_OBJ, rootDn);
+    this.os.put(SA_REGISTRY_OBJ, zap(SA_REGISTRY_OBJ, DMU_OT_SA_ATTR_REGISTRATION,
+      SA_REGISTRY.map(([name], i) => u(name, registryValue(i)))));
+    this.os.put(SA_LAYOUTS_OBJ, zap(SA_LAYOUTS_OBJ, DMU_OT_SA_ATTR_LAYOUTS,
+      this.layouts.list.map((attrs, i) => ({ name: enc.encode(String(i + 2)), value: { intLen: 2, ints: attrs } }))));
+
+    // every other object, in object-number order (the planning order)
+    const byObj: Inode[] = [];
+    for (const [ino, p] of this.plan) if (p.objid >= FIRST_TREE_OBJ) byObj[p.objid - FIRST_TREE_OBJ] = ino;
+    for (let i = 0; i < byObj.length; i++) {
+      const ino = byObj[i]!;
+      const dn = ino.type === 'dir' ? this.directory(ino) : ino.type === 'file' ? this.file(ino) : this.special(ino);
+      this.os.put(i + FIRST_TREE_OBJ, dn);
+    }
+    const before = zio.charge;
+    const bp = this.os.finish(DMU_OST_ZFS);
+    return {
+      bp, acct: before, objects: this.os.objects, files: this.files, dirs: this.dirs, dataBytes: this.dataBytes,
+    };
+  }
+
+  /** The SA values every znode has, for an inode of this size. */
+  private saValues(ino: Inode, size: number | bigint): { values: Map<number, Uint8Array>; aclCount: number } {
+    const p = this.plan.get(ino)!;
+    const acl = aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other');
+    const pflags = acl.pflags | ZFS_ARCHIVE | ZFS_AV_MODIFIED;
+    const v = new Map<number, Uint8Array>([
+      [ZPL_MODE, u64(S_IFMT[ino.type] | (ino.perm & 0o7777))],
+      [ZPL_SIZE, u64(size)],
+      [ZPL_GEN, u64(this.zio.txg)],
+      [ZPL_UID, u64(ino.uid)],
+      [ZPL_GID, u64(ino.gid)],
+      [ZPL_PARENT, u64(p.parent)],
+      [ZPL_FLAGS, u64(pflags)],
+      [ZPL_ATIME, time(ino.atime)],
+      [ZPL_MTIME, time(ino.mtime)],
+      [ZPL_CTIME, time(ino.ctime)],
+      [ZPL_CRTIME, time(ino.crtime)],
+      [ZPL_LINKS, u64(p.links)],
+      [ZPL_DACL_COUNT, u64(acl.count)],
+      [ZPL_DACL_ACES, acl.aces],
+    ]);
+    return { values: v, aclCount: acl.count };
+  }
+
+  private bonus(ino: Inode, size: number | bigint, extra?: [number, Uint8Array]): { bonus: Uint8Array; spill?: Uint8Array } {
+    const { values } = this.saValues(ino, size);
+    if (extra) values.set(extra[0], extra[1]);
+    const lay = this.layoutFor(ino);
+    const num = this.layouts.number(lay.bonus);
+    if (!lay.spill) return { bonus: encodeSa(num, lay.bonus, values) };
+    // OpenZFS keeps the bonus at its spill-era maximum (192 bytes) when a spill exists
+    const bonus = encodeSa(num, lay.bonus, values, DN_MAX_BONUSLEN_SPILL);
+    const snum = this.layouts.number(lay.spill);
+    const spillSize = Math.ceil(saSize(lay.spill, values) / 512) * 512;
+    return { bonus, spill: encodeSa(snum, lay.spill, values, spillSize) };
+  }
+
+  private directory(ino: Inode): Dnode {
+    this.dirs++;
+    const p = this.plan.get(ino)!;
+    const entries: ZapEntry[] = ino.entries!.map((e) => ({
+      name: e.name,
+      value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(this.plan.get(e.inode)!.objid),
+    }));
+    const { bonus } = this.bonus(ino, 2 + entries.length);
+    const img = buildZap(entries, { salt: this.seed.derive(`zap-salt:${this.name}:${p.objid}`) });
+    const dn = newDnode(DMU_OT_DIRECTORY_CONTENTS, img.blockSize, DMU_OT_SA, bonus, 1);
+    return writeObject(this.zio, dn, img.blocks);
+  }
+
+  private special(ino: Inode): Dnode {
+    let extra: [number, Uint8Array] | undefined;
+    let size = 0;
+    if (ino.type === 'symlink') {
+      extra = [ZPL_SYMLINK, ino.target!];
+      size = ino.target!.length;
+    } else if (ino.type === 'chardev' || ino.type === 'blockdev') {
+      extra = [ZPL_RDEV, u64(encodeRdev(ino.rdevMajor ?? 0, ino.rdevMinor ?? 0))];
+    }
+    const { bonus, spill } = this.bonus(ino, size, extra);
+    const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, 512, DMU_OT_SA, bonus, 1);
+    if (spill) {
+      const acct = new SpaceAccount();
+      dn.spill = this.zio.writeBlock(spill, DMU_OT_SA, 0, 1, acct);
+      dn.used = acct.asize;
+    }
+    return dn;
+  }
+
+  private file(ino: Inode): Dnode {
+    this.files++;
+    const size = ino.size;
+    const { bonus } = this.bonus(ino, size);
+    // a file that fits one record gets one block of its size (rounded to a
+    // sector), larger files full records with a zero-padded tail
+    const blksz = size <= RECORDSIZE ? Math.max(512, Math.ceil(size / 512) * 512) : RECORDSIZE;
+    const nblocks = size === 0 ? 0 : Math.ceil(size / blksz);
+    const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, blksz, DMU_OT_SA, bonus, 1);
+    const w = new ObjectWriter(this.zio, dn, levelsFor(nblocks, 1));
+    if (nblocks > 0) this.streamData(ino, blksz, nblocks, w);
+    this.dataBytes += size;
+    return w.finish();
+  }
+
+  private streamData(ino: Inode, blksz: number, nblocks: number, w: ObjectWriter): void {
+    const src = ino.source;
+    if (!src) throw new Error('regular file without a data source');
+    if (src.kind === 'bytes') {
+      for (let b = 0; b < nblocks; b++) {
+        const blk = new Uint8Array(blksz);
+        blk.set(src.data.subarray(b * blksz, Math.min(src.data.length, (b + 1) * blksz)));
+        w.push(blk);
+      }
+      return;
+    }
+    let fd: number;
+    try {
+      fd = fs.openSync(src.path, 'r');
+    } catch (e) {
+      throw fsUserError(src.path, e);
+    }
+    try {
+      const buf = blksz === RECORDSIZE ? this.readBuf : Buffer.allocUnsafe(blksz);
+      let pos = 0;
+      for (let b = 0; b < nblocks; b++) {
+        const want = Math.min(blksz, ino.size - pos);
+        let got = 0;
+        while (got < want) {
+          const n = fs.readSync(fd, buf, got, want - got, pos + got);
+          if (n === 0) throw new UserError(`${src.path}: file shrank while being read (expected ${ino.size} bytes)`);
+          got += n;
+        }
+        if (got < blksz) buf.fill(0, got, blksz);
+        pos += got;
+        w.push(buf.subarray(0, blksz));
+      }
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw fsUserError(src.path, e);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+}

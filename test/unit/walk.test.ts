@@ -1,0 +1,350 @@
+import { spawnSync } from 'node:child_process';
+import {
+  chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { Inode } from '../../src/input/tree.js';
+import { linuxDevice, showPath, timespecFromNs, walkDirectories } from '../../src/input/walk.js';
+import { UserError } from '../../src/util/errors.js';
+
+let tmp: string;
+beforeEach(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'tsmakefs-walk-'));
+});
+afterEach(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const isRoot = process.getuid?.() === 0;
+const text = (b: Uint8Array): string => Buffer.from(b).toString('latin1');
+
+/** Child of a directory inode by name (as latin1 text, which is byte-exact). */
+function child(dir: Inode, name: string | Buffer): Inode {
+  const want = typeof name === 'string' ? name : name.toString('latin1');
+  const e = dir.entries!.find((d) => text(d.name) === want);
+  if (e === undefined) throw new Error(`no entry ${JSON.stringify(want)} in ${dir.entries!.map((d) => text(d.name))}`);
+  return e.inode;
+}
+
+function names(dir: Inode): string[] {
+  return dir.entries!.map((d) => text(d.name));
+}
+
+function mk(rel: string, content: string | Uint8Array = ''): string {
+  const p = join(tmp, rel);
+  writeFileSync(p, content);
+  return p;
+}
+
+function dir(rel: string): string {
+  const p = join(tmp, rel);
+  mkdirSync(p, { recursive: true });
+  return p;
+}
+
+describe('walkDirectories: one input', () => {
+  test('files, directories, sizes and sources', () => {
+    const stage = dir('stage');
+    dir('stage/etc/rc.d');
+    mk('stage/etc/rc.conf', 'zfs_enable="YES"\n');
+    mk('stage/etc/rc.d/empty');
+    mk('stage/boot.bin', Buffer.alloc(12345, 7));
+    const root = walkDirectories([stage], {});
+
+    expect(root.type).toBe('dir');
+    expect(names(root)).toEqual(['boot.bin', 'etc']);
+    const etc = child(root, 'etc');
+    expect(etc.type).toBe('dir');
+    expect(names(etc)).toEqual(['rc.conf', 'rc.d']);
+    const rcconf = child(etc, 'rc.conf');
+    expect(rcconf).toMatchObject({ type: 'file', size: 17, source: { kind: 'path', path: join(stage, 'etc/rc.conf') } });
+    expect(child(root, 'boot.bin').size).toBe(12345);
+    expect(child(child(etc, 'rc.d'), 'empty').size).toBe(0);
+    expect(names(child(etc, 'rc.d'))).toEqual(['empty']);
+  });
+
+  test('metadata: perm with special bits, owner, times from the host', () => {
+    const stage = dir('stage');
+    const f = mk('stage/suid', 'x');
+    chmodSync(f, 0o4755);
+    const d = dir('stage/tmp');
+    chmodSync(d, 0o1777);
+    utimesSync(f, 1_000_000, 1_700_000_000.5);
+    const root = walkDirectories([stage]);
+    const suid = child(root, 'suid');
+    expect(suid.perm).toBe(0o4755);
+    expect(child(root, 'tmp').perm).toBe(0o1777);
+    expect(suid.uid).toBe(process.getuid!());
+    expect(suid.gid).toBe(process.getgid!());
+    expect(suid.mtime).toEqual(timespecFromNs(lstatSync(f, { bigint: true }).mtimeNs));
+    expect(suid.mtime.sec).toBe(1_700_000_000);
+    expect(suid.mtime.nsec).toBe(500_000_000);
+    // atime/ctime are host accidents: they follow mtime.
+    expect(suid.atime).toEqual(suid.mtime);
+    expect(suid.ctime).toEqual(suid.mtime);
+    expect(suid.crtime).toEqual(suid.mtime);
+    expect(root.perm).toBe(lstatSync(stage).mode & 0o7777);
+  });
+
+  test('times before 1970 keep nsec in range', () => {
+    expect(timespecFromNs(-1n)).toEqual({ sec: -1, nsec: 999_999_999 });
+    expect(timespecFromNs(-1_500_000_000n)).toEqual({ sec: -2, nsec: 500_000_000 });
+    expect(timespecFromNs(1_000_000_001n)).toEqual({ sec: 1, nsec: 1 });
+  });
+
+  test('a timestamp replaces every time of every inode', () => {
+    const stage = dir('stage');
+    dir('stage/d');
+    mk('stage/d/f', 'x');
+    symlinkSync('f', join(stage, 'd/l'));
+    const stamp = { sec: 1234567890, nsec: 5 };
+    const root = walkDirectories([stage], { timestamp: stamp });
+    for (const ino of [root, child(root, 'd'), child(child(root, 'd'), 'f'), child(child(root, 'd'), 'l')]) {
+      for (const t of [ino.atime, ino.mtime, ino.ctime, ino.crtime]) expect(t).toEqual(stamp);
+    }
+  });
+
+  test('symlinks are not followed and keep their raw target, however long', () => {
+    const stage = dir('stage');
+    dir('stage/real');
+    mk('stage/real/file', 'data');
+    const long = Buffer.from(`${'deep/'.repeat(80)}target`);
+    symlinkSync(long, join(stage, 'long'));
+    symlinkSync('real', join(stage, 'dirlink'));
+    const odd = Buffer.from([0x2e, 0x2f, 0xff, 0xfe, 0x80]);
+    symlinkSync(odd, join(stage, 'odd'));
+    const root = walkDirectories([stage]);
+
+    const l = child(root, 'long');
+    expect(l.type).toBe('symlink');
+    expect(Buffer.from(l.target!).equals(long)).toBe(true);
+    expect(l.target!.length).toBe(long.length);
+    const dl = child(root, 'dirlink');
+    expect(dl.type).toBe('symlink');
+    expect(dl.entries).toBeUndefined();
+    expect(Buffer.from(dl.target!).toString()).toBe('real');
+    expect(Buffer.from(child(root, 'odd').target!).equals(odd)).toBe(true);
+  });
+
+  test('a symlink given as the input itself is followed, as makefs stat()s it', () => {
+    const stage = dir('stage');
+    mk('stage/f', 'x');
+    const link = join(tmp, 'link');
+    symlinkSync(stage, link);
+    const root = walkDirectories([link]);
+    expect(root.type).toBe('dir');
+    expect(names(root)).toEqual(['f']);
+    expect(child(root, 'f').source).toEqual({ kind: 'path', path: join(link, 'f') });
+  });
+
+  test.runIf(spawnSync('mkfifo', ['--version']).status === 0)('fifos', () => {
+    const stage = dir('stage');
+    expect(spawnSync('mkfifo', ['-m', '0620', join(stage, 'pipe')]).status).toBe(0);
+    const pipe = child(walkDirectories([stage]), 'pipe');
+    expect(pipe.type).toBe('fifo');
+    expect(pipe.perm).toBe(0o620);
+    expect(pipe.source).toBeUndefined();
+  });
+
+  test.runIf(spawnSync('python3', ['--version']).status === 0)('sockets', () => {
+    const stage = dir('stage');
+    const sock = join(stage, 'sock');
+    const r = spawnSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(sock)})`]);
+    expect(r.status).toBe(0);
+    expect(child(walkDirectories([stage]), 'sock').type).toBe('socket');
+  });
+
+  test.runIf(isRoot)('device nodes carry major and minor numbers', () => {
+    const stage = dir('stage');
+    expect(spawnSync('mknod', [join(stage, 'null'), 'c', '1', '3']).status).toBe(0);
+    expect(spawnSync('mknod', [join(stage, 'big'), 'b', '259', '70000']).status).toBe(0);
+    const root = walkDirectories([stage]);
+    expect(child(root, 'null')).toMatchObject({ type: 'chardev', rdevMajor: 1, rdevMinor: 3 });
+    expect(child(root, 'big')).toMatchObject({ type: 'blockdev', rdevMajor: 259, rdevMinor: 70000 });
+  });
+
+  test('linuxDevice splits dev_t like glibc', () => {
+    // makedev(major, minor) as glibc builds it.
+    const makedev = (ma: bigint, mi: bigint): bigint =>
+      ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+    for (const [ma, mi] of [[0n, 0n], [1n, 3n], [8n, 17n], [259n, 70000n], [0xfffffn, 0xfffffn], [0xabcden, 0x12345n], [4095n, 255n], [4096n, 256n]] as const) {
+      expect(linuxDevice(makedev(ma, mi))).toEqual([Number(ma), Number(mi)]);
+    }
+    expect(linuxDevice(0x103n)).toEqual([1, 3]);
+  });
+
+  test('hard links anywhere in the input share one inode', () => {
+    const stage = dir('stage');
+    dir('stage/a');
+    dir('stage/b/c');
+    const orig = mk('stage/a/orig', 'shared');
+    linkSync(orig, join(stage, 'b/c/link1'));
+    linkSync(orig, join(stage, 'b/link2'));
+    mk('stage/b/single', 'shared');
+    const root = walkDirectories([stage]);
+    const a = child(child(root, 'a'), 'orig');
+    const l1 = child(child(child(root, 'b'), 'c'), 'link1');
+    const l2 = child(child(root, 'b'), 'link2');
+    expect(l1).toBe(a);
+    expect(l2).toBe(a);
+    expect(child(child(root, 'b'), 'single')).not.toBe(a);
+    // The source is the link met first in the (sorted, so readdir-independent) walk.
+    expect(a.source).toEqual({ kind: 'path', path: join(stage, 'a/orig') });
+  });
+
+  test('names are raw bytes; non-UTF-8 names work for files and directories', () => {
+    const stage = dir('stage');
+    const fname = Buffer.from([0x66, 0x80, 0xfe, 0xff]); // "f" + invalid UTF-8
+    const dname = Buffer.from([0xc3, 0x28]); // invalid 2-byte sequence
+    const utf8 = Buffer.from('grüße', 'utf8');
+    const sep = Buffer.from(`${stage}/`);
+    writeFileSync(Buffer.concat([sep, fname]), 'bytes');
+    mkdirSync(Buffer.concat([sep, dname]));
+    writeFileSync(Buffer.concat([sep, dname, Buffer.from('/inner')]), 'in');
+    writeFileSync(Buffer.concat([sep, utf8]), 'utf8');
+    const root = walkDirectories([stage]);
+
+    expect(root.entries!.map((e) => Buffer.from(e.name).toString('hex'))).toEqual(
+      [fname, utf8, dname].map((b) => b.toString('hex')),
+    );
+    const f = child(root, fname);
+    expect(f.type).toBe('file');
+    expect(f.size).toBe(5);
+    // The writer must be able to open the source whatever the name's bytes.
+    expect(readFileSync(f.source!.kind === 'path' ? f.source!.path : '').toString()).toBe('bytes');
+    expect(child(child(root, dname), 'inner').size).toBe(2);
+    const u = child(root, utf8);
+    expect(u.source).toEqual({ kind: 'path', path: join(stage, 'grüße') });
+  });
+
+  test('entries are in byte order whatever order they were created in', () => {
+    const order = ['b', 'B', 'a', '.hidden', 'a.b', 'a-b', 'ab', 'Z', '_', '0', 'é', '~'];
+    const build = (base: string, list: string[]): Inode => {
+      const d = dir(base);
+      for (const n of list) mk(`${base}/${n}`, n);
+      return walkDirectories([d]);
+    };
+    const fwd = build('fwd', order);
+    const rev = build('rev', [...order].reverse());
+    const want = [...order].map((s) => Buffer.from(s)).sort(Buffer.compare).map((b) => b.toString('latin1'));
+    expect(names(fwd)).toEqual(want);
+    expect(names(rev)).toEqual(want);
+    expect(names(fwd)).toEqual(['.hidden', '0', 'B', 'Z', '_', 'a', 'a-b', 'a.b', 'ab', 'b', '~', Buffer.from('é').toString('latin1')]);
+  });
+
+  test('trailing slashes on the input do not double in paths', () => {
+    const stage = dir('stage');
+    mk('stage/f', 'x');
+    expect(child(walkDirectories([`${stage}//`]), 'f').source).toEqual({ kind: 'path', path: `${stage}/f` });
+  });
+});
+
+describe('walkDirectories: several inputs merge like makefs', () => {
+  test('same-named directories merge recursively; the first keeps its metadata', () => {
+    const a = dir('a');
+    const b = dir('b');
+    dir('a/etc');
+    dir('b/etc/ssh');
+    dir('b/usr');
+    mk('a/etc/passwd', 'root');
+    mk('b/etc/group', 'wheel');
+    mk('b/etc/ssh/sshd_config', 'PermitRootLogin no');
+    mk('a/zzz', '');
+    chmodSync(join(a, 'etc'), 0o750);
+    chmodSync(join(b, 'etc'), 0o700);
+    chmodSync(a, 0o711);
+    chmodSync(b, 0o755);
+    const root = walkDirectories([a, b]);
+    expect(root.perm).toBe(0o711);
+    expect(names(root)).toEqual(['etc', 'usr', 'zzz']);
+    const etc = child(root, 'etc');
+    expect(etc.perm).toBe(0o750);
+    expect(names(etc)).toEqual(['group', 'passwd', 'ssh']);
+    expect(child(etc, 'group').source).toEqual({ kind: 'path', path: join(b, 'etc/group') });
+    expect(child(etc, 'passwd').source).toEqual({ kind: 'path', path: join(a, 'etc/passwd') });
+    expect(names(child(etc, 'ssh'))).toEqual(['sshd_config']);
+  });
+
+  test('any other name clash is an error naming both paths', () => {
+    const a = dir('a');
+    const b = dir('b');
+    dir('a/etc');
+    dir('b/etc');
+    mk('a/etc/motd', 'one');
+    mk('b/etc/motd', 'two');
+    expect(() => walkDirectories([a, b])).toThrow(UserError);
+    expect(() => walkDirectories([a, b])).toThrow(
+      `${b}/etc/motd: cannot merge file with existing file ${a}/etc/motd`,
+    );
+  });
+
+  test('a directory cannot merge with a non-directory, either way round', () => {
+    const a = dir('a');
+    const b = dir('b');
+    mk('a/x', '');
+    dir('b/x');
+    symlinkSync('elsewhere', join(a, 'y'));
+    dir('b/y');
+    expect(() => walkDirectories([a, b])).toThrow(`${b}/x: cannot merge directory with existing file ${a}/x`);
+    expect(() => walkDirectories([b, a])).toThrow(`${a}/x: cannot merge file with existing directory ${b}/x`);
+  });
+
+  test('a clash with an entry adopted from an earlier extra input names that input', () => {
+    const a = dir('a');
+    const b = dir('b');
+    const c = dir('c');
+    dir('a/usr');
+    dir('b/usr/share');
+    mk('b/usr/share/file', '');
+    dir('c/usr/share');
+    mk('c/usr/share/file', '');
+    expect(() => walkDirectories([a, b, c])).toThrow(
+      `${c}/usr/share/file: cannot merge file with existing file ${b}/usr/share/file`,
+    );
+  });
+
+  test('hard links across inputs stay one inode', () => {
+    const a = dir('a');
+    const b = dir('b');
+    const f = mk('a/f', 'x');
+    linkSync(f, join(b, 'g'));
+    const root = walkDirectories([a, b]);
+    expect(child(root, 'f')).toBe(child(root, 'g'));
+  });
+});
+
+describe('walkDirectories: errors', () => {
+  test('missing input', () => {
+    const missing = join(tmp, 'nope');
+    expect(() => walkDirectories([missing])).toThrow(UserError);
+    expect(() => walkDirectories([missing])).toThrow(`${missing}: No such file or directory`);
+  });
+
+  test('input that is not a directory', () => {
+    const f = mk('file', '');
+    expect(() => walkDirectories([f])).toThrow(`${f}: Not a directory`);
+  });
+
+  test('no input at all', () => {
+    expect(() => walkDirectories([])).toThrow(UserError);
+  });
+
+  test.runIf(!isRoot)('unreadable directory', () => {
+    const stage = dir('stage');
+    const locked = dir('stage/locked');
+    chmodSync(locked, 0);
+    try {
+      expect(() => walkDirectories([stage])).toThrow(`${locked}: Permission denied`);
+    } finally {
+      chmodSync(locked, 0o755);
+    }
+  });
+});
+
+test('showPath escapes bytes that are not UTF-8', () => {
+  expect(showPath(Buffer.from('a/b'))).toBe('a/b');
+  expect(showPath(Buffer.from('grüße'))).toBe('grüße');
+  expect(showPath(Buffer.from([0x61, 0x2f, 0x80, 0xff]))).toBe('a/\\x80\\xff');
+});

@@ -1,0 +1,23 @@
+import { test, expect } from 'vitest';
+import { buildZap, decodeZap, zapName, zapString, zapHash } from '/work/main/src/zap/index.js';
+test('quick', () => {
+  const salt = 0x123456789abcdefn;
+  const ents = [] as any[];
+  for (let i = 0; i < 100; i++) ents.push({ name: zapName('f' + i), value: i });
+  let img = buildZap(ents, { salt });
+  console.log(img.kind, img.blockSize, img.blocks.length);
+  let d = decodeZap(i => img.blocks[i]!, img.blocks[0]!);
+  expect(d.entries.length).toBe(100);
+  img = buildZap(ents, { salt, forceFat: true });
+  console.log(img.kind, img.blockSize, img.blocks.length);
+  d = decodeZap(i => img.blocks[i]!, img.blocks[0]!);
+  expect(d.entries.length).toBe(100);
+  const big = [] as any[];
+  for (let i = 0; i < 1000000; i++) big.push({ name: zapName('file-' + i + '.txt'), value: BigInt(i) | (8n << 60n) });
+  let t = performance.now();
+  img = buildZap(big, { salt });
+  console.log('build 1M', performance.now() - t, img.kind, img.blocks.length);
+  t = performance.now();
+  d = decodeZap(i => img.blocks[i]!, img.blocks[0]!);
+  console.log('decode 1M', performance.now() - t, d.fat);
+}, 120000);
