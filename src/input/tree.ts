@@ -2,6 +2,7 @@
 // produces and the writer consumes. It holds metadata only: file data stays
 // in its source and is streamed when the image is written, so memory grows
 // with the number of entries, never with their bytes.
+import type { FileData } from '../zpl/filedata.js';
 
 export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
@@ -12,8 +13,9 @@ export interface Timespec {
 
 /** Where a regular file's bytes come from. */
 export type DataSource =
-  | { kind: 'path'; path: string } // a host file, read when the image is written
-  | { kind: 'bytes'; data: Uint8Array }; // small in-memory content (tests, generated files)
+  | { kind: 'path'; path: string | Uint8Array } // a host file (raw bytes for non-UTF-8 names), read when the image is written
+  | { kind: 'bytes'; data: Uint8Array } // small in-memory content (tests, generated files)
+  | { kind: 'written'; data: FileData }; // already streamed into the image (tar input)
 
 /** One inode. Hard links are several Dirents sharing one Inode object. */
 export interface Inode {

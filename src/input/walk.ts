@@ -191,19 +191,18 @@ export function linuxDevice(rdev: bigint): [major: number, minor: number] {
 }
 
 /**
- * DataSource paths are strings, and Node encodes string paths as UTF-8, so a
- * name that is not valid UTF-8 cannot be spelled as a string at all. Such
- * paths are handed over as the Buffer itself, which every fs call the writer
- * makes accepts just the same.
- * TODO(tree.ts): widen DataSource.path to `string | Uint8Array` and drop the cast.
+ * Node encodes string paths as UTF-8, so a name that is not valid UTF-8
+ * cannot be spelled as a string at all: such paths stay raw bytes, which
+ * every fs call accepts just the same.
  */
-function hostPath(path: Buffer): string {
+function hostPath(path: Buffer): string | Uint8Array {
   const s = path.toString('utf8');
-  return Buffer.byteLength(s) === path.length && Buffer.from(s).equals(path) ? s : (path as unknown as string);
+  return Buffer.byteLength(s) === path.length && Buffer.from(s).equals(path) ? s : path;
 }
 
 /** A path for messages: UTF-8 where it is, \xNN for bytes that are not. */
-export function showPath(path: Uint8Array): string {
+export function showPath(path: Uint8Array | string): string {
+  if (typeof path === 'string') return path;
   const buf = Buffer.from(path.buffer, path.byteOffset, path.byteLength);
   const s = buf.toString('utf8');
   if (Buffer.from(s).equals(buf)) return s;

@@ -17,15 +17,15 @@
 
 import { saltHalves } from './crc64.js';
 import { checkUniqueNames } from './microzap.js';
+import type { PackedEntries } from './packed.js';
+import { ZAP_HASHBITS, ZAP_MAGIC, ZBT_HEADER, nameForError, type ZapDecoded, type ZapDecodedEntry } from './types.js';
 import {
-  ZAP_HASHBITS,
-  ZAP_MAGIC,
-  ZBT_HEADER,
-  type ZapDecoded,
-  type ZapDecodedEntry,
-  type ZapEntry,
-} from './types.js';
-import { ZAP_LEAF_NUMCHUNKS_BS, decodeZapLeaf, encodeZapLeaf, type DecodedLeaf } from './zapleaf.js';
+  ZAP_LEAF_NUMCHUNKS_BS,
+  decodeZapLeaf,
+  encodeZapLeaf,
+  packedEntryChunks,
+  type DecodedLeaf,
+} from './zapleaf.js';
 
 /* zap_phys_t offsets */
 const ZAP_BLOCK_TYPE = 0;
@@ -69,15 +69,10 @@ export interface FatLeafPlan {
  * one leaf is cut at the next hash bit; since the order is sorted by hash,
  * each cut is a binary search, and the whole plan is O(n log n).
  */
-export function planFatLeaves(
-  order: ArrayLike<number>,
-  h28: ArrayLike<number>,
-  chunks: ArrayLike<number>,
-  bs: number,
-): FatLeafPlan[] {
-  const n = order.length;
+export function planFatLeaves(p: PackedEntries, bs: number): FatLeafPlan[] {
+  const { n, order, h28 } = p;
   const cum = new Float64Array(n + 1);
-  for (let k = 0; k < n; k++) cum[k + 1] = cum[k]! + chunks[order[k]!]!;
+  for (let k = 0; k < n; k++) cum[k + 1] = cum[k]! + packedEntryChunks(p, order[k]!);
   const capacity = ZAP_LEAF_NUMCHUNKS_BS(bs);
   const leaves: FatLeafPlan[] = [];
   const split = (lo: number, hi: number, prefix: number, len: number): void => {
@@ -106,18 +101,6 @@ export function planFatLeaves(
   return leaves;
 }
 
-export interface FatEncodeInput {
-  entries: readonly ZapEntry[];
-  /** Entry indices ascending by (hash, cd). */
-  order: ArrayLike<number>;
-  h28: ArrayLike<number>;
-  cd: ArrayLike<number>;
-  /** Leaf chunks each entry needs (zapEntryChunks). */
-  chunks: ArrayLike<number>;
-  salt: bigint;
-  bs: number;
-}
-
 export interface FatEncoded {
   blockSize: number;
   blocks: Uint8Array[];
@@ -125,19 +108,27 @@ export interface FatEncoded {
   ptrtblShift: number;
 }
 
-export function encodeFatZap(inp: FatEncodeInput): FatEncoded {
-  const { entries, order, h28, cd, chunks, salt, bs } = inp;
+/** Writes the fat ZAP of p with 2^bs-byte blocks; every entry must fit in a leaf. */
+export function encodeFatZap(p: PackedEntries, salt: bigint, bs: number): FatEncoded {
   saltHalves(salt);
   if (!Number.isInteger(bs) || bs < FZAP_MIN_BLOCK_SHIFT || bs > FZAP_MAX_BLOCK_SHIFT) {
     throw new RangeError(`fat ZAP block shift ${bs} outside ${FZAP_MIN_BLOCK_SHIFT}..${FZAP_MAX_BLOCK_SHIFT}`);
   }
-  const leaves = planFatLeaves(order, h28, chunks, bs);
+  const capacity = ZAP_LEAF_NUMCHUNKS_BS(bs);
+  for (let i = 0; i < p.n; i++) {
+    const c = packedEntryChunks(p, i);
+    if (c > capacity) {
+      const name = p.names.subarray(p.nameOff[i]!, p.nameOff[i + 1]!);
+      throw new RangeError(`ZAP entry ${nameForError(name)} needs ${c} chunks, a ${1 << bs}-byte leaf has ${capacity}`);
+    }
+  }
+  const leaves = planFatLeaves(p, bs);
   const embeddedShift = ZAP_EMBEDDED_PTRTBL_SHIFT(bs);
   let maxLen = 0;
   for (const l of leaves) maxLen = Math.max(maxLen, l.prefixLen);
   // OpenZFS starts with the embedded table (fzap_upgrade) and only ever doubles it.
   const shift = Math.max(embeddedShift, maxLen);
-  // Every doubling past the embedded size doubles the block count, starting from one block.
+  // The first doubling moves the table to one block; each later one doubles the blocks.
   const ptrBlks = shift > embeddedShift ? 2 ** (shift - embeddedShift - 1) : 0;
 
   const bsize = 1 << bs;
@@ -157,30 +148,19 @@ export function encodeFatZap(inp: FatEncodeInput): FatEncoded {
   hdr.setBigUint64(ZT_BLKS_COPIED, 0n, true);
   hdr.setBigUint64(ZAP_FREEBLK, BigInt(total), true);
   hdr.setBigUint64(ZAP_NUM_LEAFS, BigInt(numLeafs), true);
-  hdr.setBigUint64(ZAP_NUM_ENTRIES, BigInt(order.length), true);
+  hdr.setBigUint64(ZAP_NUM_ENTRIES, BigInt(p.n), true);
   hdr.setBigUint64(ZAP_SALT, salt, true);
   hdr.setBigUint64(ZAP_NORMFLAGS, 0n, true);
   hdr.setBigUint64(ZAP_FLAGS, 0n, true);
 
   const tblOff = ptrBlks ? (1 + numLeafs) * bsize : bsize / 2;
-  const tbl = new DataView(buf.buffer, tblOff, 8 << shift);
+  const tbl = new DataView(buf.buffer, tblOff, 8 * 2 ** shift);
   leaves.forEach((l, k) => {
     const blkid = 1 + k;
     const span = 2 ** (shift - l.prefixLen);
     const start = l.prefix * span;
     for (let s = start; s < start + span; s++) tbl.setUint32(8 * s, blkid, true);
-    encodeZapLeaf({
-      block: blocks[blkid]!,
-      bs,
-      prefix: l.prefix,
-      prefixLen: l.prefixLen,
-      entries,
-      ids: order,
-      from: l.from,
-      to: l.to,
-      h28,
-      cd,
-    });
+    encodeZapLeaf({ block: blocks[blkid]!, bs, prefix: l.prefix, prefixLen: l.prefixLen, p, from: l.from, to: l.to });
   });
   return { blockSize: bsize, blocks, numLeafs, ptrtblShift: shift };
 }

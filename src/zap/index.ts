@@ -15,12 +15,14 @@ export {
   decodeZapLeaf,
   leafHashSlot,
   zapEntryChunks,
+  packedEntryChunks,
   ZAP_LEAF_NUMCHUNKS_BS,
   ZAP_LEAF_HASH_NUMENTRIES_BS,
   ZAP_LEAF_ARRAY_BYTES,
   ZAP_LEAF_CHUNKSIZE,
 } from './zapleaf.js';
 export { buildZap, decodeZap } from './zap.js';
+export { packEntries, type PackedEntries } from './packed.js';
 export {
   zapName,
   zapString,

@@ -15,11 +15,10 @@ import {
   ZBT_MICRO,
   compareBytes,
   nameForError,
-  singleValue,
   type ZapDecoded,
   type ZapDecodedEntry,
-  type ZapEntry,
 } from './types.js';
+import type { PackedEntries } from './packed.js';
 
 const MZAP_HDR_LEN = 64;
 const MZE_VALUE = 0;
@@ -42,45 +41,33 @@ export function mzapBlockSize(numEntries: number, rounding: 'sector' | 'pow2' = 
 }
 
 /**
- * Writes a micro ZAP. Entries go to slots 0.. in `order`; `cds[i]` is the
- * collision differentiator of entries[i]. Values must be single uint64s and
- * names at most MZAP_NAME_LEN - 1 bytes (checked by the caller).
+ * Writes a micro ZAP with the entries in `p.order`, which must all be single
+ * uint64s with names shorter than MZAP_NAME_LEN (the caller's choice rule).
  */
-export function encodeMicroZap(
-  entries: readonly ZapEntry[],
-  order: ArrayLike<number>,
-  cds: ArrayLike<number>,
-  salt: bigint,
-  blockSize: number,
-): Uint8Array {
+export function encodeMicroZap(p: PackedEntries, salt: bigint, blockSize: number): Uint8Array {
   saltHalves(salt);
   if (blockSize % SPA_MINBLOCKSIZE !== 0 || blockSize < SPA_MINBLOCKSIZE) {
     throw new RangeError(`micro ZAP block size ${blockSize} is not a positive multiple of ${SPA_MINBLOCKSIZE}`);
   }
-  if (order.length > blockSize / MZAP_ENT_LEN - 1) {
-    throw new RangeError(`${order.length} entries do not fit a ${blockSize}-byte micro ZAP`);
-  }
+  if (p.n > blockSize / MZAP_ENT_LEN - 1) throw new RangeError(`${p.n} entries do not fit a ${blockSize}-byte micro ZAP`);
   const block = new Uint8Array(blockSize);
   const dv = new DataView(block.buffer);
   dv.setBigUint64(0, ZBT_MICRO, true);
   dv.setBigUint64(8, salt, true);
   dv.setBigUint64(16, 0n, true);
-  for (let slot = 0; slot < order.length; slot++) {
-    const i = order[slot]!;
-    const e = entries[i]!;
+  for (let slot = 0; slot < p.n; slot++) {
+    const i = p.order[slot]!;
     const off = MZAP_HDR_LEN + slot * MZAP_ENT_LEN;
-    const v = singleValue(e.value);
-    if (typeof v === 'number') {
-      dv.setUint32(off + MZE_VALUE, v >>> 0, true);
-      dv.setUint32(off + MZE_VALUE + 4, Math.floor(v / 0x100000000), true);
-    } else {
-      dv.setBigUint64(off + MZE_VALUE, v, true);
-    }
-    const cd = cds[i]!;
+    const v = p.valueOff[i]!;
+    if (p.valueOff[i + 1]! - v !== 8 || p.intLen[i] !== 8) throw new Error('micro ZAP values must be single uint64s');
+    // Packed values are big-endian; micro entries hold the host (little-endian) word.
+    for (let b = 0; b < 8; b++) block[off + MZE_VALUE + b] = p.values[v + 7 - b]!;
+    const cd = p.cd[i]!;
     if (cd > 0xffff) throw new RangeError(`micro ZAP cd ${cd} exceeds the in-core 16-bit field`);
     dv.setUint32(off + MZE_CD, cd, true);
-    if (e.name.length >= MZAP_NAME_LEN) throw new RangeError(`name ${nameForError(e.name)} too long for a micro ZAP`);
-    block.set(e.name, off + MZE_NAME);
+    const name = p.names.subarray(p.nameOff[i]!, p.nameOff[i + 1]!);
+    if (name.length >= MZAP_NAME_LEN) throw new RangeError(`name ${nameForError(name)} too long for a micro ZAP`);
+    block.set(name, off + MZE_NAME);
   }
   return block;
 }

@@ -147,11 +147,6 @@ export function valueInfo(v: ZapEntryValue, name: Uint8Array): ValueInfo {
   return { intLen, count: ints.length, single: intLen === 8 && ints.length === 1 };
 }
 
-/** The uint64 of a value for which valueInfo said `single`. */
-export function singleValue(v: ZapEntryValue): bigint | number {
-  return typeof v === 'object' ? v.ints[0]! : v;
-}
-
 /**
  * Writes the value as fat-ZAP leaves store it: each integer big-endian,
  * packed back to back. Returns the byte count.

@@ -16,11 +16,10 @@ import {
   ZAP_MAXVALUELEN,
   ZBT_LEAF,
   nameForError,
-  writeValueBE,
   type ZapDecodedEntry,
-  type ZapEntry,
   type ZapIntLen,
 } from './types.js';
+import type { PackedEntries } from './packed.js';
 
 export const ZAP_LEAF_CHUNKSIZE = 24;
 export const ZAP_LEAF_ARRAY_BYTES = ZAP_LEAF_CHUNKSIZE - 3;
@@ -97,22 +96,36 @@ const scratch = new Uint8Array(Math.max(ZAP_MAXVALUELEN, ZAP_MAXNAMELEN_NEW));
 const scratchDv = new DataView(scratch.buffer);
 
 /**
- * Copies len bytes of src into chunks first, first+1, ... and returns the
- * next free chunk; bytes past src.length are the name's NUL.
+ * Copies len bytes of src[from..] into chunks first, first+1, ... and returns
+ * the next free chunk; bytes past srcEnd are the name's NUL.
  */
-function writeArray(block: Uint8Array, dv: DataView, base: number, first: number, src: Uint8Array, len: number): number {
-  const have = src.length;
+function writeArray(
+  block: Uint8Array,
+  dv: DataView,
+  base: number,
+  first: number,
+  src: Uint8Array,
+  from: number,
+  srcEnd: number,
+  len: number,
+): number {
   let chunk = first;
+  let s = from;
   for (let off = 0; off < len; off += ZAP_LEAF_ARRAY_BYTES) {
     const c = base + chunk * ZAP_LEAF_CHUNKSIZE;
     block[c] = ZAP_CHUNK_ARRAY;
     const end = Math.min(len, off + ZAP_LEAF_ARRAY_BYTES);
     // A byte loop: a subarray view per chunk costs more than 21 stores.
-    for (let b = off, d = c + LA_ARRAY; b < end; b++, d++) block[d] = b < have ? src[b]! : 0;
+    for (let d = c + LA_ARRAY, b = off; b < end; b++, d++, s++) block[d] = s < srcEnd ? src[s]! : 0;
     chunk++;
     dv.setUint16(c + LA_NEXT, end < len ? chunk : CHAIN_END, true);
   }
   return chunk;
+}
+
+/** Chunks entry i of p takes in a leaf. */
+export function packedEntryChunks(p: PackedEntries, i: number): number {
+  return zapEntryChunks(p.nameOff[i + 1]! - p.nameOff[i]!, p.valueOff[i + 1]! - p.valueOff[i]!);
 }
 
 export interface LeafEncodeInput {
@@ -121,13 +134,10 @@ export interface LeafEncodeInput {
   bs: number;
   prefix: number;
   prefixLen: number;
-  entries: readonly ZapEntry[];
-  /** Indices into entries, ascending (hash, cd); this leaf writes ids[from..to). */
-  ids: ArrayLike<number>;
+  p: PackedEntries;
+  /** This leaf holds p.order[from..to). */
   from: number;
   to: number;
-  h28: ArrayLike<number>;
-  cd: ArrayLike<number>;
 }
 
 /**
@@ -136,7 +146,8 @@ export interface LeafEncodeInput {
  * checked that they fit.
  */
 export function encodeZapLeaf(inp: LeafEncodeInput): void {
-  const { block, bs, prefix, prefixLen, entries, ids, from, to, h28, cd } = inp;
+  const { block, bs, prefix, prefixLen, p, from, to } = inp;
+  const { order, h28, cd, names, nameOff, values, valueOff, intLen } = p;
   const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
   const numChunks = ZAP_LEAF_NUMCHUNKS_BS(bs);
   const numHash = ZAP_LEAF_HASH_NUMENTRIES_BS(bs);
@@ -147,24 +158,25 @@ export function encodeZapLeaf(inp: LeafEncodeInput): void {
   const entryChunk = new Uint16Array(n);
   let anyCd = false;
   for (let k = 0; k < n; k++) {
-    const i = ids[from + k]!;
-    const e = entries[i]!;
+    const i = order[from + k]!;
     const c = base + next * ZAP_LEAF_CHUNKSIZE;
     entryChunk[k] = next++;
-    const nameLen = e.name.length + 1;
-    const nameChunk = nameLen > 0 ? next : CHAIN_END;
-    next = writeArray(block, dv, base, next, e.name, nameLen);
-    const vbytes = writeValueBE(e.value, scratch, scratchDv);
-    const intLen = typeof e.value === 'object' ? e.value.intLen : 8;
+    const ns = nameOff[i]!;
+    const ne = nameOff[i + 1]!;
+    const nameLen = ne - ns + 1;
+    const nameChunk = next;
+    next = writeArray(block, dv, base, next, names, ns, ne, nameLen);
+    const vs = valueOff[i]!;
+    const vbytes = valueOff[i + 1]! - vs;
     const valueChunk = vbytes > 0 ? next : CHAIN_END;
-    next = writeArray(block, dv, base, next, scratch, vbytes);
+    next = writeArray(block, dv, base, next, values, vs, vs + vbytes, vbytes);
     if (next > numChunks) throw new Error('internal: leaf overfilled');
     block[c + LE_TYPE] = ZAP_CHUNK_ENTRY;
-    block[c + LE_VALUE_INTLEN] = intLen;
+    block[c + LE_VALUE_INTLEN] = intLen[i]!;
     dv.setUint16(c + LE_NAME_CHUNK, nameChunk, true);
     dv.setUint16(c + LE_NAME_NUMINTS, nameLen, true);
     dv.setUint16(c + LE_VALUE_CHUNK, valueChunk, true);
-    dv.setUint16(c + LE_VALUE_NUMINTS, vbytes / intLen, true);
+    dv.setUint16(c + LE_VALUE_NUMINTS, vbytes / intLen[i]!, true);
     dv.setUint32(c + LE_CD, cd[i]!, true);
     dv.setUint32(c + LE_HASH + 4, (h28[i]! << (32 - ZAP_HASHBITS)) >>> 0, true);
     if (cd[i]! !== 0) anyCd = true;
@@ -174,13 +186,13 @@ export function encodeZapLeaf(inp: LeafEncodeInput): void {
   let ord: number[] | null = null;
   if (anyCd) {
     ord = Array.from({ length: n }, (_, k) => k);
-    ord.sort((a, b) => cd[ids[from + a]!]! - cd[ids[from + b]!]! || a - b);
+    ord.sort((a, b) => cd[order[from + a]!]! - cd[order[from + b]!]! || a - b);
   }
   const hashTab = LEAF_HDR_LEN;
   block.fill(0xff, hashTab, hashTab + 2 * numHash);
   for (let r = n - 1; r >= 0; r--) {
     const k = ord ? ord[r]! : r;
-    const slot = leafHashSlot(h28[ids[from + k]!]!, prefixLen, bs);
+    const slot = leafHashSlot(h28[order[from + k]!]!, prefixLen, bs);
     const c = base + entryChunk[k]! * ZAP_LEAF_CHUNKSIZE;
     dv.setUint16(c + LE_NEXT, dv.getUint16(hashTab + 2 * slot, true), true);
     dv.setUint16(hashTab + 2 * slot, entryChunk[k]!, true);

@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import { Inode, NodeType, Timespec } from '../input/tree.js';
 import { buildZap, type ZapEntry } from '../zap/index.js';
 import { Dnode, newDnode, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
-import { levelsFor, ObjectWriter, writeObject } from '../dmu/object.js';
+import { writeObject } from '../dmu/object.js';
+import { FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
 import { fullMetaLevels, ObjsetWriter } from '../dmu/objset.js';
 import {
   DMU_OST_ZFS, DMU_OT_DIRECTORY_CONTENTS, DMU_OT_MASTER_NODE, DMU_OT_PLAIN_FILE_CONTENTS, DMU_OT_SA,
@@ -18,6 +19,7 @@ import { SpaceAccount, ZioWriter } from '../zio/writer.js';
 import { SeedSource } from '../util/seed.js';
 import { u64le } from '../util/endian.js';
 import { UserError, fsUserError } from '../util/errors.js';
+import { showPath } from '../input/walk.js';
 import { aclForMode, ZFS_ARCHIVE, ZFS_AV_MODIFIED } from './acl.js';
 import {
   encodeSa, LAYOUT_DEVICE, LAYOUT_SYMLINK, LAYOUT_ZNODE, registryValue, SA_REGISTRY, saSize, SaLayouts,
@@ -26,7 +28,6 @@ import {
 } from './sa.js';
 
 export const ZPL_VERSION = 5;
-export const RECORDSIZE = 128 * 1024;
 const MASTER_NODE_OBJ = 1;
 const SA_MASTER_OBJ = 2;
 const DELETE_QUEUE_OBJ = 3;
@@ -87,6 +88,8 @@ export class ZplWriter {
   private dirs = 0;
   private dataBytes = 0;
   private readBuf = Buffer.allocUnsafe(RECORDSIZE);
+  /** Data written before this writer ran (tar input), charged to this dataset too. */
+  private prewritten = new SpaceAccount();
 
   constructor(private readonly zio: ZioWriter, private readonly seed: SeedSource, private readonly name: string, private readonly root: Inode) {
     this.os = new ObjsetWriter(zio, fullMetaLevels());
@@ -169,10 +172,11 @@ export class ZplWriter {
       const dn = ino.type === 'dir' ? this.directory(ino) : ino.type === 'file' ? this.file(ino) : this.special(ino);
       this.os.put(i + FIRST_TREE_OBJ, dn);
     }
-    const before = zio.charge;
+    const acct = zio.charge;
     const bp = this.os.finish(DMU_OST_ZFS);
+    acct.add(this.prewritten);
     return {
-      bp, acct: before, objects: this.os.objects, files: this.files, dirs: this.dirs, dataBytes: this.dataBytes,
+      bp, acct, objects: this.os.objects, files: this.files, dirs: this.dirs, dataBytes: this.dataBytes,
     };
   }
 
@@ -247,56 +251,59 @@ export class ZplWriter {
 
   private file(ino: Inode): Dnode {
     this.files++;
-    const size = ino.size;
-    const { bonus } = this.bonus(ino, size);
-    // a file that fits one record gets one block of its size (rounded to a
-    // sector), larger files full records with a zero-padded tail
-    const blksz = size <= RECORDSIZE ? Math.max(512, Math.ceil(size / 512) * 512) : RECORDSIZE;
-    const nblocks = size === 0 ? 0 : Math.ceil(size / blksz);
-    const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, blksz, DMU_OT_SA, bonus, 1);
-    const w = new ObjectWriter(this.zio, dn, levelsFor(nblocks, 1));
-    if (nblocks > 0) this.streamData(ino, blksz, nblocks, w);
-    this.dataBytes += size;
-    return w.finish();
+    const { bonus } = this.bonus(ino, ino.size);
+    const pre = ino.source?.kind === 'written';
+    const data = ino.source?.kind === 'written' ? ino.source.data : this.streamData(ino);
+    if (data.size !== ino.size) throw new Error('file data does not match its size');
+    this.dataBytes += ino.size;
+    if (pre) this.prewritten.add(data.acct);
+    const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, data.blksz, DMU_OT_SA, bonus, 1);
+    dn.nlevels = data.nlevels;
+    dn.maxblkid = data.maxblkid;
+    dn.used = data.used;
+    dn.blkptr = [data.blkptr];
+    return dn;
   }
 
-  private streamData(ino: Inode, blksz: number, nblocks: number, w: ObjectWriter): void {
+  /** Read a host file (or in-memory bytes) record by record into the image. */
+  private streamData(ino: Inode): FileData {
+    const w = new FileDataWriter(this.zio, ino.size);
     const src = ino.source;
     if (!src) throw new Error('regular file without a data source');
     if (src.kind === 'bytes') {
-      for (let b = 0; b < nblocks; b++) {
-        const blk = new Uint8Array(blksz);
-        blk.set(src.data.subarray(b * blksz, Math.min(src.data.length, (b + 1) * blksz)));
-        w.push(blk);
-      }
-      return;
+      w.write(src.data.subarray(0, ino.size));
+      return w.end();
     }
+    if (src.kind !== 'path') throw new Error(`unexpected data source ${src.kind}`);
+    if (ino.size === 0) return w.end();
     let fd: number;
     try {
-      fd = fs.openSync(src.path, 'r');
+      fd = fs.openSync(src.path as fs.PathLike, "r");
     } catch (e) {
-      throw fsUserError(src.path, e);
+      throw fsUserError(showPath(src.path), e);
     }
     try {
+      const blksz = w.blksz;
       const buf = blksz === RECORDSIZE ? this.readBuf : Buffer.allocUnsafe(blksz);
       let pos = 0;
-      for (let b = 0; b < nblocks; b++) {
+      while (pos < ino.size) {
         const want = Math.min(blksz, ino.size - pos);
         let got = 0;
         while (got < want) {
           const n = fs.readSync(fd, buf, got, want - got, pos + got);
-          if (n === 0) throw new UserError(`${src.path}: file shrank while being read (expected ${ino.size} bytes)`);
+          if (n === 0) throw new UserError(`${showPath(src.path)}: file shrank while being read (expected ${ino.size} bytes)`);
           got += n;
         }
         if (got < blksz) buf.fill(0, got, blksz);
         pos += got;
-        w.push(buf.subarray(0, blksz));
+        w.writeBlock(buf.subarray(0, blksz), got);
       }
     } catch (e) {
       if (e instanceof UserError) throw e;
-      throw fsUserError(src.path, e);
+      throw fsUserError(showPath(src.path), e);
     } finally {
       fs.closeSync(fd);
     }
+    return w.end();
   }
 }

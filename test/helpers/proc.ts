@@ -4,7 +4,7 @@
 // started), and never throwing on a non-zero exit: the caller judges.
 
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -44,10 +44,47 @@ export interface RunOptions {
 // Process groups still running; if the test worker goes away, take them with it.
 const liveGroups = new Set<number>();
 process.once('exit', () => {
-  for (const pgid of liveGroups) {
-    try { process.kill(-pgid, 'SIGKILL'); } catch { /* already gone */ }
-  }
+  for (const pgid of liveGroups) killJob(pgid);
 });
+
+/**
+ * SIGKILL a job we started: its process group, and every descendant of its
+ * leader even where one made a group of its own (GNU timeout(1) does, and
+ * check-image.sh runs qemu under it).
+ */
+function killJob(pid: number): void {
+  const victims = [pid, ...descendants(pid)];
+  try { process.kill(-pid, 'SIGKILL'); } catch { /* group gone */ }
+  for (const p of victims) {
+    try { process.kill(p, 'SIGKILL'); } catch { /* already gone */ }
+  }
+}
+
+/** Descendants of `pid`, from /proc (empty where there is no /proc). */
+function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[];
+  try { entries = readdirSync('/proc'); } catch { return []; }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let stat: string;
+    try { stat = readFileSync(`/proc/${e}/stat`, 'utf8'); } catch { continue; }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(e));
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length > 0) {
+    for (const c of children.get(stack.pop()!) ?? []) {
+      out.push(c);
+      stack.push(c);
+    }
+  }
+  return out;
+}
 
 /** Run a command to completion. Rejects only if it cannot be started at all. */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -66,8 +103,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
     child.stderr.on('data', (b: Buffer) => { err.push(b); all.push(b); });
     let timedOut = false;
     const killGroup = (): void => {
-      if (child.pid === undefined) return;
-      try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+      if (child.pid !== undefined) killJob(child.pid);
     };
     const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
       timedOut = true;

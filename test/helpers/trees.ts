@@ -453,7 +453,7 @@ export const mixedTree: TreeGen = tree((dir) => {
 });
 
 /** Every generator by name (for a loop over trees, and for make-tree). */
-export const TREES: Record<string, TreeGen> = {
+export const TREES = {
   empty: emptyTree,
   makefs: makefsInputsTree,
   sizes: fileSizesTree,
@@ -466,4 +466,6 @@ export const TREES: Record<string, TreeGen> = {
   hardlinks: hardLinksTree,
   specials: specialFilesTree,
   mixed: mixedTree,
-};
+} satisfies Record<string, TreeGen>;
+
+export type TreeName = keyof typeof TREES;

@@ -13,11 +13,11 @@ test('quick', () => {
   d = decodeZap(i => img.blocks[i]!, img.blocks[0]!);
   expect(d.entries.length).toBe(100);
   const big = [] as any[];
-  for (let i = 0; i < 1000000; i++) big.push({ name: zapName('file-' + i + '.txt'), value: BigInt(i) | (8n << 60n) });
+  for (let i = 0; i < 20000; i++) big.push({ name: zapName('file-' + i + '.txt'), value: BigInt(i) | (8n << 60n) });
   let t = performance.now();
   img = buildZap(big, { salt });
-  console.log('build 1M', performance.now() - t, img.kind, img.blocks.length);
+  console.log('build 20k', performance.now() - t, img.kind, img.blocks.length);
   t = performance.now();
   d = decodeZap(i => img.blocks[i]!, img.blocks[0]!);
-  console.log('decode 1M', performance.now() - t, d.fat);
+  console.log('decode 20k', performance.now() - t, d.fat);
 }, 120000);

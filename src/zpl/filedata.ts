@@ -1,0 +1,94 @@
+// A regular file's data, written as it arrives: a record at a time, checksummed
+// and placed, its indirect blocks built alongside. Inputs that can be read in
+// any order (host files) are written when the writer reaches the file's
+// object; a tar stream writes each member's data in archive order, before the
+// tree is complete, and the dnode is assembled later from the FileData.
+import { BlkPtr } from '../zio/blkptr.js';
+import { SpaceAccount, ZioWriter } from '../zio/writer.js';
+import { newDnode } from '../dmu/dnode.js';
+import { levelsFor, ObjectWriter } from '../dmu/object.js';
+import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
+
+export const RECORDSIZE = 128 * 1024;
+
+/** Everything a file's dnode needs from its data. */
+export interface FileData {
+  size: number;
+  blksz: number;
+  nlevels: number;
+  maxblkid: number;
+  used: number;
+  blkptr: BlkPtr;
+  acct: SpaceAccount;
+}
+
+/**
+ * Block size like OpenZFS: a file that fits one record is one block of its
+ * size rounded to a sector; larger files use full records, tail zero-padded.
+ */
+export function fileBlockSize(size: number, recordsize = RECORDSIZE): number {
+  return size <= recordsize ? Math.max(512, Math.ceil(size / 512) * 512) : recordsize;
+}
+
+export class FileDataWriter {
+  readonly blksz: number;
+  private readonly nblocks: number;
+  private readonly w: ObjectWriter;
+  private buf: Uint8Array;
+  private fillLen = 0;
+  private received = 0;
+
+  constructor(zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE) {
+    this.blksz = fileBlockSize(size, recordsize);
+    this.nblocks = size === 0 ? 0 : Math.ceil(size / this.blksz);
+    const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, new Uint8Array(0), 1);
+    this.w = new ObjectWriter(zio, dn, levelsFor(this.nblocks, 1));
+    this.buf = new Uint8Array(this.blksz);
+  }
+
+  /** Feed the next bytes of the file (any chunking). */
+  write(chunk: Uint8Array): void {
+    if (this.received + chunk.length > this.size) throw new Error(`more data than the declared ${this.size} bytes`);
+    this.received += chunk.length;
+    let off = 0;
+    while (off < chunk.length) {
+      const n = Math.min(this.blksz - this.fillLen, chunk.length - off);
+      this.buf.set(chunk.subarray(off, off + n), this.fillLen);
+      this.fillLen += n;
+      off += n;
+      if (this.fillLen === this.blksz) this.flushBlock();
+    }
+  }
+
+  /**
+   * A whole block read straight into place by the caller (the fast path for
+   * host files): `block` must be blksz bytes, zero-padded past the end of file.
+   */
+  writeBlock(block: Uint8Array, dataLen: number): void {
+    if (this.fillLen !== 0) throw new Error('writeBlock after a partial write');
+    this.received += dataLen;
+    this.w.push(block);
+  }
+
+  private flushBlock(): void {
+    this.w.push(this.buf);
+    this.fillLen = 0;
+  }
+
+  get bytesReceived(): number {
+    return this.received;
+  }
+
+  end(): FileData {
+    if (this.received !== this.size) throw new Error(`got ${this.received} of ${this.size} bytes`);
+    if (this.fillLen > 0) {
+      this.buf.fill(0, this.fillLen);
+      this.flushBlock();
+    }
+    const dn = this.w.finish();
+    return {
+      size: this.size, blksz: this.blksz, nlevels: dn.nlevels, maxblkid: dn.maxblkid,
+      used: dn.used, blkptr: dn.blkptr[0]!, acct: this.w.acct,
+    };
+  }
+}
