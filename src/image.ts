@@ -1,7 +1,8 @@
 // makeImage: the whole pipeline from a tree model to a finished image file.
 // The image is written under a temporary name and renamed only when every
 // byte is in place; any failure removes it.
-import { Inode, sortTree } from './input/tree.js';
+import { DataSource, Inode, sortTree } from './input/tree.js';
+import { FileDataWriter } from './zpl/filedata.js';
 import { ImageOptions } from './options.js';
 import { ImageFile } from './vdev/imagefile.js';
 import { SpaceAllocator, fmtSize } from './vdev/allocator.js';
@@ -33,12 +34,21 @@ export interface ImageSummary {
   datasets: { name: string; objects: number; files: number; directories: number; dataBytes: number; used: number }[];
 }
 
-export async function makeImage(root: Inode, opts: ImageOptions): Promise<ImageSummary> {
+/** What a streaming input (tar) gets: a way to write file data as it arrives. */
+export interface InputContext {
+  /** Start a regular file of `size` bytes; feed it with write(), then end() gives its DataSource. */
+  beginFile(size: number): { write(chunk: Uint8Array): void; end(): DataSource };
+  /** Forget data written earlier (a later member with the same path replaced it). */
+  discard(src: DataSource): void;
+}
+
+/** A finished tree, or a reader that builds one while streaming data into the image. */
+export type TreeSource = Inode | ((ctx: InputContext) => Promise<Inode>);
+
+export async function makeImage(source: TreeSource, opts: ImageOptions): Promise<ImageSummary> {
   const geo = vdevGeometry(opts.size, opts.ashift, opts.msSize);
   if (geo.psize < SPA_MINDEVSIZE) throw new UserError(`image size ${fmtSize(opts.size)} is below the minimum of 64 MiB (-s)`);
   if (geo.msCount < 1) throw new UserError(`metaslab size ${fmtSize(2 ** geo.msShift)} is larger than the image`);
-  sortTree(root);
-
   const seed = new SeedSource(opts.seed);
   const poolGuid = opts.poolGuid ?? seed.derive('pool-guid');
   const vdevGuid = seed.derive('vdev-guid');
@@ -47,6 +57,22 @@ export async function makeImage(root: Inode, opts: ImageOptions): Promise<ImageS
   try {
     const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, opts.size);
     const zio = new ZioWriter(image, alloc, DATA_TXG);
+    let root: Inode;
+    if (typeof source === 'function') {
+      const ctx: InputContext = {
+        beginFile(size) {
+          const w = new FileDataWriter(zio, size);
+          return { write: (c) => w.write(c), end: () => ({ kind: 'written', data: w.end() }) };
+        },
+        discard(src) {
+          if (src.kind === 'written') alloc.freeRange(src.data.extent.start, src.data.extent.end);
+        },
+      };
+      root = await source(ctx);
+    } else {
+      root = source;
+    }
+    sortTree(root);
 
     const zpl = new ZplWriter(zio, seed, opts.poolName, root).write();
     const ubTxg = opts.verifyTxgs ? DATA_TXG : DATA_TXG + TXG_SIZE;

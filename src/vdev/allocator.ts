@@ -10,7 +10,7 @@ export interface Extent { start: number; end: number } // bytes, relative to the
 export class SpaceAllocator {
   private cursor = 0;
   /** Allocated runs per metaslab, in ascending order, merged when adjacent. */
-  readonly runs: Extent[][];
+  runs: Extent[][];
   readonly unit: number;
   readonly msSize: number;
   allocated = 0;
@@ -46,6 +46,29 @@ export class SpaceAllocator {
     if (last && last.end === start) last.end = start + asize;
     else list.push({ start, end: start + asize });
     return { offset: start, asize };
+  }
+
+  /** Where the next allocation starts (bytes into the allocatable area). */
+  get position(): number {
+    return this.cursor;
+  }
+
+  /**
+   * Give back everything allocated in [start, end) (a tar member replaced by
+   * a later one of the same path). The bytes stay in the file but the space
+   * maps no longer claim them, so nothing leaks.
+   */
+  freeRange(start: number, end: number): void {
+    for (let ms = Math.floor(start / this.msSize); ms < this.msCount && ms * this.msSize < end; ms++) {
+      const out: Extent[] = [];
+      for (const r of this.runs[ms]!) {
+        if (r.end <= start || r.start >= end) { out.push(r); continue; }
+        if (r.start < start) out.push({ start: r.start, end: start });
+        if (r.end > end) out.push({ start: end, end: r.end });
+        this.allocated -= Math.min(r.end, end) - Math.max(r.start, start);
+      }
+      this.runs[ms] = out;
+    }
   }
 
   /** Bytes allocated in metaslab ms. */

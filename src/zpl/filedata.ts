@@ -20,6 +20,8 @@ export interface FileData {
   used: number;
   blkptr: BlkPtr;
   acct: SpaceAccount;
+  /** The allocator range the data was written into (bump allocation keeps it contiguous). */
+  extent: { start: number; end: number };
 }
 
 /**
@@ -37,8 +39,10 @@ export class FileDataWriter {
   private buf: Uint8Array;
   private fillLen = 0;
   private received = 0;
+  private readonly start: number;
 
-  constructor(zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE) {
+  constructor(private readonly zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE) {
+    this.start = zio.alloc.position;
     this.blksz = fileBlockSize(size, recordsize);
     this.nblocks = size === 0 ? 0 : Math.ceil(size / this.blksz);
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, new Uint8Array(0), 1);
@@ -89,6 +93,7 @@ export class FileDataWriter {
     return {
       size: this.size, blksz: this.blksz, nlevels: dn.nlevels, maxblkid: dn.maxblkid,
       used: dn.used, blkptr: dn.blkptr[0]!, acct: this.w.acct,
+      extent: { start: this.start, end: this.zio.alloc.position },
     };
   }
 }
