@@ -1,7 +1,7 @@
 // makeImage: the whole pipeline from a tree model to a finished image file.
 // The image is written under a temporary name and renamed only when every
 // byte is in place; any failure removes it.
-import { DataSource, Inode, sortTree } from './input/tree.js';
+import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
 import { FileDataWriter } from './zpl/filedata.js';
 import { ImageOptions } from './options.js';
 import { ImageFile } from './vdev/imagefile.js';
@@ -13,10 +13,11 @@ import { packNvlist } from './vdev/nvlist.js';
 import { encodeUberblock } from './vdev/uberblock.js';
 import { ZioWriter } from './zio/writer.js';
 import { ZplWriter } from './zpl/dataset.js';
-import { writeMos } from './dsl/pool.js';
+import { DatasetInput, writeMos } from './dsl/pool.js';
+import { allDatasets, DatasetPlan, parseDatasets, planDatasets, splitTree } from './dsl/datasets.js';
+import { propsToZap } from './dsl/props.js';
 import { SeedSource } from './util/seed.js';
 import { UserError } from './util/errors.js';
-import { zname } from './dsl/mos.js';
 
 /** Birth txg of every block; the uberblock claims a later txg unless verify-txgs is set. */
 export const DATA_TXG = 4;
@@ -31,7 +32,7 @@ export interface ImageSummary {
   metaslabs: number;
   metaslabSize: number;
   allocated: number;
-  datasets: { name: string; objects: number; files: number; directories: number; dataBytes: number; used: number }[];
+  datasets: { name: string; mountpoint: string; objects: number; files: number; directories: number; dataBytes: number; used: number }[];
 }
 
 /** What a streaming input (tar) gets: a way to write file data as it arrives. */
@@ -74,21 +75,39 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     }
     sortTree(root);
 
-    const zpl = new ZplWriter(zio, seed, opts.poolName, root).write();
+    // datasets: declarations, mountpoints, and each one's part of the tree
+    const decls = parseDatasets(opts.poolName, opts.rootPath, opts.datasets);
+    const plan = planDatasets(opts.poolName, opts.rootPath, decls);
+    splitTree(plan, root, opts.rootPath);
+    if (opts.bootfs !== undefined) {
+      const b = allDatasets(plan).find((d) => d.name === opts.bootfs);
+      if (!b || !b.populated) throw new UserError(`no mounted dataset matches bootfs property '${opts.bootfs}'`);
+    }
+    const summaries: ImageSummary['datasets'] = [];
+    const writeDataset = (d: DatasetPlan): DatasetInput => {
+      const rs = d.props.get('recordsize');
+      const zpl = new ZplWriter(zio, seed, d.name, d.root ?? newDir(0o755), rs?.kind === 'u64' ? Number(rs.value) : undefined).write();
+      summaries.push({ name: d.name, mountpoint: d.mountpoint, objects: zpl.objects, files: zpl.files, directories: zpl.dirs, dataBytes: zpl.dataBytes, used: zpl.acct.asize });
+      const props = new Map(d.props);
+      if (d === plan) {
+        // no compression feature in this pool: say so rather than inherit the default
+        if (!props.has('compression')) props.set('compression', { kind: 'u64', value: 2n });
+        if (!props.has('mountpoint') && opts.rootPath !== `/${opts.poolName}`) props.set('mountpoint', { kind: 'string', value: opts.rootPath });
+      }
+      const num = (k: string) => { const v = d.props.get(k); return v?.kind === 'u64' ? Number(v.value) : undefined; };
+      return {
+        name: d.name, bp: zpl.bp, acct: zpl.acct, props: propsToZap(props),
+        quota: num('quota'), reservation: num('reservation'), refreservation: num('refreservation'),
+        children: d.children.map(writeDataset),
+      };
+    };
+    const rootInput = writeDataset(plan);
     const ubTxg = opts.verifyTxgs ? DATA_TXG : DATA_TXG + TXG_SIZE;
     const cfg = {
       poolName: opts.poolName, poolGuid, vdevGuid, txg: DATA_TXG, createTxg: DATA_TXG,
       ashift: geo.ashift, asize: geo.asize, msShift: geo.msShift, vdevPath: opts.vdevPath,
     };
-    const rootProps = [
-      { name: zname('compression'), value: 2n }, // off: no compression feature in this pool
-      ...(opts.rootPath !== `/${opts.poolName}` ? [{ name: zname('mountpoint'), value: { intLen: 1 as const, ints: [...zname(opts.rootPath), 0] } }] : []),
-    ];
-    const mos = writeMos(zio, alloc, seed, {
-      config: cfg,
-      root: { name: '', bp: zpl.bp, acct: zpl.acct, props: rootProps, children: [] },
-      poolProps: [],
-    });
+    const mos = writeMos(zio, alloc, seed, { config: cfg, root: rootInput, poolProps: [], bootfs: opts.bootfs });
 
     const ub = encodeUberblock({ txg: ubTxg, guidSum: poolGuid + vdevGuid, timestamp: 0, rootbp: mos.rootbp });
     const slot = new Uint8Array(uberblockSlotSize(geo.ashift));
@@ -106,7 +125,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       metaslabs: geo.msCount,
       metaslabSize: 2 ** geo.msShift,
       allocated: alloc.allocated,
-      datasets: [{ name: opts.poolName, objects: zpl.objects, files: zpl.files, directories: zpl.dirs, dataBytes: zpl.dataBytes, used: zpl.acct.asize }],
+      datasets: summaries,
     };
   } catch (e) {
     image.abort();

@@ -24,6 +24,10 @@ export interface ImageOptions {
   vdevPath: string;
   /** Seed text for every GUID and ZAP salt (reproducible output). */
   seed: string;
+  /** `-o fs=` specs (makefs syntax) in order; those a preset expanded to are marked. */
+  datasets: { spec: string; fromPreset: boolean }[];
+  /** Dataset to boot from (pool property bootfs). */
+  bootfs?: string;
   /** Print what was done (datasets, objects, bytes, space used). */
   verbose: boolean;
 }

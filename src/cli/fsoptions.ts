@@ -6,6 +6,7 @@
 import { UserError } from '../util/errors.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { poolNameProblem } from './poolname.js';
+import { freebsdPreset } from '../dsl/datasets.js';
 
 export interface ZfsOptions {
   poolName: string;
@@ -16,6 +17,8 @@ export interface ZfsOptions {
   verifyTxgs: boolean;
   vdevPath: string;
   seed: string;
+  datasets: { spec: string; fromPreset: boolean }[];
+  bootfs?: string;
 }
 
 export const DEFAULT_ASHIFT = 12;
@@ -35,6 +38,9 @@ export const FS_OPTION_HELP: ReadonlyArray<readonly [string, string]> = [
   ['verify-txgs[=BOOL]', 'make OpenZFS verify all metadata on first import'],
   ['path=PATH', 'vdev path recorded in the labels (default /dev/null)'],
   ['seed=TEXT', 'seed of every GUID and hash salt (default tsmakefs)'],
+  ['fs=NAME[;PROP=VAL...]', 'declare a dataset (repeatable; quote the ;)'],
+  ['bootfs=NAME', 'dataset the pool boots from'],
+  ['preset=freebsd', "FreeBSD's release dataset layout (zroot/ROOT/default on /, ...)"],
   ['nowarn', 'accepted for makefs compatibility, no effect'],
 ];
 
@@ -126,7 +132,9 @@ export function parseFsOptions(args: readonly string[]): ZfsOptions {
     verifyTxgs: false,
     vdevPath: '/dev/null',
     seed: 'tsmakefs',
+    datasets: [],
   };
+  let preset: string | undefined;
   for (const item of splitItems(args)) {
     switch (item.key) {
       case 'poolname': poolName = required(item); break;
@@ -138,9 +146,15 @@ export function parseFsOptions(args: readonly string[]): ZfsOptions {
       case 'path': o.vdevPath = required(item); break;
       case 'seed': o.seed = required(item); break;
       case 'nowarn': break;
-      case 'fs':
-      case 'bootfs':
-        throw new UserError(`-o ${item.key}: datasets are not supported yet`);
+      case 'fs': o.datasets.push({ spec: required(item), fromPreset: false }); break;
+      case 'bootfs': o.bootfs = required(item); break;
+      case 'preset':
+        if (required(item) !== 'freebsd') throw new UserError(`-o preset: unknown preset '${item.value}' (known: freebsd)`);
+        if (preset) throw new UserError('-o preset: given twice');
+        preset = item.value;
+        // expanded once the pool name is known; remember where it stood
+        o.datasets.push({ spec: '\0preset', fromPreset: true });
+        break;
       default:
         throw new UserError(`unknown -o option '${item.key}'`);
     }
@@ -148,5 +162,11 @@ export function parseFsOptions(args: readonly string[]): ZfsOptions {
   if (poolName === undefined) throw new UserError('a pool name must be specified with -o poolname=NAME');
   const problem = poolNameProblem(poolName);
   if (problem !== undefined) throw new UserError(`-o poolname: ${problem}`);
+  if (preset) {
+    const p = freebsdPreset(poolName);
+    o.datasets = o.datasets.flatMap((d) => (d.spec === '\0preset' ? p.fs.map((spec) => ({ spec, fromPreset: true })) : [d]));
+    rootPath ??= p.rootPath;
+    o.bootfs ??= p.bootfs;
+  }
   return { poolName, rootPath: rootPath ?? `/${poolName}`, ...o };
 }

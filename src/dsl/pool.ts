@@ -30,8 +30,12 @@ const SPACE_MAP_BLOCKSIZE = 16384;
 
 /** A populated dataset to link into the DSL tree. */
 export interface DatasetInput {
-  /** Name below the pool ('' for the root dataset). */
+  /** Full dataset name ("zroot", "zroot/usr"). */
   name: string;
+  /** dsl_dir quota and reservation, and the dataset's refreservation (bytes, 0 = none). */
+  quota?: number;
+  reservation?: number;
+  refreservation?: number;
   bp: BlkPtr;
   acct: SpaceAccount;
   props: ZapEntry[];
@@ -42,6 +46,8 @@ export interface PoolInput {
   config: Omit<PoolConfigInput, 'msArray'>;
   root: DatasetInput;
   poolProps: ZapEntry[];
+  /** Full name of the dataset recorded as the pool's bootfs. */
+  bootfs?: string;
 }
 
 export interface MosResult {
@@ -73,7 +79,7 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const ffr = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
   const ffw = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
   const fdesc = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
-  const poolProps = mos.newZap(T.DMU_OT_POOL_PROPS, input.poolProps);
+  const poolProps = mos.alloc(); // written once dataset numbers are known (bootfs)
   const msArray = mos.alloc();
 
   const bpobjHdr = new Uint8Array(BPOBJ_SIZE_V2);
@@ -110,7 +116,8 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const originSnap = mos.alloc();
 
   const heads: DirNode[] = [];
-  const build = (inp: DatasetInput, dirObj: number, phys: DslDirPhys, fullName: string): DirNode => {
+  const build = (inp: DatasetInput, dirObj: number, phys: DslDirPhys): DirNode => {
+    const fullName = inp.name;
     const dsObj = mos.alloc();
     const ds = emptyDataset();
     ds.dirObj = dirObj;
@@ -131,13 +138,19 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
     const node: DirNode = { dirObj, dsObj, phys, ds, input: inp, children: [] };
     heads.push(node);
     for (const c of inp.children) {
-      const short = c.name.slice(c.name.lastIndexOf('/') + 1);
       const d = newDir(dirObj, c.props);
-      node.children.push(build(c, d.obj, d.phys, `${fullName}/${short}`));
+      node.children.push(build(c, d.obj, d.phys));
     }
     return node;
   };
-  const rootNode = build(input.root, rootDirObj, rootPhys, '');
+  const rootNode = build(input.root, rootDirObj, rootPhys);
+  const poolPropEntries = [...input.poolProps];
+  if (input.bootfs !== undefined) {
+    const h = heads.find((x) => x.input.name === input.bootfs);
+    if (!h) throw new Error(`bootfs ${input.bootfs} is not a dataset`);
+    poolPropEntries.push(u('bootfs', h.dsObj));
+  }
+  mos.zap(poolProps, T.DMU_OT_POOL_PROPS, poolPropEntries);
 
   // child maps
   const childName = (n: DirNode) => n.input.name.slice(n.input.name.lastIndexOf('/') + 1);
@@ -259,11 +272,22 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const account = (n: DirNode): SpaceAccount => {
     const own = n.input.acct;
     const child = new SpaceAccount();
-    for (const c of n.children) child.add(account(c));
+    let childRsrv = 0;
+    for (const c of n.children) {
+      const ca = account(c);
+      child.add(ca);
+      childRsrv += Math.max(0, (c.input.reservation ?? 0) - ca.asize);
+    }
     if (n === rootNode) { child.asize += mosTotal; child.psize += mosPsize; child.lsize += mosPsize; }
+    // an unused refreservation counts as used by the dataset
+    const refrsrv = Math.max(0, (n.input.refreservation ?? 0) - own.asize);
+    n.phys.quota = n.input.quota ?? 0;
+    n.phys.reserved = n.input.reservation ?? 0;
     n.phys.usedBreakdown[0] = own.asize;
     n.phys.usedBreakdown[2] = child.asize;
-    n.phys.usedBytes = own.asize + child.asize;
+    n.phys.usedBreakdown[3] = childRsrv;
+    n.phys.usedBreakdown[4] = refrsrv;
+    n.phys.usedBytes = own.asize + child.asize + childRsrv + refrsrv;
     n.phys.compressedBytes = own.psize + child.psize;
     n.phys.uncompressedBytes = own.lsize + child.lsize;
     const tot = new SpaceAccount();

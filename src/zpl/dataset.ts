@@ -91,7 +91,7 @@ export class ZplWriter {
   /** Data written before this writer ran (tar input), charged to this dataset too. */
   private prewritten = new SpaceAccount();
 
-  constructor(private readonly zio: ZioWriter, private readonly seed: SeedSource, private readonly name: string, private readonly root: Inode) {
+  constructor(private readonly zio: ZioWriter, private readonly seed: SeedSource, private readonly name: string, private readonly root: Inode, private readonly recordsize = RECORDSIZE) {
     this.os = new ObjsetWriter(zio, fullMetaLevels());
   }
 
@@ -267,7 +267,7 @@ export class ZplWriter {
 
   /** Read a host file (or in-memory bytes) record by record into the image. */
   private streamData(ino: Inode): FileData {
-    const w = new FileDataWriter(this.zio, ino.size);
+    const w = new FileDataWriter(this.zio, ino.size, this.recordsize);
     const src = ino.source;
     if (!src) throw new Error('regular file without a data source');
     if (src.kind === 'bytes') {
@@ -284,7 +284,7 @@ export class ZplWriter {
     }
     try {
       const blksz = w.blksz;
-      const buf = blksz === RECORDSIZE ? this.readBuf : Buffer.allocUnsafe(blksz);
+      const buf = blksz === RECORDSIZE && this.readBuf.length === RECORDSIZE ? this.readBuf : Buffer.allocUnsafe(blksz);
       let pos = 0;
       while (pos < ino.size) {
         const want = Math.min(blksz, ino.size - pos);

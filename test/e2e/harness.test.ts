@@ -1,0 +1,91 @@
+// The harness judged on its own, without tsmakefs: every oracle is installed
+// and says no to something that is not a pool (so a broken oracle cannot
+// pass every image), the tree generators give the same listing every time,
+// and listing diffs read well.
+
+import { closeSync, openSync, ftruncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, test } from 'vitest';
+import { TmpArea } from '../helpers/build.js';
+import { diffListings, grubCmp, listingOf, vmCheck, zdbCheck } from '../helpers/oracles.js';
+import { TREES, type TreeName } from '../helpers/trees.js';
+
+const MIN = 60_000;
+const tmp = new TmpArea('harness');
+afterAll(() => tmp.cleanup());
+
+/** A sparse all-zero file of `bytes`: no pool on it. */
+function zeroImage(bytes: number): string {
+  const path = join(tmp.dir('zeros'), 'zeros.img');
+  const fd = openSync(path, 'w');
+  ftruncateSync(fd, bytes);
+  closeSync(fd);
+  return path;
+}
+
+describe.concurrent('each oracle rejects a file that holds no pool', () => {
+  test('zdb-check.sh', async ({ expect, signal }) => {
+    const v = await zdbCheck(zeroImage(64 * 2 ** 20), { signal });
+    expect(v.ok, v.output).toBe(false);
+    expect(v.output).toMatch(/FAIL\s+labels/);
+  }, 5 * MIN);
+
+  test('grub-fstest', async ({ expect }) => {
+    const img = zeroImage(64 * 2 ** 20);
+    const v = await grubCmp(img, '/anything', img);
+    expect(v.ok, v.output).toBe(false);
+  }, 5 * MIN);
+
+  test('check-image.sh (the OpenZFS kernel in qemu)', async ({ expect, signal }) => {
+    const v = await vmCheck(zeroImage(64 * 2 ** 20), { outDir: tmp.dir('vm-zeros'), timeoutSec: 240, signal });
+    expect(v.status, v.output).toBe(1);
+    expect(v.result, v.output).toMatch(/import=FAIL/);
+  }, 5 * MIN);
+});
+
+describe.concurrent('tree generators', () => {
+  // All but the two that cost the most to make twice (130 MiB of data; 50,000
+  // files), whose contents are a plain function of an index anyway.
+  const names = (Object.keys(TREES) as TreeName[]).filter((n) => n !== 'big' && n !== 'many');
+  for (const name of names) {
+    test(`${name}: two generations list identically`, async ({ expect }) => {
+      const a = tmp.dir(`${name}-a`);
+      const b = tmp.dir(`${name}-b`);
+      TREES[name](a);
+      TREES[name](b);
+      const [la, lb] = await Promise.all([listingOf(a), listingOf(b)]);
+      expect(la.startsWith('# ztree-listing v1\n/ type=dir mode=0755 uid=0 gid=0 ')).toBe(true);
+      expect(diffListings(la, lb)).toBe('');
+    }, 5 * MIN);
+  }
+});
+
+describe('diffListings', () => {
+  const head = '# ztree-listing v1\n';
+  const base = [
+    '/ type=dir mode=0755 uid=0 gid=0 nlink=3 time=1',
+    '/a type=file mode=0644 uid=0 gid=0 nlink=1 size=1 time=2 sha256=aa',
+    '/b type=dir mode=0755 uid=0 gid=0 nlink=2 time=3',
+  ];
+  test('is empty for equal listings', ({ expect }) => {
+    expect(diffListings(head + base.join('\n'), head + base.join('\n'))).toBe('');
+  });
+  test('names missing, extra and changed entries and the fields that differ', ({ expect }) => {
+    const other = [
+      '/ type=dir mode=0755 uid=0 gid=0 nlink=3 time=1',
+      '/a type=file mode=0600 uid=0 gid=0 nlink=1 size=1 time=9 sha256=aa',
+      '/c type=link mode=0777 uid=0 gid=0 nlink=1 size=1 time=4 link=x',
+    ];
+    const d = diffListings(head + base.join('\n'), head + other.join('\n'));
+    expect(d).toContain('1 missing, 1 extra, 1 changed');
+    expect(d).toContain('- missing  /b type=dir');
+    expect(d).toContain('+ extra    /c type=link');
+    expect(d).toContain('~ changed  /a  mode: 0644 -> 0600, time: 2 -> 9');
+  });
+  test('keeps long differences short', ({ expect }) => {
+    const many = Array.from({ length: 100 }, (_, i) => `/f${i} type=file mode=0644 uid=0 gid=0 nlink=1 size=0 time=1`);
+    const d = diffListings(head + base[0], head + [base[0], ...many].join('\n'), 10);
+    expect(d.split('\n').length).toBeLessThanOrEqual(12);
+    expect(d).toContain('... and 90 more');
+  });
+});
