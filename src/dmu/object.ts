@@ -26,13 +26,14 @@ export class ObjectWriter {
   private lastNonHole = -1;
   readonly acct = new SpaceAccount();
 
-  constructor(private readonly zio: ZioWriter, readonly dn: Dnode, readonly nlevels: number) {
+  /** dataComp: compression of level-0 blocks (default: the metadata policy). */
+  constructor(private readonly zio: ZioWriter, readonly dn: Dnode, readonly nlevels: number, private readonly dataComp?: number) {
     this.pending = Array.from({ length: nlevels }, () => []);
   }
 
   /** Append the next level-0 block (data.length must equal the object's block size). */
   push(data: Uint8Array, fill = 1): void {
-    const bp = this.zio.writeBlock(data, this.dn.type, 0, fill, this.acct);
+    const bp = this.zio.writeBlock(data, this.dn.type, 0, fill, this.acct, this.dataComp);
     this.pushBp(bp);
   }
 

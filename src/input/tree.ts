@@ -39,6 +39,8 @@ export interface Inode {
   source?: DataSource;
   /** Directories: children sorted by name bytes (see sortEntries). */
   entries?: Dirent[];
+  /** Extended attributes by name ("user.x", "security.capability"), raw values (tar SCHILY.xattr records). */
+  xattrs?: Map<string, Uint8Array>;
 }
 
 export interface Dirent {

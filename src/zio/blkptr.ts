@@ -39,6 +39,42 @@ export interface BlkPtr {
   fill: number;
   /** blk_cksum as the 32 stored bytes (four little-endian words). */
   cksum: Uint8Array;
+  /** An embedded block pointer's payload (the compressed data, psize bytes). */
+  embedded?: Uint8Array;
+}
+
+/** Bytes of data an embedded block pointer can carry (BPE_PAYLOAD_SIZE). */
+export const BPE_PAYLOAD_SIZE = 112;
+// Payload bytes fill the pointer in memory order, skipping blk_prop (word 6)
+// and blk_birth (word 10).
+const PAYLOAD_WORDS = [0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 14, 15];
+
+function encodeEmbedded(bp: BlkPtr, buf: Uint8Array, off: number): void {
+  const p = bp.embedded!;
+  if (p.length > BPE_PAYLOAD_SIZE) throw new Error('embedded payload too large');
+  for (let i = 0; i < p.length; i++) buf[off + PAYLOAD_WORDS[i >> 3]! * 8 + (i & 7)] = p[i]!;
+  const prop =
+    BigInt(bp.lsize - 1) |
+    (BigInt(p.length - 1) << 25n) |
+    (BigInt(bp.comp & 0x7f) << 32n) |
+    (1n << 39n) | // embedded; etype 0 = BP_EMBEDDED_TYPE_DATA
+    (BigInt(bp.type & 0xff) << 48n) |
+    (BigInt(bp.level & 0x1f) << 56n) |
+    (1n << 63n);
+  u64le(buf, off + 48, prop);
+  u64le(buf, off + 80, bp.birth);
+}
+
+function decodeEmbedded(buf: Uint8Array, off: number, prop: bigint): BlkPtr {
+  const psize = Number((prop >> 25n) & 0x7fn) + 1;
+  const payload = new Uint8Array(psize);
+  for (let i = 0; i < psize; i++) payload[i] = buf[off + PAYLOAD_WORDS[i >> 3]! * 8 + (i & 7)]!;
+  if ((prop >> 40n) & 0xffn) throw new Error(`unsupported embedded block pointer type ${(prop >> 40n) & 0xffn}`);
+  return {
+    dva: null, lsize: Number(prop & 0x1ffffffn) + 1, psize, comp: Number((prop >> 32n) & 0x7fn),
+    cksumType: 0, type: Number((prop >> 48n) & 0xffn), level: Number((prop >> 56n) & 0x1fn),
+    birth: Number(rd64le(buf, off + 80)), fill: 1, cksum: new Uint8Array(32), embedded: payload,
+  };
 }
 
 const EMPTY_CKSUM = new Uint8Array(32);
@@ -48,12 +84,13 @@ export function holeBp(): BlkPtr {
 }
 
 export function isHole(bp: BlkPtr): boolean {
-  return bp.dva === null;
+  return bp.dva === null && bp.embedded === undefined;
 }
 
 /** Serialise into buf at off. A hole is 128 zero bytes (no hole_birth). */
 export function encodeBp(bp: BlkPtr, buf: Uint8Array, off: number): void {
   buf.fill(0, off, off + BP_SIZE);
+  if (bp.embedded) return encodeEmbedded(bp, buf, off);
   if (bp.dva === null) return;
   const d = bp.dva;
   const w0 = (BigInt(d.vdev) << 32n) | BigInt(d.asize >>> SPA_MINBLOCKSHIFT);
@@ -80,7 +117,7 @@ export function decodeBp(buf: Uint8Array, off: number): BlkPtr {
   const prop = rd64le(buf, off + 48);
   const birth = Number(rd64le(buf, off + 80));
   const asize = Number(w0 & 0xffffffn) << SPA_MINBLOCKSHIFT;
-  if ((prop >> 39n) & 1n) throw new Error('embedded block pointers are not decoded here');
+  if ((prop >> 39n) & 1n) return decodeEmbedded(buf, off, prop);
   if (asize === 0 && birth === 0) return holeBp();
   return {
     dva: {

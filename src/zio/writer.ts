@@ -4,7 +4,9 @@
 import { ImageFile } from '../vdev/imagefile.js';
 import { SpaceAllocator } from '../vdev/allocator.js';
 import { VDEV_LABEL_START_SIZE } from '../vdev/geometry.js';
-import { BlkPtr, CKSUM_FLETCHER4, COMP_OFF } from './blkptr.js';
+import { BlkPtr, BPE_PAYLOAD_SIZE, CKSUM_FLETCHER4, COMP_OFF } from './blkptr.js';
+import { compressBlock } from './compress.js';
+import { DMU_OT_DNODE, DMU_OT_OBJSET } from '../dmu/types.js';
 import { fletcher4 } from './fletcher4.js';
 
 /** Bytes charged to one object set (dsl: referenced, compressed, uncompressed). */
@@ -24,33 +26,67 @@ export class ZioWriter {
   /** Blocks allocated ahead of time; while set, writes take them in order. */
   reserveQueue: { size: number; offset: number; asize: number }[] | null = null;
 
+  /** Compression for metadata (lz4 when the pool has it, else none). */
+  metaComp = COMP_OFF;
+  /** Whether small compressed blocks may live inside their block pointer (embedded_data). */
+  embedded = false;
+  /** Blocks stored embedded, for the feature refcount and summaries. */
+  embeddedCount = 0;
+
   constructor(readonly image: ImageFile, readonly alloc: SpaceAllocator, readonly txg: number) {}
 
   /**
    * Write one block. `data.length` is the logical size (a multiple of 512);
    * it is stored uncompressed, so psize = lsize.
    */
-  writeBlock(data: Uint8Array, type: number, level: number, fill: number, acct: SpaceAccount): BlkPtr {
+  writeBlock(data: Uint8Array, type: number, level: number, fill: number, acct: SpaceAccount, comp = this.metaComp): BlkPtr {
     const lsize = data.length;
     if (lsize === 0 || lsize % 512 !== 0) throw new Error(`bad block size ${lsize}`);
+    // blocks written into reservations keep their size: no compression there
+    let phys = data;
+    let usedComp = COMP_OFF;
+    if (comp !== COMP_OFF && !this.reserveQueue) {
+      const c = compressBlock(comp, data);
+      if (c) {
+        if (this.embedded && level === 0 && c.length <= BPE_PAYLOAD_SIZE && type !== DMU_OT_DNODE && type !== DMU_OT_OBJSET) {
+          this.embeddedCount++;
+          for (const a of [acct, this.charge]) { a.lsize += lsize; a.psize += c.length; }
+          return {
+            dva: null, lsize, psize: c.length, comp, cksumType: 0, type, level, birth: this.txg, fill: 1,
+            cksum: new Uint8Array(32), embedded: c.slice(),
+          };
+        }
+        const psize = this.alloc.asize(c.length);
+        if (psize < lsize) {
+          phys = new Uint8Array(psize);
+          phys.set(c);
+          usedComp = comp;
+        }
+      }
+    }
+    return this.place(data.length, phys, usedComp, type, level, fill, acct);
+  }
+
+  private place(lsize: number, data: Uint8Array, comp: number, type: number, level: number, fill: number, acct: SpaceAccount): BlkPtr {
+    const psize = data.length;
     let offset: number, asize: number;
     if (this.reserveQueue) {
       const r = this.reserveQueue.shift();
-      if (!r || r.size !== lsize) throw new Error(`write of ${lsize} bytes does not match the reservation ${r?.size}`);
+      if (!r || r.size !== psize) throw new Error(`write of ${psize} bytes does not match the reservation ${r?.size}`);
       ({ offset, asize } = r);
     } else {
-      ({ offset, asize } = this.alloc.alloc(lsize));
+      ({ offset, asize } = this.alloc.alloc(psize));
     }
     this.image.write(VDEV_LABEL_START_SIZE + offset, data);
     for (const a of [acct, this.charge]) {
       a.asize += asize;
-      a.psize += lsize;
+      a.psize += psize;
       a.lsize += lsize;
       a.blocks++;
     }
     return {
       dva: { vdev: 0, offset, asize },
-      lsize, psize: lsize, comp: COMP_OFF, cksumType: CKSUM_FLETCHER4,
+      lsize, psize, comp, cksumType: CKSUM_FLETCHER4,
       type, level, birth: this.txg, fill, cksum: fletcher4(data),
     };
   }

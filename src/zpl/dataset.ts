@@ -14,7 +14,7 @@ import {
   DMU_OST_ZFS, DMU_OT_DIRECTORY_CONTENTS, DMU_OT_MASTER_NODE, DMU_OT_PLAIN_FILE_CONTENTS, DMU_OT_SA,
   DMU_OT_SA_ATTR_LAYOUTS, DMU_OT_SA_ATTR_REGISTRATION, DMU_OT_SA_MASTER_NODE, DMU_OT_UNLINKED_SET,
 } from '../dmu/types.js';
-import { BlkPtr } from '../zio/blkptr.js';
+import { BlkPtr, COMP_OFF } from '../zio/blkptr.js';
 import { SpaceAccount, ZioWriter } from '../zio/writer.js';
 import { SeedSource } from '../util/seed.js';
 import { u64le } from '../util/endian.js';
@@ -91,7 +91,7 @@ export class ZplWriter {
   /** Data written before this writer ran (tar input), charged to this dataset too. */
   private prewritten = new SpaceAccount();
 
-  constructor(private readonly zio: ZioWriter, private readonly seed: SeedSource, private readonly name: string, private readonly root: Inode, private readonly recordsize = RECORDSIZE) {
+  constructor(private readonly zio: ZioWriter, private readonly seed: SeedSource, private readonly name: string, private readonly root: Inode, private readonly recordsize = RECORDSIZE, private readonly comp = COMP_OFF) {
     this.os = new ObjsetWriter(zio, fullMetaLevels());
   }
 
@@ -267,7 +267,7 @@ export class ZplWriter {
 
   /** Read a host file (or in-memory bytes) record by record into the image. */
   private streamData(ino: Inode): FileData {
-    const w = new FileDataWriter(this.zio, ino.size, this.recordsize);
+    const w = new FileDataWriter(this.zio, ino.size, this.recordsize, this.comp);
     const src = ino.source;
     if (!src) throw new Error('regular file without a data source');
     if (src.kind === 'bytes') {

@@ -8,6 +8,8 @@ import { SpaceAccount, ZioWriter } from '../zio/writer.js';
 import { newDnode } from '../dmu/dnode.js';
 import { levelsFor, ObjectWriter } from '../dmu/object.js';
 import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
+import { COMP_OFF } from '../zio/blkptr.js';
+import { isAllZero } from '../zio/compress.js';
 
 export const RECORDSIZE = 128 * 1024;
 
@@ -41,12 +43,13 @@ export class FileDataWriter {
   private received = 0;
   private readonly start: number;
 
-  constructor(private readonly zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE) {
+  /** comp: the dataset's compression; with any, all-zero records become holes as in OpenZFS. */
+  constructor(private readonly zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE, private readonly comp = COMP_OFF) {
     this.start = zio.alloc.position;
     this.blksz = fileBlockSize(size, recordsize);
     this.nblocks = size === 0 ? 0 : Math.ceil(size / this.blksz);
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, new Uint8Array(0), 1);
-    this.w = new ObjectWriter(zio, dn, levelsFor(this.nblocks, 1));
+    this.w = new ObjectWriter(zio, dn, levelsFor(this.nblocks, 1), comp);
     this.buf = new Uint8Array(this.blksz);
   }
 
@@ -71,11 +74,16 @@ export class FileDataWriter {
   writeBlock(block: Uint8Array, dataLen: number): void {
     if (this.fillLen !== 0) throw new Error('writeBlock after a partial write');
     this.received += dataLen;
-    this.w.push(block);
+    this.pushBlock(block);
+  }
+
+  private pushBlock(block: Uint8Array): void {
+    if (this.comp !== COMP_OFF && isAllZero(block)) this.w.pushHole();
+    else this.w.push(block);
   }
 
   private flushBlock(): void {
-    this.w.push(this.buf);
+    this.pushBlock(this.buf);
     this.fillLen = 0;
   }
 

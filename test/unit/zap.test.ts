@@ -3,6 +3,7 @@
 // and lookups walk pointer table, leaf hash slot and chains the way OpenZFS's
 // zap_deref_leaf()/zap_leaf_lookup() and the FreeBSD loader do.
 
+import { inflateRawSync } from 'node:zlib';
 import { describe, expect, test } from 'vitest';
 import {
   buildZap,
@@ -218,14 +219,15 @@ function checkFatStructure(img: ZapImage): FatHeader & { prefixLens: Set<number>
     prefixLens.add(plen);
     const span = 2 ** (h.ztShift - plen);
     expect(Number(u64(leaf, 16)) * span).toBe(idx);
-    for (let s = idx; s < idx + span; s++) if (s % 97 === 0 || s === idx + span - 1) expect(ptrEntry(img, h, s)).toBe(blk);
+    for (let s = idx; s < idx + span; s++) if (ptrEntry(img, h, s) !== blk) throw new Error(`pointer ${s} is not ${blk}`);
     seen.set(blk, idx);
     // chunk accounting: every chunk is an entry, an array or free, and the free list holds all free ones
+    // (plain checks in the loops: an expect() per chunk is too slow for big ZAPs)
     let nEntry = 0;
     let nFree = 0;
     for (let c = 0; c < numChunks; c++) {
-      const t = leaf[base + 24 * c];
-      expect([251, 252, 253]).toContain(t);
+      const t = leaf[base + 24 * c]!;
+      if (t < 251 || t > 253) throw new Error(`leaf ${blk} chunk ${c}: type ${t}`);
       if (t === 252) nEntry++;
       if (t === 253) nFree++;
     }
@@ -233,9 +235,7 @@ function checkFatStructure(img: ZapImage): FatHeader & { prefixLens: Set<number>
     expect(u16(leaf, 28)).toBe(nFree);
     let walked = 0;
     for (let c = u16(leaf, 34); c !== 0xffff; c = u16(leaf, base + 24 * c + 22)) {
-      expect(leaf[base + 24 * c]).toBe(253);
-      walked++;
-      expect(walked).toBeLessThanOrEqual(nFree);
+      if (leaf[base + 24 * c] !== 253 || ++walked > nFree) throw new Error(`leaf ${blk}: bad free list at chunk ${c}`);
     }
     expect(walked).toBe(nFree);
     expect(leaf[36]).toBe(0); // lh_flags: OpenZFS sets CDSORTED only for normalizing ZAPs
@@ -297,7 +297,126 @@ function findCollisions(salt: bigint, names: Uint8Array[], minSize: number): Uin
   return groups;
 }
 
+// ---- vectors written by real OpenZFS (2.3.2, Linux kernel module): a pool made
+// with zfs-vm/make-reference.sh from a staging tree holding small/f0..f39 and
+// long/ with 60 names of 50..255 bytes; the directory ZAP blocks were located
+// with `zdb -ddddd`, read from the image and lz4-decompressed, then
+// raw-deflated and base64-encoded here.
+
+const OPENZFS_MICRO_DIR = [
+  '7ZU3EsJQDEQ/Y3LOOVQmJ9vEg3AFzkFFyZmZARpt9+iYQY2rN6uV9suee9Xt8rjH3Bflffj35xoeIR8XPoJ8wvJRCPmk6O8gn7J8cIZ8WvgA8h',
+  'nLH+j+sqK/h3zO8tS+y1uexscVZP9byBfFP81fSfTp/MqSvxPkK9I/zW9VeBqgmvRP81uX+dEANISn+k3xT/PXEv90/23L0/i6jvin+ekKT/ff',
+  'E//0APRl/rT/gfRP5zcUffr/GIl/qu8LT+c/Fv90/hPRpwamlqfrczPpn96vufRPH9BC9k/5peXp83cr8U8DvJb+6f3cWJ6O/18/Xk8=',
+].join('');
+
+const OPENZFS_FAT_DIR = [
+  '7dx3dFdFFgfwO48eeu8QepHyqxB66B1CCR0ChF6G3lsEQVBQVAQFpaNSlEgRQUBAqihNRFCaCCJVijSH8NsDG5ZJfvfLLHvO7jl7ztx/5vBJ8u',
+  '6d+3tv5r0XQNCTiFm5puQdh4IjhPh4+r0ifqwcP24fNkWQDRs2bNiwYcOGDRs2bNiwYcOGDRs2bNiwYcOGDRs2bNiwYeN/GsKOdrSjHe1oRzva',
+  '0Y52tKMd7WhHO9rRjna0ox3taEc72tGOdrSjHe1oRzv+34/xEUOJYnW+lY7vyb/qb5DgvwUIvHB0Ii/zU19QILDMeLR58d/xDrnF4zEZHRZTmZ',
+  '8aJNAR2oGvnH1yFMcJ/op6TlXbEh0tp4O/d3Ki7+0hXrx3xYwdKhl/1JKO+WgpE1Twe9CxJySQT4Pq7al9vbzzUaKvh/8H89MjQ4IZnBSBQCN4',
+  'xAMU+C9E9QRHHRH/pywiEMj/b3T3WxEIrKIkoObXEnhB0fQFZzDzyc+PA0e/keBod8TT67Q/fZjoJ36hqk5GJvf259STizaIQCDsyZEepgwEBH',
+  'kpqbaCzLw98ZKSLlfUyMThkBrJRZJnTglXFxW/ErkT+eO8yWknZdDyDoy7nV9Jnyc4bwqQNyXwVMBDgKcGngZ4WuDpgKd/6olW5Wf98QT1Z4TI',
+  'RDMpp9afiHPpbirpKR/cn8wgbxbgWYFnA54deA7GE87Ly3zuuekiFdXmtS2mS5ySfuZzzwPy5gWeD3h+4KHACwAvCLwQ8MLAi/Cu9c3H9K047S',
+  'WPvtOfP9FeSZ83uG8lQN6SwF8CXgp4aeBlgJcF7gLu1p29XvxMf3z0gMK1/hyKGp1WST9zvfhB3nLAywMPA14BeEXglYBXBl4FeFXg1YzXaTmm',
+  'nzXoCjXR+hmTs8wGJf3M+VYT5K0FvDbwOsDrAq8HvD7wBsAbAm8EvPETp6B41s/yQf28LCKIREetnzeWlD2ipL9CcD+bgbzNgbcA3hJ4JPBWwF',
+  'sDbwO8LfB2wNsD72Dscxhz3kbRROqh9Xlh8z1plPQw521nkLcL8K7Ao4F3A97dOK8KzLx6US3qp80r/E7qCUq6/MHz6g3y9gHe95/+nHoqMvVI',
+  'mkXD9XpmBK4o6QkLrmcAyDsQ+CDgg4EPAT4U+DBSxMWz+VZi5juShtF4bb4ZMs/epKSbuX5HgbyjgY8BPhb4uATO1V+ZqT+GptGr+ueVJd0IJT',
+  '3M+fMyyDsR+CTgrwCfDHyKcd+vwsxrGm2ht7V5hUYfC1XSxzy/vAbyvg58OvAZwN8A/ibwmcDfMt4fVmX6MIskzdX7UPh4XiXdzP3PuyDvbOBz',
+  'gL8H/H3jelKNqf8DWkxL9fu3jotyK+llngs+BHnnA18AfCHwRcAXA1+S2IPmG87M9yPqTCv159/i/sxKupl96mOQ9xPgy4GvMK4b1Zk6P6U5tF',
+  '5/7ug6d4+SHmbd+wzkXQ08FvjnwNcAXwt8nXGfrcHMdwMtp236/UNsyUxKen3B8/0S5N0IfBPwr4BvBr4F+FbgXxv3u5pMH3bQWfpev/+/nfyu',
+  'kn5mXf0G5N0JfBfw3cD3AN8LfB/wb4HvB/5dIg/uWy2mbwfpFP2s77MH7i9S0sdcL4dA3sPAjwD/AfhR4D8CPwb8J+DHgZ8w7uO1mb6dpAp0Ru',
+  'uby9PmhpIuZv0/BfKeNq7DdZi8v1JDuqA/l63v71HSxeyb50De34CfN663dZl6LtIy+lNff2q+OlhJL7Mv/AHyXgJ+GfgV4FeBXwN+3fieoR4z',
+  '35u0lv7W3wfmOHJBSS/T/1sg723gfwG/A/wu8HvA7wN/YDz/6zN9eEh9yBHa88XGyWFKussF9yEO5H0EPACcBO9CmPaLBkz9SUUVSqHVf2O8b6',
+  '+SLua8TQbyJuc8Qd6GTN5U4ghl1vMeDRmgpI/pWwjImxp4GuBpgacDnh54BuAZgWcSpueCRkx/soo7VEDrz8K+xzYr6Wf6kw3kzQ48B/CcwHMB',
+  'zw08D/C8wPMBzw88VJj298ZMPwuJMVRC6+eh/TsOK+lxB/ezMMhbBHhR4MWAFxem9bYJU/9LIpJcWv0zy6fqpqSbua8rBfKWBl4GeFnjetKUqd',
+  'MjelJ5rc7OhULyKelm3ld4QV4fcD/wcsb1J4Kps4IYSdW0Os/6zzxS0sP0syLIWwl4ZeBVgFcVpvufZkz91cV+aqifz2FzpyjpY553aoC8NYHX',
+  'Al4beB3gdYHXA14feAPj9d6c6U9jcZ3aav2JdVLOU9LP9KcJyNsUeATwZsCbA28BvCXwSOCtgLcG3kaYfq/dgulne3GQumv9dO3MUEpJH3Nddw',
+  'B5OwLvBDwKeGfgXYB3BR4NvJtxfW7J9KenWEUDtf5EFHrYREkv059eIG9v4H2A9wXeD3h/4BL4AGF6DxPJ9GGwaE7D9T4s3VVESRfzHD0E5B0K',
+  'fJhxnW/Fvf8XTWisvg7kaX9TSRfz+45RIO9o4GOM63Zrpp7xYhC9otdTafoZJd1MPRNA3hjgLwOfCHzSvxx9vm2Y+qeIcjRN3zenXmugpIu5j3',
+  'oV5J0qTM/XbZm8r4twelPLGzM2zQElXcx6Ph3knQH8DeN9TjumnrfEMfpAXw9XhJ5W0sc8/74N8r4DfBbwd4HPBj4H+HvA3wc+F/g84/rQnunb',
+  'fDGBlunPyyXCryrpYd4XLQB5FwJfBHwx8CXAlxrPhw7MvD4WHWiVfn9+YupEJd3MvD4BeZcDXwF8pfH67cjU+ZmYT19odQ5sdHm0kl7m+l0N8s',
+  'YC/xz4GuBrga8Dvl6Y3s90Yub7pZhCX+v3yRsWxCnpYdaNjSDvJuBfAd8MfAvwrcbPMYqZ13Yxj/bp6/DWK9WU9DLPLztA3m+A7wS+C/hu4HuA',
+  '7zXOtzMz3/0img5p86V103cr6WY+x+9A3u+BHwB+0Li/d2HqPCJi6Rd9n9pYL1RJL/Pe5geQ9yjwH4EfA/4T8OPATwD/2fh5dWX6cErcokv6On',
+  '+N5irpZ+6HT4O8Z4CfBf4r8HPAfwN+HvgF4L8Dvwj8D+M6Fs3084rYQH9p/dwWF3lESS9z33gV5L0G/DrwP4HfAH4T+C3gt43XVzemD3fFeRKO',
+  '9nu6qGaXlPQz+9c9kPc+8AfA/waugD8EHgf8EfAAcHJMz6fdmb4lcR5Seq1vsU1PepX0M+dPUofPmwx4cuApgKcEngp4CPDUwNMATws8nWN6P9',
+  '+D6WdGZwbl0Pq5sNri2Up6mHU+E8ibGXgW4FmBZwOe3TFdXz2ZeeVy6lI+/fq6N6mmki5mXrlB3jzA8zqmfaQXU0+os4lKaPVE7Nu4RUkv8z6h',
+  'AMhbEHgh4IWBFwFeFHgx4MWN129v7v2/c4LKaX0Y2KJ3DyV9zPVbCuQtDbwM8LLAXcDdwD3AvcB9wP2O6b1lH6ZvYU5bqqKve63KPn4uY/aLCi',
+  'BvReCVgFd2TH+Pri9TZzVnO9XX6qRHZ28o6WPqDAd5qwOvAbwm8FrAawOvA7wu8HqO6b1Bv0Qexz6PN3R4bwS8MfAmwJsCjwDeDHhz4C2AtwQe',
+  'CbwV8NbA2wBvC7wd8PbAOwDvCLwT8CjgnYF3Ad4VeDTwbsC7A+8BvCfwXsB7A+8DvC/wfsD7A5fABwAfCHwQ8MHAhwAfCnwY8OHARwAfCXwU8N',
+  'HAxwAfC3wc8EDgHw==',
+].join('');
+
+function fixtureBlocks(b64: string, bsize: number): Uint8Array[] {
+  const all = new Uint8Array(inflateRawSync(Buffer.from(b64, 'base64')));
+  const out: Uint8Array[] = [];
+  for (let o = 0; o < all.length; o += bsize) out.push(all.subarray(o, o + bsize));
+  return out;
+}
+
+/** The staged names of long/: "nII_" padded with x to 50 + floor(i * 205 / 59) bytes. */
+const longNames = (): string[] =>
+  Array.from({ length: 60 }, (_, i) => (`n${String(i).padStart(2, '0')}_` + 'x'.repeat(300)).slice(0, 50 + Math.floor((i * 205) / 59)));
+
+/** Per leaf: prefix/len -> nfree, nentries, and how many entries each hash slot chains. */
+function leafShape(blocks: Uint8Array[]): Map<string, string> {
+  const bs = Math.log2(blocks[0]!.length);
+  const nh = 1 << (bs - 5);
+  const base = 48 + 2 * nh;
+  const out = new Map<string, string>();
+  for (const l of blocks.slice(1)) {
+    if (u64(l, 0) !== 0x8000000000000000n) continue;
+    const occupancy: number[] = [];
+    for (let s = 0; s < nh; s++) {
+      let k = 0;
+      for (let c = u16(l, 48 + 2 * s); c !== 0xffff; c = u16(l, base + 24 * c + 2)) k++;
+      occupancy.push(k);
+    }
+    out.set(`${u64(l, 16)}/${u16(l, 32)}`, `${u16(l, 28)} ${u16(l, 30)} ${occupancy.join('')}`);
+  }
+  return out;
+}
+
 const SALT = 0x1d3f5a7c9e2b4d61n;
+
+describe('blocks written by OpenZFS', () => {
+  test('micro ZAP directory decodes; we size and hash it the same way', () => {
+    const blocks = fixtureBlocks(OPENZFS_MICRO_DIR, 3072);
+    const d = readAll({ kind: 'micro', blockSize: 3072, blocks, numEntries: 40 });
+    expect(d.kind).toBe('micro');
+    expect(d.salt).toBe(0x1868e55n);
+    const names = d.entries.map((e) => Buffer.from(e.name).toString()).sort();
+    expect(names).toEqual(Array.from({ length: 40 }, (_, i) => `f${i}`).sort());
+    for (const e of d.entries) {
+      expect(e.value.ints[0]! >> 60n).toBe(8n); // DT_REG in the top bits of a ZPL directory entry
+      expect(e.hash).toBe(refHash(d.salt, e.name));
+    }
+    const mine = buildZap(d.entries, { salt: d.salt });
+    expect(mine.kind).toBe('micro');
+    expect(mine.blockSize).toBe(3072); // 40 entries: 64 * 41 rounded up to 512
+    expect(sameBytes(mine.blocks[0]!.subarray(0, 64), blocks[0]!.subarray(0, 64))).toBe(true);
+  });
+
+  test('fat ZAP directory decodes; rebuilding it gives the same header and leaf shape', () => {
+    const blocks = fixtureBlocks(OPENZFS_FAT_DIR, 16384);
+    expect(blocks.length).toBe(2);
+    const d = readAll({ kind: 'fat', blockSize: 16384, blocks, numEntries: 60 });
+    expect(d.kind).toBe('fat');
+    expect(d.salt).toBe(0x18675c1n);
+    expect(d.entries.map((e) => Buffer.from(e.name).toString()).sort()).toEqual(longNames().sort());
+    for (const e of d.entries) {
+      expect(e.value.intLen).toBe(8);
+      expect(e.value.ints[0]! >> 60n).toBe(8n);
+      expect(e.hash).toBe(refHash(d.salt, e.name));
+    }
+    const mine = buildZap(d.entries, { salt: d.salt });
+    expect(mine.kind).toBe('fat');
+    expect(mine.blocks.length).toBe(2);
+    // zap_phys_t up to zap_flags, and the embedded pointer table
+    expect(sameBytes(mine.blocks[0]!, blocks[0]!)).toBe(true);
+    expect(leafShape(mine.blocks)).toEqual(leafShape(blocks));
+    for (const e of d.entries) expect(fatLookup(mine, e.name)!.ints).toEqual(e.value.ints);
+  });
+});
 
 describe('zapHash', () => {
   test('matches the published CRC-64/XZ check value', () => {

@@ -1,0 +1,177 @@
+// One object set: its dnodes (through the meta-dnode's block tree), object
+// data through indirect blocks (holes read as zeros), and ZAP objects.
+import { decodeDnode, Dnode, DNODE_CORE_SIZE, DNODE_SIZE } from '../dmu/dnode.js';
+import { decodeObjset } from '../dmu/objset.js';
+import { BP_SIZE, holeBp } from '../zio/blkptr.js';
+import { DMU_OT_DNODE } from '../dmu/types.js';
+import { decodeZap, type ZapDecoded } from '../zap/index.js';
+import { readBp, ReaderBp } from './bp.js';
+import { inContext, ReadError } from './errors.js';
+import type { PoolReader } from './pool.js';
+
+export const OBJSET_USERUSED_OFF = 1024;
+export const OBJSET_GROUPUSED_OFF = 1536;
+export const OBJSET_PROJECTUSED_OFF = 2048;
+
+/** A hole pointer of the reader's kind. */
+export function readerHole(lsize = 0): ReaderBp {
+  return { ...holeBp(), lsize, dvas: [], gang: false };
+}
+
+/** log2 of the block pointers per indirect block. */
+export function epbShift(dn: Dnode): number {
+  return dn.indblkshift - 7;
+}
+
+/** The block pointers of an indirect block. */
+export function indirectBps(data: Uint8Array): ReaderBp[] {
+  const out: ReaderBp[] = [];
+  for (let off = 0; off + BP_SIZE <= data.length; off += BP_SIZE) out.push(readBp(data, off));
+  return out;
+}
+
+/** A dnode whose block pointers carry every DVA. */
+export interface RDnode extends Dnode {
+  blkptr: ReaderBp[];
+  spill?: ReaderBp;
+}
+
+/** decodeDnode, with the block pointers decoded by readBp. Throws ReadError. */
+export function readDnode(buf: Uint8Array, off: number): RDnode {
+  let dn: Dnode;
+  try {
+    dn = decodeDnode(buf, off);
+  } catch (e) {
+    throw new ReadError(`bad dnode: ${(e as Error).message}`);
+  }
+  if (dn.type === 0) return { ...dn, blkptr: [], spill: undefined };
+  if (DNODE_CORE_SIZE + dn.nblkptr * BP_SIZE + dn.bonus.length > DNODE_SIZE - (dn.spill ? BP_SIZE : 0)) {
+    throw new ReadError(`bad dnode: ${dn.nblkptr} block pointers and a ${dn.bonus.length}-byte bonus do not fit`);
+  }
+  if (dn.nblkptr < 1 || dn.datablksz === 0 || dn.indblkshift < 7 || dn.nlevels < 1) {
+    throw new ReadError(`bad dnode: nblkptr ${dn.nblkptr}, block size ${dn.datablksz}, indblkshift ${dn.indblkshift}, nlevels ${dn.nlevels}`);
+  }
+  const blkptr: ReaderBp[] = [];
+  for (let i = 0; i < dn.nblkptr; i++) blkptr.push(readBp(buf, off + DNODE_CORE_SIZE + i * BP_SIZE));
+  return { ...dn, blkptr, spill: dn.spill ? readBp(buf, off + DNODE_SIZE - BP_SIZE) : undefined };
+}
+
+export class ObjsetReader {
+  readonly type: number;
+  readonly metaDnode: RDnode;
+  /** The raw objset_phys_t (userused/groupused dnodes live in it). */
+  readonly phys: Uint8Array;
+
+  /** `name` labels errors (a dataset name, or "MOS"). */
+  constructor(readonly pool: PoolReader, readonly bp: ReaderBp, readonly name: string) {
+    if (bp.dva === null) throw new ReadError(`${name}: the object set is a hole`);
+    this.phys = inContext(`${name}: objset block`, () => pool.readBlock(bp, true));
+    this.type = inContext(`${name}: objset block`, () => decodeObjset(this.phys).type);
+    this.metaDnode = inContext(`${name}: meta-dnode`, () => readDnode(this.phys, 0));
+    if (this.metaDnode.type !== DMU_OT_DNODE) throw new ReadError(`${name}: meta-dnode has type ${this.metaDnode.type}, not ${DMU_OT_DNODE}`);
+  }
+
+  get dnodesPerBlock(): number {
+    return this.metaDnode.datablksz / DNODE_SIZE;
+  }
+
+  /** One past the highest object number the meta-dnode can hold. */
+  get objectLimit(): number {
+    return (this.metaDnode.maxblkid + 1) * this.dnodesPerBlock;
+  }
+
+  /** The dnode of object objid (type 0 if free). Throws ReadError. */
+  dnode(objid: number): RDnode {
+    if (!Number.isSafeInteger(objid) || objid < 0 || objid >= this.objectLimit) {
+      throw new ReadError(`object ${objid} does not exist (the object set holds objects below ${this.objectLimit})`);
+    }
+    if (objid === 0) return this.metaDnode;
+    const per = this.dnodesPerBlock;
+    const blkid = Math.floor(objid / per);
+    const block = inContext(`dnode block ${blkid} (objects ${blkid * per}-${blkid * per + per - 1})`, () =>
+      this.readBlock(this.metaDnode, blkid, true));
+    return inContext(`object ${objid}`, () => readDnode(block, (objid % per) * DNODE_SIZE));
+  }
+
+  /**
+   * The block pointer of block `blkid` at `level` of an object (a hole
+   * pointer inside holes and past the end).
+   */
+  blockPointer(dn: RDnode, blkid: number, level = 0): ReaderBp {
+    const shift = epbShift(dn);
+    let lvl = dn.nlevels - 1;
+    if (level > lvl) throw new RangeError(`level ${level} above the top level ${lvl}`);
+    const span = (l: number) => 2 ** (shift * (l - level));
+    const top = Math.floor(blkid / span(lvl));
+    if (top >= dn.nblkptr) return readerHole();
+    let bp = dn.blkptr[top]!;
+    while (lvl > level) {
+      if (bp.dva === null) return readerHole();
+      if (bp.level !== lvl) throw new ReadError(`indirect block at level ${lvl} claims level ${bp.level}`);
+      const ind = inContext(`level ${lvl} indirect block ${Math.floor(blkid / span(lvl))}`, () => this.pool.readBlock(bp, true));
+      lvl--;
+      const idx = Math.floor(blkid / span(lvl)) % 2 ** shift;
+      bp = readBp(ind, idx * BP_SIZE);
+    }
+    if (bp.dva !== null && bp.level !== level) throw new ReadError(`block ${blkid} claims level ${bp.level}, expected ${level}`);
+    return bp;
+  }
+
+  /** Level-0 block blkid of an object, verified; holes and blocks past the end are zeros. */
+  readBlock(dn: RDnode, blkid: number, cache = false): Uint8Array {
+    if (blkid > dn.maxblkid) return new Uint8Array(dn.datablksz);
+    const bp = this.blockPointer(dn, blkid);
+    if (bp.dva === null) return new Uint8Array(dn.datablksz);
+    const data = inContext(`block ${blkid}`, () => this.pool.readBlock(bp, cache));
+    if (data.length !== dn.datablksz) {
+      throw new ReadError(`block ${blkid} is ${data.length} bytes, the dnode says ${dn.datablksz}`);
+    }
+    return data;
+  }
+
+  /** The first `length` bytes of an object, block by block. */
+  *stream(dn: RDnode, length: number, cache = false): Generator<Uint8Array> {
+    const bs = dn.datablksz;
+    for (let b = 0, pos = 0; pos < length; b++, pos += bs) {
+      const block = this.readBlock(dn, b, cache);
+      yield pos + bs <= length ? block : block.subarray(0, length - pos);
+    }
+  }
+
+  /** The first `length` bytes of a (small) object in one buffer. */
+  readBytes(dn: RDnode, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    let pos = 0;
+    for (const chunk of this.stream(dn, length)) {
+      out.set(chunk, pos);
+      pos += chunk.length;
+    }
+    return out;
+  }
+
+  /** Decode a ZAP object. Throws ReadError naming the object. */
+  zap(objid: number, dn?: RDnode): ZapDecoded {
+    return inContext(`object ${objid}`, () => {
+      const d = dn ?? this.dnode(objid);
+      if (d.type === 0) throw new ReadError('is not allocated');
+      return decodeZap((b) => this.readBlock(d, b, true), this.readBlock(d, 0, true));
+    });
+  }
+
+  /** A ZAP of single uint64 values, by name (names decoded as UTF-8). */
+  zapNumbers(objid: number, dn?: RDnode): Map<string, bigint> {
+    const z = this.zap(objid, dn);
+    const out = new Map<string, bigint>();
+    for (const e of z.entries) {
+      if (e.value.ints.length === 1 && e.value.intLen === 8) out.set(Buffer.from(e.name).toString('utf8'), e.value.ints[0]!);
+    }
+    return out;
+  }
+
+  /** A required uint64 ZAP entry. */
+  zapLookup(objid: number, name: string, dn?: RDnode): number {
+    const v = this.zapNumbers(objid, dn).get(name);
+    if (v === undefined) throw new ReadError(`object ${objid}: no ZAP entry "${name}"`);
+    return Number(v);
+  }
+}
