@@ -11,7 +11,7 @@
 
 import { UserError } from '../util/errors.js';
 import type { NodeType, Timespec } from './tree.js';
-import { showPath } from './walk.js';
+import { linuxDevice, showPath } from './walk.js';
 import type { UserDb } from './passwd.js';
 
 export interface MtreeEntry {
@@ -338,12 +338,7 @@ export function deviceOf(e: MtreeEntry): [number, number] | undefined {
     if (Number.isSafeInteger(major) && Number.isSafeInteger(minor) && major <= 0xffffffff && minor <= 0xffffffff) return [major, minor];
   } else if (parts.length === 1) {
     const n = num(v);
-    if (Number.isSafeInteger(n)) {
-      const rdev = BigInt(n);
-      const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
-      const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
-      return [Number(major), Number(minor)];
-    }
+    if (Number.isSafeInteger(n)) return linuxDevice(BigInt(n));
   }
   throw new UserError(`${e.where}: invalid device '${v}' (format,major,minor or a number)`);
 }

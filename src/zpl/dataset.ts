@@ -20,9 +20,10 @@ import { SeedSource } from '../util/seed.js';
 import { u64le } from '../util/endian.js';
 import { UserError, fsUserError } from '../util/errors.js';
 import { showPath } from '../input/walk.js';
+import { packNvlist, nvBytes } from '../vdev/nvlist.js';
 import { aclForMode, ZFS_ARCHIVE, ZFS_AV_MODIFIED } from './acl.js';
 import {
-  encodeSa, LAYOUT_DEVICE, LAYOUT_SYMLINK, LAYOUT_ZNODE, registryValue, SA_REGISTRY, saSize, SaLayouts,
+  attrLength, encodeSa, LAYOUT_DEVICE, LAYOUT_ZNODE, ZPL_DXATTR, registryValue, SA_REGISTRY, saSize, SaLayouts,
   ZPL_ATIME, ZPL_CRTIME, ZPL_CTIME, ZPL_DACL_ACES, ZPL_DACL_COUNT, ZPL_FLAGS, ZPL_GEN, ZPL_GID, ZPL_LINKS,
   ZPL_MODE, ZPL_MTIME, ZPL_PARENT, ZPL_RDEV, ZPL_SIZE, ZPL_SYMLINK, ZPL_UID,
 } from './sa.js';
@@ -90,6 +91,9 @@ export class ZplWriter {
   private readBuf = Buffer.allocUnsafe(RECORDSIZE);
   /** Data written before this writer ran (tar input), charged to this dataset too. */
   private prewritten = new SpaceAccount();
+  private xattrCache = new Map<Inode, Uint8Array>();
+  /** Store xattrs (xattr=sa); off drops them. */
+  xattrs = true;
 
   constructor(private readonly zio: ZioWriter, private readonly seed: SeedSource, private readonly name: string, private readonly root: Inode, private readonly recordsize = RECORDSIZE, private readonly comp = COMP_OFF) {
     this.os = new ObjsetWriter(zio, fullMetaLevels());
@@ -126,14 +130,45 @@ export class ZplWriter {
     }
   }
 
-  private layoutFor(ino: Inode): { bonus: readonly number[]; spill?: readonly number[] } {
-    if (ino.type === 'chardev' || ino.type === 'blockdev') return { bonus: LAYOUT_DEVICE };
-    if (ino.type !== 'symlink') return { bonus: LAYOUT_ZNODE };
-    const len = ino.target!.length;
-    const acl = aclForMode(ino.perm, 'other');
-    // SYMLINK stays in the bonus while the whole buffer fits in 320 bytes
-    const inline = 16 + 136 + acl.aces.length + len <= 320;
-    return inline ? { bonus: LAYOUT_SYMLINK } : { bonus: LAYOUT_ZNODE, spill: [ZPL_SYMLINK] };
+  /** The attributes of an inode's SA, in OpenZFS's order, with the size of each. */
+  private saAttrs(ino: Inode): { attrs: number[]; sizes: Map<number, number> } {
+    const attrs = [...(ino.type === 'chardev' || ino.type === 'blockdev' ? LAYOUT_DEVICE : LAYOUT_ZNODE)];
+    const sizes = new Map<number, number>();
+    for (const a of attrs) sizes.set(a, attrLength(a));
+    sizes.set(ZPL_DACL_ACES, aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other').aces.length);
+    // zfs_symlink and the xattr code add these after creation, so they come last
+    if (ino.type === 'symlink') { attrs.push(ZPL_SYMLINK); sizes.set(ZPL_SYMLINK, ino.target!.length); }
+    const xa = this.xattrBlob(ino);
+    if (xa) { attrs.push(ZPL_DXATTR); sizes.set(ZPL_DXATTR, xa.length); }
+    return { attrs, sizes };
+  }
+
+  /** ZPL_DXATTR: the xattrs as an XDR nvlist of byte arrays, in name order. */
+  private xattrBlob(ino: Inode): Uint8Array | undefined {
+    if (!this.xattrs || !ino.xattrs || ino.xattrs.size === 0) return undefined;
+    let blob = this.xattrCache.get(ino);
+    if (!blob) {
+      const names = [...ino.xattrs.keys()].sort();
+      blob = packNvlist(names.map((n) => [n, nvBytes(ino.xattrs!.get(n)!)]));
+      if (blob.length > 65535) throw new UserError(`extended attributes of one file exceed 64 KiB (${names.join(', ')})`);
+      this.xattrCache.set(ino, blob);
+    }
+    return blob;
+  }
+
+  /**
+   * Split like sa_build_layouts(): everything in the bonus if it fits in
+   * 320 bytes; otherwise the bonus keeps the leading attributes that end
+   * within 192 bytes (the spill pointer takes the rest of the dnode) and the
+   * remaining ones go to a spill block under a layout of their own.
+   */
+  private layoutFor(ino: Inode): { bonus: number[]; spill?: number[] } {
+    const { attrs, sizes } = this.saAttrs(ino);
+    const fake = new Map([...sizes].map(([k, n]) => [k, new Uint8Array(n)]));
+    if (saSize(attrs, fake) <= 320) return { bonus: attrs };
+    let cut = 1;
+    while (cut < attrs.length && saSize(attrs.slice(0, cut + 1), fake) <= DN_MAX_BONUSLEN_SPILL) cut++;
+    return { bonus: attrs.slice(0, cut), spill: attrs.slice(cut) };
   }
 
   write(): ZplResult {
@@ -207,6 +242,8 @@ export class ZplWriter {
   private bonus(ino: Inode, size: number | bigint, extra?: [number, Uint8Array]): { bonus: Uint8Array; spill?: Uint8Array } {
     const { values } = this.saValues(ino, size);
     if (extra) values.set(extra[0], extra[1]);
+    const xa = this.xattrBlob(ino);
+    if (xa) values.set(ZPL_DXATTR, xa);
     const lay = this.layoutFor(ino);
     const num = this.layouts.number(lay.bonus);
     if (!lay.spill) return { bonus: encodeSa(num, lay.bonus, values) };
