@@ -2,7 +2,7 @@
 // The image is written under a temporary name and renamed only when every
 // byte is in place; any failure removes it.
 import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
-import { FileDataWriter } from './zpl/filedata.js';
+import { FileDataWriter, RECORDSIZE } from './zpl/filedata.js';
 import { ImageOptions } from './options.js';
 import { ImageFile } from './vdev/imagefile.js';
 import { SpaceAllocator, fmtSize } from './vdev/allocator.js';
@@ -16,6 +16,9 @@ import { ZplWriter } from './zpl/dataset.js';
 import { DatasetInput, writeMos } from './dsl/pool.js';
 import { allDatasets, DatasetPlan, parseDatasets, planDatasets, splitTree } from './dsl/datasets.js';
 import { propsToZap } from './dsl/props.js';
+import { baseRefcounts, FeatureState, labelFeaturesForRead, resolveFeatures } from './dsl/features.js';
+import { COMP_LZ4, COMP_OFF, COMP_ZLE } from './zio/blkptr.js';
+import { zname } from './dsl/mos.js';
 import { SeedSource } from './util/seed.js';
 import { UserError } from './util/errors.js';
 
@@ -37,8 +40,12 @@ export interface ImageSummary {
 
 /** What a streaming input (tar) gets: a way to write file data as it arrives. */
 export interface InputContext {
-  /** Start a regular file of `size` bytes; feed it with write(), then end() gives its DataSource. */
-  beginFile(size: number): { write(chunk: Uint8Array): void; end(): DataSource };
+  /**
+   * Start a regular file of `size` bytes; feed it with write(), then end()
+   * gives its DataSource. `path` (names below the tree root joined by "/")
+   * picks the dataset whose recordsize and compression apply.
+   */
+  beginFile(size: number, path?: string): { write(chunk: Uint8Array): void; end(): DataSource };
   /** Forget data written earlier (a later member with the same path replaced it). */
   discard(src: DataSource): void;
 }
@@ -58,11 +65,33 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
   try {
     const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, opts.size);
     const zio = new ZioWriter(image, alloc, DATA_TXG);
+    const enabled = resolveFeatures(opts.compatibility);
+    const has = (name: string) => enabled.some((f) => f.name === name);
+    // metadata is compressed whenever lz4 is there (OpenZFS's policy); small
+    // blocks ride in their block pointer when embedded_data is
+    if (has('lz4_compress')) zio.metaComp = COMP_LZ4;
+    zio.embedded = has('embedded_data');
+    // datasets: declarations and mountpoints, known before any data is read
+    // (a tar stream writes file data as it comes, with its dataset's settings)
+    const decls = parseDatasets(opts.poolName, opts.rootPath, opts.datasets);
+    const plan = planDatasets(opts.poolName, opts.rootPath, decls);
+    const settings = datasetSettings(plan, has('lz4_compress'));
+    const byMount = allDatasets(plan).filter((d) => d.populated)
+      .map((d) => ({ d, rel: relMount(d.mountpoint, opts.rootPath) }))
+      .filter((x) => x.rel !== null)
+      .sort((a, b) => b.rel!.length - a.rel!.length);
+    /** The settings of the dataset a path (relative to the tree root) will land in. */
+    const settingsFor = (path: string | undefined) => {
+      const p = `/${path ?? ''}`;
+      const m = byMount.find((x) => x.rel === '/' || p === x.rel || p.startsWith(`${x.rel}/`));
+      return settings.get((m?.d ?? plan).name)!;
+    };
     let root: Inode;
     if (typeof source === 'function') {
       const ctx: InputContext = {
-        beginFile(size) {
-          const w = new FileDataWriter(zio, size);
+        beginFile(size, path) {
+          const st = settingsFor(path);
+          const w = new FileDataWriter(zio, size, st.recordsize, st.comp);
           return { write: (c) => w.write(c), end: () => ({ kind: 'written', data: w.end() }) };
         },
         discard(src) {
@@ -75,9 +104,6 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     }
     sortTree(root);
 
-    // datasets: declarations, mountpoints, and each one's part of the tree
-    const decls = parseDatasets(opts.poolName, opts.rootPath, opts.datasets);
-    const plan = planDatasets(opts.poolName, opts.rootPath, decls);
     splitTree(plan, root, opts.rootPath);
     if (opts.bootfs !== undefined) {
       const b = allDatasets(plan).find((d) => d.name === opts.bootfs);
@@ -85,13 +111,16 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     }
     const summaries: ImageSummary['datasets'] = [];
     const writeDataset = (d: DatasetPlan): DatasetInput => {
-      const rs = d.props.get('recordsize');
-      const zpl = new ZplWriter(zio, seed, d.name, d.root ?? newDir(0o755), rs?.kind === 'u64' ? Number(rs.value) : undefined).write();
+      const st = settings.get(d.name)!;
+      const w = new ZplWriter(zio, seed, d.name, d.root ?? newDir(0o755), st.recordsize, st.comp);
+      w.xattrs = opts.xattrs;
+      const zpl = w.write();
       summaries.push({ name: d.name, mountpoint: d.mountpoint, objects: zpl.objects, files: zpl.files, directories: zpl.dirs, dataBytes: zpl.dataBytes, used: zpl.acct.asize });
       const props = new Map(d.props);
       if (d === plan) {
-        // no compression feature in this pool: say so rather than inherit the default
-        if (!props.has('compression')) props.set('compression', { kind: 'u64', value: 2n });
+        // without lz4 the default ("on") would mean lzjb, which tsmakefs does
+        // not write: say off rather than claim a compression that is not there
+        if (!props.has('compression') && !has('lz4_compress')) props.set('compression', { kind: 'u64', value: 2n });
         if (!props.has('mountpoint') && opts.rootPath !== `/${opts.poolName}`) props.set('mountpoint', { kind: 'string', value: opts.rootPath });
       }
       const num = (k: string) => { const v = d.props.get(k); return v?.kind === 'u64' ? Number(v.value) : undefined; };
@@ -102,17 +131,20 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       };
     };
     const rootInput = writeDataset(plan);
+    const refcounts = baseRefcounts(enabled);
+    const features: FeatureState = { enabled, refcounts };
     const ubTxg = opts.verifyTxgs ? DATA_TXG : DATA_TXG + TXG_SIZE;
     const cfg = {
       poolName: opts.poolName, poolGuid, vdevGuid, txg: DATA_TXG, createTxg: DATA_TXG,
       ashift: geo.ashift, asize: geo.asize, msShift: geo.msShift, vdevPath: opts.vdevPath,
     };
-    const mos = writeMos(zio, alloc, seed, { config: cfg, root: rootInput, poolProps: [], bootfs: opts.bootfs });
+    const poolProps = [{ name: zname('compatibility'), value: { intLen: 1 as const, ints: [...zname(opts.compatibility), 0] } }];
+    const mos = writeMos(zio, alloc, seed, { config: cfg, features, root: rootInput, poolProps, bootfs: opts.bootfs });
 
     const ub = encodeUberblock({ txg: ubTxg, guidSum: poolGuid + vdevGuid, timestamp: 0, rootbp: mos.rootbp });
     const slot = new Uint8Array(uberblockSlotSize(geo.ashift));
     slot.set(ub);
-    const labelCfg = packNvlist(labelConfig({ ...cfg, msArray: mos.msArray }));
+    const labelCfg = packNvlist(labelConfig({ ...cfg, msArray: mos.msArray }, labelFeaturesForRead(features)));
     for (const off of labelOffsets(geo.psize)) image.write(off, buildLabel(off, labelCfg, slot, geo.ashift));
     image.commit();
 
@@ -131,4 +163,44 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     image.abort();
     throw e;
   }
+}
+
+/**
+ * What a dataset's compression property means for the blocks tsmakefs
+ * writes: lz4 and zle are written as such ("on" is lz4 when the pool has
+ * it); lzjb, gzip and "on" without lz4 are stored as the property but the
+ * data is written uncompressed, which every reader accepts.
+ */
+function dataCompression(prop: bigint, haveLz4: boolean, dataset: string): number {
+  switch (prop) {
+    case 1n: return haveLz4 ? COMP_LZ4 : COMP_OFF;
+    case 15n:
+      if (!haveLz4) throw new UserError(`dataset '${dataset}': compression=lz4 needs the lz4_compress feature, which -o compatibility leaves out`);
+      return COMP_LZ4;
+    case 14n: return COMP_ZLE;
+    case 16n: throw new UserError(`dataset '${dataset}': compression=zstd is not supported by tsmakefs`);
+    default: return COMP_OFF;
+  }
+}
+
+/** A mountpoint relative to the root path ("/" for the root path itself), or null if outside it. */
+function relMount(mp: string, rootPath: string): string | null {
+  if (rootPath === '/') return mp;
+  if (mp === rootPath) return '/';
+  return mp.startsWith(`${rootPath}/`) ? mp.slice(rootPath.length) : null;
+}
+
+/** Each dataset's effective recordsize and data compression, inherited as ZFS does. */
+function datasetSettings(plan: DatasetPlan, haveLz4: boolean): Map<string, { recordsize: number; comp: number }> {
+  const out = new Map<string, { recordsize: number; comp: number }>();
+  const visit = (d: DatasetPlan, rs: number, compProp: bigint) => {
+    const r = d.props.get('recordsize');
+    const c = d.props.get('compression');
+    const recordsize = r?.kind === 'u64' ? Number(r.value) : rs;
+    const prop = c?.kind === 'u64' ? c.value : compProp;
+    out.set(d.name, { recordsize, comp: dataCompression(prop, haveLz4, d.name) });
+    for (const ch of d.children) visit(ch, recordsize, prop);
+  };
+  visit(plan, RECORDSIZE, haveLz4 ? 1n : 2n);
+  return out;
 }

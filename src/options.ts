@@ -26,6 +26,10 @@ export interface ImageOptions {
   seed: string;
   /** `-o fs=` specs (makefs syntax) in order; those a preset expanded to are marked. */
   datasets: { spec: string; fromPreset: boolean }[];
+  /** Feature set, as `zpool create -o compatibility=` names it ('legacy': none). */
+  compatibility: string;
+  /** Store xattrs from the input (xattr=sa); false drops them. */
+  xattrs: boolean;
   /** Dataset to boot from (pool property bootfs). */
   bootfs?: string;
   /** Print what was done (datasets, objects, bytes, space used). */

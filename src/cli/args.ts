@@ -1,11 +1,15 @@
-// Command line -> what to do. Pure apart from -T (which may stat a file), so
-// every option and error can be tested without walking or writing anything.
-// The surface is makefs(8)'s, restricted to what the zfs backend uses; the
-// generic makefs options that the zfs backend ignores are accepted and
-// ignored too, so existing build scripts (FreeBSD's release tooling passes
-// -B and -D) run unchanged.
+// Command line -> what to do. Pure apart from -T (which may stat a file) and
+// SOURCE_DATE_EPOCH (read from the environment given), so every option and
+// error can be tested without walking or writing anything. The surface is
+// makefs(8)'s, restricted to what the zfs backend uses; the generic makefs
+// options that the zfs backend ignores are accepted and ignored too, so
+// existing build scripts (FreeBSD's release tooling passes -B) run unchanged.
+// Beyond makefs: a tarball (or "-") as the input, and the owner overrides
+// --all-root, --force-uid and --force-gid, named as in mksquashfs and
+// mkfs.erofs, whose users know them from the same no-root builds.
 
 import { Command, CommanderError, Option } from 'commander';
+import { parseSourceDateEpoch } from '../input/times.js';
 import type { Timespec } from '../input/tree.js';
 import type { ImageOptions } from '../options.js';
 import { UserError } from '../util/errors.js';
@@ -19,12 +23,31 @@ export const MIN_IMAGE_SIZE = 64 * 2 ** 20;
 
 export interface BuildInvocation {
   kind: 'build';
-  /** Staging directories, first one is the base (makefs order). */
+  /**
+   * Inputs in makefs order: the first is a staging directory, a tarball
+   * (plain or gzip, "-" for standard input) or an mtree manifest; further
+   * ones are directories merged into it.
+   */
   inputs: string[];
   options: ImageOptions;
   timestamp?: Timespec;
+  /** SOURCE_DATE_EPOCH, if set (src/input/times.ts says what it does). */
+  sourceDateEpoch?: Timespec;
   /** -q: do not print warnings. */
   quiet: boolean;
+  /** -F: mtree spec laid over the tree. */
+  specFile?: string;
+  /** -x: drop what the -F spec does not list. */
+  onlySpec?: boolean;
+  /** -N: directory holding the image's master.passwd (or passwd) and group. */
+  userDbDir?: string;
+  /** -D, counted: 1 makes duplicate manifest entries warnings, 2 silences them. */
+  duplicates?: number;
+  /** --all-root: every inode owned by 0:0. */
+  allRoot?: boolean;
+  /** --force-uid / --force-gid: every inode's owner / group (number or name). */
+  forceUid?: string;
+  forceGid?: string;
 }
 
 export type ParsedInvocation =
@@ -45,10 +68,16 @@ interface Raw {
   F?: string;
   N?: string;
   x?: boolean;
+  D?: number;
+  allRoot?: boolean;
+  forceUid?: string;
+  forceGid?: string;
 }
 
 const USAGE =
-  '[-t zfs] [-s size] [-M min] [-m max] [-T timestamp] [-o opt=val,...]... [-v] [-q] image directory [directory ...]';
+  '[-t zfs] [-s size] [-M min] [-m max] [-T timestamp] [-o opt=val,...]... [-F specfile [-x]] [-N userdb-dir] [-D]\n' +
+  '                [--all-root] [--force-uid uid] [--force-gid gid] [-v] [-q]\n' +
+  '                image directory|tarball|manifest|- [directory ...]';
 
 const ENDIANS = new Set(['be', '4321', 'big', 'le', '1234', 'little']);
 
@@ -60,7 +89,12 @@ function zfsOptionHelp(): string {
     ...FS_OPTION_HELP.map(([k, d]) => `  ${k.padEnd(width)}  ${d}`),
     '',
     'Sizes take the suffixes b (512), k, m, g, t, w (4) and products such as 2x4k.',
-    'Accepted for makefs compatibility and ignored: -B -b -D -d -f -p -R -S -Z, -O 0.',
+    'The first input may be a directory, a tar archive (ustar, pax or GNU, plain or',
+    'gzip; - reads standard input) or an mtree manifest such as FreeBSD\'s METALOG',
+    '(file data is read relative to the current directory).',
+    'Times: -F spec times win, then -T, then each entry\'s own; entries without one',
+    'get SOURCE_DATE_EPOCH (else 0); without -T, SOURCE_DATE_EPOCH also caps every time.',
+    'Accepted for makefs compatibility and ignored: -B -b -d -f -p -R -S -Z, -O 0.',
   ].join('\n');
 }
 
@@ -71,7 +105,7 @@ function program(sizes: Array<[SizeFlag, string]>, out: { text: string }): Comma
   };
   const cmd = new Command('tsmakefs')
     .usage(USAGE)
-    .description('Write a ZFS pool image from one or more staging directories (makefs -t zfs compatible).')
+    .description('Write a ZFS pool image from staging directories, a tarball or an mtree manifest (makefs -t zfs compatible).')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => { out.text += s; },
@@ -90,13 +124,17 @@ function program(sizes: Array<[SizeFlag, string]>, out: { text: string }): Comma
     .option('-q, --quiet', 'do not print warnings')
     .addOption(new Option('-B <endian>').hideHelp())
     .addOption(new Option('-O <offset>').hideHelp())
-    .addOption(new Option('-F <specfile>').hideHelp())
-    .addOption(new Option('-N <userdb-dir>').hideHelp())
-    .addOption(new Option('-x').hideHelp())
+    .option('-F <specfile>', 'mtree spec applied over a directory or tarball input (makefs -F)')
+    .option('-x', 'with -F: leave out everything the spec does not list')
+    .option('-N <userdb-dir>', 'resolve user and group names from <dir>/master.passwd (or passwd) and <dir>/group')
+    .option('-D', 'duplicate manifest entries are warnings, not errors (twice: silent)', (_v: string, n?: number) => (n ?? 0) + 1)
+    .option('--all-root', 'every file and directory owned by uid 0, gid 0')
+    .option('--force-uid <uid>', 'every file and directory owned by this user (number or name)')
+    .option('--force-gid <gid>', 'every file and directory in this group (number or name)')
     .argument('<image>', 'image file to write')
-    .argument('<directory...>', 'staging directories, merged in order')
+    .argument('<directory...>', 'a directory, tarball, manifest or - (stdin), then directories to merge in')
     .addHelpText('after', zfsOptionHelp());
-  for (const flags of ['-b <free-blocks>', '-f <free-files>', '-R <roundup>', '-S <sector-size>', '-d <debug-mask>', '-D', '-Z', '-p']) {
+  for (const flags of ['-b <free-blocks>', '-f <free-files>', '-R <roundup>', '-S <sector-size>', '-d <debug-mask>', '-Z', '-p']) {
     cmd.addOption(new Option(flags).hideHelp());
   }
   return cmd;
@@ -132,12 +170,10 @@ function checkCompat(raw: Raw): void {
   if (raw.O !== undefined && parseSize(raw.O, '-O') !== 0) {
     throw new UserError('-O: writing at an offset is not supported');
   }
-  if (raw.F !== undefined) throw new UserError('-F: mtree spec files are not supported yet');
-  if (raw.N !== undefined) throw new UserError('-N: user databases are not supported yet');
-  if (raw.x === true) throw new UserError('-x: requires -F, which is not supported yet');
+  if (raw.x === true && raw.F === undefined) throw new UserError('-x requires -F specfile');
 }
 
-export function parseArgs(argv: readonly string[]): ParsedInvocation {
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ParsedInvocation {
   const sizes: Array<[SizeFlag, string]> = [];
   const out = { text: '' };
   const cmd = program(sizes, out);
@@ -161,5 +197,20 @@ export function parseArgs(argv: readonly string[]): ParsedInvocation {
     ...resolveSize(sizes),
     verbose: raw.verbose === true,
   };
-  return { kind: 'build', inputs, options, timestamp, quiet: raw.quiet === true };
+  const inv: BuildInvocation = { kind: 'build', inputs, options, timestamp, quiet: raw.quiet === true };
+  const sde = parseSourceDateEpoch(env['SOURCE_DATE_EPOCH']);
+  if (sde !== undefined) inv.sourceDateEpoch = sde;
+  if (raw.F !== undefined) inv.specFile = raw.F;
+  if (raw.x === true) inv.onlySpec = true;
+  if (raw.N !== undefined) inv.userDbDir = raw.N;
+  if (raw.D !== undefined) inv.duplicates = raw.D;
+  if (raw.allRoot === true) inv.allRoot = true;
+  if (raw.forceUid !== undefined) inv.forceUid = nonEmpty(raw.forceUid, '--force-uid');
+  if (raw.forceGid !== undefined) inv.forceGid = nonEmpty(raw.forceGid, '--force-gid');
+  return inv;
+}
+
+function nonEmpty(v: string, flag: string): string {
+  if (v === '') throw new UserError(`${flag}: a user or group (number or name) is required`);
+  return v;
 }

@@ -7,6 +7,7 @@ import { UserError } from '../util/errors.js';
 import { formatSize, parseSize } from '../util/size.js';
 import { poolNameProblem } from './poolname.js';
 import { freebsdPreset } from '../dsl/datasets.js';
+import { resolveFeatures } from '../dsl/features.js';
 
 export interface ZfsOptions {
   poolName: string;
@@ -19,7 +20,12 @@ export interface ZfsOptions {
   seed: string;
   datasets: { spec: string; fromPreset: boolean }[];
   bootfs?: string;
+  compatibility: string;
+  xattrs: boolean;
 }
+
+/** The default feature set: every feature GRUB 2.06 and the FreeBSD loader can boot from. */
+export const DEFAULT_COMPATIBILITY = 'grub2-2.06';
 
 export const DEFAULT_ASHIFT = 12;
 export const MIN_ASHIFT = 9;
@@ -40,6 +46,8 @@ export const FS_OPTION_HELP: ReadonlyArray<readonly [string, string]> = [
   ['seed=TEXT', 'seed of every GUID and hash salt (default tsmakefs)'],
   ['fs=NAME[;PROP=VAL...]', 'declare a dataset (repeatable; quote the ;)'],
   ['bootfs=NAME', 'dataset the pool boots from'],
+  ['compatibility=SET', `pool features as zpool create names them: legacy (none), grub2-2.06, openzfs-2.1-freebsd, ... (default ${'grub2-2.06'})`],
+  ['xattrs=on|off', 'store extended attributes from the input (default on)'],
   ['preset=freebsd', "FreeBSD's release dataset layout (zroot/ROOT/default on /, ...)"],
   ['nowarn', 'accepted for makefs compatibility, no effect'],
 ];
@@ -133,6 +141,8 @@ export function parseFsOptions(args: readonly string[]): ZfsOptions {
     vdevPath: '/dev/null',
     seed: 'tsmakefs',
     datasets: [],
+    compatibility: DEFAULT_COMPATIBILITY,
+    xattrs: true,
   };
   let preset: string | undefined;
   for (const item of splitItems(args)) {
@@ -148,6 +158,8 @@ export function parseFsOptions(args: readonly string[]): ZfsOptions {
       case 'nowarn': break;
       case 'fs': o.datasets.push({ spec: required(item), fromPreset: false }); break;
       case 'bootfs': o.bootfs = required(item); break;
+      case 'compatibility': o.compatibility = required(item); resolveFeatures(o.compatibility); break;
+      case 'xattrs': o.xattrs = parseBool(item); break;
       case 'preset':
         if (required(item) !== 'freebsd') throw new UserError(`-o preset: unknown preset '${item.value}' (known: freebsd)`);
         if (preset) throw new UserError('-o preset: given twice');

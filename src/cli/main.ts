@@ -2,7 +2,7 @@
 // invocation needs them (the writer only for a real build, commander not
 // even for a bare --version), so quick answers come at Node start-up speed.
 
-import { statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
 import type { Inode } from '../input/tree.js';
 import type { ImageOptions } from '../options.js';
@@ -12,9 +12,15 @@ import { packageVersion } from './version.js';
 export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** Where "-" reads from; default process.stdin. */
+  stdin?: Readable;
 }
 
-/** The writer's signature; main() takes another one only in tests. */
+/**
+ * A stand-in for the writer, taken only by tests: it gets the finished tree
+ * (tarball data collected in memory), not the streaming source the real
+ * writer consumes.
+ */
 export type MakeImage = (root: Inode, opts: ImageOptions) => Promise<object>;
 
 const processIO: CliIO = {
@@ -27,32 +33,26 @@ export const EXIT_OK = 0;
 export const EXIT_USER = 1;
 export const EXIT_INTERNAL = 2;
 
-// makefs treats a regular file as the first input as an mtree manifest; say
-// so instead of a bare "Not a directory", since users coming from makefs
-// will try it.
-function checkInputs(inputs: readonly string[]): void {
-  inputs.forEach((input, i) => {
-    let isDir: boolean;
-    let isFile: boolean;
-    try {
-      const st = statSync(input);
-      isDir = st.isDirectory();
-      isFile = st.isFile();
-    } catch (err) {
-      throw fsUserError(input, err);
-    }
-    if (isDir) return;
-    if (i === 0 && isFile) throw new UserError(`${input}: not a directory (mtree manifests are not supported yet)`);
-    throw new UserError(`${input}: Not a directory`);
-  });
-}
-
 async function build(inv: BuildInvocation, io: CliIO, writer: MakeImage | undefined): Promise<void> {
-  checkInputs(inv.inputs);
-  const { walkDirectories } = await import('../input/walk.js');
-  const root = walkDirectories(inv.inputs, { timestamp: inv.timestamp });
-  const makeImage: MakeImage = writer ?? (await import('../image.js')).makeImage;
-  const summary = await makeImage(root, inv.options);
+  const { openInputs, treeInMemory } = await import('../input/pipeline.js');
+  const source = await openInputs({
+    inputs: inv.inputs,
+    policy: { stamp: inv.timestamp, sourceDateEpoch: inv.sourceDateEpoch },
+    userDbDir: inv.userDbDir,
+    duplicates: inv.duplicates ?? 0,
+    specFile: inv.specFile,
+    onlySpec: inv.onlySpec === true,
+    allRoot: inv.allRoot === true,
+    forceUid: inv.forceUid,
+    forceGid: inv.forceGid,
+    warn: (m) => {
+      if (!inv.quiet) io.stderr(`tsmakefs: warning: ${m}\n`);
+    },
+    stdin: io.stdin,
+  }, { prewrite: writer === undefined });
+  const summary = writer === undefined
+    ? await (await import('../image.js')).makeImage(source, inv.options)
+    : await writer(await treeInMemory(source), inv.options);
   if (inv.options.verbose) {
     const { formatSummary } = await import('./summary.js');
     io.stdout(formatSummary(summary));

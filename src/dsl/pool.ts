@@ -21,6 +21,7 @@ import { SpaceAllocator } from '../vdev/allocator.js';
 import { ObjectStore, intKey, zname } from './mos.js';
 import { DslDirPhys, emptyDataset, emptyDir, encodeDslDataset, encodeDslDir, DslDatasetPhys } from './phys.js';
 import type { ZapEntry } from '../zap/index.js';
+import { descriptionBytes, FeatureState, featureZaps, labelFeaturesForRead } from './features.js';
 
 export const CREATE_TXG = 1; // datasets are made when the pool is (txg 1), data later
 const SPA_CONFIG_BLOCKSIZE = 16384;
@@ -44,6 +45,8 @@ export interface DatasetInput {
 
 export interface PoolInput {
   config: Omit<PoolConfigInput, 'msArray'>;
+  /** Enabled features and their refcounts. */
+  features: FeatureState;
   root: DatasetInput;
   poolProps: ZapEntry[];
   /** Full name of the dataset recorded as the pool's bootfs. */
@@ -76,9 +79,11 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const configObj = mos.alloc();
   const freeBpobj = mos.alloc();
   const syncBplist = mos.alloc();
-  const ffr = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
-  const ffw = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
-  const fdesc = mos.newZap(T.DMU_OTN_ZAP_METADATA, []);
+  const fz = featureZaps(input.features, input.config.createTxg);
+  const ffr = mos.newZap(T.DMU_OTN_ZAP_METADATA, fz.forRead.map(([g, n]) => u(g, n)));
+  const ffw = mos.newZap(T.DMU_OTN_ZAP_METADATA, fz.forWrite.map(([g, n]) => u(g, n)));
+  const fdesc = mos.newZap(T.DMU_OTN_ZAP_METADATA, fz.descriptions.map(([g, d]) => ({ name: zname(g), value: { intLen: 1 as const, ints: [...descriptionBytes(d)] } })));
+  const ftxg = fz.enabledTxg ? mos.newZap(T.DMU_OTN_ZAP_METADATA, fz.enabledTxg.map(([g, t]) => u(g, t))) : 0;
   const poolProps = mos.alloc(); // written once dataset numbers are known (bootfs)
   const msArray = mos.alloc();
 
@@ -187,7 +192,7 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   os.nextClonesObj = mos.newZap(T.DMU_OT_NEXT_CLONES, clones);
 
   // --- config, object directory -------------------------------------------
-  const config = packNvlist(mosConfig({ ...input.config, msArray }));
+  const config = packNvlist(mosConfig({ ...input.config, msArray }, labelFeaturesForRead(input.features)));
   const cfgBlocks: Uint8Array[] = [];
   for (let off = 0; off < config.length; off += SPA_CONFIG_BLOCKSIZE) {
     const b = new Uint8Array(SPA_CONFIG_BLOCKSIZE);
@@ -202,6 +207,7 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
     u('root_dataset', rootDirObj), u('config', configObj), u('free_bpobj', freeBpobj), u('sync_bplist', syncBplist),
     u('features_for_read', ffr), u('features_for_write', ffw), u('feature_descriptions', fdesc),
     u('pool_props', poolProps), u('deflate', 1), u('creation_version', 5000),
+    ...(ftxg ? [u('feature_enabled_txg', ftxg)] : []),
   ]);
 
   // --- metaslab array, space maps, and the final reservations ------------

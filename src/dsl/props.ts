@@ -23,8 +23,6 @@ const INDEX: Record<string, Record<string, bigint>> = {
 const SIZES = new Set(['quota', 'refquota', 'reservation', 'refreservation']);
 export const SUPPORTED_PROPS = ['mountpoint', ...Object.keys(INDEX), 'recordsize', ...SIZES];
 
-/** Compression values that need a pool feature this writer does not enable yet. */
-const NEEDS_FEATURE: Record<string, string> = { lz4: 'org.illumos:lz4_compress', zstd: 'org.freebsd:zstd_compress' };
 
 export function isUserProp(name: string): boolean {
   return /^[a-z0-9_.:+-]+$/i.test(name) && name.includes(':');
@@ -51,8 +49,6 @@ export function parseProp(dataset: string, name: string, value: string, rootPath
   if (table) {
     const v = table[value];
     if (v === undefined) throw new UserError(`${where}: '${value}' is not a valid value for '${name}' (${Object.keys(table).join(', ')})`);
-    const feat = name === 'compression' ? NEEDS_FEATURE[value] : undefined;
-    if (feat) throw new UserError(`${where}: compression=${value} needs the ${feat} feature, which this pool does not enable`);
     return { kind: 'u64', value: v };
   }
   if (name === 'recordsize') {

@@ -214,6 +214,9 @@ export function parseMtree(data: Uint8Array, name: string, warn: Warn): MtreeEnt
 }
 
 function resolvePath(raw: string, cwd: Uint8Array[], where: string): Uint8Array[] {
+  // "." is the top in both forms (mtree -c writes it first); taking it as the
+  // current directory would make a METALOG's "." depend on the line before.
+  if (raw === '.') return [];
   const parts = raw.includes('/') ? raw.split('/') : [raw];
   const base = raw.includes('/') ? [] : cwd;
   const out = [...base];

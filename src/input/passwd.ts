@@ -68,8 +68,8 @@ export function hostUserDb(): UserDb {
   return {
     uid: (n) => (users ??= readIds('/etc/passwd')).get(n),
     gid: (n) => (groups ??= readIds('/etc/group')).get(n),
-    userSource: '/etc/passwd (use -N to read the image\'s own)',
-    groupSource: '/etc/group (use -N to read the image\'s own)',
+    userSource: '/etc/passwd of this host; -N DIR reads the image\'s own',
+    groupSource: '/etc/group of this host; -N DIR reads the image\'s own',
   };
 }
 

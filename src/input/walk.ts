@@ -36,6 +36,17 @@ export function walkDirectories(dirs: string[], opts: WalkOptions = {}): Inode {
   return trees[0]!;
 }
 
+/**
+ * Merge staging directories into a tree read from a tarball or manifest
+ * (`baseName` names it in messages), with walkDirectories's rules.
+ */
+export function mergeDirectories(base: Inode, baseName: string, dirs: string[], opts: WalkOptions = {}): Inode {
+  const walker = new Walker(opts);
+  const merger = new Merger(base, baseName);
+  for (const d of dirs) merger.add(walker.walkInput(d), d);
+  return base;
+}
+
 class Walker {
   // Hard links: non-directories with nlink > 1, keyed by (dev, ino) across
   // every input so that a link spanning two merged inputs stays one inode.
@@ -195,7 +206,7 @@ export function linuxDevice(rdev: bigint): [major: number, minor: number] {
  * cannot be spelled as a string at all: such paths stay raw bytes, which
  * every fs call accepts just the same.
  */
-function hostPath(path: Buffer): string | Uint8Array {
+export function hostPath(path: Buffer): string | Uint8Array {
   const s = path.toString('utf8');
   return Buffer.byteLength(s) === path.length && Buffer.from(s).equals(path) ? s : path;
 }

@@ -5,7 +5,7 @@ import { decodeObjset } from '../dmu/objset.js';
 import { BP_SIZE, holeBp } from '../zio/blkptr.js';
 import { DMU_OT_DNODE } from '../dmu/types.js';
 import { decodeZap, type ZapDecoded } from '../zap/index.js';
-import { readBp, ReaderBp } from './bp.js';
+import { isHoleBp, readBp, ReaderBp } from './bp.js';
 import { inContext, ReadError } from './errors.js';
 import type { PoolReader } from './pool.js';
 
@@ -26,7 +26,20 @@ export function epbShift(dn: Dnode): number {
 /** The block pointers of an indirect block. */
 export function indirectBps(data: Uint8Array): ReaderBp[] {
   const out: ReaderBp[] = [];
-  for (let off = 0; off + BP_SIZE <= data.length; off += BP_SIZE) out.push(readBp(data, off));
+  const hole = readerHole();
+  const aligned = data.byteOffset % 8 === 0 ? data : data.slice();
+  const words = new BigUint64Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >> 3);
+  for (let off = 0; off + BP_SIZE <= data.length; off += BP_SIZE) {
+    // most pointers of a sparse tree are all-zero holes: skip the full decode
+    let zero = true;
+    for (let w = off >> 3, end = (off + BP_SIZE) >> 3; w < end; w++) {
+      if (words[w] !== 0n) {
+        zero = false;
+        break;
+      }
+    }
+    out.push(zero ? hole : readBp(data, off));
+  }
   return out;
 }
 
@@ -106,14 +119,17 @@ export class ObjsetReader {
     if (top >= dn.nblkptr) return readerHole();
     let bp = dn.blkptr[top]!;
     while (lvl > level) {
-      if (bp.dva === null) return readerHole();
+      if (bp.dva === null) {
+        if (bp.embedded) throw new ReadError(`level ${lvl} block pointer is embedded`);
+        return readerHole();
+      }
       if (bp.level !== lvl) throw new ReadError(`indirect block at level ${lvl} claims level ${bp.level}`);
       const ind = inContext(`level ${lvl} indirect block ${Math.floor(blkid / span(lvl))}`, () => this.pool.readBlock(bp, true));
       lvl--;
       const idx = Math.floor(blkid / span(lvl)) % 2 ** shift;
       bp = readBp(ind, idx * BP_SIZE);
     }
-    if (bp.dva !== null && bp.level !== level) throw new ReadError(`block ${blkid} claims level ${bp.level}, expected ${level}`);
+    if (!isHoleBp(bp) && bp.level !== level) throw new ReadError(`block ${blkid} claims level ${bp.level}, expected ${level}`);
     return bp;
   }
 
@@ -121,7 +137,7 @@ export class ObjsetReader {
   readBlock(dn: RDnode, blkid: number, cache = false): Uint8Array {
     if (blkid > dn.maxblkid) return new Uint8Array(dn.datablksz);
     const bp = this.blockPointer(dn, blkid);
-    if (bp.dva === null) return new Uint8Array(dn.datablksz);
+    if (isHoleBp(bp)) return new Uint8Array(dn.datablksz);
     const data = inContext(`block ${blkid}`, () => this.pool.readBlock(bp, cache));
     if (data.length !== dn.datablksz) {
       throw new ReadError(`block ${blkid} is ${data.length} bytes, the dnode says ${dn.datablksz}`);

@@ -5,11 +5,12 @@
 import * as fs from 'node:fs';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { fletcher4Kernel } from '../zio/fletcher4.js';
-import { CKSUM_FLETCHER4, CKSUM_OFF, CKSUM_SHA256, COMP_OFF } from '../zio/blkptr.js';
+import { CKSUM_FLETCHER4, CKSUM_OFF, CKSUM_SHA256, COMP_LZ4, COMP_OFF, COMP_ZLE } from '../zio/blkptr.js';
+import { decompressBlock } from '../zio/compress.js';
 import { VDEV_LABEL_SIZE, VDEV_LABEL_START_SIZE, VDEV_LABEL_END_SIZE } from '../vdev/geometry.js';
 import {
   ECK_SIZE, labelOffsets, uberblockSlotSize, verifyEmbedded, ZEC_MAGIC, VDEV_BOOTENV_OFFSET, VDEV_BOOTENV_SIZE,
-  VDEV_PHYS_OFFSET, VDEV_PHYS_SIZE, VDEV_UBERBLOCK_RING, VDEV_UBERBLOCK_RING_OFFSET,
+  VDEV_PAD_SIZE, VDEV_PHYS_OFFSET, VDEV_PHYS_SIZE, VDEV_UBERBLOCK_RING, VDEV_UBERBLOCK_RING_OFFSET,
 } from '../vdev/label.js';
 import { NvList, nvGet, nvGetList, nvGetStr, nvGetU64, unpackNvlist } from '../vdev/nvlist.js';
 import { decodeUberblock, Uberblock, UBERBLOCK_MAGIC } from '../vdev/uberblock.js';
@@ -49,6 +50,7 @@ export const checksumName = (t: number): string => CKSUM_NAMES[t] ?? `checksum t
 const compressionName = (t: number): string => COMP_NAMES[t] ?? (t >= 5 && t <= 13 ? `gzip-${t - 4}` : `compression ${t}`);
 
 const CACHE_BYTES = 32 * 1024 * 1024;
+const SUPPORTED_COMP = new Set([COMP_OFF, COMP_LZ4, COMP_ZLE]);
 
 function allZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -163,6 +165,8 @@ export class PoolReader {
         }
         return r;
       };
+      // the pad before the boot environment has no checksum; ZFS writes it as zeros
+      if (!allZero(label.subarray(0, VDEV_PAD_SIZE))) this.labelProblems.push(`label ${i}: pad area (first 8 KiB) is not zero`);
       region('boot environment', VDEV_BOOTENV_OFFSET, VDEV_BOOTENV_SIZE);
       const phys = region('config', VDEV_PHYS_OFFSET, VDEV_PHYS_SIZE);
       if (phys) {
@@ -291,37 +295,71 @@ export class PoolReader {
   private checkSupported(bp: ReaderBp): void {
     const key = `dva:${bp.dvas[0]!.offset}`;
     if (bp.gang) throw new ReadError(`gang blocks are not supported (${describeDva(bp.dvas[0]!)})`, key);
-    if (bp.comp !== COMP_OFF) {
+    if (!SUPPORTED_COMP.has(bp.comp)) {
       throw new ReadError(`${compressionName(bp.comp)} compression is not supported (${describeDva(bp.dvas[0]!)})`, key);
     }
-    if (bp.psize !== bp.lsize) throw new ReadError(`psize ${bp.psize} differs from lsize ${bp.lsize} in an uncompressed block`, key);
+    if (bp.comp === COMP_OFF && bp.psize !== bp.lsize) throw new ReadError(`psize ${bp.psize} differs from lsize ${bp.lsize} in an uncompressed block`, key);
   }
 
-  /** Read and verify copy `copy` of a block (its physical bytes). */
-  readCopy(bp: ReaderBp, copy: number): Uint8Array {
-    this.checkSupported(bp);
-    this.checkDva(bp, copy);
-    const d = bp.dvas[copy]!;
-    const data = this.readPhys(VDEV_LABEL_START_SIZE + d.offset, bp.psize);
-    this.verifyChecksum(bp, copy, data);
-    return data;
+  /** A block's logical contents from its physical (or embedded) bytes. */
+  decode(bp: ReaderBp, phys: Uint8Array): Uint8Array {
+    if (bp.comp === COMP_OFF && !bp.embedded) return phys;
+    const where = bp.embedded ? 'embedded block' : describeDva(bp.dvas[0]!);
+    if (!SUPPORTED_COMP.has(bp.comp)) throw new ReadError(`${compressionName(bp.comp)} compression is not supported (${where})`);
+    try {
+      const out = decompressBlock(bp.comp, phys, bp.lsize);
+      if (out.length !== bp.lsize) throw new Error(`gives ${out.length} bytes, not ${bp.lsize}`);
+      return out;
+    } catch (e) {
+      throw new ReadError(`${compressionName(bp.comp)} data does not decompress: ${(e as Error).message} (${where})`,
+        bp.embedded ? undefined : `dva:${bp.dvas[0]!.offset}`);
+    }
   }
 
   /**
-   * Verify copy `copy` of a block without keeping it: fletcher4 blocks are
-   * read straight into the checksum kernel's memory.
+   * Read and verify copy `copy` of a block (its physical bytes). With
+   * `padding`, the allocated bytes past psize (up to the DVA's asize) are
+   * read too and must be zero, as OpenZFS writes them: a block's whole
+   * allocation is then covered by a check.
+   */
+  readCopy(bp: ReaderBp, copy: number, padding = false): Uint8Array {
+    this.checkSupported(bp);
+    this.checkDva(bp, copy);
+    const d = bp.dvas[copy]!;
+    const len = padding ? d.asize : bp.psize;
+    const raw = this.readPhys(VDEV_LABEL_START_SIZE + d.offset, len);
+    const data = raw.subarray(0, bp.psize);
+    this.verifyChecksum(bp, copy, data);
+    if (padding) this.checkPadding(bp, copy, raw);
+    return len === bp.psize ? raw : raw.slice(0, bp.psize);
+  }
+
+  private checkPadding(bp: ReaderBp, copy: number, raw: Uint8Array): void {
+    for (let i = bp.psize; i < raw.length; i++) {
+      if (raw[i] !== 0) {
+        const d = bp.dvas[copy]!;
+        throw new ReadError(`non-zero byte at +${i} in the allocated padding after the block's ${bp.psize} bytes (${describeDva(d, copy)})`, `dva:${d.offset}`);
+      }
+    }
+  }
+
+  /**
+   * Verify copy `copy` of a block and its padding (see readCopy) without
+   * keeping it: fletcher4 blocks are read straight into the checksum
+   * kernel's memory.
    */
   checkCopy(bp: ReaderBp, copy: number): void {
     if (bp.cksumType !== CKSUM_FLETCHER4) {
-      this.readCopy(bp, copy);
+      this.readCopy(bp, copy, true);
       return;
     }
     this.checkSupported(bp);
     this.checkDva(bp, copy);
     const d = bp.dvas[copy]!;
-    const view = fletcher4Kernel.buffer(bp.psize);
-    this.readPhys(VDEV_LABEL_START_SIZE + d.offset, bp.psize, view);
-    this.verifyChecksum(bp, copy, view);
+    const view = fletcher4Kernel.buffer(d.asize);
+    this.readPhys(VDEV_LABEL_START_SIZE + d.offset, d.asize, view);
+    this.verifyChecksum(bp, copy, view.subarray(0, bp.psize));
+    this.checkPadding(bp, copy, view);
   }
 
   /**
@@ -330,6 +368,7 @@ export class PoolReader {
    * and again: indirect and dnode blocks).
    */
   readBlock(bp: ReaderBp, cache = false): Uint8Array {
+    if (bp.embedded) return this.decode(bp, bp.embedded);
     if (bp.dva === null) return new Uint8Array(bp.lsize);
     const key = bp.dva.offset;
     const hit = this.cache.get(key);
@@ -341,7 +380,7 @@ export class PoolReader {
     let err: unknown;
     for (let c = 0; c < bp.dvas.length; c++) {
       try {
-        const data = this.readCopy(bp, c);
+        const data = this.decode(bp, this.readCopy(bp, c));
         if (cache) this.remember(key, data);
         return data;
       } catch (e) {

@@ -5,6 +5,7 @@ import { DMU_OST_ZFS, DMU_OT_DIRECTORY_CONTENTS, DMU_OT_SA } from '../dmu/types.
 import { compareNames, NodeType, Timespec } from '../input/tree.js';
 import { rd16le, rd32le, rd64le } from '../util/endian.js';
 import { SA_MAGIC } from '../zpl/sa.js';
+import { isHoleBp } from './bp.js';
 import { inContext, ReadError } from './errors.js';
 import type { ObjsetReader, RDnode } from './objset.js';
 
@@ -140,7 +141,7 @@ export class ZplReader {
       if (dn.bonustype !== DMU_OT_SA) throw new ReadError(`bonus type ${dn.bonustype} is not SA (${DMU_OT_SA})`);
       const attrs = new Map<string, Uint8Array>();
       this.decodeSa(dn.bonus, attrs);
-      if (dn.spill && dn.spill.dva !== null) {
+      if (dn.spill && !isHoleBp(dn.spill)) {
         const spill = inContext('spill block', () => this.os.pool.readBlock(dn.spill!));
         inContext('spill block', () => this.decodeSa(spill, attrs));
       }

@@ -1,6 +1,6 @@
 // The pool configuration nvlist, in its two forms (spa_config_generate): the
 // label copy describes this leaf vdev, the MOS copy the whole vdev tree.
-import { NvList, nvList, nvListArray, nvStr, nvU64 } from './nvlist.js';
+import { NvList, nvFlag, nvList, nvListArray, nvStr, nvU64 } from './nvlist.js';
 import { SPA_VERSION } from './uberblock.js';
 
 export const POOL_STATE_EXPORTED = 1;
@@ -47,18 +47,18 @@ function header(c: PoolConfigInput): NvList {
   ];
 }
 
-export function labelConfig(c: PoolConfigInput): NvList {
+export function labelConfig(c: PoolConfigInput, featuresForRead: string[] = []): NvList {
   return [
     ...header(c),
     ['top_guid', nvU64(c.vdevGuid)],
     ['guid', nvU64(c.vdevGuid)],
     ['vdev_children', nvU64(1)],
     ['vdev_tree', nvList(diskVdev(c))],
-    ['features_for_read', nvList([])],
+    ['features_for_read', nvList(featuresForRead.map((g) => [g, nvFlag()]))],
   ];
 }
 
-export function mosConfig(c: PoolConfigInput): NvList {
+export function mosConfig(c: PoolConfigInput, featuresForRead: string[] = []): NvList {
   return [
     ...header(c),
     ['vdev_children', nvU64(1)],
@@ -69,6 +69,6 @@ export function mosConfig(c: PoolConfigInput): NvList {
       ['create_txg', nvU64(c.createTxg)],
       ['children', nvListArray([diskVdev(c)])],
     ])],
-    ['features_for_read', nvList([])],
+    ['features_for_read', nvList(featuresForRead.map((g) => [g, nvFlag()]))],
   ];
 }

@@ -16,9 +16,16 @@
 // 1..zap_num_leafs.
 
 import { saltHalves } from './crc64.js';
-import { checkUniqueNames } from './microzap.js';
 import type { PackedEntries } from './packed.js';
-import { ZAP_HASHBITS, ZAP_MAGIC, ZBT_HEADER, nameForError, type ZapDecoded, type ZapDecodedEntry } from './types.js';
+import {
+  ZAP_HASHBITS,
+  ZAP_MAGIC,
+  ZBT_HEADER,
+  checkUniqueNames,
+  nameForError,
+  type ZapDecoded,
+  type ZapDecodedEntry,
+} from './types.js';
 import {
   ZAP_LEAF_NUMCHUNKS_BS,
   decodeZapLeaf,

@@ -13,7 +13,7 @@ import {
   MZAP_NAME_LEN,
   SPA_MINBLOCKSIZE,
   ZBT_MICRO,
-  compareBytes,
+  checkUniqueNames,
   nameForError,
   type ZapDecoded,
   type ZapDecodedEntry,
@@ -126,20 +126,4 @@ export function decodeMicroZap(block: Uint8Array): ZapDecoded {
     numEntries: entries.length,
     entries: entries.map(({ name, value, hash, cd }) => ({ name, value, hash, cd })),
   };
-}
-
-/** Entries sorted by hash: equal names have equal hashes, so only runs need comparing. */
-export function checkUniqueNames(sorted: readonly { name: Uint8Array; hash: bigint }[], what: string): void {
-  for (let i = 0; i < sorted.length; ) {
-    let j = i + 1;
-    while (j < sorted.length && sorted[j]!.hash === sorted[i]!.hash) j++;
-    for (let a = i; a < j; a++) {
-      for (let b = a + 1; b < j; b++) {
-        if (compareBytes(sorted[a]!.name, sorted[b]!.name) === 0) {
-          throw new Error(`${what}: name ${nameForError(sorted[a]!.name)} appears twice`);
-        }
-      }
-    }
-    i = j;
-  }
 }

@@ -117,7 +117,7 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
           throw new Error(`duplicate ZAP name ${nameForError(entries[run[r]!]!.name)}`);
         }
         order[k + r] = run[r]!;
-        cd[run[r]!] = 0;
+        cd[run[r]!] = r;
       }
       maxCollisions = Math.max(maxCollisions, j - k);
     }

@@ -46,7 +46,10 @@ export interface ZapImage {
   kind: 'micro' | 'fat';
   /** Data block size of the object (dn_datablkszsec << 9). */
   blockSize: number;
-  /** Block i is ZAP block id i; every block is exactly blockSize bytes. */
+  /**
+   * Block i is ZAP block id i; every block is exactly blockSize bytes. A fat
+   * ZAP's blocks are consecutive views of one buffer, in order.
+   */
   blocks: Uint8Array[];
   numEntries: number;
 }
@@ -219,4 +222,20 @@ export function zapString(s: string): ZapValue {
   for (let i = 0; i < b.length; i++) ints[i] = b[i]!;
   ints[b.length] = 0;
   return { intLen: 1, ints };
+}
+
+/** Entries sorted by hash: equal names have equal hashes, so only runs need comparing. */
+export function checkUniqueNames(sorted: readonly { name: Uint8Array; hash: bigint }[], what: string): void {
+  for (let i = 0; i < sorted.length; ) {
+    let j = i + 1;
+    while (j < sorted.length && sorted[j]!.hash === sorted[i]!.hash) j++;
+    for (let a = i; a < j; a++) {
+      for (let b = a + 1; b < j; b++) {
+        if (compareBytes(sorted[a]!.name, sorted[b]!.name) === 0) {
+          throw new Error(`${what}: name ${nameForError(sorted[a]!.name)} appears twice`);
+        }
+      }
+    }
+    i = j;
+  }
 }

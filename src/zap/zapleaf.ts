@@ -93,6 +93,7 @@ function chunkOffset(bs: number, chunk: number): number {
 }
 
 const scratch = new Uint8Array(Math.max(ZAP_MAXVALUELEN, ZAP_MAXNAMELEN_NEW));
+const EMPTY = new Uint8Array(0);
 const scratchDv = new DataView(scratch.buffer);
 
 /**
@@ -284,6 +285,11 @@ export function decodeZapLeaf(block: Uint8Array, bs: number, saltHi: number, sal
 
   const found: ZapDecodedEntry[] = [];
   const foundH28: number[] = [];
+  // Names are gathered in one leaf-sized arena and handed out as views of one
+  // exact-size copy: an ArrayBuffer per name makes million-entry decodes crawl.
+  const arena = new Uint8Array(block.length);
+  const nameAt: number[] = [];
+  let arenaLen = 0;
   for (slot = 0; slot < numHash; slot++) {
     let chunk = dv.getUint16(LEAF_HDR_LEN + 2 * slot, true);
     let lastCd = -1;
@@ -313,9 +319,12 @@ export function decodeZapLeaf(block: Uint8Array, bs: number, saltHi: number, sal
       part = ' name';
       readArray(dv.getUint16(c + LE_NAME_CHUNK, true), nameLen);
       if (scratch[nameLen - 1] !== 0) fail(`${at()}: not NUL-terminated`);
-      const name = scratch.slice(0, nameLen - 1);
+      const name = scratch.subarray(0, nameLen - 1);
       if (name.indexOf(0) >= 0) fail(`${at()}: ${nameForError(name)} contains a NUL`);
       if (zapHash28(saltHi, saltLo, name) !== h28) fail(`${at()}: stored hash does not match ${nameForError(name)}`);
+      arena.set(name, arenaLen);
+      nameAt.push(arenaLen);
+      arenaLen += name.length;
 
       part = ' value';
       const count = dv.getUint16(c + LE_VALUE_NUMINTS, true);
@@ -330,7 +339,7 @@ export function decodeZapLeaf(block: Uint8Array, bs: number, saltHi: number, sal
             ? scratchDv.getBigUint64(o)
             : BigInt(intLen === 4 ? scratchDv.getUint32(o) : intLen === 2 ? scratchDv.getUint16(o) : scratch[o]!);
       }
-      found.push({ name, value: { intLen: intLen as ZapIntLen, ints }, hash: hash28To64(h28), cd });
+      found.push({ name: EMPTY, value: { intLen: intLen as ZapIntLen, ints }, hash: hash28To64(h28), cd });
       foundH28.push(h28);
       chunk = dv.getUint16(c + LE_NEXT, true);
     }
@@ -348,6 +357,11 @@ export function decodeZapLeaf(block: Uint8Array, bs: number, saltHi: number, sal
   const orphan = use.indexOf(0);
   if (orphan >= 0) fail(`chunk ${orphan} is neither free nor reachable from an entry`);
 
+  const names = arena.slice(0, arenaLen);
+  for (let k = 0; k < found.length; k++) {
+    const end = k + 1 < found.length ? nameAt[k + 1]! : arenaLen;
+    found[k]!.name = names.subarray(nameAt[k]!, end);
+  }
   const ord = Array.from(found, (_, k) => k);
   ord.sort((a, b) => foundH28[a]! - foundH28[b]! || found[a]!.cd - found[b]!.cd);
   const entries = ord.map((k) => found[k]!);

@@ -7,8 +7,7 @@
 // only when the oracle itself cannot run (tool not installed, guest not set
 // up, usage error): a missing oracle must fail the suite, never skip it.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type RunResult, requireTool, run, sharedTool, which } from './proc.js';
@@ -28,7 +27,7 @@ function verdict(r: RunResult, ok = r.status === 0): Verdict {
 
 function requireZdb(): void {
   requireTool(which('zdb') !== undefined, 'zdb (OpenZFS userland, zfsutils-linux)',
-    '`.ci/run` installs it with ../shared/tools/install-zfs-tools.sh');
+    '`bash .ci/run` installs it (../shared/tools/install-zfs-tools.sh)');
 }
 
 // ---------------------------------------------------------------- zdb
@@ -69,7 +68,7 @@ export async function zdbLabels(image: string): Promise<Verdict> {
 function requireGrub(): string {
   const p = which('grub-fstest');
   requireTool(p !== undefined, 'grub-fstest (GRUB\'s ZFS reader, grub-common)',
-    '`.ci/run` installs it with ../shared/tools/install-zfs-tools.sh');
+    '`bash .ci/run` installs it (../shared/tools/install-zfs-tools.sh)');
   return p!;
 }
 
@@ -162,9 +161,9 @@ export async function vmCheck(image: string, opts: VmOptions = {}): Promise<VmVe
   const script = sharedTool('zfs-vm/check-image.sh');
   const guest = join(ZVM_CACHE, 'current');
   requireTool(existsSync(join(guest, 'initramfs.cpio')) && existsSync(join(guest, 'vmlinuz')),
-    `the zfs-vm guest (${guest})`, '`.ci/run` builds it with ../shared/tools/zfs-vm/setup.sh');
+    `the zfs-vm guest (${guest})`, '`bash .ci/run` builds it (../shared/tools/zfs-vm/setup.sh)');
   requireTool(which('qemu-system-x86_64') !== undefined, 'qemu-system-x86_64',
-    '`.ci/run` installs it with ../shared/tools/zfs-vm/setup.sh');
+    '`bash .ci/run` installs it (../shared/tools/zfs-vm/setup.sh)');
   requireTool(process.getuid?.() === 0, 'root (check-image.sh runs qemu and reads every file as root)',
     'run the suite as root, as CI does');
 

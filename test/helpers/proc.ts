@@ -150,14 +150,17 @@ export function which(name: string): string | undefined {
   return undefined;
 }
 
-/** Throw the harness's standard "oracle missing" error unless `ok`. */
-export function requireTool(ok: boolean, what: string, hint = 'bash .ci/run installs it'): void {
-  if (!ok) throw new Error(`${what} is missing (${hint}; see ../shared/tools)`);
+/**
+ * Throw the harness's "oracle missing" error unless `ok`: the tests fail,
+ * never skip, when a reader they rely on is not there.
+ */
+export function requireTool(ok: boolean, what: string, hint = '`bash .ci/run` installs it'): void {
+  if (!ok) throw new Error(`${what} is missing: ${hint}`);
 }
 
 /** A shared tool script, which must exist. */
 export function sharedTool(rel: string): string {
   const p = join(SHARED_TOOLS, rel);
-  requireTool(existsSync(p), `${p}`, 'the shared/ checkout must sit beside the repository');
+  requireTool(existsSync(p), p, 'the shared/ checkout must sit beside the repository (or set TSMAKEFS_SHARED_TOOLS)');
   return p;
 }

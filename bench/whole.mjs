@@ -1,0 +1,611 @@
+// Whole-process benchmark: tsmakefs against `tar -cf` of the same tree, in
+// the same run, on a warm page cache (issue 7). For each tree it
+//
+//   1. walks the tree once (counts entries and bytes; warms the dentry cache),
+//   2. runs `tar -cf OUT.tar -C TREE .` once untimed to warm the page cache,
+//   3. times `tar -cf` (reps times), deleting the archive after each run,
+//   4. times `node bin/tsmakefs -t zfs -o poolname=bench -s SIZE IMG TREE`
+//      (reps times), deleting the image after each run,
+//
+// each under `/usr/bin/time -f '%e %M %U %S'` for wall time, peak RSS and CPU
+// time. Only one archive or image exists at any moment. It also times
+// `tsmakefs --version` (median of 10) and, with --profile, runs tsmakefs under
+// `node --cpu-prof` on the small-file tree and the OS tree and prints the top
+// self-time (and inclusive-time) functions.
+//
+// Trees:
+//   (a) small   N small files (default 100,000, 16 B..16 KiB log-uniform,
+//               text-like), 100 x 10 directories, generated under --scratch
+//   (b) large   a few large files (default 2 x 1.5 GiB; one random, one
+//               text-like), generated under --scratch
+//   (c) os      a real OS tree: the host's /usr by default (--os-tree PATH)
+// Generated trees are deterministic and reused across runs (a stamp file
+// records the parameters they were made with).
+//
+// Usage:
+//   npm run bench:whole                       # build, then all three trees
+//   node bench/whole.mjs [options]
+//     --only a,b,c         which trees (default a,b,c)
+//     --scratch DIR        where trees (a) and (b) live (default /tmp/tsmakefs-bench)
+//     --out DIR            where archives and images are written; default
+//                          /dev/shm/tsmakefs-bench-out when /dev/shm is a tmpfs
+//                          with room, else SCRATCH/out
+//     --budget SIZE        most bytes of archive/image allowed at once on a
+//                          disk-backed --out (default 2g); a tree whose output
+//                          would not fit is skipped with a message
+//     --os-tree PATH       tree (c) (default /usr)
+//     --small-files N      files in tree (a) (default 100000)
+//     --big-files N        files in tree (b) (default 2)
+//     --big-size SIZE      bytes per file in tree (b) (default 1.5g)
+//     --big-scale F        multiply --big-size by F (e.g. 0.25 for a quick run)
+//     --reps N             timed runs of each tool per tree, median reported (default 1)
+//     --profile            also profile tsmakefs with --cpu-prof on (a) and (c)
+//     --profile-only       only the profile runs (no timed table)
+//     --top N              rows of the profile summaries (default 15)
+//     --tsmakefs PATH      the CLI to run (default ../bin/tsmakefs from this file)
+//     --json FILE          also write every figure as JSON
+//     --clean              delete the generated trees at the end
+// Sizes accept k/m/g/t suffixes (powers of 1024).
+
+import { spawnSync } from 'node:child_process';
+import { createCipheriv, createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const TMPFS_MAGIC = 0x01021994;
+
+// ---------------------------------------------------------------------------
+// Options
+
+function parseSize(s) {
+  const m = /^(\d+(?:\.\d+)?)([kmgt]?)i?b?$/i.exec(String(s).trim());
+  if (!m) throw new Error(`bad size '${s}'`);
+  const mult = { '': 1, k: KiB, m: MiB, g: GiB, t: 1024 * GiB }[m[2].toLowerCase()];
+  return Math.round(Number(m[1]) * mult);
+}
+
+function parseArgs(argv) {
+  const o = {
+    only: ['a', 'b', 'c'],
+    scratch: '/tmp/tsmakefs-bench',
+    out: undefined,
+    budget: 2 * GiB,
+    osTree: '/usr',
+    smallFiles: 100_000,
+    bigFiles: 2,
+    bigSize: 1.5 * GiB,
+    bigScale: 1,
+    reps: 1,
+    profile: false,
+    profileOnly: false,
+    top: 15,
+    tsmakefs: path.join(here, '..', 'bin', 'tsmakefs'),
+    json: undefined,
+    clean: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    switch (a) {
+      case '--only': o.only = val().split(',').map((s) => s.trim()).filter(Boolean); break;
+      case '--scratch': o.scratch = path.resolve(val()); break;
+      case '--out': o.out = path.resolve(val()); break;
+      case '--budget': o.budget = parseSize(val()); break;
+      case '--os-tree': o.osTree = path.resolve(val()); break;
+      case '--small-files': o.smallFiles = Number(val()); break;
+      case '--big-files': o.bigFiles = Number(val()); break;
+      case '--big-size': o.bigSize = parseSize(val()); break;
+      case '--big-scale': o.bigScale = Number(val()); break;
+      case '--reps': o.reps = Math.max(1, Number(val())); break;
+      case '--profile': o.profile = true; break;
+      case '--profile-only': o.profile = true; o.profileOnly = true; break;
+      case '--top': o.top = Number(val()); break;
+      case '--tsmakefs': o.tsmakefs = path.resolve(val()); break;
+      case '--json': o.json = path.resolve(val()); break;
+      case '--clean': o.clean = true; break;
+      case '-h': case '--help':
+        process.stdout.write(fs.readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
+        process.exit(0);
+      // eslint-disable-next-line no-fallthrough
+      default: throw new Error(`unknown argument ${a} (try --help)`);
+    }
+  }
+  for (const t of o.only) if (!['a', 'b', 'c'].includes(t)) throw new Error(`--only: unknown tree '${t}'`);
+  o.bigSize = Math.round((o.bigSize * o.bigScale) / MiB) * MiB;
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+const fmtMB = (b) => (b / 1e6).toFixed(b < 10e6 ? 2 : 0);
+const fmtBytes = (b) => (b >= GiB ? `${(b / GiB).toFixed(2)} GiB` : b >= MiB ? `${(b / MiB).toFixed(1)} MiB` : `${(b / KiB).toFixed(1)} KiB`);
+const median = (xs) => { const s = [...xs].sort((p, q) => p - q); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const log = (...a) => console.error('[whole]', ...a);
+
+function rmrf(p) {
+  fs.rmSync(p, { recursive: true, force: true });
+}
+
+function sync() {
+  spawnSync('sync', [], { stdio: 'ignore' });
+}
+
+/** Free bytes and whether the filesystem holding p (or its nearest existing parent) is a tmpfs. */
+function fsInfo(p) {
+  let q = p;
+  while (!fs.existsSync(q)) q = path.dirname(q);
+  const st = fs.statfsSync(q);
+  return { free: st.bavail * st.bsize, tmpfs: st.type === TMPFS_MAGIC };
+}
+
+/** MemAvailable from /proc/meminfo (bytes), or os.freemem(). */
+function memAvailable() {
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(fs.readFileSync('/proc/meminfo', 'utf8'));
+    if (m) return Number(m[1]) * KiB;
+  } catch { /* not Linux */ }
+  return os.freemem();
+}
+
+function timeBinary() {
+  for (const p of ['/usr/bin/time', '/bin/time']) if (fs.existsSync(p)) return p;
+  throw new Error('GNU time is needed for peak RSS: apt-get install time');
+}
+
+/**
+ * Run a command under GNU time; returns wall seconds (measured here, and
+ * %e), peak RSS in bytes, user+sys CPU seconds, exit status and stderr.
+ */
+function timed(cmd, args, opts = {}) {
+  const tf = path.join(os.tmpdir(), `tsmakefs-bench-time-${process.pid}`);
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(timeBinary(), ['-f', '%e %M %U %S', '-o', tf, cmd, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 64 * MiB, ...opts,
+  });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const [e, maxKb, user, sys] = fs.readFileSync(tf, 'utf8').trim().split('\n').pop().split(/\s+/).map(Number);
+  fs.rmSync(tf, { force: true });
+  return { wall, timeWall: e, rss: maxKb * KiB, cpu: user + sys, user, sys, status: r.status, stderr: r.stderr?.toString() ?? '' };
+}
+
+// ---------------------------------------------------------------------------
+// Tree statistics
+
+/** Entries (everything below the root), regular files, and bytes of regular files. */
+function treeStats(root) {
+  let entries = 0, files = 0, dirs = 0, bytes = 0, alloc4k = 0, hardlinks = 0;
+  const seen = new Set();
+  const stack = [root];
+  while (stack.length) {
+    const d = stack.pop();
+    for (const de of fs.readdirSync(d, { withFileTypes: true })) {
+      entries++;
+      const p = path.join(d, de.name);
+      if (de.isDirectory()) { dirs++; stack.push(p); continue; }
+      if (!de.isFile()) continue;
+      const st = fs.lstatSync(p);
+      if (st.nlink > 1) {
+        const k = `${st.dev}:${st.ino}`;
+        if (seen.has(k)) { hardlinks++; continue; }
+        seen.add(k);
+      }
+      files++;
+      bytes += st.size;
+      alloc4k += Math.ceil(st.size / 4096) * 4096;
+    }
+  }
+  return { entries, files, dirs, bytes, alloc4k, hardlinks };
+}
+
+/** Image size for a tree: 2x its bytes (and 1.5x its 4 KiB-rounded allocation), whole GiB, at least 1 GiB. */
+function imageSize(st) {
+  const need = Math.max(2 * st.bytes, 1.5 * (st.alloc4k + st.entries * 4096), GiB);
+  return `${Math.ceil(need / GiB)}g`;
+}
+
+// ---------------------------------------------------------------------------
+// Tree generation (deterministic; reused when the stamp matches)
+
+function xorshift(seed) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    return x;
+  };
+}
+
+const WORDS = (
+  'the of and to in is that for it as with was on be by this are or from at which an not have ' +
+  'int return if else struct static void const char unsigned size_t uint64_t error buffer offset ' +
+  'block pointer checksum object dataset pool vdev label uberblock dnode level indirect record ' +
+  'usr lib share doc man include bin local etc config license copyright version changelog'
+).split(' ');
+
+/** Text-like bytes (word salad with newlines), deterministic in seed. */
+function textBytes(size, seed) {
+  const rnd = xorshift(seed);
+  const out = Buffer.allocUnsafe(size);
+  let i = 0, col = 0;
+  while (i < size) {
+    const w = WORDS[rnd() % WORDS.length];
+    i += out.write(w, i, 'latin1');
+    col += w.length + 1;
+    if (i < size) out[i++] = col > 72 ? 10 : 32;
+    if (col > 72) col = 0;
+  }
+  return out;
+}
+
+// The stamp sits next to the tree (DIR.stamp), not in it, so the tree holds
+// exactly the generated files.
+function stampOk(dir, params) {
+  try {
+    return fs.readFileSync(`${dir}.stamp`, 'utf8') === JSON.stringify(params) && fs.existsSync(dir);
+  } catch {
+    return false;
+  }
+}
+
+function writeStamp(dir, params) {
+  fs.writeFileSync(`${dir}.stamp`, JSON.stringify(params));
+}
+
+/** Tree (a): n small files in 100 x 10 directories, sizes log-uniform in 16 B..16 KiB. */
+function genSmall(dir, n) {
+  const params = { kind: 'small', n, v: 1 };
+  if (stampOk(dir, params)) return;
+  log(`generating ${n} small files under ${dir}`);
+  rmrf(dir);
+  rmrf(`${dir}.stamp`);
+  const pool = textBytes(1 * MiB, 7);
+  const rnd = xorshift(12345);
+  const perLeaf = Math.ceil(n / 1000);
+  let made = 0;
+  const t0 = Date.now();
+  for (let i = 0; i < 100 && made < n; i++) {
+    for (let j = 0; j < 10 && made < n; j++) {
+      const leaf = path.join(dir, `d${String(i).padStart(2, '0')}`, `s${j}`);
+      fs.mkdirSync(leaf, { recursive: true });
+      for (let k = 0; k < perLeaf && made < n; k++, made++) {
+        const size = Math.floor(16 * Math.exp((rnd() / 2 ** 32) * Math.log(1024)));
+        const off = rnd() % (pool.length - size);
+        fs.writeFileSync(path.join(leaf, `f${String(k).padStart(4, '0')}.txt`), pool.subarray(off, off + size));
+      }
+    }
+  }
+  writeStamp(dir, params);
+  log(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+/** Tree (b): count files of size bytes each; even-numbered ones random (AES-CTR), odd ones text-like. */
+function genLarge(dir, count, size) {
+  const params = { kind: 'large', count, size, v: 1 };
+  if (stampOk(dir, params)) return;
+  const need = count * size;
+  const { free } = fsInfo(dir);
+  if (free < need + GiB) throw new Error(`tree (b) needs ${fmtBytes(need)} in ${dir}, only ${fmtBytes(free)} free (use --big-scale)`);
+  log(`generating ${count} x ${fmtBytes(size)} under ${dir}`);
+  rmrf(dir);
+  rmrf(`${dir}.stamp`);
+  fs.mkdirSync(dir, { recursive: true });
+  const chunk = 8 * MiB;
+  const zeros = Buffer.alloc(chunk);
+  const texts = Array.from({ length: 4 }, (_, i) => textBytes(chunk, 100 + i));
+  const t0 = Date.now();
+  for (let f = 0; f < count; f++) {
+    const key = createHash('sha256').update(`tsmakefs-bench-${f}`).digest();
+    const aes = createCipheriv('aes-128-ctr', key.subarray(0, 16), key.subarray(16, 32));
+    const fd = fs.openSync(path.join(dir, `big${f}.${f % 2 ? 'txt' : 'bin'}`), 'w');
+    for (let off = 0, c = 0; off < size; off += chunk, c++) {
+      const n = Math.min(chunk, size - off);
+      const buf = f % 2 ? texts[c % texts.length] : aes.update(zeros);
+      fs.writeSync(fd, buf, 0, n, off);
+    }
+    fs.closeSync(fd);
+  }
+  writeStamp(dir, params);
+  log(`  done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+// ---------------------------------------------------------------------------
+// CPU profile summary
+
+/**
+ * Self time per function (name + script + line), total time per function
+ * (each sample counted once per function on its stack), and self time per
+ * script, from a .cpuprofile. Times in ms.
+ */
+export function summariseProfile(file, top = 15) {
+  const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const byId = new Map();
+  const parent = new Map();
+  for (const n of prof.nodes) {
+    byId.set(n.id, n);
+    for (const c of n.children ?? []) parent.set(c, n.id);
+  }
+  const short = (url) => {
+    if (!url) return '';
+    const u = url.replace(/^file:\/\//, '');
+    const i = u.lastIndexOf('/dist/');
+    if (i >= 0) return u.slice(i + 1);
+    const j = u.lastIndexOf('/node_modules/');
+    if (j >= 0) return u.slice(j + 1);
+    return u.startsWith('node:') ? u : path.basename(u);
+  };
+  const keyOf = (n) => {
+    const cf = n.callFrame;
+    const name = cf.functionName || (cf.url ? '(anonymous)' : '');
+    const where = short(cf.url);
+    return where ? `${name} ${where}:${cf.lineNumber + 1}` : name || '(unknown)';
+  };
+  const keys = new Map([...byId].map(([id, n]) => [id, keyOf(n)]));
+  const self = new Map();
+  const callers = new Map(); // self key -> Map(caller key -> ms)
+  const total = new Map();
+  const perFile = new Map();
+  const { samples, timeDeltas } = prof;
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) {
+    // a sample's time is the gap to the next one (as DevTools counts it)
+    const dt = (i + 1 < timeDeltas.length ? timeDeltas[i + 1] : 0) / 1000;
+    if (dt <= 0) continue;
+    sum += dt;
+    const id = samples[i];
+    const k = keys.get(id);
+    self.set(k, (self.get(k) ?? 0) + dt);
+    const pid = parent.get(id);
+    if (pid !== undefined) {
+      let cm = callers.get(k);
+      if (!cm) callers.set(k, (cm = new Map()));
+      const pk = keys.get(pid);
+      cm.set(pk, (cm.get(pk) ?? 0) + dt);
+    }
+    const url = byId.get(id).callFrame.url;
+    const fk = url ? short(url) : k;
+    perFile.set(fk, (perFile.get(fk) ?? 0) + dt);
+    const onStack = new Set();
+    for (let p = id; p !== undefined; p = parent.get(p)) onStack.add(keys.get(p));
+    for (const s of onStack) total.set(s, (total.get(s) ?? 0) + dt);
+  }
+  const topCallers = (k, ms) => {
+    const cm = callers.get(k);
+    if (!cm) return '';
+    return [...cm].sort((p, q) => q[1] - p[1]).slice(0, 2)
+      .map(([c, t]) => `${c} (${Math.round((100 * t) / ms)}%)`).join('; ');
+  };
+  const rank = (m, filter = () => true, withCallers = false) =>
+    [...m].filter(([k]) => filter(k)).sort((p, q) => q[1] - p[1]).slice(0, top)
+      .map(([k, ms]) => ({ function: k, ms: Math.round(ms), '%': +((100 * ms) / sum).toFixed(1), ...(withCallers ? { callers: topCallers(k, ms) } : {}) }));
+  return {
+    file,
+    totalMs: Math.round(sum),
+    self: rank(self, () => true, true),
+    // inclusive time, only for the project's own code (dist/) and node's fs
+    total: rank(total, (k) => / dist\//.test(k) || / node:fs/.test(k)),
+    files: rank(perFile),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const tsm = o.tsmakefs;
+  if (!fs.existsSync(path.join(path.dirname(tsm), '..', 'dist', 'cli', 'main.js'))) {
+    throw new Error('dist/ is missing: build first (npx tsc -p .) or use npm run bench:whole');
+  }
+  timeBinary();
+
+  const trees = [];
+  const smallDir = path.join(o.scratch, 'small');
+  const largeDir = path.join(o.scratch, 'large');
+  if (o.only.includes('a')) { genSmall(smallDir, o.smallFiles); trees.push({ id: 'a', name: `(a) ${o.smallFiles} small files`, dir: smallDir }); }
+  if (o.only.includes('b')) { genLarge(largeDir, o.bigFiles, o.bigSize); trees.push({ id: 'b', name: `(b) ${o.bigFiles} x ${fmtBytes(o.bigSize)}`, dir: largeDir }); }
+  if (o.only.includes('c')) trees.push({ id: 'c', name: `(c) OS tree ${o.osTree}`, dir: o.osTree });
+
+  for (const t of trees) {
+    const t0 = Date.now();
+    t.stats = treeStats(t.dir);
+    log(`${t.name}: ${t.stats.entries} entries, ${t.stats.files} files, ${fmtBytes(t.stats.bytes)} (stat walk ${Date.now() - t0} ms)`);
+  }
+
+  // Where outputs go: a tmpfs (RAM) keeps the disk free and measures the
+  // tools rather than the disk; a disk-backed --out is held to --budget.
+  const biggest = Math.max(0, ...trees.map((t) => outputEstimate(t.stats)));
+  let outDir = o.out;
+  if (!outDir) {
+    const shm = '/dev/shm';
+    const ok = fs.existsSync(shm) && fsInfo(shm).tmpfs && fsInfo(shm).free > biggest * 1.2 && memAvailable() > biggest * 1.5 + GiB;
+    outDir = ok ? path.join(shm, 'tsmakefs-bench-out') : path.join(o.scratch, 'out');
+  }
+  fs.mkdirSync(outDir, { recursive: true });
+  const outFs = fsInfo(outDir);
+  log(`outputs in ${outDir} (${outFs.tmpfs ? 'tmpfs' : 'disk'}, ${fmtBytes(outFs.free)} free)`);
+
+  const machine = {
+    date: new Date().toISOString(),
+    cpu: cpuModel(),
+    nproc: os.availableParallelism(),
+    memory: fmtBytes(os.totalmem()),
+    node: process.version,
+    kernel: os.release(),
+    tar: spawnSync('tar', ['--version']).stdout?.toString().split('\n')[0] ?? '?',
+    outDir,
+    outFs: outFs.tmpfs ? 'tmpfs' : 'disk',
+  };
+
+  // startup
+  const startup = () => {
+    const ts = [], base = [];
+    for (let i = 0; i < 10; i++) {
+      let t0 = process.hrtime.bigint();
+      spawnSync(process.execPath, [tsm, '--version'], { stdio: 'ignore' });
+      ts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      t0 = process.hrtime.bigint();
+      spawnSync(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+      base.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    return { versionMs: median(ts), nodeMs: median(base) };
+  };
+
+  const results = { machine, startup: undefined, trees: [], profiles: [] };
+  if (!o.profileOnly) {
+    results.startup = startup();
+    log(`startup: tsmakefs --version ${results.startup.versionMs.toFixed(0)} ms (node -e 0: ${results.startup.nodeMs.toFixed(0)} ms)`);
+  }
+
+  for (const t of trees) {
+    const est = outputEstimate(t.stats);
+    if (!outFs.tmpfs && est > o.budget) {
+      log(`SKIP ${t.name}: its archive/image (~${fmtBytes(est)}) exceeds --budget ${fmtBytes(o.budget)} on a disk-backed --out; use --out /dev/shm/... or a larger --budget`);
+      results.trees.push({ tree: t.name, skipped: `output ~${fmtBytes(est)} over budget` });
+      continue;
+    }
+    if (fsInfo(outDir).free < est * 1.1) throw new Error(`not enough room in ${outDir} for ${fmtBytes(est)}`);
+    const size = imageSize(t.stats);
+    const tarOut = path.join(outDir, `${t.id}.tar`);
+    const img = path.join(outDir, `${t.id}.img`);
+    const tarArgs = ['-cf', tarOut, '-C', t.dir, '.'];
+    const tsmArgs = [tsm, '-t', 'zfs', '-o', 'poolname=bench', '-s', size, img, t.dir];
+    const after = (p) => { rmrf(p); if (!outFs.tmpfs) sync(); };
+
+    if (!o.profileOnly) {
+      log(`${t.name}: warming (tar, untimed)`);
+      const w = timed('tar', tarArgs);
+      if (w.status !== 0 && w.status !== 1) throw new Error(`tar failed (${w.status}): ${w.stderr}`);
+      after(tarOut);
+      const tarRuns = [], tsmRuns = [];
+      for (let r = 0; r < o.reps; r++) {
+        const load = os.loadavg()[0];
+        const a = timed('tar', tarArgs);
+        if (a.status !== 0 && a.status !== 1) throw new Error(`tar failed (${a.status}): ${a.stderr}`);
+        a.load = load;
+        tarRuns.push(a);
+        log(`  tar      run ${r + 1}: ${a.wall.toFixed(2)} s, ${fmtBytes(a.rss)} peak RSS, ${a.cpu.toFixed(2)} s CPU (load ${load.toFixed(2)})`);
+        after(tarOut);
+        const load2 = os.loadavg()[0];
+        const b = timed(process.execPath, tsmArgs);
+        if (b.status !== 0) throw new Error(`tsmakefs failed (${b.status}): ${b.stderr}`);
+        b.load = load2;
+        b.imageAllocated = 0;
+        try { b.imageAllocated = fs.statSync(img).blocks * 512; } catch { /* gone */ }
+        tsmRuns.push(b);
+        log(`  tsmakefs run ${r + 1}: ${b.wall.toFixed(2)} s, ${fmtBytes(b.rss)} peak RSS, ${b.cpu.toFixed(2)} s CPU (user ${b.user.toFixed(2)}, sys ${b.sys.toFixed(2)}), image ${fmtBytes(b.imageAllocated)} (load ${load2.toFixed(2)})`);
+        after(img);
+      }
+      const tarWall = median(tarRuns.map((x) => x.wall));
+      const tsmWall = median(tsmRuns.map((x) => x.wall));
+      results.trees.push({
+        tree: t.name, dir: t.dir, ...t.stats, imageSize: size,
+        tarWall, tsmWall, ratio: tsmWall / tarWall,
+        filesPerSec: t.stats.files / tsmWall,
+        entriesPerSec: t.stats.entries / tsmWall,
+        mbPerSec: t.stats.bytes / 1e6 / tsmWall,
+        tarMbPerSec: t.stats.bytes / 1e6 / tarWall,
+        tsmRss: Math.max(...tsmRuns.map((x) => x.rss)),
+        tarRss: Math.max(...tarRuns.map((x) => x.rss)),
+        tsmCpu: median(tsmRuns.map((x) => x.cpu)),
+        tsmUser: median(tsmRuns.map((x) => x.user)),
+        tsmSys: median(tsmRuns.map((x) => x.sys)),
+        tarCpu: median(tarRuns.map((x) => x.cpu)),
+        load: median([...tarRuns, ...tsmRuns].map((x) => x.load)),
+        tarRuns, tsmRuns,
+      });
+    }
+
+    if (o.profile && (t.id === 'a' || t.id === 'c')) {
+      const pdir = path.join(o.scratch, 'profiles');
+      fs.mkdirSync(pdir, { recursive: true });
+      const name = `tsmakefs-${t.id}.cpuprofile`;
+      rmrf(path.join(pdir, name));
+      log(`${t.name}: profiling (node --cpu-prof)`);
+      const p = timed(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${pdir}`, `--cpu-prof-name=${name}`, ...tsmArgs]);
+      after(img);
+      if (p.status !== 0) throw new Error(`tsmakefs (profiled) failed (${p.status}): ${p.stderr}`);
+      const s = summariseProfile(path.join(pdir, name), o.top);
+      s.tree = t.name;
+      s.wall = p.wall;
+      results.profiles.push(s);
+    }
+  }
+
+  printReport(results, o);
+  if (o.json) fs.writeFileSync(o.json, JSON.stringify(results, null, 2));
+  if (!o.out && outDir.startsWith('/dev/shm/')) rmrf(outDir);
+  if (o.clean) for (const d of [smallDir, largeDir]) { rmrf(d); rmrf(`${d}.stamp`); }
+}
+
+/** Bytes an archive or image of the tree takes at most (tar: 512 B header + 512 B blocks per entry). */
+function outputEstimate(st) {
+  return Math.max(st.bytes + st.entries * 1536, st.alloc4k + st.entries * 4096) + 64 * MiB;
+}
+
+function cpuModel() {
+  try {
+    const m = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) return m[1].trim();
+  } catch { /* not Linux */ }
+  return os.cpus()[0]?.model ?? '?';
+}
+
+function printReport(r, o) {
+  const m = r.machine;
+  const lines = [];
+  lines.push(`Machine: ${m.cpu}, ${m.nproc} CPUs, ${m.memory} RAM, Node ${m.node}, Linux ${m.kernel}, ${m.tar}`);
+  lines.push(`Date: ${m.date}; outputs on ${m.outFs} (${m.outDir}); warm cache; median of ${o.reps} run(s)`);
+  if (r.startup) lines.push(`Startup: tsmakefs --version ${r.startup.versionMs.toFixed(0)} ms median of 10 (node -e 0: ${r.startup.nodeMs.toFixed(0)} ms)`);
+  lines.push('');
+  const done = r.trees.filter((t) => !t.skipped);
+  if (done.length) {
+    lines.push('| tree | entries | files | bytes | tar -cf s | tsmakefs s | ratio | files/s | MB/s | tsmakefs CPU s (user+sys) | tsmakefs peak RSS | tar peak RSS | load |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const t of done) {
+      lines.push(`| ${t.tree} | ${t.entries} | ${t.files} | ${fmtBytes(t.bytes)} | ${t.tarWall.toFixed(2)} | ${t.tsmWall.toFixed(2)} | ${t.ratio.toFixed(2)}x | ${Math.round(t.filesPerSec)} | ${Math.round(t.mbPerSec)} | ${t.tsmCpu.toFixed(2)} (${t.tsmUser.toFixed(2)}+${t.tsmSys.toFixed(2)}) | ${fmtMB(t.tsmRss)} MB | ${fmtMB(t.tarRss)} MB | ${t.load.toFixed(2)} |`);
+    }
+  }
+  for (const t of r.trees.filter((x) => x.skipped)) lines.push(`| ${t.tree} | skipped: ${t.skipped} |`);
+  for (const p of r.profiles) {
+    lines.push('');
+    lines.push(`Profile ${p.tree}: ${(p.totalMs / 1000).toFixed(2)} s sampled (wall ${p.wall.toFixed(2)} s under --cpu-prof), ${p.file}`);
+    lines.push('');
+    lines.push('Top self time:');
+    lines.push('');
+    lines.push('| # | function (file:line) | self ms | % | main callers (share of its self time) |');
+    lines.push('|---:|---|---:|---:|---|');
+    p.self.forEach((x, i) => lines.push(`| ${i + 1} | \`${x.function}\` | ${x.ms} | ${x['%']} | ${x.callers} |`));
+    lines.push('');
+    lines.push('Top inclusive time (project code and node:fs):');
+    lines.push('');
+    lines.push('| # | function (file:line) | total ms | % |');
+    lines.push('|---:|---|---:|---:|');
+    p.total.forEach((x, i) => lines.push(`| ${i + 1} | \`${x.function}\` | ${x.ms} | ${x['%']} |`));
+    lines.push('');
+    lines.push('Self time by script:');
+    lines.push('');
+    lines.push('| script | self ms | % |');
+    lines.push('|---|---:|---:|');
+    p.files.forEach((x) => lines.push(`| ${x.function} | ${x.ms} | ${x['%']} |`));
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+// Run only as a script, so summariseProfile() can be imported on its own.
+if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+  main().catch((e) => {
+    console.error(`[whole] ${e.message}`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,161 @@
+// Every input, one tree: the first input is a directory, a tarball (file or
+// "-") or a manifest; further inputs are directories merged into it (as
+// makefs merges extra directories into a directory or manifest). Then, in
+// this order: the -F spec (and -x), --all-root/--force-uid/--force-gid, the
+// SOURCE_DATE_EPOCH clamp, and the file data written in tree order (see
+// prewrite.ts). Everything that can be checked before the image file exists
+// (inputs, -N, owner names, the spec file) is checked in openInputs.
+
+import { createReadStream, readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { InputContext, TreeSource } from '../image.js';
+import { fsUserError, UserError } from '../util/errors.js';
+import { type InputKind, pathKind, peek, sniff, sniffFile } from './detect.js';
+import { readManifest } from './manifest.js';
+import type { Warn } from './mtree.js';
+import { forceOwners, ownerOverride } from './owners.js';
+import { hostUserDb, resolveGroup, resolveUser, userDbFromDir, type UserDb } from './passwd.js';
+import { prewriteData } from './prewrite.js';
+import { applySpec } from './spec.js';
+import { readTar } from './tar.js';
+import { clampTimes, type TimePolicy } from './times.js';
+import type { DataSource, Inode } from './tree.js';
+import { mergeDirectories, walkDirectories } from './walk.js';
+
+export interface InputPlan {
+  /** Positional inputs: the first may be a directory, tarball, manifest or "-"; the rest are directories. */
+  inputs: string[];
+  policy: TimePolicy;
+  /** -N. */
+  userDbDir?: string;
+  /** How many times -D was given. */
+  duplicates: number;
+  /** -F and -x. */
+  specFile?: string;
+  onlySpec: boolean;
+  allRoot: boolean;
+  /** --force-uid/--force-gid: a number or a name. */
+  forceUid?: string;
+  forceGid?: string;
+  warn: Warn;
+  /** Standard input (tests pass their own). */
+  stdin?: Readable;
+}
+
+type Primary =
+  | { kind: 'dir' }
+  | { kind: 'manifest'; name: string; data: Uint8Array }
+  | { kind: 'tar' | 'tar.gz'; name: string; stream: Readable };
+
+const STDIN_NAME = '(stdin)';
+
+async function readAll(stream: Readable, name: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const c of stream) chunks.push(c as Buffer);
+  } catch (err) {
+    throw fsUserError(name, err);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function fromStream(stream: Readable, name: string): Promise<Primary> {
+  const { head, rest } = await peek(stream, 512);
+  const kind: Exclude<InputKind, 'dir'> = head.length === 0 ? 'tar' : sniff(head, name);
+  if (kind === 'manifest') return { kind, name, data: await readAll(rest, name) };
+  return { kind, name, stream: rest };
+}
+
+async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
+  if (input === '-') return fromStream(plan.stdin ?? process.stdin, STDIN_NAME);
+  const what = pathKind(input);
+  if (what === 'dir') return { kind: 'dir' };
+  if (what === 'stream') return fromStream(createReadStream(input), input);
+  const kind = sniffFile(input);
+  if (kind === 'manifest') {
+    try {
+      return { kind, name: input, data: readFileSync(input) };
+    } catch (err) {
+      throw fsUserError(input, err);
+    }
+  }
+  return { kind, name: input, stream: createReadStream(input, { highWaterMark: 1 << 20 }) };
+}
+
+/** Check the inputs and options and return the tree source makeImage consumes. */
+export async function openInputs(plan: InputPlan, opts: { prewrite: boolean }): Promise<TreeSource> {
+  if (plan.inputs.length === 0) throw new UserError('no input given');
+  const [first, ...extras] = plan.inputs as [string, ...string[]];
+  for (const x of extras) {
+    if (x === '-' || pathKind(x) !== 'dir') {
+      throw new UserError(`${x}: Not a directory`); // only the first input may be a tarball or manifest
+    }
+  }
+  const users: UserDb = plan.userDbDir !== undefined ? userDbFromDir(plan.userDbDir) : hostUserDb();
+  const override = ownerOverride(
+    plan.allRoot,
+    plan.forceUid === undefined ? undefined : resolveUser(users, plan.forceUid, '--force-uid'),
+    plan.forceGid === undefined ? undefined : resolveGroup(users, plan.forceGid, '--force-gid'),
+  );
+  let spec: Buffer | undefined;
+  if (plan.specFile !== undefined) {
+    try {
+      spec = readFileSync(plan.specFile);
+    } catch (err) {
+      throw fsUserError(plan.specFile, err);
+    }
+  }
+  const primary = await openPrimary(first, plan);
+  if (primary.kind === 'manifest' && spec !== undefined) {
+    throw new UserError(`-F: a spec applies to directory and tarball inputs; ${primary.name} is a manifest (put the metadata in it)`);
+  }
+
+  return async (ctx: InputContext): Promise<Inode> => {
+    let root: Inode;
+    switch (primary.kind) {
+      case 'dir':
+        root = walkDirectories(plan.inputs, { timestamp: plan.policy.stamp });
+        break;
+      case 'manifest':
+        root = readManifest(primary.data, {
+          name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn,
+        });
+        mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
+        break;
+      default:
+        root = await readTar(primary.stream, ctx, {
+          name: primary.name, gzip: primary.kind === 'tar.gz', policy: plan.policy,
+          users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
+        });
+        mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
+    }
+    if (spec !== undefined) {
+      applySpec(root, spec, {
+        name: plan.specFile!, onlySpec: plan.onlySpec, policy: plan.policy, users, warn: plan.warn,
+        discard: (s) => ctx.discard(s),
+      });
+    }
+    forceOwners(root, override);
+    clampTimes(root, plan.policy);
+    if (opts.prewrite) prewriteData(root, ctx);
+    return root;
+  };
+}
+
+/**
+ * Run a tree source without an image: file data is collected in memory.
+ * For stand-in writers (tests) that want a finished tree.
+ */
+export async function treeInMemory(source: TreeSource): Promise<Inode> {
+  if (typeof source !== 'function') return source;
+  return source({
+    beginFile(size: number) {
+      const chunks: Uint8Array[] = [];
+      return {
+        write: (c: Uint8Array) => void chunks.push(Uint8Array.from(c)),
+        end: (): DataSource => ({ kind: 'bytes', data: Buffer.concat(chunks, size) }),
+      };
+    },
+    discard() {},
+  });
+}

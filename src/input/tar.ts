@@ -1,0 +1,341 @@
+// Tarball -> tree model, streamed once. Each regular member's data goes
+// straight into the image (InputContext.beginFile) as tar-stream hands it
+// over; the archive is never extracted to disk nor held in memory, and
+// consuming the member stream is what pulls more of the archive in, so a
+// slow image write slows the read (backpressure) instead of buffering.
+//
+// ustar, pax and GNU archives: GNU long names and link targets, pax path,
+// linkpath, size, mtime (with its fraction), uid, gid, uname, gname, xattrs.
+// Member metadata is taken as numbers (as `tar --numeric-owner` extracts);
+// with -N, uname/gname are looked up in the image's own user database first.
+// A path that appears again replaces the earlier member, as extracting does
+// (the replaced data's space is handed back); a directory member for an
+// existing directory only updates its metadata.
+
+import type { Readable, Writable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { extract, type Extract, type Header } from 'tar-stream';
+import type { InputContext } from '../image.js';
+import { errnoCode, fsUserError, UserError } from '../util/errors.js';
+import type { Warn } from './mtree.js';
+import { mergePax, paxNumber, paxText, paxTime, paxXattrs, parsePaxRecords, type PaxRecords } from './pax.js';
+import type { UserDb } from './passwd.js';
+import { defaultTime, entryTime, setTimes, type TimePolicy } from './times.js';
+import { newDir, type Inode, type NodeType, type Timespec } from './tree.js';
+import { TreeBuilder } from './treebuild.js';
+import { showPath } from './walk.js';
+
+export interface TarOptions {
+  /** How messages name the archive: its path, or "(stdin)". */
+  name: string;
+  gzip: boolean;
+  policy: TimePolicy;
+  /** -N: resolve member uname/gname here; unknown names keep the numeric ids. */
+  users?: UserDb;
+  warn: Warn;
+}
+
+const MAX_NAME_BYTES = 255;
+
+const TYPES: Partial<Record<string, NodeType>> = {
+  file: 'file',
+  'contiguous-file': 'file',
+  directory: 'dir',
+  symlink: 'symlink',
+  'character-device': 'chardev',
+  'block-device': 'blockdev',
+  fifo: 'fifo',
+};
+
+/** A member as tar-stream's iterator yields it: its header and a stream of its data. */
+type Entry = AsyncIterable<Buffer> & { header: Header };
+
+/** tar-stream's Extract as far as the pax hook needs to see it. */
+interface ExtractInternals {
+  _decodeLongHeader(buf: Buffer): void;
+  _header: { type: string | null } | null;
+}
+
+/**
+ * tar-stream decodes pax records as UTF-8 text, which destroys the bytes of
+ * non-UTF-8 names and of binary xattr values. This keeps the raw records of
+ * each pax header as tar-stream reads it; the member it applies to is the
+ * next 'entry'.
+ */
+class PaxTap {
+  private global: PaxRecords = new Map();
+  private local: PaxRecords | undefined;
+
+  constructor(ex: Extract) {
+    const internals = ex as unknown as ExtractInternals;
+    const decode = internals._decodeLongHeader;
+    if (typeof decode !== 'function') throw new Error('tar-stream changed: Extract._decodeLongHeader is gone (pax records cannot be read raw)');
+    const tap = this;
+    internals._decodeLongHeader = function (this: ExtractInternals, buf: Buffer): void {
+      const type = this._header?.type;
+      if (type === 'pax-header') tap.local = parsePaxRecords(buf);
+      else if (type === 'pax-global-header') tap.global = mergePax(tap.global, parsePaxRecords(buf));
+      decode.call(this, buf);
+    };
+  }
+
+  /** The records that apply to the member just announced. */
+  take(): PaxRecords {
+    const r = mergePax(this.global, this.local);
+    this.local = undefined;
+    return r;
+  }
+}
+
+/** Member names as path components; '.' and empty components dropped, a leading '/' ignored (as GNU tar strips it). */
+function components(name: Uint8Array, where: string): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i <= name.length; i++) {
+    if (i < name.length && name[i] !== 0x2f) continue;
+    const c = name.subarray(start, i);
+    start = i + 1;
+    if (c.length === 0 || (c.length === 1 && c[0] === 0x2e)) continue;
+    if (c.length === 2 && c[0] === 0x2e && c[1] === 0x2e) throw new UserError(`${where}: path contains '..'`);
+    if (c.length > MAX_NAME_BYTES) throw new UserError(`${where}: name longer than ${MAX_NAME_BYTES} bytes`);
+    out.push(Buffer.from(c));
+  }
+  return out;
+}
+
+function shownPath(parts: Uint8Array[]): string {
+  return parts.length === 0 ? './' : `./${parts.map((p) => showPath(p)).join('/')}`;
+}
+
+class TarTree {
+  readonly builder: TreeBuilder;
+  /** Names per inode, so replaced data is handed back when its last name goes. */
+  private readonly names = new Map<Inode, number>();
+
+  constructor(private readonly ctx: InputContext, private readonly policy: TimePolicy) {
+    const root = newDir(0o755);
+    setTimes(root, defaultTime(policy));
+    this.builder = new TreeBuilder(root);
+  }
+
+  private implicitDir = (): Inode => {
+    const d = newDir(0o755);
+    setTimes(d, defaultTime(this.policy));
+    return d;
+  };
+
+  lookup(parts: Uint8Array[]): Inode | undefined {
+    let ino: Inode | undefined = this.builder.root;
+    for (const p of parts) {
+      if (ino?.type !== 'dir') return undefined;
+      ino = this.builder.child(ino, p)?.inode;
+    }
+    return ino;
+  }
+
+  place(parts: Uint8Array[], inode: Inode, where: string): void {
+    if (parts.length === 0) {
+      if (inode.type !== 'dir') throw new UserError(`${where}: the archive's top directory is not a directory member`);
+      adoptMetadata(this.builder.root, inode);
+      return;
+    }
+    const parent = this.builder.parentOf(parts, this.implicitDir, where);
+    const name = parts[parts.length - 1]!;
+    const old = this.builder.child(parent, name)?.inode;
+    if (old !== undefined) {
+      if (old.type === 'dir' && inode.type === 'dir') {
+        adoptMetadata(old, inode);
+        return;
+      }
+      if (old.type === 'dir') {
+        if (this.builder.children(old).next().done !== true) {
+          throw new UserError(`${where}: would replace a directory that holds other members`);
+        }
+      } else {
+        this.release(old);
+      }
+    }
+    this.builder.add(parent, name, inode);
+    this.names.set(inode, (this.names.get(inode) ?? 0) + 1);
+  }
+
+  private release(inode: Inode): void {
+    const n = (this.names.get(inode) ?? 1) - 1;
+    if (n > 0) {
+      this.names.set(inode, n);
+      return;
+    }
+    this.names.delete(inode);
+    if (inode.source !== undefined) this.ctx.discard(inode.source);
+  }
+}
+
+/** A later directory member's metadata, keeping the directory's contents. */
+function adoptMetadata(dir: Inode, from: Inode): void {
+  dir.perm = from.perm;
+  dir.uid = from.uid;
+  dir.gid = from.gid;
+  setTimes(dir, from.mtime);
+  if (from.xattrs) dir.xattrs = from.xattrs;
+  else delete dir.xattrs;
+}
+
+/** Where reading is, for messages: the member whose data is being read, else the last one read. */
+interface MemberState {
+  member?: string;
+  size?: number;
+  last?: string;
+}
+
+/** What went wrong, as one line naming the archive and, where known, the member. */
+function describeFailure(err: unknown, name: string, at: MemberState): UserError {
+  if (err instanceof UserError) return err.message.startsWith(name) ? err : new UserError(`${name}: ${err.message}`);
+  const msg = err instanceof Error ? err.message : String(err);
+  const code = (err as { code?: unknown }).code;
+  if (code === 'Z_BUF_ERROR' || /unexpected end of file/i.test(msg)) {
+    return new UserError(`${name}: truncated gzip data${at.member ? ` in member '${at.member}'` : at.last ? ` after member '${at.last}'` : ''}`);
+  }
+  if (typeof code === 'string' && code.startsWith('Z_')) return new UserError(`${name}: not valid gzip data (${msg})`);
+  if (errnoCode(err) !== undefined) return fsUserError(name, err);
+  if (/Unexpected end of data/.test(msg)) {
+    if (at.member !== undefined) {
+      return new UserError(`${name}: truncated archive: member '${at.member}' is cut short (${at.size} bytes expected)`);
+    }
+    return new UserError(`${name}: truncated archive${at.last ? ` after member '${at.last}'` : ''}`);
+  }
+  if (/Invalid tar header/.test(msg)) {
+    return new UserError(`${name}: not a valid tar archive (bad header${at.last ? ` after member '${at.last}'` : ' at the start'})`);
+  }
+  return new UserError(`${name}: ${msg}`);
+}
+
+/** Read a tarball from `input` into a tree, writing file data through `ctx`. */
+export async function readTar(input: Readable, ctx: InputContext, opts: TarOptions): Promise<Inode> {
+  // latin1 turns header names into strings byte for byte (the typings omit the option).
+  const ex = extract({ filenameEncoding: 'latin1' } as Parameters<typeof extract>[0]);
+  const pax = new PaxTap(ex);
+  const gz = opts.gzip ? createGunzip() : undefined;
+  let failure: unknown;
+  const fail = (e: unknown): void => {
+    failure ??= e;
+    ex.destroy(e as Error);
+  };
+  input.on('error', fail);
+  gz?.on('error', fail);
+  (gz ? input.pipe(gz) : input).pipe(ex as unknown as Writable);
+
+  const tree = new TarTree(ctx, opts.policy);
+  const at: MemberState = {};
+  try {
+    for await (const entry of ex) {
+      await readMember(entry as unknown as Entry, pax.take(), tree, ctx, opts, at);
+    }
+  } catch (err) {
+    throw describeFailure(failure ?? err, opts.name, at);
+  } finally {
+    gz?.destroy();
+    input.destroy();
+  }
+  return tree.builder.finish();
+}
+
+async function readMember(
+  entry: Entry, records: PaxRecords, tree: TarTree, ctx: InputContext, opts: TarOptions,
+  at: MemberState,
+): Promise<void> {
+  const h = entry.header;
+  const nameBytes = records.get('path') ?? Buffer.from(h.name, 'latin1');
+  const display = showPath(nameBytes);
+  const where = `${opts.name}: member '${display}'`;
+  if ([...records.keys()].some((k) => k.startsWith('GNU.sparse.'))) {
+    throw new UserError(`${where}: sparse members are not supported (create the archive without --sparse)`);
+  }
+  const htype = h.type as string | null; // null for type flags tar-stream does not know
+  const type = TYPES[htype ?? ''];
+  const parts = components(nameBytes, where);
+
+  if (htype === 'link') {
+    const target = records.get('linkpath') ?? Buffer.from(h.linkname ?? '', 'latin1');
+    const targetParts = components(target, where);
+    const inode = tree.lookup(targetParts);
+    if (inode === undefined) throw new UserError(`${where}: hard link to '${showPath(target)}', which is not in the archive before it`);
+    if (inode.type === 'dir') throw new UserError(`${where}: hard link to directory '${showPath(target)}'`);
+    await drain(entry);
+    tree.place(parts, inode, where);
+    at.last = display;
+    return;
+  }
+  if (type === undefined) throw new UserError(`${where}: unsupported member type${htype ? ` '${htype}'` : ''}`);
+
+  const mtime = paxTime(records, 'mtime', where) ?? headerTime(h.mtime, where);
+  const inode: Inode = {
+    type,
+    perm: (h.mode ?? 0) & 0o7777,
+    uid: owner(records, 'uid', 'uname', h.uid, h.uname, opts.users, where),
+    gid: owner(records, 'gid', 'gname', h.gid, h.gname, opts.users, where),
+    size: 0,
+    atime: mtime, mtime, ctime: mtime, crtime: mtime,
+  };
+  setTimes(inode, entryTime(opts.policy, mtime));
+  const xattrs = paxXattrs(records);
+  if (xattrs) inode.xattrs = xattrs;
+
+  switch (type) {
+    case 'file': {
+      const size = h.size ?? 0;
+      inode.size = size;
+      const sink = ctx.beginFile(size, parts.map((c) => Buffer.from(c).toString('utf8')).join('/'));
+      at.member = display;
+      at.size = size;
+      for await (const chunk of entry) sink.write(chunk);
+      inode.source = sink.end();
+      at.member = undefined;
+      break;
+    }
+    case 'dir':
+      inode.entries = [];
+      await drain(entry);
+      break;
+    case 'symlink': {
+      const target = records.get('linkpath') ?? Buffer.from(h.linkname ?? '', 'latin1');
+      if (target.length === 0) throw new UserError(`${where}: symlink with an empty target`);
+      inode.target = Buffer.from(target);
+      await drain(entry);
+      break;
+    }
+    case 'chardev':
+    case 'blockdev':
+      inode.rdevMajor = paxNumber(records, 'SCHILY.devmajor', where) ?? h.devmajor ?? 0;
+      inode.rdevMinor = paxNumber(records, 'SCHILY.devminor', where) ?? h.devminor ?? 0;
+      await drain(entry);
+      break;
+    default:
+      await drain(entry);
+  }
+  tree.place(parts, inode, where);
+  at.last = display;
+}
+
+function headerTime(d: Date | undefined, where: string): Timespec {
+  const ms = d?.getTime() ?? 0;
+  if (!Number.isFinite(ms)) throw new UserError(`${where}: invalid modification time`);
+  return Object.freeze({ sec: Math.floor(ms / 1000), nsec: 0 });
+}
+
+function owner(
+  records: PaxRecords, idKey: string, nameKey: string, headerId: number | undefined, headerName: string | undefined,
+  users: UserDb | undefined, where: string,
+): number {
+  const id = paxNumber(records, idKey, where) ?? headerId ?? 0;
+  if (users === undefined) return id;
+  const name = paxText(records, nameKey) ?? headerName ?? '';
+  if (name === '') return id;
+  return (idKey === 'uid' ? users.uid(name) : users.gid(name)) ?? id;
+}
+
+/** Read past a member's data (hard links and pax-era tars may carry some). */
+async function drain(entry: Entry): Promise<void> {
+  for await (const _ of entry) {
+    // nothing to keep
+  }
+}

@@ -1,0 +1,289 @@
+// The input pipeline as the CLI drives it: input detection, every input kind
+// giving one tree, the order file data reaches the image, owner overrides,
+// the time rules, and the new command-line options.
+
+import { spawnSync } from 'node:child_process';
+import { chownSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parseArgs, type BuildInvocation } from '../../src/cli/args.js';
+import type { InputContext, TreeSource } from '../../src/image.js';
+import { sniff } from '../../src/input/detect.js';
+import { openInputs, treeInMemory, type InputPlan } from '../../src/input/pipeline.js';
+import { parseDecimalTime, parseSourceDateEpoch } from '../../src/input/times.js';
+import type { Inode } from '../../src/input/tree.js';
+import { UserError } from '../../src/util/errors.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tsmakefs-inputs-'));
+const cwd = process.cwd();
+afterAll(() => {
+  process.chdir(cwd);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const stage = join(tmp, 'stage');
+const T = 1_700_000_000;
+
+/** The staged tree as a METALOG line by line (full paths, numeric owners). */
+const METALOG = [
+  '#mtree 2.0',
+  `. type=dir uid=0 gid=0 mode=0755 time=${T}`,
+  `./b type=dir uid=1000 gid=1000 mode=0750 time=${T}`,
+  `./b/c type=file uid=1000 gid=1000 mode=04555 time=${T}`,
+  `./b/link type=link uid=0 gid=0 mode=0777 link=../a time=${T}`,
+  `./a type=file uid=0 gid=0 mode=0644 time=${T}`,
+  `./b/hard type=file uid=0 gid=0 mode=0644 time=${T}`,
+  `./z\\040y type=file uid=0 gid=0 mode=0644 time=${T}`,
+  '',
+].join('\n');
+
+beforeAll(() => {
+  mkdirSync(join(stage, 'b'), { recursive: true });
+  writeFileSync(join(stage, 'a'), Buffer.alloc(200_000, 7));
+  writeFileSync(join(stage, 'b', 'c'), 'cee');
+  writeFileSync(join(stage, 'z y'), 'zed');
+  linkSync(join(stage, 'a'), join(stage, 'b', 'hard'));
+  symlinkSync('../a', join(stage, 'b', 'link'));
+  chownSync(join(stage, 'b'), 1000, 1000);
+  chownSync(join(stage, 'b', 'c'), 1000, 1000);
+  spawnSync('chmod', ['4555', join(stage, 'b', 'c')]);
+  spawnSync('chmod', ['750', join(stage, 'b')]);
+  for (const p of ['a', 'b/c', 'z y', 'b', '.']) utimesSync(join(stage, p), T, T);
+  lutimesSync(join(stage, 'b', 'link'), T, T);
+  writeFileSync(join(tmp, 'METALOG'), METALOG);
+});
+
+function tarOf(format: string): string {
+  const out = join(tmp, `stage-${format}.tar`);
+  const r = spawnSync('tar', [`--format=${format}`, '--sort=name', '--numeric-owner', '-C', stage, '-cf', out, '.']);
+  if (r.status !== 0) throw new Error(String(r.stderr));
+  return out;
+}
+
+function plan(inputs: string[], o: Partial<InputPlan> = {}): InputPlan {
+  return { inputs, policy: {}, duplicates: 0, onlySpec: false, allRoot: false, warn: () => {}, ...o };
+}
+
+/** Open the inputs with the manifest's relative paths resolved from the staging directory. */
+async function source(p: InputPlan, prewrite = false): Promise<TreeSource> {
+  process.chdir(stage);
+  try {
+    return await openInputs(p, { prewrite });
+  } finally {
+    process.chdir(cwd);
+  }
+}
+
+async function tree(p: InputPlan): Promise<Inode> {
+  const s = await source(p);
+  process.chdir(stage);
+  try {
+    return await treeInMemory(s);
+  } finally {
+    process.chdir(cwd);
+  }
+}
+
+/** Metadata and data of every entry, path by path; hard links as "=first". */
+function picture(root: Inode): Record<string, string> {
+  const out: Record<string, string> = {};
+  const seen = new Map<Inode, string>();
+  const visit = (ino: Inode, path: string): void => {
+    const first = seen.get(ino);
+    if (first !== undefined) {
+      out[path] = `=${first}`;
+      return;
+    }
+    seen.set(ino, path);
+    let data = '';
+    if (ino.source?.kind === 'bytes') data = Buffer.from(ino.source.data).toString('hex').slice(0, 40);
+    if (ino.source?.kind === 'path') data = readFileSync(join(stage, ino.source.path as string)).toString('hex').slice(0, 40);
+    const t = [ino.atime, ino.mtime, ino.ctime, ino.crtime].map((x) => `${x.sec}.${x.nsec}`).join(',');
+    out[path] = `${ino.type} ${ino.perm.toString(8)} ${ino.uid}:${ino.gid} ${t} ${ino.size} ${data} ${ino.target ? Buffer.from(ino.target).toString() : ''}`;
+    const kids = [...(ino.entries ?? [])].sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)));
+    for (const e of kids) visit(e.inode, `${path}/${Buffer.from(e.name).toString('latin1')}`);
+  };
+  visit(root, '');
+  return out;
+}
+
+function failure(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(UserError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a UserError');
+}
+
+async function asyncFailure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(UserError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a UserError');
+}
+
+describe('every input kind gives one tree', () => {
+  test('directory, ustar, gnu, pax, gzip, standard input, METALOG', async () => {
+    const expected = picture(await tree(plan([stage])));
+    const gz = join(tmp, 'stage.tar.gz');
+    writeFileSync(gz, gzipSync(readFileSync(tarOf('pax'))));
+    const variants: Array<[string, InputPlan]> = [
+      ['ustar', plan([tarOf('ustar')])],
+      ['gnu', plan([tarOf('gnu')])],
+      ['pax', plan([tarOf('pax')])],
+      ['gzip', plan([gz])],
+      ['stdin', plan(['-'], { stdin: Readable.from([readFileSync(gz)]) })],
+      ['METALOG', plan([join(tmp, 'METALOG')])],
+      ['METALOG on stdin', plan(['-'], { stdin: Readable.from([Buffer.from(METALOG)]) })],
+    ];
+    for (const [what, p] of variants) expect(picture(await tree(p)), what).toEqual(expected);
+  });
+
+  test('file data reaches the image in the same order from a directory, a sorted tarball and a manifest', async () => {
+    const order = async (p: InputPlan): Promise<string[]> => {
+      const seen: string[] = [];
+      const ctx: InputContext = {
+        beginFile: () => {
+          const parts: Uint8Array[] = [];
+          return {
+            write: (c) => void parts.push(Buffer.from(c)),
+            end: () => {
+              seen.push(Buffer.concat(parts).toString('latin1').slice(0, 4));
+              return { kind: 'bytes', data: new Uint8Array(0) };
+            },
+          };
+        },
+        discard: () => {},
+      };
+      const s = await source(p, true);
+      process.chdir(stage);
+      try {
+        await (s as (c: InputContext) => Promise<Inode>)(ctx);
+      } finally {
+        process.chdir(cwd);
+      }
+      return seen;
+    };
+    const dir = await order(plan([stage]));
+    expect(dir).toEqual(['\x07\x07\x07\x07', 'cee', 'zed']); // a, b/c (b/hard is a's second name), "z y"
+    expect(await order(plan([tarOf('gnu')]))).toEqual(dir);
+    expect(await order(plan([join(tmp, 'METALOG')]))).toEqual(dir);
+  });
+
+  test('further directories merge into a tarball or manifest tree', async () => {
+    const extra = join(tmp, 'extra');
+    mkdirSync(join(extra, 'b'), { recursive: true });
+    writeFileSync(join(extra, 'b', 'new'), 'new');
+    const t = picture(await tree(plan([tarOf('gnu'), extra])));
+    expect(Object.keys(t)).toContain('/b/new');
+    expect(t['/b']).toMatch(/^dir 750 1000:1000/); // the first input's directory metadata stays
+    const m = picture(await tree(plan([join(tmp, 'METALOG'), extra])));
+    expect(m['/b/new']).toBe(t['/b/new']);
+  });
+});
+
+describe('options over the tree', () => {
+  test('--all-root, --force-uid and --force-gid (numbers or names from -N)', async () => {
+    const etc = join(tmp, 'etc');
+    mkdirSync(etc, { recursive: true });
+    writeFileSync(join(etc, 'master.passwd'), 'root:*:0:0::0:0::/root:/bin/sh\nbuild:*:4000:4000::0:0::/:/bin/sh\n');
+    writeFileSync(join(etc, 'group'), 'wheel:*:0:root\nstaff:*:20:\n');
+    const owners = (r: Inode): Set<string> => new Set(Object.values(picture(r)).filter((v) => !v.startsWith('=')).map((v) => v.split(' ')[2]!));
+    expect(owners(await tree(plan([stage], { allRoot: true })))).toEqual(new Set(['0:0']));
+    expect(owners(await tree(plan([stage], { allRoot: true, forceGid: 'staff', userDbDir: etc })))).toEqual(new Set(['0:20']));
+    expect(owners(await tree(plan([stage], { forceUid: 'build', userDbDir: etc })))).toEqual(new Set(['4000:0', '4000:1000']));
+    const modes = picture(await tree(plan([stage], { allRoot: true })));
+    expect(modes['/b/c']).toMatch(/^file 4555 0:0/); // setuid stays
+    expect(await asyncFailure(source(plan([stage], { forceUid: 'nobody', userDbDir: etc })))).toBe(
+      `--force-uid: unknown user 'nobody' (not in ${join(etc, 'master.passwd')})`,
+    );
+  });
+
+  test('SOURCE_DATE_EPOCH caps times without -T, and is the time of entries that have none', async () => {
+    const sde = { sec: T - 10, nsec: 0 };
+    const capped = picture(await tree(plan([stage], { policy: { sourceDateEpoch: sde } })));
+    expect(Object.values(capped).filter((v) => !v.startsWith('=')).every((v) => v.includes(`${T - 10}.0,${T - 10}.0,${T - 10}.0,${T - 10}.0`))).toBe(true);
+    const old = picture(await tree(plan([stage], { policy: { sourceDateEpoch: { sec: T + 10, nsec: 0 } } })));
+    expect(old['/a']).toContain(`${T}.0`);
+    // -T wins and nothing is capped
+    const stamped = picture(await tree(plan([stage], { policy: { stamp: { sec: T + 99, nsec: 0 }, sourceDateEpoch: sde } })));
+    expect(stamped['/b/c']).toContain(`${T + 99}.0,${T + 99}.0`);
+    // a manifest line without time=
+    const m = join(tmp, 'M-notime');
+    writeFileSync(m, '. type=dir mode=0755\n./a type=file mode=0644\n');
+    const t = picture(await tree(plan([m], { policy: { sourceDateEpoch: sde } })));
+    expect(t['/a']).toContain(`${T - 10}.0,${T - 10}.0`);
+  });
+
+  test('-F applies to directories and tarballs, not manifests', async () => {
+    const spec = join(tmp, 'spec');
+    writeFileSync(spec, '. type=dir mode=0700\na type=file mode=0600\n');
+    const fromTar = picture(await tree(plan([tarOf('gnu')], { specFile: spec, onlySpec: true })));
+    expect(fromTar).toEqual({ '': expect.stringMatching(/^dir 700 /) as string, '/a': expect.stringMatching(/^file 600 /) as string });
+    expect(await asyncFailure(source(plan([join(tmp, 'METALOG')], { specFile: spec })))).toBe(
+      `-F: a spec applies to directory and tarball inputs; ${join(tmp, 'METALOG')} is a manifest (put the metadata in it)`,
+    );
+  });
+});
+
+describe('input detection', () => {
+  test('by content: gzip, tar, anything else a manifest; other compressors refused', () => {
+    expect(sniff(Buffer.from([0x1f, 0x8b, 8]), 'x')).toBe('tar.gz');
+    expect(sniff(readFileSync(tarOf('ustar')).subarray(0, 512), 'x')).toBe('tar');
+    expect(sniff(readFileSync(tarOf('gnu')).subarray(0, 512), 'x')).toBe('tar');
+    expect(sniff(Buffer.from('#mtree 2.0\n./a type=file\n'), 'x')).toBe('manifest');
+    expect(failure(() => sniff(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0]), 'x.tar.xz'))).toMatch(/^x\.tar\.xz: xz-compressed input is not supported/);
+  });
+
+  test('only the first input may be a tarball, manifest or "-"', async () => {
+    expect(await asyncFailure(source(plan([stage, '-'])))).toBe('-: Not a directory');
+    expect(await asyncFailure(source(plan([stage, tarOf('gnu')])))).toBe(`${join(tmp, 'stage-gnu.tar')}: Not a directory`);
+    expect(await asyncFailure(source(plan([join(tmp, 'nope')])))).toBe(`${join(tmp, 'nope')}: No such file or directory`);
+  });
+});
+
+describe('times', () => {
+  test('SOURCE_DATE_EPOCH must be a number of seconds', () => {
+    expect(parseSourceDateEpoch(undefined)).toBeUndefined();
+    expect(parseSourceDateEpoch('')).toBeUndefined();
+    expect(parseSourceDateEpoch('1700000000')).toEqual({ sec: 1700000000, nsec: 0 });
+    expect(failure(() => parseSourceDateEpoch('yesterday'))).toBe("SOURCE_DATE_EPOCH: 'yesterday' is not a non-negative integer number of seconds");
+  });
+
+  test('pax decimal times', () => {
+    expect(parseDecimalTime('1700000000.25')).toEqual({ sec: 1700000000, nsec: 250000000 });
+    expect(parseDecimalTime('1.123456789999')).toEqual({ sec: 1, nsec: 123456789 });
+    expect(parseDecimalTime('-0.5')).toEqual({ sec: -1, nsec: 500000000 });
+    expect(parseDecimalTime('12')).toEqual({ sec: 12, nsec: 0 });
+    expect(parseDecimalTime('1e9')).toBeUndefined();
+  });
+});
+
+describe('command line', () => {
+  const build = (env: NodeJS.ProcessEnv, ...argv: string[]): BuildInvocation => {
+    const inv = parseArgs(['-s', '1g', '-o', 'poolname=p', ...argv], env);
+    if (inv.kind !== 'build') throw new Error('not a build');
+    return inv;
+  };
+
+  test('-F -x -N -D --all-root --force-uid --force-gid and SOURCE_DATE_EPOCH', () => {
+    const inv = build({ SOURCE_DATE_EPOCH: '1234' }, '-F', 'spec', '-x', '-N', 'etc', '-D', '-D', '--all-root',
+      '--force-uid', '0', '--force-gid', 'wheel', 'img', 'METALOG');
+    expect(inv).toMatchObject({
+      specFile: 'spec', onlySpec: true, userDbDir: 'etc', duplicates: 2, allRoot: true, forceUid: '0', forceGid: 'wheel',
+      sourceDateEpoch: { sec: 1234, nsec: 0 }, inputs: ['METALOG'],
+    });
+    const plain = build({}, 'img', 'dir');
+    expect([plain.specFile, plain.onlySpec, plain.duplicates, plain.allRoot, plain.sourceDateEpoch]).toEqual([undefined, undefined, undefined, undefined, undefined]);
+    expect(failure(() => build({}, '-x', 'img', 'dir'))).toBe('-x requires -F specfile');
+    expect(failure(() => build({ SOURCE_DATE_EPOCH: '-5' }, 'img', 'dir'))).toMatch(/^SOURCE_DATE_EPOCH: '-5'/);
+  });
+});

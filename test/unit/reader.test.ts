@@ -1,0 +1,483 @@
+// Our own reader: verify, ls and cat on images built in the test (makeImage
+// with small in-memory trees), and verify catching single flipped bytes.
+
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync, openSync, readSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { makeImage, type InputContext, type TreeSource } from '../../src/image.js';
+import type { Inode, Timespec } from '../../src/input/tree.js';
+import { walkDirectories } from '../../src/input/walk.js';
+import type { ImageOptions } from '../../src/options.js';
+import { VDEV_LABEL_START_SIZE } from '../../src/vdev/geometry.js';
+import { labelOffsets, VDEV_PHYS_OFFSET, VDEV_UBERBLOCK_RING_OFFSET } from '../../src/vdev/label.js';
+import { runInspect } from '../../src/cli/inspect.js';
+import {
+  diffTrees, inodeTreeView, openFileSystem, openPool, parseSpec, verifyImage, zplTreeView, modeString,
+  type PoolReader, type ZplReader,
+} from '../../src/reader/index.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tsmakefs-reader-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// ---------------------------------------------------------------- trees
+
+const T0: Timespec = { sec: 1_700_000_000, nsec: 123_456_789 };
+
+function node(type: Inode['type'], perm: number, extra: Partial<Inode> = {}): Inode {
+  return { type, perm, uid: 1000, gid: 100, size: 0, atime: T0, mtime: T0, ctime: T0, crtime: T0, ...extra };
+}
+function file(data: Uint8Array | string, perm = 0o644, extra: Partial<Inode> = {}): Inode {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  return node('file', perm, { size: bytes.length, source: { kind: 'bytes', data: bytes }, ...extra });
+}
+function dir(entries: Record<string, Inode>, perm = 0o755): Inode {
+  return node('dir', perm, { entries: Object.entries(entries).map(([name, inode]) => ({ name: Buffer.from(name), inode })) });
+}
+function symlink(target: string): Inode {
+  return node('symlink', 0o777, { target: Buffer.from(target) });
+}
+
+/** Deterministic pseudo-random bytes. */
+function noise(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
+
+const BIG = noise(3 * 128 * 1024 + 5, 7); // four records: one indirect block
+const SMALL = 'hello, world\n';
+
+function sampleTree(): Inode {
+  const shared = file('two names\n', 0o640);
+  const sub: Record<string, Inode> = {};
+  // a name too long for a micro ZAP makes this directory a fat ZAP
+  sub['a-name-long-enough-to-need-a-fat-zap-directory-entry-000'] = file('fat\n');
+  for (let i = 0; i < 40; i++) sub[`f${String(i).padStart(2, '0')}`] = file(`${i}\n`);
+  return dir({
+    'big.bin': file(BIG),
+    'small.txt': file(SMALL, 0o600),
+    'empty': file(''),
+    'setuid': file('#!/bin/sh\n', 0o4755),
+    'link': symlink('small.txt'),
+    'long-link': symlink('x'.repeat(300)),
+    'dir': dir({ 'shared': shared, 'sub': dir(sub, 0o1777) }, 0o700),
+    'shared': shared,
+    'fifo': node('fifo', 0o644),
+    'tty': node('chardev', 0o620, { rdevMajor: 4, rdevMinor: 1 }),
+    'disk': node('blockdev', 0o660, { rdevMajor: 8, rdevMinor: 17 }),
+  });
+}
+
+function options(image: string, over: Partial<ImageOptions> = {}): ImageOptions {
+  return {
+    image, poolName: 'tp', rootPath: '/', ashift: 12, size: 64 * 2 ** 20, verifyTxgs: false,
+    vdevPath: `/dev/${image.split('/').pop()}`, seed: 'reader-test', verbose: false, ...over,
+  };
+}
+
+let n = 0;
+async function build(source: TreeSource, over: Partial<ImageOptions> = {}): Promise<string> {
+  const image = join(tmp, `img-${++n}.img`);
+  await makeImage(source, options(image, over));
+  return image;
+}
+
+/** A copy of `image` with one byte xor-ed at absolute offset `off`. */
+function flipped(image: string, off: number, mask = 0x20): string {
+  const copy = join(tmp, `flip-${++n}.img`);
+  copyFileSync(image, copy);
+  const fd = openSync(copy, 'r+');
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, off);
+  b[0]! ^= mask;
+  writeSync(fd, b, 0, 1, off);
+  closeSync(fd);
+  return copy;
+}
+
+function withFs<T>(image: string, fn: (zpl: ZplReader, pool: PoolReader) => T): T {
+  const pool = openPool(image);
+  try {
+    return fn(openFileSystem(pool), pool);
+  } finally {
+    pool.close();
+  }
+}
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string; bytes: Buffer }> {
+  let out = '';
+  let err = '';
+  const chunks: Buffer[] = [];
+  const code = await runInspect(argv, {
+    stdout: (t) => { out += t; },
+    stderr: (t) => { err += t; },
+    stdoutBytes: (c) => { chunks.push(Buffer.from(c)); },
+  });
+  return { code, out, err, bytes: Buffer.concat(chunks) };
+}
+
+let image: string;
+beforeAll(async () => {
+  image = await build(sampleTree());
+});
+
+// ---------------------------------------------------------------- verify
+
+describe('verify', () => {
+  test('passes on a fresh image, and checks every allocated byte', async () => {
+    const r = await verifyImage(image);
+    expect(r.problems).toEqual([]);
+    expect(r.notes).toEqual([]);
+    expect(r.stats.labels).toBe(4);
+    expect(r.stats.uberblocks).toBe(4 * 32);
+    expect(r.stats.datasets).toBe(1);
+    expect(r.stats.directories).toBe(3);
+    // every allocated byte is in some block: checksummed data or zero padding
+    expect(r.stats.bytes).toBe(r.stats.allocated);
+    expect(r.stats.allocated).toBeGreaterThan(BIG.length);
+  });
+
+  test('passes at ashift 9 and 13 too', async () => {
+    for (const ashift of [9, 13]) {
+      const img = await build(sampleTree(), { ashift });
+      const r = await verifyImage(img);
+      expect(r.problems, `ashift ${ashift}`).toEqual([]);
+      expect(r.stats.uberblocks).toBe(4 * (128 * 1024) / 2 ** Math.min(Math.max(ashift, 10), 13));
+    }
+  });
+
+  test('a flipped byte in file data: a checksum error naming dataset, path and object', async () => {
+    const { off, obj } = withFs(image, (zpl) => {
+      const obj = zpl.lookup('/big.bin');
+      const bp = zpl.os.blockPointer(zpl.stat(obj).dnode, 2);
+      return { off: VDEV_LABEL_START_SIZE + bp.dva!.offset + 1000, obj };
+    });
+    const r = await verifyImage(flipped(image, off));
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]).toMatch(new RegExp(`^tp:/big\\.bin \\(object ${obj}, plain file contents\\): block 2: checksum mismatch \\(fletcher4, DVA\\[0\\]=<0:[0-9a-f]+:20000>\\)$`));
+  });
+
+  test('a flipped byte in a dnode block of the file system: a checksum error of that dnode block', async () => {
+    const off = withFs(image, (zpl) => VDEV_LABEL_START_SIZE + zpl.os.blockPointer(zpl.os.metaDnode, 0).dva!.offset + 5 * 512 + 40);
+    const r = await verifyImage(flipped(image, off));
+    expect(r.problems).toHaveLength(1);
+    expect(r.problems[0]).toMatch(/^tp: dnode block 0 \(objects 0-31\): checksum mismatch \(fletcher4, /);
+    // the objects in that block could not be visited, so leaks cannot be judged
+    expect(r.notes.join('\n')).toMatch(/leak check skipped/);
+  });
+
+  test('a flipped byte in a ZAP block (a fat-ZAP directory): a checksum error naming the directory', async () => {
+    const { off, obj } = withFs(image, (zpl) => {
+      const obj = zpl.lookup('/dir/sub');
+      const dn = zpl.stat(obj).dnode;
+      expect(dn.maxblkid).toBeGreaterThan(0); // fat: header and leaf blocks
+      return { off: VDEV_LABEL_START_SIZE + zpl.os.blockPointer(dn, 1).dva!.offset + 300, obj };
+    });
+    const r = await verifyImage(flipped(image, off));
+    expect(r.problems).toEqual([expect.stringMatching(new RegExp(`^tp:/dir/sub \\(object ${obj}, directory contents\\): block 1: checksum mismatch`))]);
+  });
+
+  test('a flipped byte in a MOS ZAP (the object directory): a checksum error of MOS object 1', async () => {
+    const off = withFs(image, (_zpl, pool) => VDEV_LABEL_START_SIZE + pool.mos.blockPointer(pool.mos.dnode(1), 0).dva!.offset + 70);
+    const r = await verifyImage(flipped(image, off));
+    expect(r.problems[0]).toMatch(/^MOS: object 1 \(object directory\): block 0: checksum mismatch/);
+    expect(r.problems).toHaveLength(1);
+  });
+
+  test('a flipped byte in label 2\'s config: a label checksum error naming label 2 (and nothing else)', async () => {
+    const pool = openPool(image);
+    const label2 = labelOffsets(pool.psize)[2]!;
+    pool.close();
+    const r = await verifyImage(flipped(image, label2 + VDEV_PHYS_OFFSET + 123));
+    expect(r.problems).toEqual(['label 2: config: checksum mismatch']);
+  });
+
+  test('flipped bytes in an uberblock slot, the boot environment and the label pad are caught', async () => {
+    const pool = openPool(image);
+    const labels = labelOffsets(pool.psize);
+    pool.close();
+    expect((await verifyImage(flipped(image, labels[3]! + VDEV_UBERBLOCK_RING_OFFSET + 5 * 4096 + 8))).problems)
+      .toEqual(['label 3: uberblock slot 5: checksum mismatch']);
+    expect((await verifyImage(flipped(image, labels[0]! + 8 * 1024 + 17))).problems)
+      .toEqual(['label 0: boot environment: checksum mismatch']);
+    expect((await verifyImage(flipped(image, labels[1]! + 100))).problems)
+      .toEqual(['label 1: pad area (first 8 KiB) is not zero']);
+  });
+
+  test('a flipped byte in a block\'s allocated padding (past psize) is caught', async () => {
+    const off = withFs(image, (zpl) => {
+      const bp = zpl.os.blockPointer(zpl.stat(zpl.lookup('/small.txt')).dnode, 0);
+      expect(bp.dva!.asize).toBeGreaterThan(bp.psize);
+      return VDEV_LABEL_START_SIZE + bp.dva!.offset + bp.psize + 10;
+    });
+    const r = await verifyImage(flipped(image, off));
+    expect(r.problems).toEqual([expect.stringMatching(/^tp:\/small\.txt \(object \d+, plain file contents\): block 0: non-zero byte at \+522 in the allocated padding/)]);
+  });
+
+  test('a flipped byte in unallocated space is not a problem', async () => {
+    const r = await verifyImage(flipped(image, 40 * 2 ** 20));
+    expect(r.problems).toEqual([]);
+  });
+
+  test('a sampled sweep of single-bit flips over allocated space: every one is caught', async () => {
+    const pool = openPool(image);
+    const { readSpaceMaps } = await import('../../src/reader/space.js');
+    const ranges = readSpaceMaps(pool, () => {})!.allocated;
+    pool.close();
+    const total = ranges.reduce((t, r) => t + r.end - r.start, 0);
+    const rnd = noise(4 * 24, 99);
+    for (let i = 0; i < 24; i++) {
+      let k = new DataView(rnd.buffer).getUint32(i * 4, true) % total;
+      let off = 0;
+      for (const r of ranges) {
+        if (k < r.end - r.start) { off = VDEV_LABEL_START_SIZE + r.start + k; break; }
+        k -= r.end - r.start;
+      }
+      const img = flipped(image, off, 1 << (i % 8));
+      const r = await verifyImage(img);
+      expect(r.problems.length, `flip at 0x${off.toString(16)}`).toBeGreaterThan(0);
+      rmSync(img);
+    }
+  }, 60_000);
+});
+
+// ---------------------------------------------------------------- space maps
+
+describe('verify: space maps against the blocks found', () => {
+  /** A tar-like source that writes file data before the tree exists (as the tar input does). */
+  const streamed = (use: (ctx: InputContext) => Record<string, Inode>): TreeSource => async (ctx) => dir(use(ctx));
+  const written = (ctx: InputContext, data: Uint8Array) => {
+    const w = ctx.beginFile(data.length);
+    w.write(data);
+    return w.end();
+  };
+  const fileFrom = (src: ReturnType<typeof written>, size: number): Inode => node('file', 0o644, { size, source: src });
+
+  test('data written and discarded (freed) leaves no trace', async () => {
+    const img = await build(streamed((ctx) => {
+      ctx.discard(written(ctx, noise(200_000, 1)));
+      return { kept: fileFrom(written(ctx, noise(5000, 2)), 5000) };
+    }));
+    expect((await verifyImage(img)).problems).toEqual([]);
+  });
+
+  test('allocated space no block uses is a leak', async () => {
+    const img = await build(streamed((ctx) => {
+      written(ctx, noise(200_000, 3)); // never referenced
+      return { kept: fileFrom(written(ctx, noise(5000, 4)), 5000) };
+    }));
+    const r = await verifyImage(img);
+    expect(r.problems.length).toBeGreaterThan(0);
+    expect(r.problems.every((p) => /^space map: 0x[0-9a-f]+-0x[0-9a-f]+ \(.*\) in metaslab \d+ is allocated but no block uses it \(leak\)$/.test(p)), r.problems.join('\n')).toBe(true);
+  });
+
+  test('a block in space the space maps do not allocate is named', async () => {
+    const img = await build(streamed((ctx) => {
+      const src = written(ctx, noise(9000, 5));
+      ctx.discard(src); // freed, yet still used below
+      return { ghost: fileFrom(src, 9000) };
+    }));
+    const r = await verifyImage(img);
+    expect(r.problems).toContainEqual(expect.stringMatching(/^tp:\/ghost \(object \d+\): block 0 \(DVA\[0\]=<0:[0-9a-f]+:3000>\): lies outside the space the space maps allocate$/));
+  });
+
+  test('two objects sharing blocks are a double allocation', async () => {
+    const img = await build(streamed((ctx) => {
+      const src = written(ctx, noise(9000, 6));
+      return { one: fileFrom(src, 9000), two: fileFrom(src, 9000) };
+    }));
+    const r = await verifyImage(img);
+    const doubles = r.problems.filter((p) => p.includes('double allocation'));
+    expect(doubles).toEqual([
+      expect.stringMatching(/^tp:\/one \(object \d+\): block 0 \(.*\): shares space with another block \(double allocation\)$/),
+      expect.stringMatching(/^tp:\/two \(object \d+\): block 0 \(.*\): shares space with another block \(double allocation\)$/),
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------- --against
+
+describe('verify --against a staging directory', () => {
+  let stage: string;
+  let img: string;
+  beforeAll(async () => {
+    stage = join(tmp, 'stage');
+    mkdirSync(join(stage, 'etc', 'rc.d'), { recursive: true });
+    writeFileSync(join(stage, 'etc', 'rc.conf'), 'hostname="box"\n');
+    writeFileSync(join(stage, 'etc', 'rc.d', 'sshd'), Buffer.from(noise(200_000, 11)));
+    writeFileSync(join(stage, 'README'), 'read me\n', { mode: 0o600 });
+    symlinkSync('etc/rc.conf', join(stage, 'conf'));
+    img = await build(walkDirectories([stage]));
+  });
+
+  test('a matching directory passes', async () => {
+    const r = await verifyImage(img, { againstDir: stage });
+    expect(r.problems).toEqual([]);
+    expect(r.differences).toEqual([]);
+  });
+
+  test('changes are reported one per line, path first', async () => {
+    const changed = join(tmp, 'changed');
+    mkdirSync(join(changed, 'etc', 'rc.d'), { recursive: true });
+    // same size, other content
+    writeFileSync(join(changed, 'etc', 'rc.conf'), 'hostname="xox"\n');
+    copyFileSync(join(stage, 'etc', 'rc.d', 'sshd'), join(changed, 'etc', 'rc.d', 'sshd'));
+    writeFileSync(join(changed, 'README'), 'read me!\n', { mode: 0o644 });
+    writeFileSync(join(changed, 'NEW'), 'new\n');
+    symlinkSync('etc/rc.d', join(changed, 'conf'));
+    // make times match where nothing else changed, so only the intended lines appear
+    const w = walkDirectories([changed]);
+    const s = walkDirectories([stage]);
+    const times = new Map<string, Timespec>();
+    const collect = (d: Inode, p: string, into: Map<string, Timespec>) => {
+      into.set(p, d.mtime);
+      for (const e of d.entries ?? []) collect(e.inode, `${p}/${Buffer.from(e.name)}`, into);
+    };
+    collect(s, '', times);
+    const fix = (d: Inode, p: string) => {
+      const t = times.get(p);
+      if (t) d.mtime = t;
+      for (const e of d.entries ?? []) fix(e.inode, `${p}/${Buffer.from(e.name)}`);
+    };
+    fix(w, '');
+    const r = await verifyImage(img, { against: inodeTreeView(w) });
+    expect(r.differences).toEqual([
+      '/NEW: missing from the image',
+      expect.stringMatching(/^\/README: mode: expected 0644, image has 0600$/),
+      '/README: size: expected 9, image has 8',
+      '/conf: link target: expected "etc/rc.d", image has "etc/rc.conf"',
+      expect.stringMatching(/^\/etc\/rc\.conf: content: expected sha256 [0-9a-f]{64}, image has [0-9a-f]{64}$/),
+    ]);
+    expect(r.problems).toEqual(r.differences);
+  });
+
+  test('the CLI prints the differences and exits 1; a changed mtime shows', async () => {
+    const t = Date.now() / 1000 - 3600;
+    const ok = await cli('verify', img, '--against', stage);
+    expect(ok).toMatchObject({ code: 0, err: '' });
+    expect(ok.out).toMatch(/: ok: 4 labels, 128 uberblock slots, \d+ blocks .* checked; 1 dataset, 3 directories, 3 files;/);
+    utimesSync(join(stage, 'README'), t, t);
+    const bad = await cli('verify', img, '--against', stage);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/^\/README: mtime: expected \S+Z, image has \S+Z\n$/);
+    expect(bad.err).toContain('1 problem');
+    expect((await cli('verify', img, '--against', stage, '--no-mtime')).code).toBe(0);
+  });
+
+  test('hard links are compared as links', async () => {
+    const a = file('x\n');
+    const expected = dir({ one: a, two: a });
+    const img2 = await build(dir({ one: file('x\n'), two: file('x\n') }));
+    const diffs = withFs(img2, (zpl) => diffTrees(inodeTreeView(expected), zplTreeView(zpl)));
+    expect(await diffs).toEqual(['/two: expected a hard link to /one, image has a separate file']);
+  });
+});
+
+// ---------------------------------------------------------------- ls and cat
+
+describe('ls', () => {
+  test('lists the root directory like ls -l', async () => {
+    const r = await cli('ls', image);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const when = '2023-11-14T22:13:20Z';
+    expect(r.out.split('\n')).toEqual([
+      `-rw-r--r-- 1 1000 100 393221 ${when} big.bin`,
+      `drwx------ 3 1000 100      4 ${when} dir`,
+      `brw-rw---- 1 1000 100  8, 17 ${when} disk`,
+      `-rw-r--r-- 1 1000 100      0 ${when} empty`,
+      `prw-r--r-- 1 1000 100      0 ${when} fifo`,
+      `lrwxrwxrwx 1 1000 100      9 ${when} link -> small.txt`,
+      `lrwxrwxrwx 1 1000 100    300 ${when} long-link -> ${'x'.repeat(300)}`,
+      `-rwsr-xr-x 1 1000 100     10 ${when} setuid`,
+      `-rw-r----- 2 1000 100     10 ${when} shared`,
+      `-rw------- 1 1000 100     13 ${when} small.txt`,
+      `crw--w---- 1 1000 100   4, 1 ${when} tty`,
+      '',
+    ]);
+  });
+
+  test('DATASET:PATH, -d, -R', async () => {
+    const sub = await cli('ls', image, 'tp:/dir');
+    expect(sub.out).toMatch(/^-rw-r----- 2 1000 100 10 \S+ shared\ndrwxrwxrwt 2 1000 100 43 \S+ sub\n$/);
+    const d = await cli('ls', '-d', image, '/dir');
+    expect(d.out).toMatch(/^drwx------ 3 1000 100 4 \S+ \/dir\n$/);
+    const rec = await cli('ls', '-R', image, 'tp:/dir');
+    const heads = rec.out.split('\n').filter((l) => l.endsWith(':'));
+    expect(heads).toEqual(['tp:/dir:', 'tp:/dir/sub:']);
+    expect(rec.out).toContain('\n\ntp:/dir/sub:\n');
+    expect(rec.out.split('\n').filter((l) => / f\d\d$/.test(l))).toHaveLength(40);
+  });
+
+  test('errors are one line', async () => {
+    expect(await cli('ls', image, '/nope')).toMatchObject({ code: 1, out: '', err: `tsmakefs: ${image}: /nope: no such file or directory\n` });
+    const r = await cli('ls', image, 'other:/');
+    expect(r.code).toBe(1);
+    expect(r.err).toBe("tsmakefs: no dataset 'other' in pool 'tp' (datasets: tp)\n");
+    expect((await cli('ls', join(tmp, 'missing.img'))).err).toBe(`tsmakefs: ${join(tmp, 'missing.img')}: No such file or directory\n`);
+  });
+});
+
+describe('cat', () => {
+  test('writes the file\'s bytes, block by block', async () => {
+    const r = await cli('cat', image, 'tp:/big.bin');
+    expect(r.code).toBe(0);
+    expect(r.bytes.equals(Buffer.from(BIG))).toBe(true);
+    expect((await cli('cat', image, '/small.txt', '/empty', '/dir/shared')).bytes.toString()).toBe(`${SMALL}two names\n`);
+  });
+
+  test('follows symbolic links; refuses directories and specials', async () => {
+    expect((await cli('cat', image, '/link')).bytes.toString()).toBe(SMALL);
+    expect(await cli('cat', image, '/dir')).toMatchObject({ code: 1, err: 'tsmakefs: /dir: Is a directory\n' });
+    expect(await cli('cat', image, '/fifo')).toMatchObject({ code: 1, err: 'tsmakefs: /fifo: not a regular file (a fifo)\n' });
+  });
+
+  test('a damaged block is an error, not wrong bytes', async () => {
+    const off = withFs(image, (zpl) => VDEV_LABEL_START_SIZE + zpl.os.blockPointer(zpl.stat(zpl.lookup('/big.bin')).dnode, 3).dva!.offset);
+    const r = await cli('cat', flipped(image, off), '/big.bin');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^tsmakefs: .*: \/big\.bin: block 3: checksum mismatch/);
+    expect(r.bytes.length).toBe(3 * 128 * 1024);
+  });
+});
+
+// ---------------------------------------------------------------- the reader API
+
+describe('reader API', () => {
+  test('znode attributes, long symlinks from the spill block, devices, hard links', () => {
+    withFs(image, (zpl) => {
+      const small = zpl.stat(zpl.lookup('/small.txt'));
+      expect(small).toMatchObject({ type: 'file', perm: 0o600, uid: 1000, gid: 100, size: SMALL.length, links: 1, mtime: T0, parent: zpl.root });
+      const long = zpl.stat(zpl.lookup('/long-link'));
+      expect(long.dnode.spill?.dva).not.toBeNull();
+      expect(Buffer.from(long.target!).toString()).toBe('x'.repeat(300));
+      expect(zpl.stat(zpl.lookup('/tty')).rdev).toEqual([4, 1]);
+      expect(zpl.lookup('/dir/shared')).toBe(zpl.lookup('/shared'));
+      expect(zpl.lookup('/dir/../link', { follow: true })).toBe(zpl.lookup('/small.txt'));
+      expect(zpl.stat(zpl.lookup('/dir')).links).toBe(3);
+    });
+  });
+
+  test('parseSpec', () => {
+    expect(parseSpec('')).toEqual({ path: '/' });
+    expect(parseSpec('/etc/rc.conf')).toEqual({ path: '/etc/rc.conf' });
+    expect(parseSpec('zroot')).toEqual({ dataset: 'zroot', path: '/' });
+    expect(parseSpec('zroot/usr:/bin/sh')).toEqual({ dataset: 'zroot/usr', path: '/bin/sh' });
+    expect(parseSpec('zroot:etc')).toEqual({ dataset: 'zroot', path: '/etc' });
+    expect(parseSpec('zroot:')).toEqual({ dataset: 'zroot', path: '/' });
+  });
+
+  test('modeString', () => {
+    expect(modeString('dir', 0o755)).toBe('drwxr-xr-x');
+    expect(modeString('file', 0o4644)).toBe('-rwSr--r--');
+    expect(modeString('file', 0o6755)).toBe('-rwsr-sr-x');
+    expect(modeString('dir', 0o1777)).toBe('drwxrwxrwt');
+    expect(modeString('dir', 0o1776)).toBe('drwxrwxrwT');
+    expect(modeString('symlink', 0o777)).toBe('lrwxrwxrwx');
+  });
+});

@@ -1,0 +1,345 @@
+// The tarball reader, on archives made by GNU tar (ustar, pax, gnu) and on
+// hand-made ones for what GNU tar will not write (binary xattrs, global pax
+// headers, broken archives). Tree models only; file data goes to an
+// in-memory InputContext that records what the reader asks of it.
+
+import { spawnSync } from 'node:child_process';
+import {
+  chownSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { InputContext } from '../../src/image.js';
+import type { UserDb } from '../../src/input/passwd.js';
+import { readTar, type TarOptions } from '../../src/input/tar.js';
+import type { DataSource, Inode } from '../../src/input/tree.js';
+import { walkDirectories } from '../../src/input/walk.js';
+import { UserError } from '../../src/util/errors.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tsmakefs-tar-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+// ---------------------------------------------------------------- helpers
+
+interface Recorder extends InputContext {
+  begun: number[];
+  chunks: number[];
+  discarded: DataSource[];
+}
+
+/** An InputContext keeping data in memory; sources are { kind: 'bytes' }. */
+function recorder(): Recorder {
+  const r: Recorder = {
+    begun: [], chunks: [], discarded: [],
+    beginFile(size) {
+      r.begun.push(size);
+      const parts: Buffer[] = [];
+      return {
+        write: (c) => {
+          r.chunks.push(c.length);
+          parts.push(Buffer.from(c));
+        },
+        end: () => ({ kind: 'bytes', data: Buffer.concat(parts) }),
+      };
+    },
+    discard: (s) => void r.discarded.push(s),
+  };
+  return r;
+}
+
+async function read(archive: Buffer, o: Partial<TarOptions> = {}, ctx: Recorder = recorder()): Promise<Inode> {
+  return readTar(Readable.from([archive]), ctx, { name: 'T.tar', gzip: false, policy: {}, warn: () => {}, ...o });
+}
+
+async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(UserError);
+    return (err as Error).message;
+  }
+  throw new Error('expected a UserError');
+}
+
+/** A comparable picture of a tree: metadata, data, and hard links as "=first path". */
+function snapshot(root: Inode): unknown {
+  const seen = new Map<Inode, string>();
+  const visit = (ino: Inode, path: string): unknown => {
+    const first = seen.get(ino);
+    if (first !== undefined) return `=${first}`;
+    seen.set(ino, path);
+    let data: string | undefined;
+    if (ino.type === 'file') {
+      const s = ino.source!;
+      const bytes = s.kind === 'bytes' ? s.data : s.kind === 'path' ? readFileSync(s.path as string) : undefined;
+      data = Buffer.from(bytes!).toString('hex');
+    }
+    const entries = ino.entries && [...ino.entries]
+      .sort((a, b) => Buffer.compare(Buffer.from(a.name), Buffer.from(b.name)))
+      .map((e) => [Buffer.from(e.name).toString('latin1'), visit(e.inode, `${path}/${Buffer.from(e.name).toString('latin1')}`)]);
+    const times = [ino.atime, ino.mtime, ino.ctime, ino.crtime].map((t) => `${t.sec}.${t.nsec}`);
+    return {
+      type: ino.type, perm: ino.perm.toString(8), uid: ino.uid, gid: ino.gid, times,
+      size: ino.type === 'file' ? ino.size : undefined, data,
+      target: ino.target && Buffer.from(ino.target).toString('latin1'),
+      rdev: ino.type === 'chardev' || ino.type === 'blockdev' ? [ino.rdevMajor, ino.rdevMinor] : undefined,
+      xattrs: ino.xattrs && Object.fromEntries([...ino.xattrs].map(([k, v]) => [k, Buffer.from(v).toString('hex')])),
+      entries,
+    };
+  };
+  return visit(root, '');
+}
+
+function gnuTar(dir: string, format: string, extra = ['--numeric-owner']): Buffer {
+  const out = join(tmp, `out-${format}-${Math.random().toString(36).slice(2)}.tar`);
+  const r = spawnSync('tar', [`--format=${format}`, '--sort=name', ...extra, '-C', dir, '-cf', out, '.'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tar failed: ${r.stderr}`);
+  return readFileSync(out);
+}
+
+// A minimal ustar writer for archives GNU tar does not make.
+function octal(n: number, width: number): string {
+  return n.toString(8).padStart(width - 1, '0');
+}
+
+interface Member {
+  name: string | Buffer;
+  type?: string; // typeflag character
+  data?: Buffer;
+  size?: number; // declared size, if not data.length
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  uname?: string;
+  mtime?: number;
+  linkname?: string;
+  devmajor?: number;
+  devminor?: number;
+}
+
+function header(m: Member): Buffer {
+  const b = Buffer.alloc(512);
+  Buffer.from(m.name).copy(b, 0, 0, 100);
+  b.write(octal(m.mode ?? 0o644, 8), 100, 'latin1');
+  b.write(octal(m.uid ?? 0, 8), 108, 'latin1');
+  b.write(octal(m.gid ?? 0, 8), 116, 'latin1');
+  b.write(octal(m.size ?? m.data?.length ?? 0, 12), 124, 'latin1');
+  b.write(octal(m.mtime ?? 1000, 12), 136, 'latin1');
+  b.write(m.type ?? '0', 156, 'latin1');
+  if (m.linkname) b.write(m.linkname, 157, 'latin1');
+  b.write('ustar\u000000', 257, 'latin1');
+  if (m.uname) b.write(m.uname, 265, 'latin1');
+  b.write(octal(m.devmajor ?? 0, 8), 329, 'latin1');
+  b.write(octal(m.devminor ?? 0, 8), 337, 'latin1');
+  b.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const x of b) sum += x;
+  b.write(`${octal(sum, 7)}\u0000`, 148, 'latin1');
+  return b;
+}
+
+function pad(data: Buffer): Buffer {
+  return Buffer.concat([data, Buffer.alloc((512 - (data.length % 512)) % 512)]);
+}
+
+function paxRecords(records: Array<[string, Buffer | string]>): Buffer {
+  return Buffer.concat(records.map(([k, v]) => {
+    const body = Buffer.concat([Buffer.from(` ${k}=`), Buffer.from(v), Buffer.from('\n')]);
+    let len = body.length + 1;
+    while (String(len).length + body.length !== len) len++;
+    return Buffer.concat([Buffer.from(String(len)), body]);
+  }));
+}
+
+function tarOf(members: Array<Member | { pax: Array<[string, Buffer | string]>; global?: boolean }>, end = true): Buffer {
+  const parts: Buffer[] = [];
+  for (const m of members) {
+    if ('pax' in m) {
+      const data = paxRecords(m.pax);
+      parts.push(header({ name: 'PaxHeader', type: m.global ? 'g' : 'x', data }), pad(data));
+    } else {
+      parts.push(header(m));
+      if (m.data) parts.push(pad(m.data));
+    }
+  }
+  if (end) parts.push(Buffer.alloc(1024));
+  return Buffer.concat(parts);
+}
+
+// ---------------------------------------------------------------- staged trees
+
+const stage = join(tmp, 'stage');
+const BAD = Buffer.from([0x63, 0x61, 0x66, 0xe9]); // "caf\xe9", not UTF-8
+
+beforeAll(() => {
+  mkdirSync(join(stage, 'dir', 'sub'), { recursive: true });
+  writeFileSync(join(stage, 'small'), 'hello\n');
+  writeFileSync(join(stage, 'dir', 'big'), Buffer.alloc(300_000, 0x5a));
+  writeFileSync(join(stage, 'empty'), '');
+  linkSync(join(stage, 'small'), join(stage, 'dir', 'hard'));
+  symlinkSync('../small', join(stage, 'dir', 'sym'));
+  spawnSync('mkfifo', [join(stage, 'fifo')]);
+  spawnSync('mknod', [join(stage, 'dir', 'null'), 'c', '1', '3']);
+  chownSync(join(stage, 'dir'), 1234, 5678);
+  const t = 1_700_000_000;
+  for (const p of ['small', 'dir/big', 'empty', 'fifo', 'dir/null', 'dir/sub', 'dir', '.']) utimesSync(join(stage, p), t, t);
+  lutimesSync(join(stage, 'dir', 'sym'), t, t);
+});
+
+describe('archives from GNU tar', () => {
+  test('ustar, gnu and pax give the tree the directory walk gives', async () => {
+    const walked = snapshot(walkDirectories([stage]));
+    for (const format of ['ustar', 'gnu', 'pax']) {
+      const tree = await read(gnuTar(stage, format));
+      expect(snapshot(tree), format).toEqual(walked);
+    }
+  });
+
+  test('gzip, long names and link targets, non-UTF-8 names, pax time fractions', async () => {
+    const d = join(tmp, 'long');
+    const longDir = 'd'.repeat(120);
+    const longName = 'n'.repeat(200);
+    const target = `${'../'.repeat(2)}${'t'.repeat(250)}`;
+    mkdirSync(join(d, longDir), { recursive: true });
+    writeFileSync(join(d, longDir, longName), 'deep');
+    symlinkSync(target, join(d, 'sym'));
+    writeFileSync(Buffer.concat([Buffer.from(`${d}/`), BAD]), 'bytes');
+    utimesSync(join(d, longDir, longName), 1_700_000_000.25, 1_700_000_000.25);
+    const walked = snapshot(walkDirectories([d])) as { entries: Array<[string, unknown]> };
+    const pax = await read(gzipSync(gnuTar(d, 'pax')), { gzip: true });
+    expect(snapshot(pax)).toEqual(walked);
+    // the gnu format keeps whole seconds only
+    const gnu = snapshot(await read(gnuTar(d, 'gnu'))) as typeof walked;
+    expect(gnu.entries.map(([n]) => n)).toEqual(walked.entries.map(([n]) => n));
+    expect(JSON.stringify(gnu)).toContain('"1700000000.0"');
+    expect(JSON.stringify(walked)).toContain('"1700000000.250000000"');
+  });
+
+  test('-T replaces every time; the numbers are kept unless -N names the owner', async () => {
+    const tar = gnuTar(stage, 'gnu', ['--owner=build:4242', '--group=staff:4343']);
+    const users: UserDb = {
+      uid: (n) => (n === 'build' ? 7 : undefined), gid: () => undefined, userSource: 'x', groupSource: 'x',
+    };
+    const root = await read(tar, { policy: { stamp: { sec: 42, nsec: 0 } }, users });
+    const small = root.entries!.find((e) => Buffer.from(e.name).toString() === 'small')!.inode;
+    expect(small).toMatchObject({ uid: 7, gid: 4343, mtime: { sec: 42, nsec: 0 }, ctime: { sec: 42, nsec: 0 } });
+    const plain = await read(tar);
+    expect(plain.uid).toBe(4242);
+  });
+});
+
+describe('hand-made archives', () => {
+  test('pax records are bytes: binary xattrs, non-UTF-8 paths, libarchive xattrs, global headers', async () => {
+    const xattr = Buffer.from([0x00, 0xff, 0x80, 0x0a]);
+    const root = await read(tarOf([
+      { pax: [['uid', '3000000'], ['SCHILY.xattr.user.all', 'g']], global: true },
+      { pax: [['path', BAD], ['SCHILY.xattr.security.capability', xattr], ['LIBARCHIVE.xattr.user%2Eb64', 'aGk='], ['mtime', '-1.25']] },
+      { name: 'placeholder', data: Buffer.from('x') },
+      { pax: [['uid', ''], ['gid', '12']] },
+      { name: 'second' },
+    ]));
+    const [first, second] = root.entries!.map((e) => e);
+    expect(Buffer.from(first!.name)).toEqual(BAD);
+    expect(snapshot(first!.inode)).toMatchObject({
+      uid: 3000000, times: ['-2.750000000', '-2.750000000', '-2.750000000', '-2.750000000'],
+      xattrs: { 'user.all': '67', 'security.capability': '00ff800a', 'user.b64': '6869' },
+    });
+    // an empty value deletes the global record for this member
+    expect(second!.inode).toMatchObject({ uid: 0, gid: 12 });
+  });
+
+  test('a path that appears again replaces the earlier member; its data is handed back', async () => {
+    const ctx = recorder();
+    const root = await read(tarOf([
+      { name: 'f', data: Buffer.from('first') },
+      { name: 'g', type: '1', linkname: 'f' },
+      { name: 'f', data: Buffer.from('second') },
+      { name: 'h', data: Buffer.from('gone') },
+      { name: 'h', type: '2', linkname: 'f' },
+      { name: 'd/', type: '5', mode: 0o700, mtime: 5 },
+      { name: 'd/x', data: Buffer.from('in d') },
+      { name: 'd', type: '5', mode: 0o750, mtime: 6 },
+    ]), {}, ctx);
+    const snap = snapshot(root) as { entries: Array<[string, { data?: string; target?: string; perm?: string; entries?: unknown[] }]> };
+    const byName = Object.fromEntries(snap.entries);
+    expect(Buffer.from(byName['f']!.data!, 'hex').toString()).toBe('second');
+    expect(Buffer.from(byName['g']!.data!, 'hex').toString()).toBe('first'); // the hard link keeps the old inode
+    expect(byName['h']).toMatchObject({ target: 'f' });
+    expect(byName['d']).toMatchObject({ perm: '750' });
+    expect(byName['d']!.entries).toHaveLength(1);
+    // "first" is still linked as g: only "gone" was handed back
+    expect(ctx.discarded.map((s) => (s.kind === 'bytes' ? Buffer.from(s.data).toString() : s.kind))).toEqual(['gone']);
+  });
+
+  test('directories that appear only implicitly; "./", "/" and "." components', async () => {
+    const root = await read(tarOf([
+      { name: './a/b/c', data: Buffer.from('c'), mtime: 77 },
+      { name: '/a//b/./d', data: Buffer.from('d') },
+      { name: './', type: '5', mode: 0o711, mtime: 9 },
+    ]), { policy: { sourceDateEpoch: { sec: 50, nsec: 0 } } });
+    expect(root).toMatchObject({ perm: 0o711, mtime: { sec: 9, nsec: 0 } });
+    const a = root.entries![0]!.inode;
+    expect(a).toMatchObject({ type: 'dir', perm: 0o755, uid: 0, gid: 0, mtime: { sec: 50, nsec: 0 } });
+    expect(a.entries![0]!.inode.entries!.map((e) => Buffer.from(e.name).toString())).toEqual(['c', 'd']);
+  });
+
+  test('device numbers, FIFOs, uname lookup falling back to the number', async () => {
+    const users: UserDb = { uid: () => undefined, gid: () => undefined, userSource: 'x', groupSource: 'x' };
+    const root = await read(tarOf([
+      { name: 'blk', type: '4', devmajor: 4095, devminor: 1048575, mode: 0o640, uid: 5, uname: 'nobody-here' },
+      { name: 'p', type: '6' },
+    ]), { users });
+    expect(root.entries![0]!.inode).toMatchObject({ type: 'blockdev', rdevMajor: 4095, rdevMinor: 1048575, perm: 0o640, uid: 5 });
+    expect(root.entries![1]!.inode.type).toBe('fifo');
+  });
+
+  test('file data is streamed in pieces as it arrives', async () => {
+    const ctx = recorder();
+    const big = Buffer.alloc(4 << 20, 1);
+    const archive = tarOf([{ name: 'big', data: big }]);
+    // arrive as a stream of 64 KiB reads, the way a file or pipe delivers it
+    const pieces = Array.from({ length: Math.ceil(archive.length / 65536) }, (_, i) => archive.subarray(i * 65536, (i + 1) * 65536));
+    await readTar(Readable.from(pieces), ctx, { name: 'T.tar', gzip: false, policy: {}, warn: () => {} });
+    expect(ctx.begun).toEqual([4 << 20]);
+    expect(ctx.chunks.length).toBeGreaterThan(10);
+    expect(Math.max(...ctx.chunks)).toBeLessThanOrEqual(65536);
+  });
+});
+
+describe('errors: one line naming the archive and the member', () => {
+  const good = (): Buffer => tarOf([{ name: 'a', data: Buffer.alloc(5000, 1) }, { name: 'b', data: Buffer.from('b') }]);
+
+  test('truncated archives', async () => {
+    expect(await failure(read(good().subarray(0, 3000)))).toBe("T.tar: truncated archive: member 'a' is cut short (5000 bytes expected)");
+    expect(await failure(read(good().subarray(0, 5632 + 100)))).toBe("T.tar: truncated archive after member 'a'");
+    const gz = gzipSync(good());
+    expect(await failure(read(gz.subarray(0, gz.length - 20), { gzip: true }))).toMatch(/^T\.tar: truncated gzip data/);
+  });
+
+  test('not a tar archive, or not gzip', async () => {
+    expect(await failure(read(Buffer.alloc(1024, 0x41)))).toBe('T.tar: not a valid tar archive (bad header at the start)');
+    expect(await failure(read(good(), { gzip: true }))).toMatch(/^T\.tar: not valid gzip data/);
+  });
+
+  test('members the image cannot hold', async () => {
+    expect(await failure(read(tarOf([{ name: 'x/../../etc/passwd', data: Buffer.from('x') }])))).toBe(
+      "T.tar: member 'x/../../etc/passwd': path contains '..'",
+    );
+    expect(await failure(read(tarOf([{ name: 'l', type: '1', linkname: 'nowhere' }])))).toBe(
+      "T.tar: member 'l': hard link to 'nowhere', which is not in the archive before it",
+    );
+    expect(await failure(read(tarOf([{ name: 'v', type: 'V' }])))).toBe("T.tar: member 'v': unsupported member type");
+    expect(await failure(read(tarOf([{ pax: [['GNU.sparse.major', '1']] }, { name: 's', data: Buffer.from('s') }])))).toMatch(
+      /^T\.tar: member 's': sparse members are not supported/,
+    );
+    expect(await failure(read(tarOf([{ name: 'f', data: Buffer.from('f') }, { name: 'f/g', data: Buffer.from('g') }])))).toBe(
+      "T.tar: member 'f/g': ./f is not a directory",
+    );
+    expect(await failure(read(tarOf([{ name: 'd/x', data: Buffer.from('x') }, { name: 'd', data: Buffer.from('d') }])))).toBe(
+      "T.tar: member 'd': would replace a directory that holds other members",
+    );
+  });
+});
