@@ -7,7 +7,9 @@
 //          mode, owner and mtime (nanoseconds), so the tree is the same on
 //          any machine, under any umask, in any directory.
 //   cases  name, the trees it stages, the CLI arguments ({image}, {tree},
-//          {tree1}, ... stand for the paths), and the pinned sha256.
+//          {tree1}, ... stand for the paths), optionally "env" (variables
+//          such as SOURCE_DATE_EPOCH; inherited ones tsmakefs reads are
+//          dropped), and the pinned sha256.
 //
 //   node scripts/golden.mjs --check             rebuild every case, compare with the pins
 //   node scripts/golden.mjs --update            rebuild every case, rewrite the pins (npm run golden:update)
@@ -59,6 +61,10 @@ export function loadGolden(file = GOLDEN_FILE) {
     if (!Array.isArray(c.args) || !c.args.every((a) => typeof a === 'string')) throw new Error(`${where}: "args" must be strings`);
     if (!c.args.includes('{image}')) throw new Error(`${where}: "args" must contain {image}`);
     if (c.sha256 !== null && !/^[0-9a-f]{64}$/.test(c.sha256)) throw new Error(`${where}: "sha256" must be 64 hex digits or null`);
+    if (c.env !== undefined && (typeof c.env !== 'object' || !Object.values(c.env).every((v) => typeof v === 'string'))) {
+      throw new Error(`${where}: "env" maps variable names to strings`);
+    }
+    for (const k of Object.keys(c)) if (!['name', 'about', 'trees', 'args', 'env', 'sha256'].includes(k)) throw new Error(`${where}: unknown key ${k}`);
   }
   for (const [name, recipe] of Object.entries(golden.trees)) expandRecipe(recipe, name); // validates
   return golden;
@@ -436,6 +442,18 @@ export function runTsmakefs(args, opts = {}) {
 }
 
 /**
+ * The environment a case builds in: the given one without the variables
+ * tsmakefs reads (SOURCE_DATE_EPOCH clamps times; TSMAKEFS_*), plus the
+ * case's own "env". A developer's exported SOURCE_DATE_EPOCH must not make
+ * --check fail.
+ */
+export function caseEnv(c, base = process.env) {
+  const env = { ...base };
+  for (const k of Object.keys(env)) if (k === 'SOURCE_DATE_EPOCH' || k.startsWith('TSMAKEFS_')) delete env[k];
+  return { ...env, ...(c.env ?? {}) };
+}
+
+/**
  * Build one case: tsmakefs with the case's arguments, the trees at
  * `treeDirs` (already made), the image at `image`. opts as runTsmakefs,
  * plus relative: spell the image and tree paths relative to opts.cwd.
@@ -446,7 +464,7 @@ export async function runCase(c, image, treeDirs, opts = {}) {
   const spell = (p) => (opts.relative ? relative(cwd, p) || '.' : p);
   const args = caseArgs(c, spell(image), treeDirs.map(spell));
   rmSync(image, { force: true });
-  const build = await runTsmakefs(args, opts);
+  const build = await runTsmakefs(args, { ...opts, env: caseEnv(c, opts.env ?? process.env) });
   const sha256 = build.status === 0 ? await sha256File(isAbsolute(image) ? image : resolve(cwd, image)) : null;
   return { image, sha256, build };
 }

@@ -151,30 +151,30 @@ async function ls(args: string[], io: InspectIO): Promise<number> {
     let first = true;
     for (const spec of targets) {
       const { dataset, path } = R.parseSpec(spec);
-      const zpl = R.openFileSystem(pool, dataset);
-      const label = (p: string) => `${dataset ?? pool.poolName}:${p}`;
-      const obj = inImage(image, '', () => zpl.lookup(path));
-      const z = inImage(image, spec, () => zpl.stat(obj));
+      const ns = new R.Namespace(pool, dataset);
+      const label = (p: string) => (dataset !== undefined ? `${dataset}:${p}` : p);
+      const top = inImage(image, '', () => ns.resolve(path));
+      const z = inImage(image, spec, () => top.zpl.stat(top.obj));
       if (z.type !== 'dir' || values.directory) {
-        const name = spec === '' ? '/' : spec;
-        io.stdout(R.formatLong([{ name, z }]).map((l) => `${l}\n`).join(''));
+        io.stdout(R.formatLong([{ name: spec === '' ? '/' : spec, z }]).map((l) => `${l}\n`).join(''));
         first = false;
         continue;
       }
       // directories: this one, then (with -R) those below it, in name order
-      const stack: Array<{ obj: number; path: string }> = [{ obj, path: normPath(path) }];
+      const stack = [{ ...top, path: normPath(path) }];
       while (stack.length > 0) {
         const d = stack.pop()!;
-        const entries = inImage(image, label(d.path), () => zpl.readdir(d.obj));
-        const rows = entries.map((e) => ({ name: e.name, z: inImage(image, label(d.path), () => zpl.stat(e.objid)) }));
-        if (many) io.stdout(`${first ? '' : '\n'}${label(d.path)}:\n`);
+        const where = label(d.path);
+        const kids = inImage(image, where, () => ns.children(d));
+        const rows = kids.map((k) => ({ name: k.name, node: k.node, z: inImage(image, where, () => k.node.zpl.stat(k.node.obj)) }));
+        if (many) io.stdout(`${first ? '' : '\n'}${where}:\n`);
         first = false;
         io.stdout(R.formatLong(rows).map((l) => `${l}\n`).join(''));
         if (values.recursive) {
           const subdirs = rows.filter((r) => r.z.type === 'dir');
           for (let i = subdirs.length - 1; i >= 0; i--) {
             const s = subdirs[i]!;
-            stack.push({ obj: s.z.objid, path: `${d.path === '/' ? '' : d.path}/${Buffer.from(s.name).toString()}` });
+            stack.push({ ...s.node, path: `${d.path === '/' ? '' : d.path}/${Buffer.from(s.name).toString()}` });
           }
         }
       }
@@ -198,12 +198,12 @@ async function cat(args: string[], io: InspectIO): Promise<number> {
   try {
     for (const spec of specs) {
       const { dataset, path } = R.parseSpec(spec);
-      const zpl = R.openFileSystem(pool, dataset);
-      const obj = inImage(image, '', () => zpl.lookup(path, { follow: true }));
-      const z = inImage(image, spec, () => zpl.stat(obj));
+      const ns = new R.Namespace(pool, dataset);
+      const node = inImage(image, '', () => ns.resolve(path, { follow: true }));
+      const z = inImage(image, spec, () => node.zpl.stat(node.obj));
       if (z.type === 'dir') throw new UserError(`${spec}: Is a directory`);
       if (z.type !== 'file') throw new UserError(`${spec}: not a regular file (a ${z.type})`);
-      const blocks = zpl.read(obj);
+      const blocks = node.zpl.read(node.obj);
       for (;;) {
         const next = inImage(image, spec, () => blocks.next());
         if (next.done) break;
@@ -220,7 +220,6 @@ async function cat(args: string[], io: InspectIO): Promise<number> {
   return EXIT_OK;
 }
 
-/** One block to standard output, waiting until it is flushed (back-pressure). */
 function writeStdout(chunk: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
     process.stdout.write(chunk, (err) => (err ? reject(err) : resolve()));

@@ -196,8 +196,8 @@ export function parseMtree(data: Uint8Array, name: string, warn: Warn): MtreeEnt
     if (pathBytes === undefined) throw new UserError(`${where}: bad escape in path '${first}'`);
     const raw = pathBytes.toString('latin1');
     if (raw === '..') {
-      if (cwd.length === 0) warn(`${where}: '..' at the top directory ignored`);
-      else cwd = cwd.slice(0, -1);
+      // mtree -c ends with a ".." at the top: nothing to warn about.
+      cwd = cwd.slice(0, -1);
       continue;
     }
     const path = resolvePath(raw, cwd, where);

@@ -21,6 +21,8 @@ export interface NodeInfo {
   mtime: Timespec;
   target?: Uint8Array;
   rdev?: [major: number, minor: number];
+  /** Extended attributes; undefined: this tree does not know (not compared). */
+  xattrs?: Map<string, Uint8Array>;
 }
 
 export interface TreeView<N> {
@@ -39,6 +41,8 @@ export interface DiffOptions {
   content?: boolean;
   /** Compare mtimes. Default true. */
   mtime?: boolean;
+  /** Compare extended attributes where the expected tree has them. Default true. */
+  xattrs?: boolean;
   /** Stop after this many differences. */
   maxDiffs?: number;
 }
@@ -54,6 +58,7 @@ export function isoTime(t: Timespec): string {
   return t.nsec === 0 ? `${base}Z` : `${base}.${String(t.nsec).padStart(9, '0')}Z`;
 }
 
+const preview = (b: Uint8Array): string => JSON.stringify(Buffer.from(b.subarray(0, 32)).toString('latin1') + (b.length > 32 ? '...' : ''));
 const octal = (n: number): string => n.toString(8).padStart(4, '0');
 const quoted = (b: Uint8Array): string => JSON.stringify(showPath(b));
 
@@ -107,6 +112,17 @@ export async function diffTrees<A, B>(expected: TreeView<A>, actual: TreeView<B>
     }
     if ((ia.type === 'chardev' || ia.type === 'blockdev') && (ia.rdev?.[0] !== ib.rdev?.[0] || ia.rdev?.[1] !== ib.rdev?.[1])) {
       say(path, `device: expected ${ia.rdev?.join(',')}, image has ${ib.rdev?.join(',')}`);
+    }
+    if (opts.xattrs !== false && ia.xattrs !== undefined) {
+      const xb = ib.xattrs ?? new Map<string, Uint8Array>();
+      const names = [...new Set([...ia.xattrs.keys(), ...xb.keys()])].sort();
+      for (const name of names) {
+        const va = ia.xattrs.get(name);
+        const vb = xb.get(name);
+        if (vb === undefined) say(path, `xattr ${JSON.stringify(name)}: missing from the image`);
+        else if (va === undefined) say(path, `xattr ${JSON.stringify(name)}: not expected (only in the image)`);
+        else if (!Buffer.from(va).equals(Buffer.from(vb))) say(path, `xattr ${JSON.stringify(name)}: expected ${va.length} bytes ${preview(va)}, image has ${vb.length} bytes ${preview(vb)}`);
+      }
     }
     if (ia.type === 'file') {
       if (ia.size !== ib.size) say(path, `size: expected ${ia.size}, image has ${ib.size}`);
@@ -176,6 +192,7 @@ export function inodeTreeView(root: Inode): TreeView<Inode> {
     info: (n) => ({
       type: n.type, perm: n.perm, uid: n.uid, gid: n.gid, size: n.size, mtime: n.mtime, target: n.target,
       rdev: n.type === 'chardev' || n.type === 'blockdev' ? [n.rdevMajor ?? 0, n.rdevMinor ?? 0] : undefined,
+      xattrs: n.xattrs,
     }),
     children: (d) => (d.entries ?? []).map((e) => ({ name: e.name, node: e.inode })),
     sha256: (n) => {
@@ -195,7 +212,7 @@ export function zplTreeView(zpl: ZplReader, rootObj = zpl.root): TreeView<number
     root: () => rootObj,
     info: (obj) => {
       const z = zpl.stat(obj);
-      return { type: z.type, perm: z.perm, uid: z.uid, gid: z.gid, size: z.size, mtime: z.mtime, target: z.target, rdev: z.rdev };
+      return { type: z.type, perm: z.perm, uid: z.uid, gid: z.gid, size: z.size, mtime: z.mtime, target: z.target, rdev: z.rdev, xattrs: z.xattrs };
     },
     children: (obj) => zpl.readdir(obj).map((e) => ({ name: e.name, node: e.objid })),
     sha256: (obj) => {

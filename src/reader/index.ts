@@ -6,6 +6,7 @@ export { listDatasets, findDataset, type DatasetInfo } from './dsl.js';
 export { ObjsetReader, type RDnode } from './objset.js';
 export { ZplReader, type Znode, type DirEntry } from './zpl.js';
 export { openFileSystem, parseSpec, type Spec } from './fs.js';
+export { Namespace, mountTable, datasetProps, type MountInfo, type NsNode } from './mounts.js';
 export {
   diffTrees, inodeTreeView, zplTreeView, isoTime, type TreeView, type NodeInfo, type DiffOptions,
 } from './compare.js';

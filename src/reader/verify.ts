@@ -12,7 +12,9 @@ import { unpackNvlist } from '../vdev/nvlist.js';
 import { rd64le } from '../util/endian.js';
 import { fmtSize } from '../vdev/allocator.js';
 import { describeBp } from './bp.js';
-import { diffTrees, inodeTreeView, TreeView, zplTreeView, DiffOptions } from './compare.js';
+import { diffTrees, inodeTreeView, TreeView, DiffOptions } from './compare.js';
+import { Namespace } from './mounts.js';
+import { UserError } from '../util/errors.js';
 import { DatasetInfo, listDatasets, MOS_OBJECT_DIRECTORY } from './dsl.js';
 import { ReadError } from './errors.js';
 import { checkNamespace } from './namespace.js';
@@ -30,7 +32,11 @@ export interface VerifyOptions extends PoolReaderOptions, DiffOptions {
   /** ...or with any tree. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any node type will do
   against?: TreeView<any>;
-  /** Dataset to compare (default: the root dataset). */
+  /**
+   * Dataset whose tree (with the datasets mounted below it) is compared;
+   * default: the one with the shortest mountpoint, which the staged tree's
+   * root went to.
+   */
   dataset?: string;
   /** -T of the build: the directory walk uses this time for every inode. */
   timestamp?: Timespec;
@@ -153,7 +159,6 @@ export async function verifyPool(pool: PoolReader, opts: VerifyOptions = {}): Pr
   }
 
   // --- file systems ----------------------------------------------------------
-  const zpls = new Map<number, ZplReader>();
   const paths = new Map<number, Map<number, string>>();
   for (const o of trav.objsets) {
     if (o.ds === 0) continue;
@@ -167,7 +172,6 @@ export async function verifyPool(pool: PoolReader, opts: VerifyOptions = {}): Pr
       addError(probs, o.ds, undefined, '', e);
       continue;
     }
-    zpls.set(o.ds, zpl);
     const ns = checkNamespace(zpl, o.ds, o.complete ? o.objects : undefined, probs.objectsOf(o.ds), probs.add);
     if (ns.incomplete) notes.push(`${name}: check for objects outside the directory tree skipped: some directories are unreadable`);
     paths.set(o.ds, ns.paths);
@@ -178,14 +182,18 @@ export async function verifyPool(pool: PoolReader, opts: VerifyOptions = {}): Pr
   // --- the expected tree -----------------------------------------------------
   let differences: string[] = [];
   if (opts.against || opts.againstDir !== undefined) {
-    const want = opts.dataset ?? pool.poolName;
-    const info = datasets.find((d) => d.name === want);
-    const zpl = info ? zpls.get(info.dsObj) : undefined;
-    if (!zpl) {
-      probs.add({ text: `cannot compare: no readable file system '${want}' in the image` });
-    } else {
+    let ns: Namespace | undefined;
+    try {
+      ns = new Namespace(pool, opts.dataset);
+      ns.root();
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      addError(probs, undefined, undefined, 'cannot compare the tree', e);
+      ns = undefined;
+    }
+    if (ns) {
       const expected = opts.against ?? inodeTreeView(walkDirectories([opts.againstDir!], { timestamp: opts.timestamp }));
-      differences = await diffTrees(expected as TreeView<unknown>, zplTreeView(zpl) as TreeView<unknown>, opts);
+      differences = await diffTrees(expected as TreeView<unknown>, ns.treeView() as TreeView<unknown>, opts);
       if (differences.length > 0) notes.push(`${differences.length} difference${differences.length === 1 ? '' : 's'} from ${opts.againstDir ?? 'the expected tree'}`);
     }
   }

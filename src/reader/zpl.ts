@@ -5,6 +5,7 @@ import { DMU_OST_ZFS, DMU_OT_DIRECTORY_CONTENTS, DMU_OT_SA } from '../dmu/types.
 import { compareNames, NodeType, Timespec } from '../input/tree.js';
 import { rd16le, rd32le, rd64le } from '../util/endian.js';
 import { SA_MAGIC } from '../zpl/sa.js';
+import { unpackNvlist } from '../vdev/nvlist.js';
 import { isHoleBp } from './bp.js';
 import { inContext, ReadError } from './errors.js';
 import type { ObjsetReader, RDnode } from './objset.js';
@@ -46,6 +47,8 @@ export interface Znode {
   target?: Uint8Array;
   /** Object number of the xattr directory, if any. */
   xattrDir?: number;
+  /** Extended attributes stored as a system attribute (xattr=sa), by name. */
+  xattrs?: Map<string, Uint8Array>;
   /** Every system attribute, by registry name (ZPL_MODE...). */
   attrs: Map<string, Uint8Array>;
   dnode: RDnode;
@@ -177,6 +180,15 @@ export class ZplReader {
         if (t === undefined) throw new ReadError('symbolic link without a ZPL_SYMLINK attribute');
         z.target = t;
         if (t.length !== z.size) throw new ReadError(`symbolic link target is ${t.length} bytes, size says ${z.size}`);
+      }
+      const dx = attrs.get('ZPL_DXATTR');
+      if (dx !== undefined) {
+        z.xattrs = new Map();
+        const nv = inContext('ZPL_DXATTR', () => unpackNvlist(dx));
+        for (const [name, v] of nv) {
+          if (v.type !== 'byte_array') throw new ReadError(`xattr ${JSON.stringify(name)} is a ${v.type}, not a byte array`);
+          z.xattrs.set(name, v.value);
+        }
       }
       const x = u64('ZPL_XATTR', false);
       if (x !== undefined && x !== 0n) z.xattrDir = Number(x);

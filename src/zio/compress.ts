@@ -27,13 +27,63 @@ export function compressLimit(lsize: number): number {
  */
 export function lz4CompressZfs(src: Uint8Array): Uint8Array | null {
   const limit = compressLimit(src.length);
-  const dst = ensureScratch(4 + lz4.compressBound(src.length));
+  if (src.length < 16) return null;
+  const dst = ensureScratch(4 + lz4.compressBound(src.length) + 16);
   // each block on its own: output must not depend on earlier blocks
   hashTable.fill(0);
-  const n = lz4.compressBlock(src, dst.subarray(4), 0, src.length, hashTable);
-  if (n === 0 || n + 4 > limit) return null;
-  new DataView(dst.buffer, dst.byteOffset).setUint32(0, n, false);
-  return dst.subarray(0, n + 4);
+  // The LZ4 block format wants the last match to start at least 12 bytes
+  // before the end (MFLIMIT); lz4js stops 9 bytes short. Compress all but
+  // the last 3 bytes and add them to the final run of literals, which keeps
+  // every match start 12 bytes clear of the end, as OpenZFS's decoder checks.
+  const n = lz4.compressBlock(src, dst.subarray(4), 0, src.length - LZ4_TAIL, hashTable);
+  if (n === 0) return null;
+  const total = extendLastLiterals(dst.subarray(4), n, src.subarray(src.length - LZ4_TAIL));
+  if (total + 4 > limit) return null;
+  new DataView(dst.buffer, dst.byteOffset).setUint32(0, total, false);
+  return dst.subarray(0, total + 4);
+}
+
+const LZ4_TAIL = 3;
+
+/** Append bytes to the literals of an LZ4 block's last sequence; returns the new length. */
+function extendLastLiterals(buf: Uint8Array, n: number, extra: Uint8Array): number {
+  let ip = 0;
+  let lastStart = 0;
+  let litStart = 0;
+  let litLen = 0;
+  while (ip < n) {
+    lastStart = ip;
+    const token = buf[ip++]!;
+    let len = token >> 4;
+    if (len === 15) {
+      let b: number;
+      do { b = buf[ip++]!; len += b; } while (b === 255);
+    }
+    litStart = ip;
+    litLen = len;
+    ip += len;
+    if (ip >= n) break; // the last sequence has no match part
+    ip += 2; // offset
+    if ((token & 15) === 15) {
+      let b: number;
+      do { b = buf[ip++]!; } while (b === 255);
+    }
+  }
+  const lits = buf.slice(litStart, litStart + litLen);
+  let op = lastStart;
+  const total = litLen + extra.length;
+  if (total >= 15) {
+    buf[op++] = 15 << 4;
+    let rest = total - 15;
+    for (; rest >= 255; rest -= 255) buf[op++] = 255;
+    buf[op++] = rest;
+  } else {
+    buf[op++] = total << 4;
+  }
+  buf.set(lits, op);
+  op += lits.length;
+  buf.set(extra, op);
+  return op + extra.length;
 }
 
 export function lz4DecompressZfs(src: Uint8Array, lsize: number): Uint8Array {

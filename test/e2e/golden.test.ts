@@ -26,6 +26,8 @@ export interface GoldenCase {
   about?: string;
   trees: string[];
   args: string[];
+  /** Variables the build runs with (inherited SOURCE_DATE_EPOCH and TSMAKEFS_* are dropped). */
+  env?: Record<string, string>;
   sha256: string | null;
 }
 export interface Golden {
@@ -70,6 +72,7 @@ export interface GoldenModule {
   makeTree(recipe: unknown, dir: string, opts?: { order?: 'recipe' | 'reverse'; name?: string }): TreeEntry[];
   treesFor(golden: Golden, c: GoldenCase, root: string, cache?: Map<string, string>): string[];
   caseArgs(c: GoldenCase, image: string, treeDirs: string[]): string[];
+  caseEnv(c: GoldenCase, base?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
   runTsmakefs(args: string[], opts?: RunOptions): Promise<TsmakefsRun>;
   runCase(c: GoldenCase, image: string, treeDirs: string[], opts?: RunOptions): Promise<{ image: string; sha256: string | null; build: TsmakefsRun }>;
   sha256File(path: string): Promise<string>;

@@ -456,7 +456,7 @@ describe('zapHash', () => {
 describe('micro ZAP', () => {
   test('layout at fixed offsets', () => {
     const entries: ZapEntry[] = [
-      { name: enc('ROOT'), value: 34 },
+      { name: zapName('ROOT'), value: 34 },
       { name: enc('DELETE_QUEUE'), value: 33n },
       { name: enc('VERSION'), value: { intLen: 8, ints: [5] } },
       { name: enc('x'.repeat(49)), value: 0xfedcba9876543210n },
