@@ -53,6 +53,9 @@ describe('parseArgs: the makefs command line', () => {
         verifyTxgs: false,
         vdevPath: '/dev/null',
         seed: 'tsmakefs',
+        datasets: [],
+        compatibility: 'grub2-2.06',
+        xattrs: true,
         verbose: false,
       },
     });
@@ -162,6 +165,9 @@ describe('parseFsOptions: -o', () => {
       verifyTxgs: false,
       vdevPath: '/dev/null',
       seed: 'tsmakefs',
+      datasets: [],
+      compatibility: 'grub2-2.06',
+      xattrs: true,
     });
   });
 
@@ -171,6 +177,7 @@ describe('parseFsOptions: -o', () => {
       'mssize=128m',
       'poolguid=0xdeadbeef,verify-txgs=yes,nowarn,nowarn=whatever',
       'path=/dev/vtbd0p4,seed=release 14.1',
+      'fs=zroot/usr;canmount=off,bootfs=zroot/usr,compatibility=legacy,xattrs=off',
     ]);
     expect(o).toEqual({
       poolName: 'zroot',
@@ -181,6 +188,10 @@ describe('parseFsOptions: -o', () => {
       verifyTxgs: true,
       vdevPath: '/dev/vtbd0p4',
       seed: 'release 14.1',
+      datasets: [{ spec: 'zroot/usr;canmount=off', fromPreset: false }],
+      bootfs: 'zroot/usr',
+      compatibility: 'legacy',
+      xattrs: false,
     });
   });
 
@@ -252,14 +263,15 @@ describe('parseFsOptions: -o', () => {
     expect(optError('poolname')).toBe('-o poolname: a value is required (poolname=...)');
   });
 
-  test('unknown, empty and not-yet-supported items', () => {
+  test('unknown, empty and invalid items', () => {
     expect(optError('poolname=p,frobnicate=1')).toBe("unknown -o option 'frobnicate'");
     expect(optError('poolname=p,Poolname=q')).toBe("unknown -o option 'Poolname'");
     expect(optError('poolname=p,,ashift=9')).toBe("-o 'poolname=p,,ashift=9': empty option (stray comma?)");
     expect(optError('poolname=p,')).toBe("-o 'poolname=p,': empty option (stray comma?)");
     expect(optError('')).toBe("-o '': empty option (stray comma?)");
-    expect(optError('poolname=p', 'fs=p/home')).toBe('-o fs: datasets are not supported yet');
-    expect(optError('poolname=p', 'bootfs=p/ROOT/default')).toBe('-o bootfs: datasets are not supported yet');
+    expect(optError('poolname=p', 'fs=')).toBe('-o fs: a value is required (fs=...)');
+    expect(optError('poolname=p', 'preset=debian')).toBe("-o preset: unknown preset 'debian' (known: freebsd)");
+    expect(optError('poolname=p', 'compatibility=nosuchset')).toMatch(/nosuchset/);
   });
 
   test('poolname is required and validated', () => {
