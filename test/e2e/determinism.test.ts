@@ -165,14 +165,16 @@ function stripSources(node: Inode, seen = new Set<Inode>()): unknown {
 /** Inode numbers of the entries of a tree, in name order: differ when the entries were created in another order. */
 function inodeOrder(dir: string): string {
   const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const n of realReaddirSync(d).sort()) {
-      const st = lstatSync(join(d, n));
-      out.push(`${n}:${st.ino}`);
-      if (st.isDirectory()) walk(join(d, n));
+  // Buffer paths: some names are not UTF-8.
+  const walk = (d: Buffer): void => {
+    for (const n of realReaddirSync(d, { encoding: 'buffer' }).sort(Buffer.compare)) {
+      const p = Buffer.concat([d, Buffer.from('/'), n]);
+      const st = lstatSync(p);
+      out.push(`${n.toString('latin1')}:${st.ino}`);
+      if (st.isDirectory()) walk(p);
     }
   };
-  walk(dir);
+  walk(Buffer.from(dir));
   return out.join(' ');
 }
 
