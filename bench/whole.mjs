@@ -40,6 +40,10 @@
 //     --big-scale F        multiply --big-size by F (e.g. 0.25 for a quick run)
 //     --reps N             timed runs of each tool per tree, median reported (default 1)
 //     --profile            also profile tsmakefs with --cpu-prof on (a) and (c)
+//     --perf               also profile (a) and (c) with Linux perf (cpu-clock
+//                          samples: CPU time only, so unlike --cpu-prof it is
+//                          not skewed by a busy machine, and it sees the
+//                          kernel, libc and V8 runtime/GC time too)
 //     --profile-only       only the profile runs (no timed table)
 //     --top N              rows of the profile summaries (default 15)
 //     --tsmakefs PATH      the CLI to run (default ../bin/tsmakefs from this file)
@@ -83,6 +87,7 @@ function parseArgs(argv) {
     bigScale: 1,
     reps: 1,
     profile: false,
+    perf: false,
     profileOnly: false,
     top: 15,
     tsmakefs: path.join(here, '..', 'bin', 'tsmakefs'),
@@ -107,7 +112,8 @@ function parseArgs(argv) {
       case '--big-scale': o.bigScale = Number(val()); break;
       case '--reps': o.reps = Math.max(1, Number(val())); break;
       case '--profile': o.profile = true; break;
-      case '--profile-only': o.profile = true; o.profileOnly = true; break;
+      case '--perf': o.perf = true; break;
+      case '--profile-only': o.profileOnly = true; if (!o.perf) o.profile = true; break;
       case '--top': o.top = Number(val()); break;
       case '--tsmakefs': o.tsmakefs = path.resolve(val()); break;
       case '--json': o.json = path.resolve(val()); break;
@@ -398,6 +404,75 @@ export function summariseProfile(file, top = 15) {
   };
 }
 
+/**
+ * Summarise a `perf record -g` of node run with --perf-basic-prof. Every
+ * sample is CPU time (cpu-clock only ticks while the thread runs). Reports:
+ *  - split by where the leaf frame is (JIT code, V8/node runtime, libc, kernel),
+ *    and by thread (main thread vs V8/libuv helper threads);
+ *  - "attributed": each main-thread sample charged to the innermost JS
+ *    function on its stack, so a JS function's figure includes the runtime,
+ *    allocation, GC and syscall work it triggered directly;
+ *  - leaf symbols (plain self time);
+ *  - inclusive time of the project's JS functions.
+ */
+export function summarisePerf(dataFile, top = 15) {
+  const r = spawnSync('perf', ['script', '-i', dataFile, '-F', 'comm,tid,ip,sym,dso'], { maxBuffer: 4 * GiB });
+  if (r.status !== 0) throw new Error(`perf script failed: ${r.stderr}`);
+  const text = r.stdout.toString();
+  const shortJs = (sym) => {
+    // "JS:*saValues file:///x/dist/zpl/dataset.js:160:13"
+    let t = sym.replace(/^JS:[*~^+-]?/, '');
+    t = t.replace(/file:\/\/\S*?\/(dist|node_modules)\//, '$1/');
+    return t || '(anonymous)';
+  };
+  const isJs = (sym) => sym.startsWith('JS:');
+  const add = (m, k, v = 1) => m.set(k, (m.get(k) ?? 0) + v);
+  const attributed = new Map(), leaf = new Map(), incl = new Map(), where = new Map(), threads = new Map();
+  let n = 0, mainTid = -1;
+  const flush = (tid, frames) => {
+    if (frames.length === 0) return;
+    n++;
+    if (mainTid < 0) mainTid = tid;
+    const main = tid === mainTid;
+    add(threads, main ? 'main thread' : 'other threads (GC helpers, libuv pool, compiler)');
+    const [sym0, dso0] = frames[0];
+    const kind = dso0.includes('kernel') ? 'kernel' : isJs(sym0) ? 'JIT-compiled JS' : /libc\.so|libm\.so|ld-linux/.test(dso0) ? 'libc (malloc, memcpy)' : 'node/V8 runtime (builtins, GC, bindings)';
+    add(where, kind);
+    add(leaf, `${isJs(sym0) ? shortJs(sym0) : sym0}${dso0.includes('kernel') ? ' [k]' : ''}`);
+    const js = frames.find(([sym]) => isJs(sym));
+    add(attributed, main ? (js ? shortJs(js[0]) : '(main thread, no JS frame: startup/GC)') : '(helper threads)');
+    const seen = new Set();
+    for (const [sym] of frames) if (isJs(sym)) { const k = shortJs(sym); if (!seen.has(k)) { seen.add(k); add(incl, k); } }
+  };
+  let tid = 0, frames = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    if (line[0] !== '\t' && line[0] !== ' ') {
+      flush(tid, frames);
+      frames = [];
+      const m = /^\s*\S+\s+(\d+)/.exec(line);
+      tid = m ? Number(m[1]) : 0;
+      continue;
+    }
+    const m = /^\s*[0-9a-f]+\s+(.*?)\s+\(([^)]*)\)\s*$/.exec(line);
+    if (!m) continue;
+    frames.push([m[1].replace(/\+0x[0-9a-f]+$/, ''), m[2]]);
+  }
+  flush(tid, frames);
+  const rank = (m, k = top, filter = () => true) => [...m].filter(([x]) => filter(x)).sort((p, q) => q[1] - p[1]).slice(0, k)
+    .map(([x, c]) => ({ function: x, samples: c, '%': +((100 * c) / n).toFixed(1) }));
+  return {
+    file: dataFile, samples: n,
+    where: rank(where, 10), threads: rank(threads, 5),
+    attributed: rank(attributed), leaf: rank(leaf),
+    inclusive: rank(incl, top, (x) => x.includes('dist/')),
+  };
+}
+
+function perfAvailable() {
+  return spawnSync('perf', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
 // ---------------------------------------------------------------------------
 // Main
 
@@ -542,6 +617,32 @@ async function main() {
     }
   }
 
+  if (o.perf) {
+    if (!perfAvailable()) log('--perf: perf is not installed (apt-get install linux-perf), skipped');
+    for (const t of trees.filter((x) => (x.id === 'a' || x.id === 'c') && !results.trees.find((y) => y.tree === x.name)?.skipped)) {
+      if (!perfAvailable()) break;
+      const pdir = path.join(o.scratch, 'profiles');
+      fs.mkdirSync(pdir, { recursive: true });
+      const data = path.join(pdir, `tsmakefs-${t.id}.perf.data`);
+      const img = path.join(outDir, `${t.id}.img`);
+      log(`${t.name}: profiling (perf record -e cpu-clock)`);
+      const pr = spawnSync('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '999', '-g', '-o', data, '--',
+        process.execPath, '--perf-basic-prof', tsm, '-t', 'zfs', '-o', 'poolname=bench', '-s', imageSize(t.stats), img, t.dir],
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+      rmrf(img);
+      if (pr.status !== 0) throw new Error(`perf record failed (${pr.status}): ${pr.stderr}`);
+      const s = summarisePerf(data, o.top);
+      s.tree = t.name;
+      results.perf = results.perf ?? [];
+      results.perf.push(s);
+      // --perf-basic-prof leaves /tmp/perf-PID.map behind; perf script has read it
+      for (const f of fs.readdirSync('/tmp')) if (/^perf-\d+\.map$/.test(f)) {
+        const st = fs.statSync(path.join('/tmp', f));
+        if (Date.now() - st.mtimeMs < 3600_000 && !fs.existsSync(`/proc/${f.slice(5, -4)}`)) rmrf(path.join('/tmp', f));
+      }
+    }
+  }
+
   printReport(results, o);
   if (o.json) fs.writeFileSync(o.json, JSON.stringify(results, null, 2));
   if (!o.out && outDir.startsWith('/dev/shm/')) rmrf(outDir);
@@ -598,6 +699,23 @@ function printReport(r, o) {
     lines.push('| script | self ms | % |');
     lines.push('|---|---:|---:|');
     p.files.forEach((x) => lines.push(`| ${x.function} | ${x.ms} | ${x['%']} |`));
+  }
+  for (const p of r.perf ?? []) {
+    const table = (title, rows, col = 'function') => {
+      lines.push('');
+      lines.push(title);
+      lines.push('');
+      lines.push(`| # | ${col} | samples | % |`);
+      lines.push('|---:|---|---:|---:|');
+      rows.forEach((x, i) => lines.push(`| ${i + 1} | \`${x.function}\` | ${x.samples} | ${x['%']} |`));
+    };
+    lines.push('');
+    lines.push(`perf profile ${p.tree}: ${p.samples} cpu-clock samples at 999 Hz (~${(p.samples / 999).toFixed(1)} s CPU), ${p.file}`);
+    lines.push('');
+    lines.push(`Where the CPU goes: ${p.where.map((x) => `${x.function} ${x['%']}%`).join(', ')}; ${p.threads.map((x) => `${x.function} ${x['%']}%`).join(', ')}`);
+    table('By innermost JS function (main thread; includes the runtime, allocation, GC and syscall work it triggers):', p.attributed);
+    table('Leaf symbols (self time):', p.leaf, 'symbol');
+    table('Inclusive time of project functions:', p.inclusive);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -43,7 +43,8 @@ export async function vmCheckWithSteps(image: string, steps: ExtraStep[], opts: 
   const block = [
     '# --- tsmakefs extra steps',
     'run x-import zpool import -N -f -R "$ALTROOT" -d /dev "$POOL"',
-    ...steps.map((s) => `run ${s.name} sh -c ${shq(s.command)}`),
+    // the job's variables are not exported: hand the pool name over as $1
+    ...steps.map((s) => `run ${s.name} sh -c ${shq(`POOL="$1"; ${s.command}`)} sh "$POOL"`),
     'run x-export zpool export "$POOL"',
     '',
   ].join('\n');
