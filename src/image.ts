@@ -12,6 +12,8 @@ import { labelConfig } from './vdev/config.js';
 import { packNvlist } from './vdev/nvlist.js';
 import { encodeUberblock } from './vdev/uberblock.js';
 import { ZioWriter } from './zio/writer.js';
+import { CompressPool } from './zio/compress-pool.js';
+import { availableParallelism } from 'node:os';
 import { ZplWriter } from './zpl/dataset.js';
 import { DatasetInput, writeMos } from './dsl/pool.js';
 import { allDatasets, DatasetPlan, parseDatasets, planDatasets, splitTree } from './dsl/datasets.js';
@@ -62,6 +64,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
   const vdevGuid = seed.derive('vdev-guid');
 
   const image = new ImageFile(opts.image, opts.size);
+  let closePool: (() => void) | undefined;
   try {
     const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, opts.size);
     const zio = new ZioWriter(image, alloc, DATA_TXG);
@@ -71,6 +74,12 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     // blocks ride in their block pointer when embedded_data is
     if (has('lz4_compress')) zio.metaComp = COMP_LZ4;
     zio.embedded = has('embedded_data');
+    const workers = opts.workers ?? defaultWorkers();
+    if (workers > 0) {
+      const pool = new CompressPool(workers);
+      zio.pool = pool;
+      closePool = () => pool.close();
+    }
     // datasets: declarations and mountpoints, known before any data is read
     // (a tar stream writes file data as it comes, with its dataset's settings)
     const decls = parseDatasets(opts.poolName, opts.rootPath, opts.datasets);
@@ -162,7 +171,16 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
   } catch (e) {
     image.abort();
     throw e;
+  } finally {
+    closePool?.();
   }
+}
+
+/** Worker threads: TSMAKEFS_WORKERS, else one per core up to 4. */
+function defaultWorkers(): number {
+  const env = process.env.TSMAKEFS_WORKERS;
+  if (env !== undefined && /^\d+$/.test(env)) return Number(env);
+  return Math.min(4, availableParallelism());
 }
 
 /**

@@ -32,6 +32,8 @@ export interface ImageOptions {
   xattrs: boolean;
   /** Dataset to boot from (pool property bootfs). */
   bootfs?: string;
+  /** Compression worker threads (0: compress on the main thread); the image does not depend on it. */
+  workers?: number;
   /** Print what was done (datasets, objects, bytes, space used). */
   verbose: boolean;
 }

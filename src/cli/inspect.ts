@@ -6,6 +6,7 @@ import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Timespec } from '../input/tree.js';
 import { ReadError } from '../reader/errors.js';
+import { showPath } from '../input/walk.js';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
 
 export interface InspectIO {
@@ -28,28 +29,34 @@ export function isInspectCommand(word: string | undefined): word is InspectComma
 }
 
 const USAGE: Record<InspectCommand, string> = {
-  verify: `usage: tsmakefs verify [-q] [--against DIR [--dataset NAME] [-T timestamp] [--no-content] [--no-mtime]] IMAGE
+  verify: `usage: tsmakefs verify [-q] IMAGE [--against DIR [--dataset NAME] [-T timestamp]
+                       [--no-content] [--no-mtime] [--no-xattrs]]
 
 Check an image: every label and uberblock, the checksum of every block
 reachable from the uberblock (every copy, and the zero padding up to its
 allocated size), the space maps against the blocks found (no leak, no double
 allocation, no block outside allocated space) and each file system's
-directory tree. With --against, also compare the tree of a dataset (default:
-the root dataset) with a staging directory: type, mode, owner, size, mtime,
-link target, device numbers, hard links and content (sha256). Use the build's
--T for -T. Problems are printed one per line; the exit status is 1 if there
+directory tree (entries, link counts, sizes, parents, orphans).
+With --against, also compare the tree with a staging directory: type, mode,
+owner, size, mtime, link target, device numbers, hard links, content
+(sha256) and xattrs where the input has them. The tree is the one the
+staged root went to (the file system mounted highest; --dataset picks
+another), followed into the datasets mounted below it. Give -T if the build
+had it. Problems are printed one per line; the exit status is 1 if there
 are any.
 `,
   ls: `usage: tsmakefs ls [-R] [-d] IMAGE [DATASET[:PATH] | /PATH]...
 
-List directories like ls -l (mode, links, uid, gid, size, mtime in UTC, name,
--> target). The default is the root directory of the root dataset.
+List like ls -l: mode, links, uid, gid, size (major, minor for devices),
+mtime (UTC), name, -> target. /PATH starts at the file system mounted
+highest (the staged root) and follows the datasets mounted below it;
+DATASET:PATH starts at that dataset's root. Default: /.
   -R  list subdirectories recursively
   -d  list directories themselves, not their contents
 `,
   cat: `usage: tsmakefs cat IMAGE DATASET:PATH | /PATH...
 
-Write files from the image to standard output.
+Write files from the image to standard output (symbolic links followed).
 `,
 };
 
@@ -90,6 +97,7 @@ async function verify(args: string[], io: InspectIO): Promise<number> {
     timestamp: { type: 'string', short: 'T' },
     'no-content': { type: 'boolean' },
     'no-mtime': { type: 'boolean' },
+    'no-xattrs': { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
   });
   if (positionals.length !== 1) throw new UserError(`verify: expected one image, got ${positionals.length} arguments (see tsmakefs verify --help)`);
@@ -103,7 +111,7 @@ async function verify(args: string[], io: InspectIO): Promise<number> {
   const { verifyImage } = await import('../reader/verify.js');
   const r = await verifyImage(image, {
     againstDir: values.against, dataset: values.dataset, timestamp,
-    content: !values['no-content'], mtime: !values['no-mtime'],
+    content: !values['no-content'], mtime: !values['no-mtime'], xattrs: !values['no-xattrs'],
   });
   for (const p of r.problems) io.stdout(`${p}\n`);
   for (const n of r.notes) io.stderr(`tsmakefs: note: ${n}\n`);
@@ -161,10 +169,10 @@ async function ls(args: string[], io: InspectIO): Promise<number> {
         continue;
       }
       // directories: this one, then (with -R) those below it, in name order
-      const stack = [{ ...top, path: normPath(path) }];
+      const stack = [{ node: top, shown: normPath(path) }];
       while (stack.length > 0) {
-        const d = stack.pop()!;
-        const where = label(d.path);
+        const { node: d, shown } = stack.pop()!;
+        const where = label(shown);
         const kids = inImage(image, where, () => ns.children(d));
         const rows = kids.map((k) => ({ name: k.name, node: k.node, z: inImage(image, where, () => k.node.zpl.stat(k.node.obj)) }));
         if (many) io.stdout(`${first ? '' : '\n'}${where}:\n`);
@@ -174,7 +182,7 @@ async function ls(args: string[], io: InspectIO): Promise<number> {
           const subdirs = rows.filter((r) => r.z.type === 'dir');
           for (let i = subdirs.length - 1; i >= 0; i--) {
             const s = subdirs[i]!;
-            stack.push({ ...s.node, path: `${d.path === '/' ? '' : d.path}/${Buffer.from(s.name).toString()}` });
+            stack.push({ node: s.node, shown: `${shown === '/' ? '' : shown}/${showPath(s.name)}` });
           }
         }
       }

@@ -32,8 +32,8 @@ export class ObjectWriter {
   }
 
   /** Append the next level-0 block (data.length must equal the object's block size). */
-  push(data: Uint8Array, fill = 1): void {
-    const bp = this.zio.writeBlock(data, this.dn.type, 0, fill, this.acct, this.dataComp);
+  push(data: Uint8Array, fill = 1, pre?: Uint8Array | null): void {
+    const bp = this.zio.writeBlock(data, this.dn.type, 0, fill, this.acct, this.dataComp, pre);
     this.pushBp(bp);
   }
 

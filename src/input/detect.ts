@@ -9,15 +9,18 @@ import { fsUserError, UserError } from '../util/errors.js';
 
 export type InputKind = 'dir' | 'tar' | 'tar.gz' | 'manifest';
 
-const OTHER_COMPRESSION: Array<[string, number[]]> = [
-  ['bzip2', [0x42, 0x5a, 0x68]],
+// Magic numbers long enough that no manifest text starts with them
+// ("BZh" and "LZIP" are text, so their version byte is part of the check).
+const OTHER_COMPRESSION: Array<[string, Array<number | [number, number]>]> = [
+  ['bzip2', [0x42, 0x5a, 0x68, [0x31, 0x39]]],
   ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
   ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
-  ['lzip', [0x4c, 0x5a, 0x49, 0x50]],
+  ['lzip', [0x4c, 0x5a, 0x49, 0x50, 0x01]],
 ];
 
-function startsWith(head: Uint8Array, magic: number[]): boolean {
-  return head.length >= magic.length && magic.every((b, i) => head[i] === b);
+/** Whether `head` starts with `magic`; a [lo, hi] pair matches any byte in that range. */
+function startsWith(head: Uint8Array, magic: Array<number | [number, number]>): boolean {
+  return head.length >= magic.length && magic.every((m, i) => (typeof m === 'number' ? head[i] === m : head[i]! >= m[0] && head[i]! <= m[1]));
 }
 
 /** A tar header block: "ustar" magic (POSIX and GNU), or a matching checksum (v7). */
@@ -77,33 +80,33 @@ export function sniffFile(path: string): Exclude<InputKind, 'dir'> {
 }
 
 /**
- * Read the first `n` bytes of a stream to look at them, and a stream that
- * still yields everything (those bytes first). Used for standard input,
- * which cannot be opened twice.
+ * Look at the first `n` bytes of a stream that can be read only once
+ * (standard input, a FIFO): they are read, then pushed back (unshift), so
+ * the stream still yields everything.
  */
 export async function peek(stream: Readable, n: number): Promise<{ head: Buffer; rest: Readable }> {
-  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let len = 0;
-  let ended = false;
-  while (len < n) {
-    const r = await it.next();
-    if (r.done === true) {
-      ended = true;
-      break;
+  while (len < n && !stream.readableEnded) {
+    const c = stream.read() as Buffer | null;
+    if (c !== null) {
+      chunks.push(c);
+      len += c.length;
+      continue;
     }
-    chunks.push(r.value);
-    len += r.value.length;
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error): void => {
+        stream.off('readable', ok).off('end', ok).off('error', done);
+        if (err) reject(err);
+        else resolve();
+      };
+      const ok = (): void => done();
+      stream.once('readable', ok).once('end', ok).once('error', done);
+    });
   }
   const head = Buffer.concat(chunks);
-  async function* all(): AsyncGenerator<Buffer> {
-    if (head.length > 0) yield head;
-    if (ended) return;
-    for (;;) {
-      const r = await it.next();
-      if (r.done === true) return;
-      yield r.value;
-    }
-  }
-  return { head: head.subarray(0, n), rest: Readable.from(all(), { objectMode: false }) };
+  // A stream that has ended takes nothing back: the whole input is `head`.
+  if (stream.readableEnded) return { head, rest: Readable.from(head.length > 0 ? [head] : []) };
+  if (head.length > 0) stream.unshift(head);
+  return { head: head.subarray(0, n), rest: stream };
 }

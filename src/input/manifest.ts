@@ -99,9 +99,9 @@ export function readManifest(data: Uint8Array, opts: ManifestOptions): Inode {
 /** Whether `e` repeats an entry; throws unless -D made that a warning. */
 function duplicate(existing: Inode, defined: Map<Inode, string>, e: MtreeEntry, opts: ManifestOptions): boolean {
   if (existing.type === 'dir' && !defined.has(existing)) return false;
-  const first = defined.get(existing);
-  const msg = `${e.where}: duplicate entry${first ? ` (first at ${first.split(': ')[0]})` : ''}`;
-  if (opts.duplicates === 0) throw new UserError(`${msg} (-D makes duplicates warnings)`);
+  const first = defined.get(existing)?.split(': ')[0];
+  const msg = `${e.where}: duplicate entry${first ? ` (first at ${first})` : ''}`;
+  if (opts.duplicates === 0) throw new UserError(`${msg}; -D makes duplicates warnings`);
   if (opts.duplicates === 1) opts.warn(`${msg}; the first one is kept`);
   return true;
 }

@@ -50,8 +50,8 @@ function writeData(ino: Inode, ctx: InputContext, buf: Buffer, path: string): vo
   const shown = showPath(src.path);
   let fd: number;
   try {
-    const path = src.path;
-    fd = openSync(typeof path === 'string' ? path : Buffer.from(path.buffer, path.byteOffset, path.byteLength), 'r');
+    const host = src.path;
+    fd = openSync(typeof host === 'string' ? host : Buffer.from(host.buffer, host.byteOffset, host.byteLength), 'r');
   } catch (err) {
     throw fsUserError(shown, err);
   }

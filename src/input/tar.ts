@@ -103,10 +103,6 @@ function components(name: Uint8Array, where: string): Uint8Array[] {
   return out;
 }
 
-function shownPath(parts: Uint8Array[]): string {
-  return parts.length === 0 ? './' : `./${parts.map((p) => showPath(p)).join('/')}`;
-}
-
 class TarTree {
   readonly builder: TreeBuilder;
   /** Names per inode, so replaced data is handed back when its last name goes. */

@@ -19,7 +19,7 @@ export interface Spec {
  * hold ':' itself, so the split is at the first ":/", else at the last ':'.
  */
 export function parseSpec(spec: string): Spec {
-  if (spec === '' ) return { path: '/' };
+  if (spec === '') return { path: '/' };
   if (spec.startsWith('/')) return { path: spec };
   const at = spec.indexOf(':/');
   if (at >= 0) return { dataset: spec.slice(0, at), path: spec.slice(at + 1) };

@@ -83,7 +83,14 @@ export class Namespace {
   constructor(readonly pool: PoolReader, dataset?: string) {
     const table = mountTable(pool);
     let top: MountInfo | undefined;
-    if (dataset !== undefined) {
+    if (dataset !== undefined && dataset.includes('@')) {
+      // a snapshot: its own tree only
+      const snap = listDatasets(pool).find((d) => d.name === dataset);
+      if (snap) top = { dataset: snap, mountpoint: 'none', canmount: 'off', populated: false };
+    }
+    if (top) {
+      // the snapshot found above
+    } else if (dataset !== undefined) {
       top = table.find((m) => m.dataset.name === dataset);
       if (!top) {
         throw new UserError(`no file system '${dataset}' in pool '${pool.poolName}' (file systems: ${table.map((m) => m.dataset.name).join(', ')})`);

@@ -64,6 +64,8 @@ export interface VisitedObjset {
   objects?: ObjectBitmap;
   /** Every block was visited (none unreadable, none left to an older snapshot). */
   complete: boolean;
+  /** Every dnode was read (so `objects` lists every allocated object). */
+  objectsComplete: boolean;
 }
 
 export interface TraverseResult {
@@ -185,7 +187,7 @@ class Traversal {
 
   private objset(ds: number, bp: ReaderBp, minBirth: number): void {
     if (bp.dva === null) return;
-    const visited: VisitedObjset = { ds, type: 0, bp, complete: true };
+    const visited: VisitedObjset = { ds, type: 0, bp, complete: true, objectsComplete: true };
     this.objsets.push(visited);
     const where = 'objset block';
     this.blocks++;
@@ -195,7 +197,7 @@ class Traversal {
     const data = this.check(bp, true, (e) => this.err(ds, undefined, where, e));
     if (!data) {
       this.incomplete = true;
-      visited.complete = false;
+      visited.complete = visited.objectsComplete = false;
       return;
     }
     let os: ObjsetReader;
@@ -204,7 +206,7 @@ class Traversal {
     } catch (e) {
       this.err(ds, undefined, where, e);
       this.incomplete = true;
-      visited.complete = false;
+      visited.complete = visited.objectsComplete = false;
       return;
     }
     visited.type = os.type;
@@ -223,7 +225,7 @@ class Traversal {
         } catch (e) {
           this.err(ds, objid, 'dnode', e);
           this.incomplete = true;
-          visited.complete = false;
+          visited.complete = visited.objectsComplete = false;
           n++;
           continue;
         }
@@ -270,6 +272,11 @@ class Traversal {
   ): void {
     let asize = 0;
     let skipped = false;
+    // blocks not visited: below the meta-dnode, that leaves objects unknown
+    const missed = (): void => {
+      visited.complete = false;
+      if (object === 0) visited.objectsComplete = false;
+    };
     const shift = epbShift(dn);
     const label = (level: number, blkid: number): string => {
       if (object !== 0) return level === 0 ? `block ${blkid}` : `level ${level} block ${blkid}`;
@@ -288,7 +295,7 @@ class Traversal {
       if (isHoleBp(bp)) return;
       if (bp.birth <= minBirth) {
         skipped = true;
-        visited.complete = false;
+        missed();
         return;
       }
       const where = label(level, blkid);
@@ -305,7 +312,7 @@ class Traversal {
         const data = this.check(bp, true, fail(where));
         if (!data) {
           this.incomplete = true;
-          visited.complete = false;
+          missed();
           return;
         }
         let children: ReaderBp[];
@@ -314,7 +321,7 @@ class Traversal {
         } catch (e) {
           fail(where)(e);
           this.incomplete = true;
-          visited.complete = false;
+          missed();
           return;
         }
         let fill = 0;
@@ -330,7 +337,7 @@ class Traversal {
         const data = this.check(bp, true, fail(where));
         if (!data) {
           this.incomplete = true;
-          visited.complete = false;
+          missed();
           return;
         }
         const fill = onL0(blkid, data);
@@ -352,7 +359,7 @@ class Traversal {
       this.check(bp, false, fail('spill block'));
     } else if (dn.spill && !isHoleBp(dn.spill)) {
       skipped = true;
-      visited.complete = false;
+      missed();
     }
     if (!skipped && visited.complete && (dn.flags & DNODE_FLAG_USED_BYTES) && dn.used !== asize) {
       prob(`dnode says ${dn.used} bytes used, its blocks take ${asize}`);

@@ -15,7 +15,7 @@ import { describeBp } from './bp.js';
 import { diffTrees, inodeTreeView, TreeView, DiffOptions } from './compare.js';
 import { Namespace } from './mounts.js';
 import { UserError } from '../util/errors.js';
-import { DatasetInfo, listDatasets, MOS_OBJECT_DIRECTORY } from './dsl.js';
+import { listDatasets, MOS_OBJECT_DIRECTORY } from './dsl.js';
 import { ReadError } from './errors.js';
 import { checkNamespace } from './namespace.js';
 import { ObjsetReader } from './objset.js';
@@ -42,6 +42,8 @@ export interface VerifyOptions extends PoolReaderOptions, DiffOptions {
   timestamp?: Timespec;
   /** Report at most this many problems of one kind (ranges, orphans...). Default 20. */
   maxRanges?: number;
+  /** Report at most this many problems in all (the rest are counted). Default 1000. */
+  maxProblems?: number;
 }
 
 export interface VerifyStats {
@@ -72,13 +74,17 @@ export interface VerifyResult {
 /** Collects problems, dropping those whose root cause was reported already. */
 class Problems {
   readonly list: Problem[] = [];
+  /** Problems beyond the limit, counted only. */
+  dropped = 0;
   private keys = new Set<string>();
+  constructor(private readonly limit: number) {}
   add = (p: Problem): void => {
     if (p.key !== undefined) {
       if (this.keys.has(p.key)) return;
       this.keys.add(p.key);
     }
-    this.list.push(p);
+    if (this.list.length >= this.limit) this.dropped++;
+    else this.list.push(p);
   };
   objectsOf(ds: number): Set<number> {
     const s = new Set<number>();
@@ -104,7 +110,7 @@ export async function verifyImage(path: string, opts: VerifyOptions = {}): Promi
 
 export async function verifyPool(pool: PoolReader, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const maxRanges = opts.maxRanges ?? 20;
-  const probs = new Problems();
+  const probs = new Problems(opts.maxProblems ?? 1000);
   const notes: string[] = [];
   const stats: VerifyStats = {
     labels: pool.labels.length, uberblocks: pool.uberblocksChecked, blocks: 0, bytes: 0, datasets: 0,
@@ -125,11 +131,9 @@ export async function verifyPool(pool: PoolReader, opts: VerifyOptions = {}): Pr
 
   // --- names of datasets, and the MOS's own structure -----------------------
   const names = new Map<number, string>([[0, 'MOS']]);
-  let datasets: DatasetInfo[] = [];
   let dslOk = false;
   try {
-    datasets = listDatasets(pool, { special: true });
-    for (const d of datasets) if (d.dsObj !== 0) names.set(d.dsObj, d.name);
+    for (const d of listDatasets(pool, { special: true })) if (d.dsObj !== 0) names.set(d.dsObj, d.name);
     dslOk = true;
   } catch (e) {
     addError(probs, 0, undefined, 'DSL', e);
@@ -172,7 +176,7 @@ export async function verifyPool(pool: PoolReader, opts: VerifyOptions = {}): Pr
       addError(probs, o.ds, undefined, '', e);
       continue;
     }
-    const ns = checkNamespace(zpl, o.ds, o.complete ? o.objects : undefined, probs.objectsOf(o.ds), probs.add);
+    const ns = checkNamespace(zpl, o.ds, o.objectsComplete ? o.objects : undefined, probs.objectsOf(o.ds), probs.add);
     if (ns.incomplete) notes.push(`${name}: check for objects outside the directory tree skipped: some directories are unreadable`);
     paths.set(o.ds, ns.paths);
     stats.files += ns.files;
@@ -199,6 +203,7 @@ export async function verifyPool(pool: PoolReader, opts: VerifyOptions = {}): Pr
   }
 
   const problems = probs.list.map((p) => formatProblem(p, names, paths));
+  if (probs.dropped > 0) problems.push(`... and ${probs.dropped} more problems`);
   return { problems: [...problems, ...differences], differences, notes, stats };
 }
 

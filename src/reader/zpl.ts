@@ -3,7 +3,7 @@
 // block, directories (ZAP entries: type << 60 | object) and file contents.
 import { DMU_OST_ZFS, DMU_OT_DIRECTORY_CONTENTS, DMU_OT_SA } from '../dmu/types.js';
 import { compareNames, NodeType, Timespec } from '../input/tree.js';
-import { rd16le, rd32le, rd64le } from '../util/endian.js';
+import { rd16le, rd32le } from '../util/endian.js';
 import { SA_MAGIC } from '../zpl/sa.js';
 import { unpackNvlist } from '../vdev/nvlist.js';
 import { isHoleBp } from './bp.js';
@@ -155,13 +155,21 @@ export class ZplReader {
           return undefined;
         }
         if (v.length !== 8) throw new ReadError(`${name} is ${v.length} bytes, not 8`);
-        return rd64le(v, 0);
+        return readU64(v);
       };
-      const n = (name: string): number => Number(u64(name)!);
+      const n = (name: string): number => {
+        const v = attrs.get(name);
+        if (v === undefined) throw new ReadError(`no ${name} attribute`);
+        if (v.length !== 8) throw new ReadError(`${name} is ${v.length} bytes, not 8`);
+        const dv = new DataView(v.buffer, v.byteOffset, 8);
+        return dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
+      };
       const time = (name: string): Timespec => {
         const v = attrs.get(name);
         if (v === undefined || v.length !== 16) throw new ReadError(`${name} missing or not 16 bytes`);
-        return { sec: Number(BigInt.asIntN(64, rd64le(v, 0))), nsec: Number(rd64le(v, 8)) };
+        const dv = new DataView(v.buffer, v.byteOffset, 16);
+        // seconds are signed (times before 1970)
+        return { sec: dv.getUint32(0, true) + dv.getInt32(4, true) * 2 ** 32, nsec: dv.getUint32(8, true) };
       };
       const mode = n('ZPL_MODE');
       const type = TYPE_OF_MODE[mode & S_IFMT];
@@ -258,6 +266,11 @@ export class ZplReader {
     if (z.type !== 'file') throw new ReadError(`object ${objid} is a ${z.type}, not a regular file`);
     yield* this.os.stream(z.dnode, z.size);
   }
+}
+
+function readU64(v: Uint8Array): bigint {
+  const dv = new DataView(v.buffer, v.byteOffset, 8);
+  return BigInt(dv.getUint32(0, true)) | (BigInt(dv.getUint32(4, true)) << 32n);
 }
 
 const SLASH = Buffer.from('/');

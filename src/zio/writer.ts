@@ -6,6 +6,7 @@ import { SpaceAllocator } from '../vdev/allocator.js';
 import { VDEV_LABEL_START_SIZE } from '../vdev/geometry.js';
 import { BlkPtr, BPE_PAYLOAD_SIZE, CKSUM_FLETCHER4, COMP_OFF } from './blkptr.js';
 import { compressBlock } from './compress.js';
+import type { CompressPool } from './compress-pool.js';
 import { DMU_OT_DNODE, DMU_OT_OBJSET } from '../dmu/types.js';
 import { fletcher4 } from './fletcher4.js';
 
@@ -39,14 +40,22 @@ export class ZioWriter {
    * Write one block. `data.length` is the logical size (a multiple of 512);
    * it is stored uncompressed, so psize = lsize.
    */
-  writeBlock(data: Uint8Array, type: number, level: number, fill: number, acct: SpaceAccount, comp = this.metaComp): BlkPtr {
+  /** Worker threads for data compression (none: compress inline). */
+  pool: CompressPool | null = null;
+
+  /**
+   * Write one block. `data.length` is the logical size (a multiple of 512).
+   * `pre`, when given, is the block already compressed with `comp` (null:
+   * not worth it), from the worker pool.
+   */
+  writeBlock(data: Uint8Array, type: number, level: number, fill: number, acct: SpaceAccount, comp = this.metaComp, pre?: Uint8Array | null): BlkPtr {
     const lsize = data.length;
     if (lsize === 0 || lsize % 512 !== 0) throw new Error(`bad block size ${lsize}`);
     // blocks written into reservations keep their size: no compression there
     let phys = data;
     let usedComp = COMP_OFF;
     if (comp !== COMP_OFF && !this.reserveQueue) {
-      const c = compressBlock(comp, data);
+      const c = pre !== undefined ? pre : compressBlock(comp, data);
       if (c) {
         if (this.embedded && level === 0 && c.length <= BPE_PAYLOAD_SIZE && type !== DMU_OT_DNODE && type !== DMU_OT_OBJSET) {
           this.embeddedCount++;

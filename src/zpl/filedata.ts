@@ -77,9 +77,32 @@ export class FileDataWriter {
     this.pushBlock(block);
   }
 
+  // With a worker pool, records queue up (copied: callers reuse their
+  // buffers) and are compressed a batch at a time, then placed in order.
+  private pending: (Uint8Array | null)[] = [];
+
   private pushBlock(block: Uint8Array): void {
-    if (this.comp !== COMP_OFF && isAllZero(block)) this.w.pushHole();
-    else this.w.push(block);
+    const zero = this.comp !== COMP_OFF && isAllZero(block);
+    const pool = this.zio.pool;
+    if (!pool || this.comp === COMP_OFF) {
+      if (zero) this.w.pushHole();
+      else this.w.push(block);
+      return;
+    }
+    this.pending.push(zero ? null : block.slice());
+    if (this.pending.length >= pool.batch * 4) this.flushPending();
+  }
+
+  private flushPending(): void {
+    if (this.pending.length === 0) return;
+    const blocks = this.pending.filter((b): b is Uint8Array => b !== null);
+    const done = this.zio.pool!.compressAll(blocks, this.comp);
+    let k = 0;
+    for (const b of this.pending) {
+      if (b === null) this.w.pushHole();
+      else this.w.push(b, 1, done[k++] ?? null);
+    }
+    this.pending = [];
   }
 
   private flushBlock(): void {
@@ -97,6 +120,7 @@ export class FileDataWriter {
       this.buf.fill(0, this.fillLen);
       this.flushBlock();
     }
+    this.flushPending();
     const dn = this.w.finish();
     return {
       size: this.size, blksz: this.blksz, nlevels: dn.nlevels, maxblkid: dn.maxblkid,

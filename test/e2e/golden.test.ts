@@ -151,12 +151,13 @@ describe('golden/cases.json', () => {
     expect(unpinned, `cases without a digest: ${G.UPDATE_HINT}`).toEqual([]);
   });
 
-  test('the cases use every -o option, -T as a number and as a file, -s, -M/-m and several inputs', ({ expect }) => {
+  test('the cases use every -o option, -T as a number and as a file, -s, -M/-m, the owner overrides, SOURCE_DATE_EPOCH and several inputs', ({ expect }) => {
     const used = new Set(golden.cases.flatMap((c) => [...oOptions(c).keys()]));
     const keys = FS_OPTION_HELP.map(([k]) => k.replace(/[[=].*$/, ''));
     expect(keys.filter((k) => !used.has(k)), 'options of `tsmakefs --help` no golden case uses: add a case').toEqual([]);
     const flags = new Set(golden.cases.flatMap((c) => c.args.filter((a) => a.startsWith('-'))));
-    for (const f of ['-T', '-s', '-M', '-m']) expect(flags.has(f), `no case uses ${f}`).toBe(true);
+    for (const f of ['-T', '-s', '-M', '-m', '--all-root', '--force-uid', '--force-gid']) expect(flags.has(f), `no case uses ${f}`).toBe(true);
+    expect(golden.cases.some((c) => c.env?.SOURCE_DATE_EPOCH !== undefined), 'no case sets SOURCE_DATE_EPOCH').toBe(true);
     const stamps = golden.cases.flatMap((c) => c.args.filter((_, i) => c.args[i - 1] === '-T'));
     expect(stamps.some((s) => /^\d+$/.test(s)), '-T with a number').toBe(true);
     expect(stamps.some((s) => s.includes('{tree')), '-T with a file').toBe(true);

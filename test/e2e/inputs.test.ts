@@ -10,8 +10,8 @@
 // KEEP_TMP=1 keeps every tree, image and result.
 
 import {
-  chmodSync, chownSync, cpSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readFileSync, readlinkSync,
-  symlinkSync, writeFileSync, existsSync,
+  chmodSync, chownSync, existsSync, linkSync, lstatSync, lutimesSync, mkdirSync, readdirSync, readlinkSync, symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { afterAll, describe, test } from 'vitest';

@@ -223,7 +223,7 @@ describe('readManifest', () => {
 
   test('duplicates: an error, with -D a warning, with -DD silent; the first one is kept', () => {
     const text = './data type=file mode=0600\n./data type=file mode=0644\n';
-    expect(failure(() => read(text))).toBe('METALOG:2: ./data: duplicate entry (first at METALOG:1) (-D makes duplicates warnings)');
+    expect(failure(() => read(text))).toBe('METALOG:2: ./data: duplicate entry (first at METALOG:1); -D makes duplicates warnings');
     const w: string[] = [];
     expect(at(read(text, { duplicates: 1 }, w), 'data').perm).toBe(0o600);
     expect(w).toEqual(['METALOG:2: ./data: duplicate entry (first at METALOG:1); the first one is kept']);

@@ -13,6 +13,10 @@ import { parseFsOptions } from '../../src/cli/fsoptions.js';
 import { VDEV_LABEL_START_SIZE } from '../../src/vdev/geometry.js';
 import { labelOffsets, VDEV_PHYS_OFFSET, VDEV_UBERBLOCK_RING_OFFSET } from '../../src/vdev/label.js';
 import { runInspect } from '../../src/cli/inspect.js';
+import { decodeBp, encodeBp, holeBp } from '../../src/zio/blkptr.js';
+import { decodeDnode } from '../../src/dmu/dnode.js';
+import { readBp } from '../../src/reader/bp.js';
+import { readDnode } from '../../src/reader/objset.js';
 import {
   diffTrees, inodeTreeView, openFileSystem, openPool, parseSpec, verifyImage, zplTreeView, modeString,
   type PoolReader, type ZplReader,
@@ -162,6 +166,17 @@ describe('verify', () => {
     const r = await verifyImage(flipped(image, off));
     expect(r.problems).toHaveLength(1);
     expect(r.problems[0]).toMatch(new RegExp(`^tp:/big\\.bin \\(object ${obj}, plain file contents\\): block 2: checksum mismatch \\(fletcher4, DVA\\[0\\]=<0:[0-9a-f]+:20000>\\)$`));
+  });
+
+  test('a flipped byte in an indirect block of a file: one error naming the file\'s level 1 block', async () => {
+    const off = withFs(image, (zpl) => {
+      const dn = zpl.stat(zpl.lookup('/big.bin')).dnode;
+      expect(dn.nlevels).toBe(2);
+      return VDEV_LABEL_START_SIZE + dn.blkptr[0]!.dva!.offset + 130;
+    });
+    const r = await verifyImage(flipped(image, off));
+    expect(r.problems).toEqual([expect.stringMatching(/^tp:\/big\.bin \(object \d+, plain file contents\): level 1 block 0: checksum mismatch/)]);
+    expect(r.notes).toEqual(['leak check skipped: some metadata is unreadable, so not every block was found']);
   });
 
   test('a flipped byte in a dnode block of the file system: a checksum error of that dnode block', async () => {
@@ -554,6 +569,43 @@ describe('reader API', () => {
       expect(zpl.lookup('/dir/shared')).toBe(zpl.lookup('/shared'));
       expect(zpl.lookup('/dir/../link', { follow: true })).toBe(zpl.lookup('/small.txt'));
       expect(zpl.stat(zpl.lookup('/dir')).links).toBe(3);
+    });
+  });
+
+  test('readBp and readDnode (fast decoders) agree with decodeBp and decodeDnode', () => {
+    const bps: Uint8Array[] = [];
+    const rnd = noise(64 * 1024, 5);
+    const dv = new DataView(rnd.buffer);
+    for (let i = 0; i < 200; i++) {
+      const b = new Uint8Array(128);
+      encodeBp({
+        dva: { vdev: i % 3, offset: dv.getUint32(i * 4, true) * 512 * (i % 7 + 1), asize: ((dv.getUint16(i * 2, true) % 4096) + 1) * 512 },
+        lsize: ((dv.getUint16(i * 2 + 1, true) % 4096) + 1) * 512, psize: ((dv.getUint16(i * 2 + 3, true) % 4096) + 1) * 512,
+        comp: rnd[i]! % 16, cksumType: rnd[i + 1]! % 15, type: rnd[i + 2]!, level: rnd[i + 3]! % 7,
+        birth: dv.getUint32(i * 4 + 8, true) * 3, fill: dv.getUint32(i * 4 + 12, true) * 5, cksum: rnd.slice(i * 32, i * 32 + 32),
+      }, b, 0);
+      bps.push(b);
+    }
+    const embedded = new Uint8Array(128);
+    encodeBp({ ...holeBp(), lsize: 4096, psize: 50, comp: 15, type: 19, birth: 4, fill: 1, embedded: rnd.slice(0, 50) }, embedded, 0);
+    bps.push(embedded, new Uint8Array(128));
+    for (const b of bps) {
+      const { dvas, gang, ...fast } = readBp(b, 0);
+      const ref = decodeBp(b, 0);
+      expect(fast).toEqual(ref.dva === null && !ref.embedded ? holeBp() : ref);
+      expect(gang).toBe(false);
+      expect(dvas).toEqual(ref.dva ? [ref.dva] : []);
+    }
+    // every dnode of a real image
+    withFs(image, (zpl) => {
+      for (let obj = 1; obj < zpl.os.objectLimit && obj < 64; obj++) {
+        const blk = zpl.os.readBlock(zpl.os.metaDnode, Math.floor(obj / 32));
+        const ref = decodeDnode(blk, (obj % 32) * 512);
+        const fast = readDnode(blk, (obj % 32) * 512);
+        if (ref.type === 0) continue;
+        expect({ ...fast, blkptr: fast.blkptr.map(({ dvas, gang, ...b }) => b), spill: fast.spill && (({ dvas, gang, ...b }) => b)(fast.spill) })
+          .toEqual({ ...ref, spill: ref.spill });
+      }
     });
   });
 

@@ -1,0 +1,105 @@
+// Extended attributes of staged files. Node has no xattr calls, so one
+// `getfattr -R` per input directory dumps them all (base64 values), and the
+// dump is attached to the tree by path. Only the user, trusted and security
+// namespaces are taken: system.* holds POSIX ACLs, which ZFS keeps elsewhere.
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { compareNames, type Inode } from './tree.js';
+import { UserError } from '../util/errors.js';
+
+const NAMESPACES = '^(user|trusted|security)\\.';
+
+/** Undo getfattr's escaping of file names: \ooo octal for odd bytes and the backslash. */
+function unescapeName(b: Buffer): Buffer {
+  const out: number[] = [];
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] === 0x5c && i + 3 < b.length + 0 && /^[0-7]{3}$/.test(b.subarray(i + 1, i + 4).toString('latin1'))) {
+      out.push(parseInt(b.subarray(i + 1, i + 4).toString('latin1'), 8));
+      i += 3;
+    } else {
+      out.push(b[i]!);
+    }
+  }
+  return Buffer.from(out);
+}
+
+function decodeValue(v: string): Uint8Array {
+  if (v === '' || v === '""') return new Uint8Array(0);
+  if (v.startsWith('0s')) return Buffer.from(v.slice(2), 'base64');
+  if (v.startsWith('0x')) return Buffer.from(v.slice(2), 'hex');
+  if (v.startsWith('"') && v.endsWith('"')) return Buffer.from(v.slice(1, -1), 'latin1');
+  throw new Error(`unexpected getfattr value ${v.slice(0, 20)}`);
+}
+
+function lookup(root: Inode, comps: Buffer[]): Inode | undefined {
+  let cur: Inode | undefined = root;
+  for (const c of comps) {
+    if (!cur?.entries) return undefined;
+    let lo = 0, hi = cur.entries.length - 1, found: Inode | undefined;
+    // entries are sorted by name bytes once the tree is sorted; fall back to a scan otherwise
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const d = compareNames(cur.entries[mid]!.name, c);
+      if (d === 0) { found = cur.entries[mid]!.inode; break; }
+      if (d < 0) lo = mid + 1; else hi = mid - 1;
+    }
+    found ??= cur.entries.find((e) => compareNames(e.name, c) === 0)?.inode;
+    cur = found;
+  }
+  return cur;
+}
+
+/**
+ * Read the xattrs under each input directory and attach them to the tree's
+ * inodes (the first input that has a path wins, as for merged directories).
+ * Returns how many inodes got xattrs; null when getfattr is not installed.
+ */
+export function readHostXattrs(root: Inode, dirs: readonly string[]): number | null {
+  let count = 0;
+  for (const dir of dirs) {
+    const abs = path.resolve(dir);
+    const r = spawnSync('getfattr', ['-R', '-d', '-h', '--absolute-names', '-m', NAMESPACES, '-e', 'base64', abs], {
+      maxBuffer: 1 << 30, encoding: 'buffer',
+    });
+    if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if (r.status !== 0 && r.stdout.length === 0) {
+      throw new UserError(`${dir}: cannot read extended attributes: ${r.stderr.toString().trim().split('\n')[0]}`);
+    }
+    const prefix = Buffer.from(abs === '/' ? '/' : `${abs}/`);
+    let current: Inode | undefined;
+    let isNew = false;
+    let start = 0;
+    const out = r.stdout;
+    while (start < out.length) {
+      let end = out.indexOf(0x0a, start);
+      if (end < 0) end = out.length;
+      const line = out.subarray(start, end);
+      start = end + 1;
+      if (line.length === 0) continue;
+      if (line.subarray(0, 8).toString('latin1') === '# file: ') {
+        const p = unescapeName(line.subarray(8));
+        const rel = p.equals(Buffer.from(abs)) ? Buffer.alloc(0) : p.subarray(0, prefix.length).equals(prefix) ? p.subarray(prefix.length) : undefined;
+        current = undefined;
+        if (rel === undefined) continue;
+        const comps: Buffer[] = [];
+        let s = 0;
+        for (let i = 0; i <= rel.length; i++) {
+          if (i === rel.length || rel[i] === 0x2f) {
+            if (i > s) comps.push(rel.subarray(s, i));
+            s = i + 1;
+          }
+        }
+        current = lookup(root, comps);
+        isNew = current !== undefined && current.xattrs === undefined;
+        if (isNew) { current!.xattrs = new Map(); count++; }
+        continue;
+      }
+      if (!current || !isNew) continue;
+      const text = line.toString('latin1');
+      const eq = text.indexOf('=');
+      const name = Buffer.from(eq < 0 ? text : text.slice(0, eq), 'latin1').toString('utf8');
+      current.xattrs!.set(name, decodeValue(eq < 0 ? '' : text.slice(eq + 1)));
+    }
+  }
+  return count;
+}
