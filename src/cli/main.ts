@@ -66,6 +66,11 @@ export async function main(argv: readonly string[], io: CliIO = processIO, write
       io.stdout(`${packageVersion()}\n`);
       return EXIT_OK;
     }
+    // tsmakefs verify|ls|cat IMAGE ...: our own reader
+    if (argv[0] === 'verify' || argv[0] === 'ls' || argv[0] === 'cat') {
+      const { runInspect } = await import('./inspect.js');
+      return await runInspect([...argv], io);
+    }
     const { parseArgs } = await import('./args.js');
     const inv = parseArgs(argv);
     if (inv.kind !== 'build') {
