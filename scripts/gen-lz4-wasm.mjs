@@ -130,7 +130,7 @@ function nibble(v) {
     local.get ${v}
     local.get ${v}
     i32.const 15
-    i32.lt_u
+    i32.ge_u
     select`;
 }
 
@@ -405,11 +405,8 @@ const BODY = `
   i32.sub
   local.set $len
   ;; their cost: token, length bytes if 15 or more, the bytes themselves
-  local.get $op
-  i32.const 1
-  i32.add
-  local.get $len
-  i32.add
+  i32.const 0
+  local.set $t
   local.get $len
   i32.const 15
   i32.ge_u
@@ -421,8 +418,15 @@ const BODY = `
     i32.div_u
     i32.const 1
     i32.add
-    i32.add
+    local.set $t
   end
+  local.get $op
+  i32.const 1
+  i32.add
+  local.get $len
+  i32.add
+  local.get $t
+  i32.add
   local.get $oend
   i32.gt_u
   if

@@ -6,7 +6,7 @@ import { FileDataWriter, RECORDSIZE } from './zpl/filedata.js';
 import { ImageOptions } from './options.js';
 import { ImageFile } from './vdev/imagefile.js';
 import { SpaceAllocator, fmtSize } from './vdev/allocator.js';
-import { SPA_MINDEVSIZE, vdevGeometry } from './vdev/geometry.js';
+import { defaultMsShift, SPA_MINDEVSIZE, VDEV_LABEL_END_SIZE, VDEV_LABEL_START_SIZE, vdevGeometry, type VdevGeometry } from './vdev/geometry.js';
 import { buildLabel, labelOffsets, uberblockSlotSize } from './vdev/label.js';
 import { labelConfig } from './vdev/config.js';
 import { packNvlist } from './vdev/nvlist.js';
@@ -56,17 +56,22 @@ export interface InputContext {
 export type TreeSource = Inode | ((ctx: InputContext) => Promise<Inode>);
 
 export async function makeImage(source: TreeSource, opts: ImageOptions): Promise<ImageSummary> {
-  const geo = vdevGeometry(opts.size, opts.ashift, opts.msSize);
-  if (geo.psize < SPA_MINDEVSIZE) throw new UserError(`image size ${fmtSize(opts.size)} is below the minimum of 64 MiB (-s)`);
+  // Without -s the image is written into a roomy sparse file and cut to fit
+  // at the end: metaslabs are sized from the input estimate, their number
+  // from what was written (plus the free margin).
+  const auto = opts.size === undefined;
+  const capacity = auto ? autoCapacity(opts) : opts.size!;
+  let geo = vdevGeometry(capacity, opts.ashift, opts.msSize ?? (auto ? 2 ** autoMsShift(opts) : undefined));
+  if (geo.psize < SPA_MINDEVSIZE) throw new UserError(`image size ${fmtSize(capacity)} is below the minimum of 64 MiB (-s)`);
   if (geo.msCount < 1) throw new UserError(`metaslab size ${fmtSize(2 ** geo.msShift)} is larger than the image`);
   const seed = new SeedSource(opts.seed);
   const poolGuid = opts.poolGuid ?? seed.derive('pool-guid');
   const vdevGuid = seed.derive('vdev-guid');
 
-  const image = new ImageFile(opts.image, opts.size);
+  const image = new ImageFile(opts.image, capacity);
   let closePool: (() => void) | undefined;
   try {
-    const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, opts.size);
+    const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, capacity);
     const zio = new ZioWriter(image, alloc, DATA_TXG);
     const enabled = resolveFeatures(opts.compatibility);
     const has = (name: string) => enabled.some((f) => f.name === name);
@@ -140,6 +145,11 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       };
     };
     const rootInput = writeDataset(plan);
+    if (auto) {
+      geo = fitGeometry(geo, alloc.position, opts);
+      alloc.shrink(geo.msCount);
+      image.resize(geo.fileSize);
+    }
     const refcounts = baseRefcounts(enabled);
     const features: FeatureState = { enabled, refcounts };
     const ubTxg = opts.verifyTxgs ? DATA_TXG : DATA_TXG + TXG_SIZE;
@@ -161,7 +171,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       image: opts.image,
       poolName: opts.poolName,
       poolGuid: poolGuid.toString(),
-      imageSize: opts.size,
+      imageSize: geo.fileSize,
       vdevAsize: geo.asize,
       metaslabs: geo.msCount,
       metaslabSize: 2 ** geo.msShift,
@@ -174,6 +184,45 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
   } finally {
     closePool?.();
   }
+}
+
+const MIB = 1024 * 1024;
+/** Room for the MOS still to be written after the datasets: generous, it is cut away anyway. */
+const MOS_ALLOWANCE = 64 * MIB;
+
+/** The sparse file an auto-sized image is first written into. */
+function autoCapacity(opts: ImageOptions): number {
+  const hint = opts.sizeHint ?? 1024 * MIB;
+  const cap = Math.max(1024 * MIB, hint * 4 + MOS_ALLOWANCE);
+  return Math.min(opts.maxSize ?? Number.MAX_SAFE_INTEGER, cap);
+}
+
+/** Metaslab size for an auto-sized image: OpenZFS's rule applied to the expected pool size. */
+function autoMsShift(opts: ImageOptions): number {
+  const expect = (opts.sizeHint ?? 256 * MIB) * (1 + (opts.freePercent ?? DEFAULT_FREE_PERCENT) / 100) + MOS_ALLOWANCE;
+  return defaultMsShift(Math.max(SPA_MINDEVSIZE, expect));
+}
+
+/** Default margin of an auto-sized image: room for ZFS's own reserve (1/32) and some growth. */
+export const DEFAULT_FREE_PERCENT = 10;
+
+/**
+ * The final geometry of an auto-sized image, once `used` bytes of the
+ * allocatable area are taken: used plus the MOS allowance plus the free
+ * margin, in whole metaslabs, at least 64 MiB and within -M/-m.
+ */
+function fitGeometry(geo: VdevGeometry, used: number, opts: ImageOptions): VdevGeometry {
+  const ms = 2 ** geo.msShift;
+  const free = opts.freePercent ?? DEFAULT_FREE_PERCENT;
+  const want = (used + MOS_ALLOWANCE) * (1 + free / 100);
+  let count = Math.max(Math.ceil(want / ms), Math.ceil((SPA_MINDEVSIZE - VDEV_LABEL_START_SIZE - VDEV_LABEL_END_SIZE) / ms));
+  if (opts.minSize !== undefined) count = Math.max(count, Math.floor((opts.minSize - VDEV_LABEL_START_SIZE - VDEV_LABEL_END_SIZE) / ms));
+  count = Math.min(count, geo.msCount);
+  const fileSize = count * ms + VDEV_LABEL_START_SIZE + VDEV_LABEL_END_SIZE;
+  if (opts.maxSize !== undefined && fileSize > opts.maxSize) {
+    throw new UserError(`the data needs an image of ${fmtSize(fileSize)}, more than the maximum ${fmtSize(opts.maxSize)} (-m)`);
+  }
+  return vdevGeometry(fileSize, geo.ashift, ms);
 }
 
 /** Worker threads: TSMAKEFS_WORKERS, else one per core up to 4. */

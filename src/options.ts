@@ -9,8 +9,12 @@ export interface ImageOptions {
   rootPath: string;
   /** log2 of the allocation unit, 9..16. */
   ashift: number;
-  /** Exact image size in bytes (`-s`, or computed from -M/-m). */
-  size: number;
+  /** Exact image size in bytes (`-s`); undefined: the smallest that fits plus freePercent. */
+  size?: number;
+  /** Free space to leave in an auto-sized image, percent of the used space (default 10). */
+  freePercent?: number;
+  /** Expected bytes of input data (sizes the metaslabs of an auto-sized image). */
+  sizeHint?: number;
   /** Bounds from -M/-m; size must lie within them. */
   minSize?: number;
   maxSize?: number;

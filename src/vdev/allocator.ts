@@ -48,6 +48,13 @@ export class SpaceAllocator {
     return { offset: start, asize };
   }
 
+  /** Give up the metaslabs past `msCount` (an auto-sized image being cut to fit); they must be empty. */
+  shrink(msCount: number): void {
+    if (this.runs.slice(msCount).some((r) => r.length > 0)) throw new Error('cannot cut off metaslabs in use');
+    this.runs = this.runs.slice(0, msCount);
+    (this as { msCount: number }).msCount = msCount;
+  }
+
   /** Where the next allocation starts (bytes into the allocatable area). */
   get position(): number {
     return this.cursor;

@@ -57,6 +57,12 @@ export class ImageFile {
     }
   }
 
+  /** Change the file's size (an auto-sized image cut to fit). */
+  resize(size: number): void {
+    this.flush();
+    fs.ftruncateSync(this.fd, size);
+  }
+
   /** Flush, close and rename over the final path. */
   commit(): void {
     this.flush();
