@@ -45,8 +45,10 @@ import { assembleModule, moduleWat } from './wasm-asm.mjs';
 
 const OUTPUT = resolve(dirname(fileURLToPath(import.meta.url)), '../src/zio/lz4-wasm.ts');
 
-/** log2 of the hash table's entry count (u32 entries). */
+/** log2 of the hash table's entry count (u32 entries) for inputs of 2^HASH_LOG bytes or more. */
 export const HASH_LOG = 14;
+/** ... and for inputs of at most 2^MIN_HASH_LOG bytes; in between, entries = input size rounded up to a power of 2. */
+const MIN_HASH_LOG = 8;
 const HT_BYTES = 4 << HASH_LOG;
 /** Bytes the kernel may write past the end of its output. */
 const DST_SLACK = 16;
@@ -73,7 +75,7 @@ function hashSlot(p) {
     local.tee $seq
     i32.const ${HASH_MUL}
     i32.mul
-    i32.const ${32 - HASH_LOG}
+    local.get $shift
     i32.shr_u
     i32.const 2
     i32.shl`;
@@ -135,12 +137,6 @@ function nibble(v) {
 }
 
 const BODY = `
-  ;; a fresh, empty hash table: every slot says "position 0"
-  i32.const 0
-  i32.const 0
-  i32.const ${HT_BYTES}
-  memory.fill
-
   local.get $dst
   local.tee $op
   local.get $limit
@@ -157,6 +153,35 @@ const BODY = `
     i32.const ${MFLIMIT + 1}
     i32.lt_u
     br_if $last
+    ;; table entries: about one per input byte, ${1 << MIN_HASH_LOG} to ${1 << HASH_LOG}
+    ;; (clearing a big table would dominate small blocks); the hash keeps
+    ;; the top 32 - $shift bits
+    local.get $n
+    i32.const 1
+    i32.sub
+    i32.clz
+    local.tee $shift
+    i32.const ${32 - HASH_LOG}
+    local.get $shift
+    i32.const ${32 - HASH_LOG}
+    i32.ge_u
+    select
+    local.tee $shift
+    i32.const ${32 - MIN_HASH_LOG}
+    local.get $shift
+    i32.const ${32 - MIN_HASH_LOG}
+    i32.le_u
+    select
+    local.set $shift
+    ;; a fresh, empty table: every slot says "position 0"
+    i32.const 0
+    i32.const 0
+    i32.const 4
+    i32.const 32
+    local.get $shift
+    i32.sub
+    i32.shl
+    memory.fill
     ;; a match may start no later than $mflimit and end no later than $mlimit
     local.get $iend
     i32.const ${MFLIMIT}
@@ -459,7 +484,7 @@ const BODY = `
 
 const I32_LOCALS = [
   '$ip', '$anchor', '$ref', '$op', '$oend', '$iend', '$mflimit', '$mlimit', '$mlimit8',
-  '$h', '$seq', '$miss', '$p', '$r', '$len', '$ml', '$t', '$b',
+  '$h', '$seq', '$miss', '$p', '$r', '$len', '$ml', '$t', '$b', '$shift',
 ];
 
 export const MODULE = {

@@ -45,6 +45,7 @@ async function build(inv: BuildInvocation, io: CliIO, writer: MakeImage | undefi
     allRoot: inv.allRoot === true,
     forceUid: inv.forceUid,
     forceGid: inv.forceGid,
+    xattrs: inv.options.xattrs,
     warn: (m) => {
       if (!inv.quiet) io.stderr(`tsmakefs: warning: ${m}\n`);
     },

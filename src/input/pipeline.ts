@@ -21,8 +21,12 @@ import { readTar } from './tar.js';
 import { clampTimes, type TimePolicy } from './times.js';
 import type { DataSource, Inode } from './tree.js';
 import { mergeDirectories, walkDirectories } from './walk.js';
+import { readHostXattrs } from './xattrs.js';
+import { sortTree } from './tree.js';
 
 export interface InputPlan {
+  /** Read the staged files' extended attributes (directory inputs). */
+  xattrs?: boolean;
   /** Positional inputs: the first may be a directory, tarball, manifest or "-"; the rest are directories. */
   inputs: string[];
   policy: TimePolicy;
@@ -115,6 +119,10 @@ export async function openInputs(plan: InputPlan, opts: { prewrite: boolean }): 
     switch (primary.kind) {
       case 'dir':
         root = walkDirectories(plan.inputs, { timestamp: plan.policy.stamp });
+        if (plan.xattrs) {
+          sortTree(root);
+          if (readHostXattrs(root, plan.inputs) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+        }
         break;
       case 'manifest':
         root = readManifest(primary.data, {

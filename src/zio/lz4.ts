@@ -58,6 +58,9 @@ export function lz4CompressBound(n: number): number {
  * input: for any limit below src.length that means null.
  */
 export function lz4CompressBlock(src: Uint8Array, limit: number): Uint8Array | null {
+  // A view into the kernel's own memory (an earlier result, say) would be
+  // detached by a memory growth, or overwritten while being read.
+  if (src.buffer === kernel.memory.buffer) src = src.slice();
   const n = src.length;
   if (n > MAX_INPUT) throw new RangeError(`lz4: input of ${n} bytes is too large`);
   if (!(limit >= 1)) return null; // also NaN; no block is shorter than 1 byte
