@@ -56,12 +56,13 @@ export interface InputContext {
 export type TreeSource = Inode | ((ctx: InputContext) => Promise<Inode>);
 
 export async function makeImage(source: TreeSource, opts: ImageOptions): Promise<ImageSummary> {
-  // Without -s the image is written into a roomy sparse file and cut to fit
-  // at the end: metaslabs are sized from the input estimate, their number
-  // from what was written (plus the free margin).
+  // Without -s the image is written into a roomy sparse file with 16 MiB
+  // metaslabs and cut to fit at the end, when the metaslab size is chosen
+  // (OpenZFS's rule for the final size) and the small metaslabs regrouped:
+  // a block that straddles no 16 MiB boundary straddles no larger one.
   const auto = opts.size === undefined;
-  const capacity = auto ? autoCapacity(opts) : opts.size!;
-  let geo = vdevGeometry(capacity, opts.ashift, opts.msSize ?? (auto ? 2 ** autoMsShift(opts) : undefined));
+  const capacity = auto ? Math.min(opts.maxSize ?? AUTO_CAPACITY, AUTO_CAPACITY) : opts.size!;
+  let geo = vdevGeometry(capacity, opts.ashift, opts.msSize ?? (auto ? 2 ** AUTO_MS_SHIFT : undefined));
   if (geo.psize < SPA_MINDEVSIZE) throw new UserError(`image size ${fmtSize(capacity)} is below the minimum of 64 MiB (-s)`);
   if (geo.msCount < 1) throw new UserError(`metaslab size ${fmtSize(2 ** geo.msShift)} is larger than the image`);
   const seed = new SeedSource(opts.seed);
@@ -146,8 +147,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     };
     const rootInput = writeDataset(plan);
     if (auto) {
-      geo = fitGeometry(geo, alloc.position, opts);
-      alloc.shrink(geo.msCount);
+      geo = fitGeometry(geo, alloc, opts);
       image.resize(geo.fileSize);
     }
     const refcounts = baseRefcounts(enabled);
@@ -190,18 +190,9 @@ const MIB = 1024 * 1024;
 /** Room for the MOS still to be written after the datasets: generous, it is cut away anyway. */
 const MOS_ALLOWANCE = 64 * MIB;
 
-/** The sparse file an auto-sized image is first written into. */
-function autoCapacity(opts: ImageOptions): number {
-  const hint = opts.sizeHint ?? 1024 * MIB;
-  const cap = Math.max(1024 * MIB, hint * 4 + MOS_ALLOWANCE);
-  return Math.min(opts.maxSize ?? Number.MAX_SAFE_INTEGER, cap);
-}
-
-/** Metaslab size for an auto-sized image: OpenZFS's rule applied to the expected pool size. */
-function autoMsShift(opts: ImageOptions): number {
-  const expect = (opts.sizeHint ?? 256 * MIB) * (1 + (opts.freePercent ?? DEFAULT_FREE_PERCENT) / 100) + MOS_ALLOWANCE;
-  return defaultMsShift(Math.max(SPA_MINDEVSIZE, expect));
-}
+/** The sparse file an auto-sized image is first written into, and its metaslab size while writing. */
+const AUTO_CAPACITY = 4 * 1024 ** 4;
+const AUTO_MS_SHIFT = 24;
 
 /** Default margin of an auto-sized image: room for ZFS's own reserve (1/32) and some growth. */
 export const DEFAULT_FREE_PERCENT = 10;
@@ -211,17 +202,19 @@ export const DEFAULT_FREE_PERCENT = 10;
  * allocatable area are taken: used plus the MOS allowance plus the free
  * margin, in whole metaslabs, at least 64 MiB and within -M/-m.
  */
-function fitGeometry(geo: VdevGeometry, used: number, opts: ImageOptions): VdevGeometry {
-  const ms = 2 ** geo.msShift;
+function fitGeometry(geo: VdevGeometry, alloc: SpaceAllocator, opts: ImageOptions): VdevGeometry {
   const free = opts.freePercent ?? DEFAULT_FREE_PERCENT;
-  const want = (used + MOS_ALLOWANCE) * (1 + free / 100);
+  const want = (alloc.position + MOS_ALLOWANCE) * (1 + free / 100);
+  if (opts.msSize === undefined) alloc.regroup(Math.max(geo.msShift, defaultMsShift(Math.max(want, SPA_MINDEVSIZE))));
+  const ms = alloc.msSize;
   let count = Math.max(Math.ceil(want / ms), Math.ceil((SPA_MINDEVSIZE - VDEV_LABEL_START_SIZE - VDEV_LABEL_END_SIZE) / ms));
   if (opts.minSize !== undefined) count = Math.max(count, Math.floor((opts.minSize - VDEV_LABEL_START_SIZE - VDEV_LABEL_END_SIZE) / ms));
-  count = Math.min(count, geo.msCount);
+  count = Math.min(count, alloc.msCount);
   const fileSize = count * ms + VDEV_LABEL_START_SIZE + VDEV_LABEL_END_SIZE;
   if (opts.maxSize !== undefined && fileSize > opts.maxSize) {
     throw new UserError(`the data needs an image of ${fmtSize(fileSize)}, more than the maximum ${fmtSize(opts.maxSize)} (-m)`);
   }
+  alloc.shrink(count);
   return vdevGeometry(fileSize, geo.ashift, ms);
 }
 

@@ -13,8 +13,6 @@ export interface ImageOptions {
   size?: number;
   /** Free space to leave in an auto-sized image, percent of the used space (default 10). */
   freePercent?: number;
-  /** Expected bytes of input data (sizes the metaslabs of an auto-sized image). */
-  sizeHint?: number;
   /** Bounds from -M/-m; size must lie within them. */
   minSize?: number;
   maxSize?: number;

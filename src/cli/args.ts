@@ -152,7 +152,8 @@ function resolveSize(sizes: Array<[SizeFlag, string]>): Pick<ImageOptions, 'size
     if (flag !== '-m') { min = v; minFlag = flag; }
     if (flag !== '-M') { max = v; maxFlag = flag; }
   }
-  if (max === undefined) throw new UserError('an image size must be specified with -s');
+  // no -s/-m: the smallest image that fits, plus the free margin (-o free=)
+  if (max === undefined) return { size: undefined, minSize: min, maxSize: undefined };
   if (max < MIN_IMAGE_SIZE) {
     throw new UserError(`${maxFlag}: image size ${formatSize(max)} is below the minimum of ${formatSize(MIN_IMAGE_SIZE)}`);
   }

@@ -22,6 +22,7 @@ export interface ZfsOptions {
   bootfs?: string;
   compatibility: string;
   xattrs: boolean;
+  freePercent?: number;
 }
 
 /** The default feature set: every feature GRUB 2.06 and the FreeBSD loader can boot from. */
@@ -47,6 +48,7 @@ export const FS_OPTION_HELP: ReadonlyArray<readonly [string, string]> = [
   ['fs=NAME[;PROP=VAL...]', 'declare a dataset (repeatable; quote the ;)'],
   ['bootfs=NAME', 'dataset the pool boots from'],
   ['compatibility=SET', `pool features as zpool create names them: legacy (none), grub2-2.06, openzfs-2.1-freebsd, ... (default ${'grub2-2.06'})`],
+  ['free=PERCENT', 'without -s: free space to leave, percent of the used space (default 10)'],
   ['xattrs=on|off', 'store extended attributes from the input (default on)'],
   ['preset=freebsd', "FreeBSD's release dataset layout (zroot/ROOT/default on /, ...)"],
   ['nowarn', 'accepted for makefs compatibility, no effect'],
@@ -160,6 +162,12 @@ export function parseFsOptions(args: readonly string[]): ZfsOptions {
       case 'bootfs': o.bootfs = required(item); break;
       case 'compatibility': o.compatibility = required(item); resolveFeatures(o.compatibility); break;
       case 'xattrs': o.xattrs = parseBool(item); break;
+      case 'free': {
+        const v = required(item).replace(/%$/, '');
+        if (!/^\d+(\.\d+)?$/.test(v) || Number(v) > 1000) throw new UserError(`-o free: '${item.value}' is not a percentage (0..1000)`);
+        o.freePercent = Number(v);
+        break;
+      }
       case 'preset':
         if (required(item) !== 'freebsd') throw new UserError(`-o preset: unknown preset '${item.value}' (known: freebsd)`);
         if (preset) throw new UserError('-o preset: given twice');

@@ -214,10 +214,10 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const msCount = alloc.msCount;
   // Space maps for every metaslab used so far plus the next two, which is
   // where the remaining (small) allocations can still land.
-  const cursorMs = alloc.runs.findLastIndex((r) => r.length > 0);
+  const cursorMs = alloc.lastUsedMs();
   const smObj = new Array<number>(msCount).fill(0);
   for (let m = 0; m < msCount; m++) {
-    if (alloc.runs[m]!.length > 0 || (m > cursorMs && m <= cursorMs + 2)) smObj[m] = mos.alloc();
+    if (alloc.runsOf(m).length > 0 || (m > cursorMs && m <= cursorMs + 2)) smObj[m] = mos.alloc();
   }
   const arr = new Uint8Array(Math.max(512, Math.ceil((msCount * 8) / 512) * 512));
   smObj.forEach((o, i) => u64le(arr, i * 8, o));
@@ -234,7 +234,7 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const smBlocks = new Map<number, number>(); // metaslab -> number of blocks reserved
   for (let m = 0; m < msCount; m++) {
     if (!smObj[m]) continue;
-    const entries = encodeSpaceMapEntries(alloc.runs[m]!, m * alloc.msSize, alloc.ashift).length / 8 + 8;
+    const entries = encodeSpaceMapEntries(alloc.runsOf(m), m * alloc.msSize, alloc.ashift).length / 8 + 8;
     smBlocks.set(m, Math.ceil((entries * 8) / SPACE_MAP_BLOCKSIZE));
   }
   const queue: number[] = [];
@@ -247,11 +247,11 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
 
   // the allocation is final now: every used metaslab must have a space map
   for (let m = 0; m < msCount; m++) {
-    if (alloc.runs[m]!.length > 0 && !smObj[m]) throw new Error(`metaslab ${m} has allocations but no space map`);
+    if (alloc.runsOf(m).length > 0 && !smObj[m]) throw new Error(`metaslab ${m} has allocations but no space map`);
   }
   for (let m = 0; m < msCount; m++) {
     if (!smObj[m]) continue;
-    const entries = encodeSpaceMapEntries(alloc.runs[m]!, m * alloc.msSize, alloc.ashift);
+    const entries = encodeSpaceMapEntries(alloc.runsOf(m), m * alloc.msSize, alloc.ashift);
     const nblk = smBlocks.get(m)!;
     if (entries.length > nblk * SPACE_MAP_BLOCKSIZE) throw new Error(`space map of metaslab ${m} outgrew its reservation`);
     const blocks: Uint8Array[] = [];

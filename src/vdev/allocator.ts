@@ -9,16 +9,51 @@ export interface Extent { start: number; end: number } // bytes, relative to the
 
 export class SpaceAllocator {
   private cursor = 0;
-  /** Allocated runs per metaslab, in ascending order, merged when adjacent. */
-  runs: Extent[][];
+  /** Allocated runs by metaslab (only metaslabs in use), ascending, merged when adjacent. */
+  private used = new Map<number, Extent[]>();
   readonly unit: number;
-  readonly msSize: number;
+  msSize: number;
   allocated = 0;
 
-  constructor(readonly msCount: number, readonly msShift: number, readonly ashift: number, private readonly imageSize: number) {
+  constructor(public msCount: number, public msShift: number, readonly ashift: number, private readonly imageSize: number) {
     this.unit = 2 ** ashift;
     this.msSize = 2 ** msShift;
-    this.runs = Array.from({ length: msCount }, () => []);
+  }
+
+  /** The allocated runs of metaslab ms. */
+  runsOf(ms: number): Extent[] {
+    return this.used.get(ms) ?? [];
+  }
+
+  /** The highest metaslab with allocations, or -1. */
+  lastUsedMs(): number {
+    let last = -1;
+    for (const [ms, r] of this.used) if (r.length > 0 && ms > last) last = ms;
+    return last;
+  }
+
+  /**
+   * Switch to metaslabs 2^shift bytes large (an auto-sized image picks its
+   * metaslab size once it knows how much it holds). No block straddles the
+   * new boundaries: they are a subset of the old ones.
+   */
+  regroup(shift: number): void {
+    if (shift < this.msShift) throw new Error('metaslabs can only grow');
+    const ratio = 2 ** (shift - this.msShift);
+    const next = new Map<number, Extent[]>();
+    for (const ms of [...this.used.keys()].sort((a, b) => a - b)) {
+      const list = next.get(Math.floor(ms / ratio)) ?? [];
+      for (const r of this.used.get(ms)!) {
+        const last = list[list.length - 1];
+        if (last && last.end === r.start) last.end = r.end;
+        else list.push({ ...r });
+      }
+      next.set(Math.floor(ms / ratio), list);
+    }
+    this.used = next;
+    this.msShift = shift;
+    this.msSize = 2 ** shift;
+    this.msCount = Math.floor(this.msCount / ratio);
   }
 
   /** Round a physical size up to the allocation unit. */
@@ -41,7 +76,8 @@ export class SpaceAllocator {
     }
     this.cursor = start + asize;
     this.allocated += asize;
-    const list = this.runs[ms]!;
+    let list = this.used.get(ms);
+    if (!list) { list = []; this.used.set(ms, list); }
     const last = list[list.length - 1];
     if (last && last.end === start) last.end = start + asize;
     else list.push({ start, end: start + asize });
@@ -50,9 +86,8 @@ export class SpaceAllocator {
 
   /** Give up the metaslabs past `msCount` (an auto-sized image being cut to fit); they must be empty. */
   shrink(msCount: number): void {
-    if (this.runs.slice(msCount).some((r) => r.length > 0)) throw new Error('cannot cut off metaslabs in use');
-    this.runs = this.runs.slice(0, msCount);
-    (this as { msCount: number }).msCount = msCount;
+    if (this.lastUsedMs() >= msCount) throw new Error('cannot cut off metaslabs in use');
+    this.msCount = msCount;
   }
 
   /** Where the next allocation starts (bytes into the allocatable area). */
@@ -68,20 +103,20 @@ export class SpaceAllocator {
   freeRange(start: number, end: number): void {
     for (let ms = Math.floor(start / this.msSize); ms < this.msCount && ms * this.msSize < end; ms++) {
       const out: Extent[] = [];
-      for (const r of this.runs[ms]!) {
+      for (const r of this.runsOf(ms)) {
         if (r.end <= start || r.start >= end) { out.push(r); continue; }
         if (r.start < start) out.push({ start: r.start, end: start });
         if (r.end > end) out.push({ start: end, end: r.end });
         this.allocated -= Math.min(r.end, end) - Math.max(r.start, start);
       }
-      this.runs[ms] = out;
+      this.used.set(ms, out);
     }
   }
 
   /** Bytes allocated in metaslab ms. */
   msAllocated(ms: number): number {
     let s = 0;
-    for (const r of this.runs[ms]!) s += r.end - r.start;
+    for (const r of this.runsOf(ms)) s += r.end - r.start;
     return s;
   }
 }

@@ -261,10 +261,20 @@ export class ZplWriter {
       name: e.name,
       value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(this.plan.get(e.inode)!.objid),
     }));
-    const { bonus } = this.bonus(ino, 2 + entries.length);
+    const { bonus, spill } = this.bonus(ino, 2 + entries.length);
     const img = buildZap(entries, { salt: this.seed.derive(`zap-salt:${this.name}:${p.objid}`) });
     const dn = newDnode(DMU_OT_DIRECTORY_CONTENTS, img.blockSize, DMU_OT_SA, bonus, 1);
-    return writeObject(this.zio, dn, img.blocks);
+    return this.withSpill(writeObject(this.zio, dn, img.blocks), spill);
+  }
+
+  /** Write the SA spill block (if any) and account for it in the dnode's used bytes. */
+  private withSpill(dn: Dnode, spill: Uint8Array | undefined): Dnode {
+    if (!spill) return dn;
+    const acct = new SpaceAccount();
+    // stored plainly: a spill is never embedded, and uncompressed it is valid for every reader
+    dn.spill = this.zio.writeBlock(spill, DMU_OT_SA, 0, 1, acct, COMP_OFF);
+    dn.used += acct.asize;
+    return dn;
   }
 
   private special(ino: Inode): Dnode {
@@ -277,18 +287,12 @@ export class ZplWriter {
       extra = [ZPL_RDEV, u64(encodeRdev(ino.rdevMajor ?? 0, ino.rdevMinor ?? 0))];
     }
     const { bonus, spill } = this.bonus(ino, size, extra);
-    const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, 512, DMU_OT_SA, bonus, 1);
-    if (spill) {
-      const acct = new SpaceAccount();
-      dn.spill = this.zio.writeBlock(spill, DMU_OT_SA, 0, 1, acct);
-      dn.used = acct.asize;
-    }
-    return dn;
+    return this.withSpill(newDnode(DMU_OT_PLAIN_FILE_CONTENTS, 512, DMU_OT_SA, bonus, 1), spill);
   }
 
   private file(ino: Inode): Dnode {
     this.files++;
-    const { bonus } = this.bonus(ino, ino.size);
+    const { bonus, spill } = this.bonus(ino, ino.size);
     const pre = ino.source?.kind === 'written';
     const data = ino.source?.kind === 'written' ? ino.source.data : this.streamData(ino);
     if (data.size !== ino.size) throw new Error('file data does not match its size');
@@ -299,7 +303,7 @@ export class ZplWriter {
     dn.maxblkid = data.maxblkid;
     dn.used = data.used;
     dn.blkptr = [data.blkptr];
-    return dn;
+    return this.withSpill(dn, spill);
   }
 
   /** Read a host file (or in-memory bytes) record by record into the image. */

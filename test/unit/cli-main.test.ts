@@ -67,7 +67,6 @@ describe('main', () => {
   test('user errors: one line on stderr, exit 1, writer never called', async () => {
     const cases: Array<[string[], string]> = [
       [['-s', '1g', 'img', stage], 'tsmakefs: a pool name must be specified with -o poolname=NAME\n'],
-      [['-o', 'poolname=z', 'img', stage], 'tsmakefs: an image size must be specified with -s\n'],
       [['-s', '1g', '-o', 'poolname=z,x=1', 'img', stage], "tsmakefs: unknown -o option 'x'\n"],
       [['-s', '1g', '-o', 'poolname=z', 'img', join(tmp, 'nope')], `tsmakefs: ${join(tmp, 'nope')}: No such file or directory\n`],
       [['-s', '1g', '-o', 'poolname=z', 'img', stage, join(stage, 'etc/rc.conf')], `tsmakefs: ${join(stage, 'etc/rc.conf')}: Not a directory\n`],
