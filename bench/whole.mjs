@@ -699,7 +699,7 @@ function printReport(r, o) {
     lines.push('| tree | entries | files | bytes | tar -cf s | tsmakefs s | ratio | files/s | MB/s | tsmakefs CPU s (user+sys) | tar CPU s | CPU ratio | tsmakefs peak RSS | tar peak RSS | contention |');
     lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const t of done) {
-      lines.push(`| ${t.tree} | ${t.entries} | ${t.files} | ${fmtBytes(t.bytes)} | ${t.tarWall.toFixed(2)} | ${t.tsmWall.toFixed(2)} | ${t.ratio.toFixed(2)}x | ${Math.round(t.filesPerSec)} | ${Math.round(t.mbPerSec)} | ${t.tsmCpu.toFixed(2)} (${t.tsmUser.toFixed(2)}+${t.tsmSys.toFixed(2)}) | ${t.tarCpu.toFixed(2)} | ${(t.tsmCpu / t.tarCpu).toFixed(2)}x | ${fmtMB(t.tsmRss)} MB | ${fmtMB(t.tarRss)} MB | ${fmtContention(t.contention)} |`);
+      lines.push(`| ${t.tree} | ${t.entries} | ${t.files} | ${fmtBytes(t.bytes)} | ${t.tarWall.toFixed(2)} | ${t.tsmWall.toFixed(2)} | ${t.ratio.toFixed(2)}x | ${Math.round(t.filesPerSec)} | ${Math.round(t.mbPerSec)} | ${t.tsmCpu.toFixed(2)} (${t.tsmUser.toFixed(2)}+${t.tsmSys.toFixed(2)}) | ${t.tarCpu.toFixed(2)} | ${t.tarCpu > 0 ? `${(t.tsmCpu / t.tarCpu).toFixed(2)}x` : '-'} | ${fmtMB(t.tsmRss)} MB | ${fmtMB(t.tarRss)} MB | ${fmtContention(t.contention)} |`);
     }
     // the issue's targets, as far as this run measured them
     const tgt = [];

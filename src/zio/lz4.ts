@@ -55,7 +55,8 @@ export function lz4CompressBound(n: number): number {
  * (last 5 bytes literals, last match starting 12 or more bytes before the
  * end), and an input without a single match, which includes every input
  * under 13 bytes, becomes one literal run, one byte or more longer than the
- * input: for any limit below src.length that means null.
+ * input: for any limit up to src.length that means null. The kernel's memory
+ * grows to about twice the largest input seen and stays that size.
  */
 export function lz4CompressBlock(src: Uint8Array, limit: number): Uint8Array | null {
   // A view into the kernel's own memory (an earlier result, say) would be
@@ -73,7 +74,7 @@ export function lz4CompressBlock(src: Uint8Array, limit: number): Uint8Array | n
   return len === 0 ? null : heap.subarray(dstOff, dstOff + len);
 }
 
-/** A block that no OpenZFS would decode. */
+/** A block lz4DecompressBlock refuses (see there for the rules). */
 export class Lz4FormatError extends Error {
   override name = 'Lz4FormatError';
 }
@@ -135,7 +136,12 @@ export function lz4DecompressBlock(src: Uint8Array, outLen: number): Uint8Array 
       op = litEnd;
       break;
     }
-    out.set(src.subarray(ip, ip + len), op);
+    if (len < 32) {
+      // short runs are the common case; a subarray per run costs more
+      for (let i = 0; i < len; i++) out[op + i] = src[ip + i]!;
+    } else {
+      out.set(src.subarray(ip, ip + len), op);
+    }
     ip += len;
     op = litEnd;
 
@@ -156,11 +162,11 @@ export function lz4DecompressBlock(src: Uint8Array, outLen: number): Uint8Array 
     const matchEnd = op + ml;
     if (matchEnd > outLen - LASTLITERALS) fail('match runs into the last 5 bytes of the output', ip);
     let from = op - offset;
-    if (offset >= ml) {
+    if (offset >= ml && ml >= 32) {
       out.copyWithin(op, from, from + ml);
       op = matchEnd;
     } else {
-      // overlapping: byte by byte repeats the last `offset` bytes
+      // short, or overlapping: byte by byte repeats the last `offset` bytes
       while (op < matchEnd) out[op++] = out[from++]!;
     }
   }

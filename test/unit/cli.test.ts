@@ -142,10 +142,13 @@ describe('parseArgs: sizes', () => {
     expect(sizes('-s', '1g', '-m', '2g')).toEqual({ size: 2 * G, minSize: G, maxSize: 2 * G });
   });
 
+  test('no -s or -m: auto-size, with -M as the lower bound', () => {
+    expect(sizes()).toEqual({ size: undefined, minSize: undefined, maxSize: undefined });
+    expect(sizes('-M', '1g')).toEqual({ size: undefined, minSize: G, maxSize: undefined });
+  });
+
   test('errors', () => {
     const err = (...argv: string[]) => argError('-o', 'poolname=p', ...argv, 'img', 'd');
-    expect(err()).toBe('an image size must be specified with -s');
-    expect(err('-M', '1g')).toBe('an image size must be specified with -s');
     expect(err('-s', '63m')).toBe('-s: image size 63m is below the minimum of 64m');
     expect(err('-s', `${MIN_IMAGE_SIZE - 1}`)).toBe(`-s: image size ${MIN_IMAGE_SIZE - 1} is below the minimum of 64m`);
     expect(err('-m', '1m')).toBe('-m: image size 1m is below the minimum of 64m');
