@@ -194,6 +194,7 @@ export function splitTree(root: DatasetPlan, tree: Inode, rootPath: string): voi
 }
 
 function checkCrossDatasetLinks(datasets: DatasetPlan[]): void {
+  if (datasets.filter((d) => d.root).length <= 1) return; // one populated dataset: no link can cross
   const seen = new Map<Inode, { ds: string; path: string }>();
   for (const d of datasets) {
     if (!d.root) continue;

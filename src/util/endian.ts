@@ -4,18 +4,25 @@
 // SHA-256 words) are written explicitly where the format demands them.
 
 export function u64le(buf: Uint8Array, off: number, v: bigint | number): void {
+  if (typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v) && off >= 0 && off + 8 <= buf.length) {
+    const lo = v >>> 0;
+    const hi = (v - lo) / 4294967296;
+    buf[off] = lo; buf[off + 1] = lo >>> 8; buf[off + 2] = lo >>> 16; buf[off + 3] = lo >>> 24;
+    buf[off + 4] = hi; buf[off + 5] = hi >>> 8; buf[off + 6] = hi >>> 16; buf[off + 7] = hi >>> 24;
+    return;
+  }
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   dv.setBigUint64(off, BigInt.asUintN(64, BigInt(v)), true);
 }
 
 export function u32le(buf: Uint8Array, off: number, v: number): void {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  dv.setUint32(off, v >>> 0, true);
+  if (!(off >= 0 && off + 4 <= buf.length)) throw new RangeError('Offset is outside the bounds of the DataView');
+  buf[off] = v; buf[off + 1] = v >>> 8; buf[off + 2] = v >>> 16; buf[off + 3] = v >>> 24;
 }
 
 export function u16le(buf: Uint8Array, off: number, v: number): void {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  dv.setUint16(off, v & 0xffff, true);
+  if (!(off >= 0 && off + 2 <= buf.length)) throw new RangeError('Offset is outside the bounds of the DataView');
+  buf[off] = v; buf[off + 1] = v >>> 8;
 }
 
 export function rd64le(buf: Uint8Array, off: number): bigint {

@@ -87,12 +87,9 @@ export class ZioWriter {
       ({ offset, asize } = this.alloc.alloc(psize));
     }
     this.image.write(VDEV_LABEL_START_SIZE + offset, data);
-    for (const a of [acct, this.charge]) {
-      a.asize += asize;
-      a.psize += psize;
-      a.lsize += lsize;
-      a.blocks++;
-    }
+    acct.asize += asize; acct.psize += psize; acct.lsize += lsize; acct.blocks++;
+    const ch = this.charge;
+    ch.asize += asize; ch.psize += psize; ch.lsize += lsize; ch.blocks++;
     return {
       dva: { vdev: 0, offset, asize },
       lsize, psize, comp, cksumType: CKSUM_FLETCHER4,

@@ -301,7 +301,16 @@ function trivialMasks(perm: number, isDir: boolean, platform: AclPlatform): Triv
  * sticky do not affect the ACL) whose parent has no inheritable ACEs.
  * Symlinks should pass 0o777, as Linux OpenZFS creates them with that mode.
  */
+const aclMemo = new Map<number, ZnodeAcl>();
 export function aclForMode(mode: number, kind: 'dir' | 'other', opts: AclOptions = {}): ZnodeAcl {
+  const key = Number.isInteger(mode) && mode >= 0 && mode <= 0o7777 ? mode | (kind === 'dir' ? 0o10000 : 0) | (opts.platform === 'freebsd' ? 0o20000 : 0) : -1;
+  const hit = aclMemo.get(key);
+  if (hit) return hit;
+  const r = aclForModeUncached(mode, kind, opts);
+  if (key >= 0 && (opts.platform === undefined || opts.platform === 'linux' || opts.platform === 'freebsd')) aclMemo.set(key, r);
+  return r;
+}
+function aclForModeUncached(mode: number, kind: 'dir' | 'other', opts: AclOptions = {}): ZnodeAcl {
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
     throw new RangeError(`mode ${mode} is not in 0..0o7777 (pass permission bits, not st_mode)`);
   }

@@ -162,7 +162,18 @@ export class ZplWriter {
    * within 192 bytes (the spill pointer takes the rest of the dnode) and the
    * remaining ones go to a spill block under a layout of their own.
    */
+  private layoutMemo = new Map<number, { bonus: number[]; spill?: number[] }>();
   private layoutFor(ino: Inode): { bonus: number[]; spill?: number[] } {
+    // the common case (no symlink target, no xattrs) depends only on the layout kind and the ACL size
+    if (ino.type !== 'symlink' && !this.xattrBlob(ino)) {
+      const key = (ino.type === 'chardev' || ino.type === 'blockdev' ? 1 : 0) + 2 * aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other').aces.length;
+      let hit = this.layoutMemo.get(key);
+      if (!hit) { hit = this.layoutForUncached(ino); this.layoutMemo.set(key, hit); }
+      return hit;
+    }
+    return this.layoutForUncached(ino);
+  }
+  private layoutForUncached(ino: Inode): { bonus: number[]; spill?: number[] } {
     const { attrs, sizes } = this.saAttrs(ino);
     const fake = new Map([...sizes].map(([k, n]) => [k, new Uint8Array(n)]));
     if (saSize(attrs, fake) <= 320) return { bonus: attrs };

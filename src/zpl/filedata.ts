@@ -38,7 +38,7 @@ export class FileDataWriter {
   readonly blksz: number;
   private readonly nblocks: number;
   private readonly w: ObjectWriter;
-  private buf: Uint8Array;
+  private buf: Uint8Array | undefined;
   private fillLen = 0;
   private received = 0;
   private readonly start: number;
@@ -50,7 +50,6 @@ export class FileDataWriter {
     this.nblocks = size === 0 ? 0 : Math.ceil(size / this.blksz);
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, new Uint8Array(0), 1);
     this.w = new ObjectWriter(zio, dn, levelsFor(this.nblocks, 1), comp);
-    this.buf = new Uint8Array(this.blksz);
   }
 
   /** Feed the next bytes of the file (any chunking). */
@@ -59,6 +58,13 @@ export class FileDataWriter {
     this.received += chunk.length;
     let off = 0;
     while (off < chunk.length) {
+      if (this.fillLen === 0 && chunk.length - off >= this.blksz) {
+        // a whole record in the caller's chunk: no copy
+        this.pushBlock(chunk.subarray(off, off + this.blksz));
+        off += this.blksz;
+        continue;
+      }
+      this.buf ??= new Uint8Array(this.blksz);
       const n = Math.min(this.blksz - this.fillLen, chunk.length - off);
       this.buf.set(chunk.subarray(off, off + n), this.fillLen);
       this.fillLen += n;
@@ -106,7 +112,7 @@ export class FileDataWriter {
   }
 
   private flushBlock(): void {
-    this.pushBlock(this.buf);
+    this.pushBlock(this.buf!);
     this.fillLen = 0;
   }
 
@@ -117,7 +123,7 @@ export class FileDataWriter {
   end(): FileData {
     if (this.received !== this.size) throw new Error(`got ${this.received} of ${this.size} bytes`);
     if (this.fillLen > 0) {
-      this.buf.fill(0, this.fillLen);
+      this.buf!.fill(0, this.fillLen);
       this.flushBlock();
     }
     this.flushPending();
