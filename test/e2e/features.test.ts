@@ -1,5 +1,6 @@
 // Issue 5, "Done when": feature sets, lz4, holes and embedded blocks, judged
 // by zdb, GRUB and the OpenZFS kernel.
+import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -41,7 +42,17 @@ function mixedTree(dir: string): void {
   sparse(join(dir, 'sparse'), 8 * MIB + 5);
   writeFileSync(join(dir, 'tiny'), 'hi\n');
   writeFileSync(join(dir, 'small.conf'), 'key=value\n'.repeat(9));
+  // xattrs: small ones stay in the bonus, a 3000-byte one forces a spill block
+  setfattr(join(dir, 'small.conf'), 'user.note', 'hello');
+  setfattr(join(dir, 'doc'), 'user.dir', 'on a directory');
+  setfattr(join(dir, 'random.bin'), 'user.big', `0x${Buffer.from(new Prng('xa').bytes(3000)).toString('hex')}`);
+  setfattr(join(dir, 'random.bin'), 'trusted.second', 'x');
   stampTimes(dir);
+}
+
+function setfattr(path: string, name: string, value: string): void {
+  const r = spawnSync('setfattr', ['-n', name, '-v', value, path]);
+  if (r.status !== 0) throw new Error(`setfattr is needed (apt-get install attr): ${r.stderr}`);
 }
 
 const SETS = ['legacy', 'grub2-2.06', 'openzfs-2.1-freebsd', 'openzfs-2.2'];
@@ -67,9 +78,11 @@ describe.each(SETS)('compatibility=%s', (set) => {
       { name: 'x-features', command: 'zpool get -H -o property,value all "$POOL" | grep feature@' },
       { name: 'x-ratio', command: 'zfs get -H -p -o value compressratio "$POOL"' },
       { name: 'x-upgrade', command: 'zpool upgrade "$POOL" && zpool status -x "$POOL"' },
-    ]);
+    ], { extraArgs: ['--xattrs'] });
     expect(vm.result, vm.output).toMatch(/import=PASS scrub=PASS mount=PASS listing=PASS writetest=PASS export=PASS/);
-    expect(diffListings(await listingOf(stage), vm.listing)).toBe('');
+    const want = await listingOf(stage, { xattrs: true });
+    expect(want).toContain('user.big');
+    expect(diffListings(want, vm.listing)).toBe('');
     const feats = new Map(vm.sections.get('x-features')!.text.trim().split('\n').map((l) => l.split('\t') as [string, string]));
     if (set === 'legacy') {
       for (const [, v] of feats) expect(v).toBe('disabled');

@@ -213,12 +213,15 @@ export interface ListingFlags {
   /** Leave nlink out of directory lines (for host filesystems such as btrfs/overlayfs). */
   noDirNlink?: boolean;
   noSha256?: boolean;
+  /** List extended attributes too (check-image.sh --xattrs on the guest side). */
+  xattrs?: boolean;
 }
 
 export function listingArgs(flags: ListingFlags = {}): string[] {
   const a: string[] = [];
   if (flags.noDirNlink) a.push('--no-dir-nlink');
   if (flags.noSha256) a.push('--no-sha256');
+  if (flags.xattrs) a.push('--xattrs');
   return a;
 }
 

@@ -33,7 +33,7 @@ function sections(results: string): Map<string, { rc: number; text: string }> {
   return out;
 }
 
-export async function vmCheckWithSteps(image: string, steps: ExtraStep[], opts: { listingRoot?: string; timeoutSec?: number } = {}): Promise<ExtraVerdict> {
+export async function vmCheckWithSteps(image: string, steps: ExtraStep[], opts: { listingRoot?: string; timeoutSec?: number; extraArgs?: string[] } = {}): Promise<ExtraVerdict> {
   const outDir = mkdtempSync(join(tmpdir(), 'tsmakefs-vmx-'));
   mkdirSync(outDir, { recursive: true });
   const base = readFileSync(sharedTool('zfs-vm/guest/check.sh'), 'utf8');
@@ -53,6 +53,7 @@ export async function vmCheckWithSteps(image: string, steps: ExtraStep[], opts: 
   const timeout = opts.timeoutSec ?? 300;
   const args = [sharedTool('zfs-vm/check-image.sh'), image, '-q', '-o', join(outDir, 'out'), '--timeout', String(timeout)];
   if (opts.listingRoot) args.push('--listing-root', opts.listingRoot);
+  args.push(...(opts.extraArgs ?? []));
   const r = await run('bash', args, { timeoutMs: (timeout + 90) * 1000, env: { ...process.env, ZVM_EXTRA_JOB_FILE: job } });
   const read = (n: string) => { try { return readFileSync(join(outDir, 'out', n), 'utf8'); } catch { return ''; } };
   const results = read('results.txt');
