@@ -40,6 +40,17 @@ export interface ImageSummary {
   datasets: { name: string; mountpoint: string; objects: number; files: number; directories: number; dataBytes: number; used: number }[];
 }
 
+/** What makeImage reports while it runs (ImageOptions.onProgress). */
+export interface Progress {
+  phase: 'data' | 'metadata' | 'done';
+  /** Regular files whose data is in the image. */
+  files: number;
+  /** File data bytes read so far. */
+  bytes: number;
+  /** Bytes written to the image file so far (after compression, with metadata). */
+  written: number;
+}
+
 /** What a streaming input (tar) gets: a way to write file data as it arrives. */
 export interface InputContext {
   /**
@@ -101,13 +112,27 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       const m = byMount.find((x) => x.rel === '/' || p === x.rel || p.startsWith(`${x.rel}/`));
       return settings.get((m?.d ?? plan).name)!;
     };
+    // progress: counted here, reported at most every 100 ms (a UI concern only)
+    const progress: Progress = { phase: 'data', files: 0, bytes: 0, written: 0 };
+    let lastTick = 0;
+    const tick = (force = false) => {
+      if (!opts.onProgress) return;
+      const now = Date.now();
+      if (!force && now - lastTick < 100) return;
+      lastTick = now;
+      progress.written = image.bytesWritten;
+      opts.onProgress({ ...progress });
+    };
     let root: Inode;
     if (typeof source === 'function') {
       const ctx: InputContext = {
         beginFile(size, path) {
           const st = settingsFor(path);
           const w = new FileDataWriter(zio, size, st.recordsize, st.comp);
-          return { write: (c) => w.write(c), end: () => ({ kind: 'written', data: w.end() }) };
+          return {
+            write: (c) => { w.write(c); progress.bytes += c.length; tick(); },
+            end: () => { progress.files++; tick(); return { kind: 'written', data: w.end() }; },
+          };
         },
         discard(src) {
           if (src.kind === 'written') alloc.freeRange(src.data.extent.start, src.data.extent.end);
@@ -145,6 +170,8 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
         children: d.children.map(writeDataset),
       };
     };
+    progress.phase = 'metadata';
+    tick(true);
     const rootInput = writeDataset(plan);
     if (auto) {
       geo = fitGeometry(geo, alloc, opts);
@@ -165,6 +192,8 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     slot.set(ub);
     const labelCfg = packNvlist(labelConfig({ ...cfg, msArray: mos.msArray }, labelFeaturesForRead(features)));
     for (const off of labelOffsets(geo.psize)) image.write(off, buildLabel(off, labelCfg, slot, geo.ashift));
+    progress.phase = 'done';
+    tick(true);
     image.commit();
 
     return {

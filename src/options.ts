@@ -36,6 +36,8 @@ export interface ImageOptions {
   bootfs?: string;
   /** Compression worker threads (0: compress on the main thread); the image does not depend on it. */
   workers?: number;
+  /** Called with progress counters while the image is written (at most every 100 ms). */
+  onProgress?: (p: import('./image.js').Progress) => void;
   /** Print what was done (datasets, objects, bytes, space used). */
   verbose: boolean;
 }
