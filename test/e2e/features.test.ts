@@ -1,7 +1,8 @@
 // Issue 5, "Done when": feature sets, lz4, holes and embedded blocks, judged
 // by zdb, GRUB and the OpenZFS kernel.
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { buildImage, describeBuild, TmpArea } from '../helpers/build.js';
@@ -126,3 +127,18 @@ describe("makefs's compression scenario", () => {
     expect(z.ok, z.output).toBe(true);
   }, 300_000);
 });
+
+test('compression on worker threads: the image does not depend on the number of workers', async () => {
+  const stage = tmp.dir('workers');
+  mixedTree(stage);
+  const digests = new Set<string>();
+  for (const workers of ['0', '1', '3']) {
+    const img = join(tmp.dir(`workers-${workers}`), 'w.img');
+    const r = spawnSync(process.execPath, ['bin/tsmakefs', '-t', 'zfs', '-s', '256m', '-o', 'poolname=w', img, stage], {
+      env: { ...process.env, TSMAKEFS_WORKERS: workers }, encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    digests.add(createHash('sha256').update(readFileSync(img)).digest('hex'));
+  }
+  expect(digests.size).toBe(1);
+}, 300_000);
