@@ -56,7 +56,7 @@ function setfattr(path: string, name: string, value: string): void {
   if (r.status !== 0) throw new Error(`setfattr is needed (apt-get install attr): ${r.stderr}`);
 }
 
-const SETS = ['legacy', 'grub2-2.06', 'openzfs-2.1-freebsd', 'openzfs-2.2'];
+const SETS = ['legacy', 'grub2-2.06', 'openzfs-2.0-freebsd', 'openzfs-2.1-freebsd', 'openzfs-2.2'];
 
 describe.each(SETS)('compatibility=%s', (set) => {
   test('zdb, the kernel (features, upgrade, compressratio) and GRUB where it applies', async () => {
