@@ -135,7 +135,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
           };
         },
         discard(src) {
-          if (src.kind === 'written') alloc.freeRange(src.data.extent.start, src.data.extent.end);
+          if (src.kind === 'written') alloc.freeRange(src.data.start, src.data.end);
         },
       };
       root = await source(ctx);

@@ -136,3 +136,23 @@ export function decodeBp(buf: Uint8Array, off: number): BlkPtr {
     cksum: buf.slice(off + 96, off + 128),
   };
 }
+
+/** Block pointers kept for later (one per written file), 128 bytes each, in chunks that never move. */
+export class BpSlab {
+  private static readonly PER_CHUNK = 8192;
+  private chunks: Uint8Array[] = [];
+  private next = 0;
+
+  put(bp: BlkPtr): number {
+    const slot = this.next++;
+    const c = Math.floor(slot / BpSlab.PER_CHUNK);
+    if (c === this.chunks.length) this.chunks.push(new Uint8Array(BpSlab.PER_CHUNK * BP_SIZE));
+    encodeBp(bp, this.chunks[c]!, (slot % BpSlab.PER_CHUNK) * BP_SIZE);
+    return slot;
+  }
+
+  get(slot: number): BlkPtr {
+    return decodeBp(this.chunks[Math.floor(slot / BpSlab.PER_CHUNK)]!, (slot % BpSlab.PER_CHUNK) * BP_SIZE);
+  }
+}
+

@@ -8,7 +8,7 @@ import { Inode, NodeType, Timespec } from '../input/tree.js';
 import { buildZap, type ZapEntry } from '../zap/index.js';
 import { Dnode, newDnode, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
 import { writeObject } from '../dmu/object.js';
-import { FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
+import { fileAccount, FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
 import { fullMetaLevels, ObjsetWriter } from '../dmu/objset.js';
 import {
   DMU_OST_ZFS, DMU_OT_DIRECTORY_CONTENTS, DMU_OT_MASTER_NODE, DMU_OT_PLAIN_FILE_CONTENTS, DMU_OT_SA,
@@ -308,12 +308,12 @@ export class ZplWriter {
     const data = ino.source?.kind === 'written' ? ino.source.data : this.streamData(ino);
     if (data.size !== ino.size) throw new Error('file data does not match its size');
     this.dataBytes += ino.size;
-    if (pre) this.prewritten.add(data.acct);
+    if (pre) this.prewritten.add(fileAccount(data));
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, data.blksz, DMU_OT_SA, bonus, 1);
     dn.nlevels = data.nlevels;
     dn.maxblkid = data.maxblkid;
     dn.used = data.used;
-    dn.blkptr = [data.blkptr];
+    dn.blkptr = [this.zio.bpSlab.get(data.bpSlot)];
     return this.withSpill(dn, spill);
   }
 

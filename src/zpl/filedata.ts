@@ -3,7 +3,7 @@
 // any order (host files) are written when the writer reaches the file's
 // object; a tar stream writes each member's data in archive order, before the
 // tree is complete, and the dnode is assembled later from the FileData.
-import { BlkPtr } from '../zio/blkptr.js';
+
 import { SpaceAccount, ZioWriter } from '../zio/writer.js';
 import { newDnode } from '../dmu/dnode.js';
 import { levelsFor, ObjectWriter } from '../dmu/object.js';
@@ -13,17 +13,33 @@ import { isAllZero } from '../zio/compress.js';
 
 export const RECORDSIZE = 128 * 1024;
 
-/** Everything a file's dnode needs from its data. */
+/**
+ * Everything a file's dnode needs from its data. Kept flat (numbers, and the
+ * block pointer encoded in a shared slab): one lives per file until the
+ * dnodes are written, so its size is most of the per-entry memory.
+ */
 export interface FileData {
   size: number;
   blksz: number;
   nlevels: number;
   maxblkid: number;
   used: number;
-  blkptr: BlkPtr;
-  acct: SpaceAccount;
+  /** Where the top block pointer is encoded in the writer's BpSlab. */
+  bpSlot: number;
+  /** Space charged: allocated, physical and logical bytes. */
+  asize: number;
+  psize: number;
+  lsize: number;
   /** The allocator range the data was written into (bump allocation keeps it contiguous). */
-  extent: { start: number; end: number };
+  start: number;
+  end: number;
+}
+
+/** The space a file's data took, as an account to add to its dataset's. */
+export function fileAccount(d: FileData): SpaceAccount {
+  const a = new SpaceAccount();
+  a.asize = d.asize; a.psize = d.psize; a.lsize = d.lsize;
+  return a;
 }
 
 /**
@@ -128,10 +144,11 @@ export class FileDataWriter {
     }
     this.flushPending();
     const dn = this.w.finish();
+    const a = this.w.acct;
     return {
       size: this.size, blksz: this.blksz, nlevels: dn.nlevels, maxblkid: dn.maxblkid,
-      used: dn.used, blkptr: dn.blkptr[0]!, acct: this.w.acct,
-      extent: { start: this.start, end: this.zio.alloc.position },
+      used: dn.used, bpSlot: this.zio.bpSlab.put(dn.blkptr[0]!), asize: a.asize, psize: a.psize, lsize: a.lsize,
+      start: this.start, end: this.zio.alloc.position,
     };
   }
 }
