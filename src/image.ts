@@ -5,7 +5,7 @@ import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
 import { FileDataWriter, RECORDSIZE } from './zpl/filedata.js';
 import { ImageOptions } from './options.js';
 import { ImageFile } from './vdev/imagefile.js';
-import { SpaceAllocator, fmtSize } from './vdev/allocator.js';
+import { OutOfSpaceError, SpaceAllocator, fmtSize } from './vdev/allocator.js';
 import { defaultMsShift, SPA_MINDEVSIZE, VDEV_LABEL_END_SIZE, VDEV_LABEL_START_SIZE, vdevGeometry, type VdevGeometry } from './vdev/geometry.js';
 import { buildLabel, labelOffsets, uberblockSlotSize } from './vdev/label.js';
 import { labelConfig } from './vdev/config.js';
@@ -37,8 +37,27 @@ export interface ImageSummary {
   metaslabs: number;
   metaslabSize: number;
   allocated: number;
-  datasets: { name: string; mountpoint: string; objects: number; files: number; directories: number; dataBytes: number; used: number }[];
+  datasets: DatasetSummary[];
 }
+
+export interface DatasetSummary {
+  name: string;
+  mountpoint: string;
+  objects: number;
+  /** Inodes in the file system (files, directories, links, devices...; its root included). */
+  entries: number;
+  files: number;
+  directories: number;
+  dataBytes: number;
+  /** Allocated bytes (what `zfs list` shows as USED for the dataset alone). */
+  used: number;
+  /** Logical (uncompressed) and physical (compressed) size of its blocks: lsize / psize is the compression ratio. */
+  lsize: number;
+  psize: number;
+}
+
+/** Objects of a ZPL file system that are not inodes (master node, SA master, registry, layouts, delete queue). */
+const ZPL_SYSTEM_OBJECTS = 5;
 
 /** What makeImage reports while it runs (ImageOptions.onProgress). */
 export interface Progress {
@@ -82,6 +101,12 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
 
   const image = new ImageFile(opts.image, capacity);
   let closePool: (() => void) | undefined;
+  const progress: Progress = { phase: 'data', files: 0, bytes: 0, written: 0 };
+  // the image filling up while an input reader writes: kept, as the reader may wrap the error
+  let outOfSpace: OutOfSpaceError | undefined;
+  const full = <T>(f: () => T): T => {
+    try { return f(); } catch (err) { if (err instanceof OutOfSpaceError) outOfSpace = err; throw err; }
+  };
   try {
     const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, capacity);
     const zio = new ZioWriter(image, alloc, DATA_TXG);
@@ -113,7 +138,6 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       return settings.get((m?.d ?? plan).name)!;
     };
     // progress: counted here, reported at most every 100 ms (a UI concern only)
-    const progress: Progress = { phase: 'data', files: 0, bytes: 0, written: 0 };
     let lastTick = 0;
     const tick = (force = false) => {
       if (!opts.onProgress) return;
@@ -130,8 +154,8 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
           const st = settingsFor(path);
           const w = new FileDataWriter(zio, size, st.recordsize, st.comp);
           return {
-            write: (c) => { w.write(c); progress.bytes += c.length; tick(); },
-            end: () => { progress.files++; tick(); return { kind: 'written', data: w.end() }; },
+            write: (c) => { full(() => w.write(c)); progress.bytes += c.length; tick(); },
+            end: () => { progress.files++; tick(); return { kind: 'written', data: full(() => w.end()) }; },
           };
         },
         discard(src) {
@@ -155,7 +179,10 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       const w = new ZplWriter(zio, seed, d.name, d.root ?? newDir(0o755), st.recordsize, st.comp);
       w.xattrs = opts.xattrs;
       const zpl = w.write();
-      summaries.push({ name: d.name, mountpoint: d.mountpoint, objects: zpl.objects, files: zpl.files, directories: zpl.dirs, dataBytes: zpl.dataBytes, used: zpl.acct.asize });
+      summaries.push({
+        name: d.name, mountpoint: d.mountpoint, objects: zpl.objects, entries: zpl.objects - ZPL_SYSTEM_OBJECTS, files: zpl.files,
+        directories: zpl.dirs, dataBytes: zpl.dataBytes, used: zpl.acct.asize, lsize: zpl.acct.lsize, psize: zpl.acct.psize,
+      });
       const props = new Map(d.props);
       if (d === plan) {
         // without lz4 the default ("on") would mean lzjb, which tsmakefs does
@@ -209,6 +236,11 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     };
   } catch (e) {
     image.abort();
+    const oos = e instanceof OutOfSpaceError ? e : outOfSpace;
+    if (oos) {
+      oos.bytesRead = progress.bytes;
+      throw oos;
+    }
     throw e;
   } finally {
     closePool?.();

@@ -35,6 +35,8 @@ export interface BuildInvocation {
   sourceDateEpoch?: Timespec;
   /** -q: do not print warnings. */
   quiet: boolean;
+  /** --json: print the summary as one JSON object on stdout. */
+  json?: boolean;
   /** -F: mtree spec laid over the tree. */
   specFile?: string;
   /** -x: drop what the -F spec does not list. */
@@ -63,6 +65,7 @@ interface Raw {
   timestamp?: string;
   verbose?: boolean;
   quiet?: boolean;
+  json?: boolean;
   B?: string;
   O?: string;
   F?: string;
@@ -76,7 +79,7 @@ interface Raw {
 
 const USAGE =
   '[-t zfs] [-s size] [-M min] [-m max] [-T timestamp] [-o opt=val,...]... [-F specfile [-x]] [-N userdb-dir] [-D]\n' +
-  '                [--all-root] [--force-uid uid] [--force-gid gid] [-v] [-q]\n' +
+  '                [--all-root] [--force-uid uid] [--force-gid gid] [-v] [-q] [--json]\n' +
   '                image directory|tarball|manifest|- [directory ...]';
 
 const ENDIANS = new Set(['be', '4321', 'big', 'le', '1234', 'little']);
@@ -121,7 +124,8 @@ function program(sizes: Array<[SizeFlag, string]>, out: { text: string }): Comma
     .option('-T, --timestamp <epoch|file>', 'use this time (seconds, or a file\'s mtime) for every file')
     .option('-o, --option <opt=val,...>', 'zfs option(s), see below', (v: string, prev?: string[]) => [...(prev ?? []), v])
     .option('-v, --verbose', 'print a summary of the image')
-    .option('-q, --quiet', 'do not print warnings')
+    .option('-q, --quiet', 'do not print warnings (nor progress)')
+    .option('--json', 'print a summary of the image as one JSON object on stdout')
     .addOption(new Option('-B <endian>').hideHelp())
     .addOption(new Option('-O <offset>').hideHelp())
     .option('-F <specfile>', 'mtree spec applied over a directory or tarball input (makefs -F)')
@@ -206,6 +210,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
   if (raw.N !== undefined) inv.userDbDir = raw.N;
   if (raw.D !== undefined) inv.duplicates = raw.D;
   if (raw.allRoot === true) inv.allRoot = true;
+  if (raw.json === true) inv.json = true;
   if (raw.forceUid !== undefined) inv.forceUid = nonEmpty(raw.forceUid, '--force-uid');
   if (raw.forceGid !== undefined) inv.forceGid = nonEmpty(raw.forceGid, '--force-gid');
   return inv;

@@ -59,13 +59,14 @@ const BOOLEANS: Record<string, boolean> = {
   false: false, no: false, off: false, '0': false,
 };
 
-interface Item {
+/** One -o item: `key=value`, or a bare `key` (value undefined). */
+export interface FsItem {
   key: string;
   value: string | undefined; // undefined: no '=' at all
 }
 
-function splitItems(args: readonly string[]): Item[] {
-  const items: Item[] = [];
+function splitItems(args: readonly string[]): FsItem[] {
+  const items: FsItem[] = [];
   for (const arg of args) {
     for (const part of arg.split(',')) {
       if (part === '') throw new UserError(`-o '${arg}': empty option (stray comma?)`);
@@ -76,14 +77,14 @@ function splitItems(args: readonly string[]): Item[] {
   return items;
 }
 
-function required(item: Item): string {
+function required(item: FsItem): string {
   if (item.value === undefined || item.value === '') {
     throw new UserError(`-o ${item.key}: a value is required (${item.key}=...)`);
   }
   return item.value;
 }
 
-function parseBool(item: Item): boolean {
+function parseBool(item: FsItem): boolean {
   // A bare key switches the option on, as makefs's boolean options do.
   if (item.value === undefined) return true;
   const b = BOOLEANS[item.value.toLowerCase()];
@@ -93,7 +94,7 @@ function parseBool(item: Item): boolean {
   return b;
 }
 
-function parseAshift(item: Item): number {
+function parseAshift(item: FsItem): number {
   const v = required(item);
   const n = /^\d+$/.test(v) ? Number(v) : NaN;
   if (!(n >= MIN_ASHIFT && n <= MAX_ASHIFT)) {
@@ -102,7 +103,7 @@ function parseAshift(item: Item): number {
   return n;
 }
 
-function parseMsSize(item: Item): number {
+function parseMsSize(item: FsItem): number {
   const v = parseSize(required(item), '-o mssize');
   const b = BigInt(v);
   if (b === 0n || (b & (b - 1n)) !== 0n) {
@@ -116,7 +117,7 @@ function parseMsSize(item: Item): number {
   return v;
 }
 
-function parseGuid(item: Item): bigint {
+function parseGuid(item: FsItem): bigint {
   const v = required(item);
   if (!/^(0x[0-9a-f]+|\d+)$/i.test(v)) {
     throw new UserError(`-o poolguid: '${v}' is not a decimal or 0x-prefixed hexadecimal number`);
@@ -126,7 +127,7 @@ function parseGuid(item: Item): bigint {
   return g;
 }
 
-function parseRootPath(item: Item): string {
+function parseRootPath(item: FsItem): string {
   const v = required(item);
   if (!v.startsWith('/')) throw new UserError(`-o rootpath: '${v}' must be an absolute path`);
   // "/pool/" would otherwise yield mountpoints like "/pool//home".
@@ -135,6 +136,11 @@ function parseRootPath(item: Item): string {
 
 /** Interpret every -o argument, in command-line order. */
 export function parseFsOptions(args: readonly string[]): ZfsOptions {
+  return parseFsItems(splitItems(args));
+}
+
+/** Interpret -o items already split (the library API builds them from named options). */
+export function parseFsItems(items: readonly FsItem[]): ZfsOptions {
   let poolName: string | undefined;
   let rootPath: string | undefined;
   const o: Omit<ZfsOptions, 'poolName' | 'rootPath'> = {
@@ -147,7 +153,7 @@ export function parseFsOptions(args: readonly string[]): ZfsOptions {
     xattrs: true,
   };
   let preset: string | undefined;
-  for (const item of splitItems(args)) {
+  for (const item of items) {
     switch (item.key) {
       case 'poolname': poolName = required(item); break;
       case 'rootpath': rootPath = parseRootPath(item); break;

@@ -3,7 +3,7 @@
 // even for a bare --version), so quick answers come at Node start-up speed.
 
 import type { Readable } from 'node:stream';
-import { errnoCode, fsUserError, UserError } from '../util/errors.js';
+import { errnoCode, fsUserError, InterruptedError, UserError } from '../util/errors.js';
 import type { Inode } from '../input/tree.js';
 import type { ImageOptions } from '../options.js';
 import type { BuildInvocation } from './args.js';
@@ -14,6 +14,10 @@ export interface CliIO {
   stderr(text: string): void;
   /** Where "-" reads from; default process.stdin. */
   stdin?: Readable;
+  /** stderr is a terminal: a progress line is drawn there (not with -q, not when CI=true). */
+  stderrIsTTY?: boolean;
+  /** Terminal width, for the progress line. */
+  columns?: () => number | undefined;
 }
 
 /**
@@ -26,38 +30,19 @@ export type MakeImage = (root: Inode, opts: ImageOptions) => Promise<object>;
 const processIO: CliIO = {
   stdout: (t) => void process.stdout.write(t),
   stderr: (t) => void process.stderr.write(t),
+  stderrIsTTY: process.stderr.isTTY === true,
+  columns: () => process.stderr.columns,
 };
 
-/** Exit statuses: 0 done, 1 the user's problem (message says what), 2 ours. */
+/** Exit statuses: 0 done, 1 the user's problem (message says what), 2 ours; 130 and 143 interrupted by SIGINT and SIGTERM. */
 export const EXIT_OK = 0;
 export const EXIT_USER = 1;
 export const EXIT_INTERNAL = 2;
 
 async function build(inv: BuildInvocation, io: CliIO, writer: MakeImage | undefined): Promise<void> {
-  const { openInputs, treeInMemory } = await import('../input/pipeline.js');
-  const source = await openInputs({
-    inputs: inv.inputs,
-    policy: { stamp: inv.timestamp, sourceDateEpoch: inv.sourceDateEpoch },
-    userDbDir: inv.userDbDir,
-    duplicates: inv.duplicates ?? 0,
-    specFile: inv.specFile,
-    onlySpec: inv.onlySpec === true,
-    allRoot: inv.allRoot === true,
-    forceUid: inv.forceUid,
-    forceGid: inv.forceGid,
-    xattrs: inv.options.xattrs,
-    warn: (m) => {
-      if (!inv.quiet) io.stderr(`tsmakefs: warning: ${m}\n`);
-    },
-    stdin: io.stdin,
-  }, { prewrite: writer === undefined });
-  const summary = writer === undefined
-    ? await (await import('../image.js')).makeImage(source, inv.options)
-    : await writer(await treeInMemory(source), inv.options);
-  if (inv.options.verbose) {
-    const { formatSummary } = await import('./summary.js');
-    io.stdout(formatSummary(summary));
-  }
+  // progress, summary and signals: src/cli/build.ts
+  const { runCliBuild } = await import('./build.js');
+  await runCliBuild(inv, { ...io, isTTY: io.stderrIsTTY === true, signals: io === processIO }, writer);
 }
 
 /** Run tsmakefs with `argv` (without node and script); resolves to the exit status. */
@@ -90,6 +75,10 @@ function report(err: unknown, io: CliIO): number {
   const trace = (): void => {
     if (debug && err instanceof Error && err.stack !== undefined) io.stderr(`${err.stack}\n`);
   };
+  if (err instanceof InterruptedError) {
+    io.stderr(`tsmakefs: ${err.message}\n`);
+    return err.exitStatus;
+  }
   if (err instanceof UserError) {
     io.stderr(`tsmakefs: ${err.message}\n`);
     trace();

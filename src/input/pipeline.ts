@@ -86,8 +86,12 @@ async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
   return { kind, name: input, stream: createReadStream(input, { highWaterMark: 1 << 20 }) };
 }
 
-/** Check the inputs and options and return the tree source makeImage consumes. */
-export async function openInputs(plan: InputPlan, opts: { prewrite: boolean }): Promise<TreeSource> {
+/**
+ * Check the inputs and options and return the tree source makeImage consumes.
+ * `onTree` sees the finished tree just before its file data is written (a
+ * progress display takes the total of the file sizes from it).
+ */
+export async function openInputs(plan: InputPlan, opts: { prewrite: boolean; onTree?: (root: Inode) => void }): Promise<TreeSource> {
   if (plan.inputs.length === 0) throw new UserError('no input given');
   const [first, ...extras] = plan.inputs as [string, ...string[]];
   for (const x of extras) {
@@ -145,6 +149,7 @@ export async function openInputs(plan: InputPlan, opts: { prewrite: boolean }): 
     }
     forceOwners(root, override);
     clampTimes(root, plan.policy);
+    opts.onTree?.(root);
     if (opts.prewrite) prewriteData(root, ctx);
     return root;
   };

@@ -45,3 +45,16 @@ export function fsUserError(path: string, err: unknown): UserError {
   }
   return new UserError(`${path}: ${STRERROR[code] ?? code}`);
 }
+
+/** The build was stopped by SIGINT or SIGTERM; the CLI exits 128 + the signal's number. */
+export class InterruptedError extends Error {
+  override name = 'InterruptedError';
+  constructor(readonly signal: 'SIGINT' | 'SIGTERM') {
+    super(`interrupted by ${signal}; no image written`);
+  }
+
+  /** 130 for SIGINT, 143 for SIGTERM, as a shell reports a process killed by them. */
+  get exitStatus(): number {
+    return this.signal === 'SIGINT' ? 130 : 143;
+  }
+}

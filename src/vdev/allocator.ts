@@ -5,6 +5,22 @@
 // rather than a bitmap: a 1 TiB vdev at ashift 9 would need a 256 MiB bitmap.
 import { UserError } from '../util/errors.js';
 
+/**
+ * The image is full. Carries what a caller needs to suggest a size: the
+ * image size and the bytes allocated when it ran out; makeImage adds the
+ * file data bytes read by then, and buildImage (which may know the input's
+ * total) rewrites the message with an estimate of the size needed.
+ */
+export class OutOfSpaceError extends UserError {
+  override name = 'OutOfSpaceError';
+  /** File data bytes read from the input when the space ran out (set by makeImage). */
+  bytesRead?: number;
+
+  constructor(readonly imageSize: number, readonly allocated: number, readonly msSize: number) {
+    super(`image size ${fmtSize(imageSize)} is too small for the data (ran out of space after allocating ${fmtSize(allocated)}; use a larger -s, or leave out -s to size the image automatically)`);
+  }
+}
+
 export interface Extent { start: number; end: number } // bytes, relative to the allocatable area
 
 export class SpaceAllocator {
@@ -70,9 +86,7 @@ export class SpaceAllocator {
       start = ms * this.msSize;
     }
     if (ms >= this.msCount) {
-      throw new UserError(
-        `image size ${fmtSize(this.imageSize)} is too small for the data (ran out of space after allocating ${fmtSize(this.allocated)}; try a larger -s)`,
-      );
+      throw new OutOfSpaceError(this.imageSize, this.allocated, this.msSize);
     }
     this.cursor = start + asize;
     this.allocated += asize;

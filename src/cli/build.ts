@@ -1,0 +1,210 @@
+// The command line's build: runBuild (src/build.ts, the library's path too)
+// with a progress line, the summary (-v, --json), and SIGINT/SIGTERM.
+//
+// The writer is synchronous for long stretches (a directory's data is read
+// and written without ever yielding to the event loop), so a signal handler
+// on the thread that writes would only run once the image is finished. The
+// build therefore runs on a worker thread (build-worker.ts) while the main
+// thread draws progress and handles signals: on SIGINT or SIGTERM it stops
+// the worker, removes the temporary image and exits 130 or 143. Where the
+// worker's compiled module is not there (the sources run directly, as in the
+// unit tests) the build runs on the main thread and a signal, handled
+// between asynchronous steps, removes every open temporary image.
+
+import { existsSync, rmSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { BuildProgress, BuildSummary } from '../build.js';
+import type { InputPlan } from '../input/pipeline.js';
+import type { Inode } from '../input/tree.js';
+import type { ImageOptions } from '../options.js';
+import { errnoCode, InterruptedError, UserError } from '../util/errors.js';
+import type { BuildInvocation } from './args.js';
+import { ProgressLine, progressWanted } from './progress.js';
+import { formatSummary, formatSummaryJson } from './summary.js';
+
+export interface CliBuildIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  stdin?: Readable;
+  /** stderr is a terminal: draw progress there (unless -q or CI). */
+  isTTY: boolean;
+  columns?: () => number | undefined;
+  /** Handle SIGINT/SIGTERM (only for the real process, never in tests that call main()). */
+  signals: boolean;
+}
+
+/** A stand-in for the writer (tests): gets the finished tree, file data in memory. */
+export type StandInWriter = (root: Inode, opts: ImageOptions) => Promise<object>;
+
+/** BuildInvocation -> the input pipeline's plan. */
+export function invocationPlan(inv: BuildInvocation, warn: (m: string) => void, stdin?: Readable): InputPlan {
+  return {
+    inputs: inv.inputs,
+    policy: { stamp: inv.timestamp, sourceDateEpoch: inv.sourceDateEpoch },
+    userDbDir: inv.userDbDir,
+    duplicates: inv.duplicates ?? 0,
+    specFile: inv.specFile,
+    onlySpec: inv.onlySpec === true,
+    allRoot: inv.allRoot === true,
+    forceUid: inv.forceUid,
+    forceGid: inv.forceGid,
+    xattrs: inv.options.xattrs,
+    warn,
+    stdin,
+  };
+}
+
+// ---------------------------------------------------------------- worker protocol
+
+export type WorkerRequest = { inv: BuildInvocation; progress: boolean };
+
+export type WorkerMessage =
+  | { t: 'warn'; m: string }
+  | { t: 'progress'; p: BuildProgress }
+  | { t: 'done'; result: BuildSummary }
+  | { t: 'error'; e: WireError };
+
+/** An error crossing from the worker: what main.ts's report() needs to word it. */
+export interface WireError {
+  kind: 'user' | 'errno' | 'internal';
+  message: string;
+  stack?: string;
+  code?: string;
+  syscall?: string;
+  path?: string;
+}
+
+export function toWire(e: unknown): WireError {
+  if (e instanceof UserError) return { kind: 'user', message: e.message, stack: e.stack };
+  const err = e instanceof Error ? e : new Error(String(e));
+  if (errnoCode(e) !== undefined) {
+    const x = e as { code: string; syscall: string; path?: unknown };
+    return {
+      kind: 'errno', message: err.message, stack: err.stack, code: x.code, syscall: x.syscall,
+      path: typeof x.path === 'string' ? x.path : undefined,
+    };
+  }
+  return { kind: 'internal', message: err.message, stack: err.stack };
+}
+
+export function fromWire(w: WireError): Error {
+  const e = w.kind === 'user' ? new UserError(w.message) : new Error(w.message);
+  if (w.stack !== undefined) e.stack = w.stack;
+  if (w.kind === 'errno') Object.assign(e, { code: w.code, syscall: w.syscall, ...(w.path !== undefined ? { path: w.path } : {}) });
+  return e;
+}
+
+const WORKER_URL = new URL('./build-worker.js', import.meta.url);
+
+function workerAvailable(): boolean {
+  return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
+}
+
+// ---------------------------------------------------------------- the build
+
+/** Run a build as the command line does; prints warnings, progress and the summary. */
+export async function runCliBuild(inv: BuildInvocation, io: CliBuildIO, writer?: StandInWriter): Promise<void> {
+  const progress = progressWanted({ isTTY: io.isTTY, quiet: inv.quiet, env: process.env })
+    ? new ProgressLine(io.stderr, { columns: io.columns })
+    : undefined;
+  const warn = (m: string): void => {
+    if (inv.quiet) return;
+    progress?.clear();
+    io.stderr(`tsmakefs: warning: ${m}\n`);
+  };
+  let summary: object;
+  try {
+    if (writer !== undefined) {
+      const { openInputs, treeInMemory } = await import('../input/pipeline.js');
+      const source = await openInputs(invocationPlan(inv, warn, io.stdin), { prewrite: false });
+      summary = await writer(await treeInMemory(source), inv.options);
+    } else if (workerAvailable()) {
+      summary = await inWorker(inv, io, warn, progress);
+    } else {
+      summary = await inProcess(inv, io, warn, progress);
+    }
+  } finally {
+    progress?.done();
+  }
+  if (inv.json === true) io.stdout(formatSummaryJson(summary));
+  else if (inv.options.verbose) io.stdout(formatSummary(summary));
+}
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+
+async function inProcess(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) => void, progress: ProgressLine | undefined): Promise<BuildSummary> {
+  const { runBuild } = await import('../build.js');
+  const { abortOpenImageFiles } = await import('../vdev/imagefile.js');
+  const onSignal = (sig: 'SIGINT' | 'SIGTERM'): void => {
+    abortOpenImageFiles();
+    progress?.done();
+    const e = new InterruptedError(sig);
+    io.stderr(`tsmakefs: ${e.message}\n`);
+    process.exit(e.exitStatus);
+  };
+  if (io.signals) for (const s of SIGNALS) process.on(s, onSignal);
+  try {
+    return await runBuild(invocationPlan(inv, warn, io.stdin), inv.options, {
+      onProgress: progress ? (p) => progress.update(p) : undefined,
+    });
+  } finally {
+    if (io.signals) for (const s of SIGNALS) process.off(s, onSignal);
+  }
+}
+
+async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) => void, progress: ProgressLine | undefined): Promise<BuildSummary> {
+  const { tmpPathFor } = await import('../vdev/imagefile.js');
+  const usesStdin = inv.inputs.includes('-');
+  const request: WorkerRequest = { inv, progress: progress !== undefined };
+  const worker = new Worker(WORKER_URL, { workerData: request, stdin: usesStdin });
+  const stdin = usesStdin ? (io.stdin ?? process.stdin) : undefined;
+  if (stdin) stdin.pipe(worker.stdin!);
+  progress?.startTimer();
+  let onSignal: ((sig: 'SIGINT' | 'SIGTERM') => void) | undefined;
+  try {
+    return await new Promise<BuildSummary>((resolve, reject) => {
+      let settled = false;
+      const settle = (f: () => void): void => {
+        if (settled) return;
+        settled = true;
+        f();
+      };
+      worker.on('message', (m: WorkerMessage) => {
+        switch (m.t) {
+          case 'warn': warn(m.m); break;
+          case 'progress': progress?.update(m.p); break;
+          case 'done': settle(() => resolve(m.result)); break;
+          case 'error': settle(() => reject(fromWire(m.e))); break;
+        }
+      });
+      worker.on('error', (e) => settle(() => reject(e)));
+      worker.on('exit', (code) => settle(() => reject(new Error(`the build thread stopped unexpectedly (exit code ${code})`))));
+      if (io.signals) {
+        let interrupted: InterruptedError | undefined;
+        onSignal = (sig) => {
+          if (interrupted !== undefined) {
+            // a second signal: do not wait for the worker to stop
+            rmSync(tmpPathFor(inv.options.image), { force: true });
+            process.exit(interrupted.exitStatus);
+          }
+          interrupted = new InterruptedError(sig);
+          const e = interrupted;
+          settle(() => reject(e));
+        };
+        for (const s of SIGNALS) process.on(s, onSignal);
+      }
+    });
+  } finally {
+    if (onSignal) for (const s of SIGNALS) process.off(s, onSignal);
+    if (stdin) {
+      stdin.unpipe(worker.stdin!);
+      if (stdin === process.stdin) process.stdin.destroy();
+    }
+    // stops a worker still writing (interrupted, or it failed in a way it could not report)
+    await worker.terminate();
+    // gone after a commit (renamed) or the worker's own clean-up; left when it was stopped
+    rmSync(tmpPathFor(inv.options.image), { force: true });
+  }
+}
