@@ -4,6 +4,8 @@
 // done, then places the results in block order. A block's compressed bytes
 // depend only on the block, so the image is the same whatever the number of
 // workers (0 means compress on the calling thread).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { compressBlock } from './compress.js';
 
@@ -19,13 +21,26 @@ interface Slot {
   output: Uint8Array;
 }
 
+/** The worker script next to this module (absent when the sources run untranspiled, e.g. under a test runner). */
+export function workerScript(): URL | null {
+  const url = new URL('./compress-worker.js', import.meta.url);
+  return existsSync(fileURLToPath(url)) ? url : null;
+}
+
 export class CompressPool {
   private slots: Slot[] = [];
+  private failure: Error | null = null;
+  readonly workers: number;
 
-  constructor(readonly workers: number) {
-    for (let i = 0; i < workers; i++) {
+  constructor(workers: number) {
+    const script = workerScript();
+    this.workers = script ? workers : 0;
+    for (let i = 0; i < this.workers; i++) {
       const sab = new SharedArrayBuffer(16 + SLOT_BYTES + OUT_BYTES);
-      const worker = new Worker(new URL('./compress-worker.js', import.meta.url), { workerData: { sab } });
+      const worker = new Worker(script!, { workerData: { sab } });
+      // a worker that dies would leave the writer waiting: remember why
+      worker.on('error', (e) => { this.failure = e; });
+      worker.on('exit', (code) => { if (code !== 0 && this.slots.length > 0) this.failure ??= new Error(`compression worker exited with ${code}`); });
       worker.unref();
       this.slots.push({
         worker,
@@ -58,7 +73,10 @@ export class CompressPool {
       });
       group.forEach((_, k) => {
         const s = this.slots[k]!;
-        while (Atomics.load(s.ctrl, 0) === WORK) Atomics.wait(s.ctrl, 0, WORK);
+        while (Atomics.load(s.ctrl, 0) === WORK) {
+          Atomics.wait(s.ctrl, 0, WORK, 1000);
+          if (this.failure) throw this.failure;
+        }
         const n = s.ctrl[2]!;
         out.push(n < 0 ? null : s.output.slice(0, n));
         Atomics.store(s.ctrl, 0, IDLE);
@@ -68,12 +86,13 @@ export class CompressPool {
   }
 
   close(): void {
-    for (const s of this.slots) {
+    const slots = this.slots;
+    this.slots = [];
+    for (const s of slots) {
       Atomics.store(s.ctrl, 0, QUIT);
       Atomics.notify(s.ctrl, 0);
       void s.worker.terminate();
     }
-    this.slots = [];
   }
 }
 

@@ -111,7 +111,8 @@ export class FileDataWriter {
       else this.w.push(block);
       return;
     }
-    this.pending.push(zero ? null : block.slice());
+    // a real copy: callers hand in views of buffers they reuse (Buffer#slice would not copy)
+    this.pending.push(zero ? null : Uint8Array.prototype.slice.call(block));
     if (this.pending.length >= pool.batch * 4) this.flushPending();
   }
 
