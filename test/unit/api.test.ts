@@ -1,0 +1,227 @@
+// The library API (src/index.ts): buildImage from a temporary directory,
+// judged by our own reader (verifyImage against the same directory); the
+// summary, progress and errors it reports; the building blocks it exports;
+// and the package's "exports" entry, imported by name from the compiled dist/.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync, linkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import * as api from '../../src/index.js';
+import {
+  buildImage, makeImage, openInputs, openPool, treeTotals, UserError, verifyImage, walkDirectories,
+  type BuildProgress, type BuildSummary, type ImageOptions, type ImageSummary, type Inode, type InputPlan, type Progress,
+} from '../../src/index.js';
+import { REPO_ROOT } from '../helpers/proc.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'tsmakefs-api-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const stage = join(tmp, 'stage');
+const T = 1_700_000_000;
+// compression on the calling thread: the worker module exists only compiled
+const WORKERS = 0;
+
+beforeAll(() => {
+  mkdirSync(join(stage, 'etc'), { recursive: true });
+  mkdirSync(join(stage, 'home', 'user'), { recursive: true });
+  writeFileSync(join(stage, 'etc', 'rc.conf'), 'hostname="api"\n');
+  writeFileSync(join(stage, 'home', 'user', 'notes.txt'), 'the quick brown fox\n'.repeat(20_000)); // 400 kB, compresses well
+  writeFileSync(join(stage, 'random'), Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 2654435761) >>> 24)));
+  linkSync(join(stage, 'etc', 'rc.conf'), join(stage, 'etc', 'rc.conf.link'));
+  symlinkSync('etc/rc.conf', join(stage, 'rc'));
+});
+
+function outDir(name: string): string {
+  const d = join(tmp, name);
+  mkdirSync(d);
+  return d;
+}
+
+describe('buildImage', () => {
+  let summary: BuildSummary;
+  let image: string;
+  const progress: BuildProgress[] = [];
+
+  beforeAll(async () => {
+    image = join(outDir('one'), 'api.img');
+    summary = await buildImage({
+      image, inputs: [stage], poolName: 'apipool', size: '128m', timestamp: T, workers: WORKERS,
+      datasets: ['apipool/home;compression=lz4'],
+      onProgress: (p) => progress.push(p),
+    });
+  });
+
+  test('writes an image our reader verifies against the input', async () => {
+    const r = await verifyImage(image, { againstDir: stage, timestamp: { sec: T, nsec: 0 } });
+    expect(r.problems).toEqual([]);
+    expect(r.differences).toEqual([]);
+    const pool = openPool(image);
+    try {
+      expect(pool.poolName).toBe('apipool');
+    } finally {
+      pool.close();
+    }
+  });
+
+  test('reports the pool, each dataset and the inputs', () => {
+    expect(summary.poolName).toBe('apipool');
+    expect(summary.imageSize).toBe(128 * 2 ** 20);
+    expect(summary.datasets.map((d) => [d.name, d.mountpoint])).toEqual([['apipool', '/apipool'], ['apipool/home', '/apipool/home']]);
+    const [root, home] = summary.datasets;
+    // root: /, etc, etc/rc.conf (two names), random, rc, and home's mountpoint directory
+    expect(root!.entries).toBe(6);
+    expect(root!.files).toBe(2);
+    // home: its root, user, notes.txt
+    expect(home!.entries).toBe(3);
+    expect(home!.files).toBe(1);
+    expect(home!.dataBytes).toBe(400_000);
+    expect(home!.lsize).toBeGreaterThan(home!.psize * 4); // text compresses
+    expect(summary.input).toEqual({ entries: 9, files: 3, bytes: 15 + 400_000 + 300_000 });
+    expect(summary.allocated).toBeGreaterThan(300_000);
+    expect(summary.allocated).toBeLessThan(summary.vdevAsize);
+    expect(summary.elapsedMs).toBeGreaterThan(0);
+  });
+
+  test('reports progress: the scan, the totals, then data and metadata', () => {
+    expect(progress[0]).toEqual({ phase: 'scan', files: 0, bytes: 0, written: 0 });
+    const withTotal = progress.filter((p) => p.total !== undefined);
+    expect(withTotal.length).toBeGreaterThan(0);
+    expect(withTotal[0]!.total).toEqual(summary.input);
+    expect(withTotal[0]!.bytes).toBe(0); // known before any data is read
+    const phases = [...new Set(progress.map((p) => p.phase))];
+    expect(phases).toEqual(['scan', 'data', 'metadata', 'done']);
+    const last = progress.at(-1)!;
+    expect(last).toMatchObject({ phase: 'done', files: 3, bytes: 700_015 });
+    expect(last.written).toBeGreaterThan(0);
+  });
+
+  test('the same options give the same bytes as the command line (one path)', async () => {
+    const { main } = await import('../../src/cli/main.js');
+    const cli = join(outDir('cli'), 'cli.img');
+    let err = '';
+    const saved = process.env.TSMAKEFS_WORKERS;
+    process.env.TSMAKEFS_WORKERS = String(WORKERS);
+    try {
+      const status = await main(
+        ['-o', 'poolname=apipool', '-o', 'fs=apipool/home;compression=lz4', '-s', '128m', '-T', String(T), cli, stage],
+        { stdout: () => {}, stderr: (t) => { err += t; } },
+      );
+      expect(status, err).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.TSMAKEFS_WORKERS;
+      else process.env.TSMAKEFS_WORKERS = saved;
+    }
+    const { readFileSync } = await import('node:fs');
+    expect(Buffer.compare(readFileSync(cli), readFileSync(image))).toBe(0);
+  });
+
+  test('auto-sizes without a size', async () => {
+    const img = join(outDir('auto'), 'auto.img');
+    const s = await buildImage({ image: img, inputs: [stage], poolName: 'auto', workers: WORKERS, freePercent: 20 });
+    expect(s.imageSize).toBeGreaterThanOrEqual(64 * 2 ** 20);
+    expect(s.imageSize).toBeLessThan(256 * 2 ** 20);
+    expect((await verifyImage(img)).problems).toEqual([]);
+  });
+
+  test('the freebsd preset and a Date as the timestamp', async () => {
+    const img = join(outDir('preset'), 'preset.img');
+    const s = await buildImage({
+      image: img, inputs: [stage], poolName: 'zroot', preset: 'freebsd', size: 256 * 2 ** 20, workers: WORKERS,
+      timestamp: new Date(T * 1000), datasets: ['zroot/var/log;quota=1g'],
+    });
+    expect(s.datasets.map((d) => d.name)).toContain('zroot/ROOT/default');
+    const r = await verifyImage(img, { againstDir: stage, timestamp: { sec: T, nsec: 0 } });
+    expect(r.problems).toEqual([]);
+  });
+});
+
+describe('buildImage errors', () => {
+  const cases: Array<[string, Partial<api.BuildOptions>, RegExp]> = [
+    ['an invalid pool name', { poolName: '9lives' }, /^-o poolname: /],
+    ['a dataset outside the pool', { datasets: ['other/x'] }, /dataset 'other\/x' must be a child of 'tank'/],
+    ['a bad property value', { datasets: ['tank;atime=maybe'] }, /atime/],
+    ['a bad ashift', { ashift: 99 }, /ashift/],
+    ['a size that is not one', { size: 'huge' }, /^size: invalid size 'huge'/],
+    ['a size below the minimum', { size: '1m' }, /below the minimum of 64 MiB/],
+    ['no input', { inputs: [] }, /^no input given$/],
+    ['a missing input', { inputs: [join(tmp, 'nope')] }, /nope: No such file or directory$/],
+  ];
+  for (const [name, o, message] of cases) {
+    test(`${name}: a UserError, and no file left`, async () => {
+      const out = outDir(`err-${name.replace(/\W+/g, '-')}`);
+      const err = await buildImage({ image: join(out, 'x.img'), inputs: [stage], poolName: 'tank', size: '64m', workers: WORKERS, ...o })
+        .then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).not.toContain('\n');
+      expect(readdirSync(out)).toEqual([]);
+    });
+  }
+
+  test('an image too small says the size it needs', async () => {
+    const big = join(tmp, 'big');
+    mkdirSync(big);
+    // 80 MiB that lz4 cannot shrink
+    let x = 12345;
+    const buf = Buffer.alloc(80 * 2 ** 20);
+    for (let i = 0; i < buf.length; i += 4) { x ^= x << 13; x ^= x >>> 17; x ^= x << 5; buf.writeInt32LE(x | 0, i); }
+    writeFileSync(join(big, 'noise'), buf);
+    const out = outDir('small');
+    const err = await buildImage({ image: join(out, 'x.img'), inputs: [big], poolName: 'tank', size: '64m', workers: WORKERS })
+      .then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    const m = /^image size 64 MiB is too small for the data: it needs about (\d+) MiB .*; use -s (\d+)m, or leave out -s/.exec((err as Error).message);
+    expect(m, (err as Error).message).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(84);
+    expect(Number(m![2])).toBeGreaterThanOrEqual(Number(m![1]));
+    expect(readdirSync(out)).toEqual([]);
+    const ok = await buildImage({ image: join(out, 'x.img'), inputs: [big], poolName: 'tank', size: `${m![2]}m`, workers: WORKERS });
+    expect(ok.datasets[0]!.dataBytes).toBe(buf.length);
+  });
+});
+
+describe('the building blocks', () => {
+  test('walkDirectories + makeImage, and openInputs + makeImage', async () => {
+    const tree: Inode = walkDirectories([stage], { timestamp: { sec: T, nsec: 0 } });
+    expect(treeTotals(tree)).toEqual({ entries: 9, files: 3, bytes: 700_015 });
+    const opts = (image: string): ImageOptions => ({
+      ...api.imageOptionsOf({ image, inputs: [], poolName: 'blocks', size: '64m' }), workers: WORKERS,
+    });
+    const a = join(outDir('blocks-a'), 'a.img');
+    const s1: ImageSummary = await makeImage(tree, opts(a));
+    expect(s1.datasets[0]!.files).toBe(3);
+    const plan: InputPlan = api.inputPlanOf({ image: '', inputs: [stage], poolName: 'blocks', timestamp: T });
+    const b = join(outDir('blocks-b'), 'b.img');
+    const seen: Progress[] = [];
+    await makeImage(await openInputs(plan, { prewrite: true }), { ...opts(b), onProgress: (p) => seen.push(p) });
+    expect(seen.at(-1)?.phase).toBe('done');
+    for (const img of [a, b]) expect((await verifyImage(img, { againstDir: stage, timestamp: { sec: T, nsec: 0 } })).problems).toEqual([]);
+  });
+
+  test('index.ts exports the API the README documents', () => {
+    for (const name of [
+      'buildImage', 'makeImage', 'openInputs', 'walkDirectories', 'verifyImage', 'openPool', 'treeTotals',
+      'UserError', 'InterruptedError', 'abortOpenImageFiles', 'parseSize',
+    ]) {
+      expect(typeof (api as Record<string, unknown>)[name], name).toBe('function');
+    }
+  });
+});
+
+describe('the package entry point', () => {
+  test('`import ... from "tsmakefs"` resolves to the compiled library through "exports"', () => {
+    expect(existsSync(join(REPO_ROOT, 'dist', 'index.js')), 'dist/ is missing: `npm run build` compiles it').toBe(true);
+    const img = join(outDir('pkg'), 'pkg.img');
+    const script = `
+      import { buildImage, verifyImage } from 'tsmakefs';
+      const s = await buildImage({ image: ${JSON.stringify(img)}, inputs: [${JSON.stringify(stage)}], poolName: 'pkg', size: '64m' });
+      const v = await verifyImage(s.image);
+      console.log(JSON.stringify({ pool: s.poolName, problems: v.problems.length }));
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ pool: 'pkg', problems: 0 });
+  });
+});
