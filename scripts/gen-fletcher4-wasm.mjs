@@ -24,6 +24,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, resolve } from 'node:path';
+import { assembleModule, moduleWat } from './wasm-asm.mjs';
 
 const OUTPUT = resolve(dirname(fileURLToPath(import.meta.url)), '../src/zio/fletcher4-wasm.ts');
 
@@ -274,197 +275,14 @@ export const MODULES = {
 // ---------------------------------------------------------------------------
 // The assembler: flat WAT instructions -> binary, for this subset only.
 
-const VALTYPE = { i32: 0x7f, i64: 0x7e, v128: 0x7b };
+// The assembler is shared with the LZ4 kernel: scripts/wasm-asm.mjs.
 
-// name -> [opcode bytes, immediate kind, natural alignment log2 for memargs]
-const SIMD = 0xfd;
-const OPS = {
-  block: [[0x02], 'blocktype'],
-  loop: [[0x03], 'blocktype'],
-  if: [[0x04], 'blocktype'],
-  else: [[0x05]],
-  end: [[0x0b]],
-  br: [[0x0c], 'u32'],
-  br_if: [[0x0d], 'u32'],
-  'local.get': [[0x20], 'local'],
-  'local.set': [[0x21], 'local'],
-  'local.tee': [[0x22], 'local'],
-  'i64.load32_u': [[0x35], 'memarg', 2],
-  'i64.store': [[0x37], 'memarg', 3],
-  'i32.const': [[0x41], 'i32'],
-  'i64.const': [[0x42], 'i64'],
-  'i32.ge_u': [[0x4f]],
-  'i32.lt_u': [[0x49]],
-  'i32.add': [[0x6a]],
-  'i32.and': [[0x71]],
-  'i64.add': [[0x7c]],
-  'i64.sub': [[0x7d]],
-  'v128.load32x2_u': [[SIMD, ...uleb(6)], 'memarg', 3],
-  'v128.const': [[SIMD, ...uleb(12)], 'v128'],
-  'i64x2.extract_lane': [[SIMD, ...uleb(29)], 'lane'],
-  'i64x2.shl': [[SIMD, ...uleb(203)]],
-  'i64x2.add': [[SIMD, ...uleb(206)]],
-  'i64x2.sub': [[SIMD, ...uleb(209)]],
-  'i64x2.mul': [[SIMD, ...uleb(213)]],
-};
-
-function uleb(v) {
-  let x = BigInt(v);
-  if (x < 0n) throw new RangeError(`uleb of negative ${v}`);
-  const out = [];
-  do {
-    let byte = Number(x & 0x7fn);
-    x >>= 7n;
-    if (x !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (x !== 0n);
-  return out;
-}
-
-function sleb(v) {
-  let x = BigInt(v);
-  const out = [];
-  for (;;) {
-    const byte = Number(x & 0x7fn);
-    x >>= 7n; // arithmetic shift on BigInt keeps the sign
-    const done = (x === 0n && (byte & 0x40) === 0) || (x === -1n && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-function name(s) {
-  const b = [...new TextEncoder().encode(s)];
-  return [...uleb(b.length), ...b];
-}
-
-function vec(items) {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function section(id, payload) {
-  return [id, ...uleb(payload.length), ...payload];
-}
-
-function u64le(v) {
-  const x = BigInt.asUintN(64, BigInt(v));
-  return Array.from({ length: 8 }, (_, i) => Number((x >> BigInt(8 * i)) & 0xffn));
-}
-
-/** Encode a flat instruction sequence; locals by $name, branch labels by depth. */
-function assembleBody(text, localIndex) {
-  const tokens = text
-    .split('\n')
-    .map((line) => line.replace(/;;.*$/, ''))
-    .join(' ')
-    .split(/\s+/)
-    .filter(Boolean);
-  const out = [];
-  let depth = 0;
-  for (let i = 0; i < tokens.length; ) {
-    const op = tokens[i++];
-    const def = OPS[op];
-    if (!def) throw new Error(`unsupported instruction ${op}`);
-    const [code, imm, naturalAlign] = def;
-    out.push(...code);
-    switch (imm) {
-      case undefined:
-        break;
-      case 'blocktype':
-        out.push(0x40); // no params, no results
-        depth++;
-        break;
-      case 'u32':
-        out.push(...uleb(Number(tokens[i++])));
-        break;
-      case 'lane':
-        out.push(Number(tokens[i++]));
-        break;
-      case 'local': {
-        const idx = localIndex.get(tokens[i++]);
-        if (idx === undefined) throw new Error(`unknown local ${tokens[i - 1]}`);
-        out.push(...uleb(idx));
-        break;
-      }
-      case 'i32':
-      case 'i64':
-        out.push(...sleb(tokens[i++]));
-        break;
-      case 'v128': {
-        if (tokens[i++] !== 'i64x2') throw new Error('v128.const: only the i64x2 shape is supported');
-        out.push(...u64le(tokens[i++]), ...u64le(tokens[i++]));
-        break;
-      }
-      case 'memarg': {
-        let offset = 0;
-        let align = naturalAlign;
-        while (i < tokens.length && /^(offset|align)=/.test(tokens[i])) {
-          const [k, v] = tokens[i++].split('=');
-          if (k === 'offset') offset = Number(v);
-          else align = Math.log2(Number(v));
-        }
-        out.push(...uleb(align), ...uleb(offset));
-        break;
-      }
-      default:
-        throw new Error(`bad immediate kind ${imm}`);
-    }
-    if (op === 'end') depth--;
-  }
-  if (depth !== 0) throw new Error(`unbalanced block/end (depth ${depth})`);
-  out.push(0x0b); // function body end
-  return out;
-}
-
-function assembleModule({ memory, func }) {
-  const localIndex = new Map([...func.params, ...func.locals].map(([n], i) => [n, i]));
-  const funcType = [
-    0x60,
-    ...vec(func.params.map(([, t]) => [VALTYPE[t]])),
-    ...vec([]), // no results: the checksum goes to memory
-  ];
-  // Locals are declared as runs of one type.
-  const runs = [];
-  for (const [, t] of func.locals) {
-    const last = runs[runs.length - 1];
-    if (last && last.t === t) last.count++;
-    else runs.push({ t, count: 1 });
-  }
-  const code = [...vec(runs.map(({ t, count }) => [...uleb(count), VALTYPE[t]])), ...assembleBody(func.body, localIndex)];
-  const bytes = [
-    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([funcType])),
-    ...section(3, vec([uleb(0)])),
-    ...section(5, vec([[0x00, ...uleb(memory.minPages)]])),
-    ...section(
-      7,
-      vec([
-        [...name(memory.name), 0x02, ...uleb(0)],
-        [...name(func.name), 0x00, ...uleb(0)],
-      ]),
-    ),
-    ...section(10, vec([[...uleb(code.length), ...code]])),
-  ];
-  return Uint8Array.from(bytes);
-}
-
-/** Both modules' bytes, freshly assembled from the WAT above. */
 export function buildFletcher4Modules() {
   return { scalar: assembleModule(MODULES.scalar), simd: assembleModule(MODULES.simd) };
 }
 
 /** Human-readable WAT of one module (for --wat). */
-export function moduleWat({ memory, func }) {
-  const params = func.params.map(([n, t]) => `(param ${n} ${t})`).join(' ');
-  const locals = func.locals.map(([n, t]) => `    (local ${n} ${t})`).join('\n');
-  const body = func.body
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean)
-    .map((l) => `    ${l}`)
-    .join('\n');
-  return `(module\n  (memory (export "${memory.name}") ${memory.minPages})\n  (func (export "${func.name}") ${params}\n${locals}\n${body}\n  )\n)\n`;
-}
+export { moduleWat };
 
 function b64(bytes) {
   return Buffer.from(bytes).toString('base64');
