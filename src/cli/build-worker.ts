@@ -2,6 +2,9 @@
 // main thread describes and reports warnings, progress and the outcome as
 // messages. Never prints anything itself.
 
+import { createReadStream, fstatSync } from 'node:fs';
+import { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { runBuild } from '../build.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
@@ -10,8 +13,20 @@ const port = parentPort!;
 const { inv, progress } = workerData as WorkerRequest;
 const post = (m: WorkerMessage): void => port.postMessage(m);
 
+/**
+ * "-": standard input, read here from descriptor 0 (a worker's process.stdin
+ * is not the process's). A pipe or socket as a stream on this thread's event
+ * loop; anything else (a file, a terminal) with positionless reads.
+ */
+function stdinStream(): Readable {
+  const st = fstatSync(0);
+  if (st.isFIFO() || st.isSocket()) return new Socket({ fd: 0, readable: true, writable: false });
+  return createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 });
+}
+
 try {
-  const result = await runBuild(invocationPlan(inv, (m) => post({ t: 'warn', m })), inv.options, {
+  const stdin = inv.inputs.includes('-') ? stdinStream() : undefined;
+  const result = await runBuild(invocationPlan(inv, (m) => post({ t: 'warn', m }), stdin), inv.options, {
     onProgress: progress ? (p) => post({ t: 'progress', p }) : undefined,
   });
   post({ t: 'done', result });

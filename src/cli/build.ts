@@ -8,8 +8,9 @@
 // thread draws progress and handles signals: on SIGINT or SIGTERM it stops
 // the worker, removes the temporary image and exits 130 or 143. Where the
 // worker's compiled module is not there (the sources run directly, as in the
-// unit tests) the build runs on the main thread and a signal, handled
-// between asynchronous steps, removes every open temporary image.
+// unit tests), or TSMAKEFS_IN_PROCESS=1 asks for it (one thread for a
+// profiler or debugger), the build runs on the main thread and a signal,
+// handled between asynchronous steps, removes every open temporary image.
 
 import { existsSync, rmSync } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -98,7 +99,9 @@ export function fromWire(w: WireError): Error {
 
 const WORKER_URL = new URL('./build-worker.js', import.meta.url);
 
+/** The build thread is used unless TSMAKEFS_IN_PROCESS=1 (profilers, debuggers) or it is not compiled. */
 function workerAvailable(): boolean {
+  if (process.env['TSMAKEFS_IN_PROCESS'] === '1') return false;
   return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
 }
 
@@ -120,7 +123,8 @@ export async function runCliBuild(inv: BuildInvocation, io: CliBuildIO, writer?:
       const { openInputs, treeInMemory } = await import('../input/pipeline.js');
       const source = await openInputs(invocationPlan(inv, warn, io.stdin), { prewrite: false });
       summary = await writer(await treeInMemory(source), inv.options);
-    } else if (workerAvailable()) {
+    } else if (workerAvailable() && !(io.stdin !== undefined && inv.inputs.includes('-'))) {
+      // (a stream of the caller's for "-" cannot go to another thread: that build stays here)
       summary = await inWorker(inv, io, warn, progress);
     } else {
       summary = await inProcess(inv, io, warn, progress);
@@ -156,11 +160,10 @@ async function inProcess(inv: BuildInvocation, io: CliBuildIO, warn: (m: string)
 
 async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) => void, progress: ProgressLine | undefined): Promise<BuildSummary> {
   const { tmpPathFor } = await import('../vdev/imagefile.js');
-  const usesStdin = inv.inputs.includes('-');
+  // "-": the worker reads file descriptor 0 itself (piping process.stdin
+  // through the main thread costs a copy per chunk and buffers)
   const request: WorkerRequest = { inv, progress: progress !== undefined };
-  const worker = new Worker(WORKER_URL, { workerData: request, stdin: usesStdin });
-  const stdin = usesStdin ? (io.stdin ?? process.stdin) : undefined;
-  if (stdin) stdin.pipe(worker.stdin!);
+  const worker = new Worker(WORKER_URL, { workerData: request });
   progress?.startTimer();
   let onSignal: ((sig: 'SIGINT' | 'SIGTERM') => void) | undefined;
   try {
@@ -198,10 +201,6 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
     });
   } finally {
     if (onSignal) for (const s of SIGNALS) process.off(s, onSignal);
-    if (stdin) {
-      stdin.unpipe(worker.stdin!);
-      if (stdin === process.stdin) process.stdin.destroy();
-    }
     // stops a worker still writing (interrupted, or it failed in a way it could not report)
     await worker.terminate();
     // gone after a commit (renamed) or the worker's own clean-up; left when it was stopped
