@@ -21,10 +21,9 @@
 // Why two modules: the fast one needs the SIMD proposal; a host that rejects
 // it must still load something, and a module is validated as a whole.
 
-import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, resolve } from 'node:path';
-import { assembleModule, moduleWat } from './wasm-asm.mjs';
+import { assembleModule, moduleWat, writeOrCheck } from './wasm-asm.mjs';
 
 const OUTPUT = resolve(dirname(fileURLToPath(import.meta.url)), '../src/zio/fletcher4-wasm.ts');
 
@@ -309,23 +308,7 @@ function main(argv) {
     for (const [kind, mod] of Object.entries(MODULES)) process.stdout.write(`;; ${kind}\n${moduleWat(mod)}\n`);
     return 0;
   }
-  const text = renderFletcher4WasmTs();
-  if (argv.includes('--check')) {
-    let current = '';
-    try {
-      current = readFileSync(OUTPUT, 'utf8');
-    } catch {
-      // missing counts as stale
-    }
-    if (current !== text) {
-      process.stderr.write(`${OUTPUT} is stale; run node scripts/gen-fletcher4-wasm.mjs\n`);
-      return 1;
-    }
-    return 0;
-  }
-  writeFileSync(OUTPUT, text);
-  process.stdout.write(`wrote ${OUTPUT}\n`);
-  return 0;
+  return writeOrCheck(OUTPUT, renderFletcher4WasmTs(), argv, 'scripts/gen-fletcher4-wasm.mjs');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

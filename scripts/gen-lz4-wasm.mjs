@@ -41,10 +41,9 @@
 // match resets the pace); a found match is first extended backwards over
 // pending literals, then forwards 8 bytes at a time.
 
-import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, resolve } from 'node:path';
-import { assembleModule, moduleWat } from './wasm-asm.mjs';
+import { assembleModule, moduleWat, writeOrCheck } from './wasm-asm.mjs';
 
 const OUTPUT = resolve(dirname(fileURLToPath(import.meta.url)), '../src/zio/lz4-wasm.ts');
 
@@ -550,23 +549,7 @@ function main(argv) {
     process.stdout.write(moduleWat(MODULE));
     return 0;
   }
-  const text = renderLz4WasmTs();
-  if (argv.includes('--check')) {
-    let current = '';
-    try {
-      current = readFileSync(OUTPUT, 'utf8');
-    } catch {
-      // missing counts as stale
-    }
-    if (current !== text) {
-      process.stderr.write(`${OUTPUT} is stale; run node scripts/gen-lz4-wasm.mjs\n`);
-      return 1;
-    }
-    return 0;
-  }
-  writeFileSync(OUTPUT, text);
-  process.stdout.write(`wrote ${OUTPUT}\n`);
-  return 0;
+  return writeOrCheck(OUTPUT, renderLz4WasmTs(), argv, 'scripts/gen-lz4-wasm.mjs');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {

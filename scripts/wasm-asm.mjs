@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 // A tiny assembler from flat (non-folded) WAT instruction text to WebAssembly
 // module bytes, for the hand-written kernels in scripts/gen-*-wasm.mjs. No
 // WebAssembly toolchain is available to the build; the kernels are small
@@ -362,4 +363,28 @@ function tokenizeLines(text) {
     .split('\n')
     .map((l) => l.trim())
     .filter(Boolean);
+}
+
+/**
+ * Write a generated source file, or with --check exit status 1 if the
+ * committed one differs (so the committed bytes cannot drift from the
+ * generator). Returns the process exit status.
+ */
+export function writeOrCheck(output, text, argv, script) {
+  if (argv.includes('--check')) {
+    let current = '';
+    try {
+      current = readFileSync(output, 'utf8');
+    } catch {
+      // missing counts as stale
+    }
+    if (current !== text) {
+      process.stderr.write(`${output} is stale; run node ${script}\n`);
+      return 1;
+    }
+    return 0;
+  }
+  writeFileSync(output, text);
+  process.stdout.write(`wrote ${output}\n`);
+  return 0;
 }

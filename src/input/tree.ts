@@ -78,3 +78,16 @@ export function sortTree(dir: Inode): void {
     for (const e of d.entries!) if (e.inode.type === 'dir') stack.push(e.inode);
   }
 }
+
+/** Split a path into its non-empty components (views into `p`, same type as `p`). */
+export function splitPath<T extends Uint8Array>(p: T): T[] {
+  const out: T[] = [];
+  let start = 0;
+  for (let i = 0; i <= p.length; i++) {
+    if (i === p.length || p[i] === 0x2f) {
+      if (i > start) out.push(p.subarray(start, i) as T);
+      start = i + 1;
+    }
+  }
+  return out;
+}

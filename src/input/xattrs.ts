@@ -4,7 +4,7 @@
 // namespaces are taken: system.* holds POSIX ACLs, which ZFS keeps elsewhere.
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { compareNames, type Inode } from './tree.js';
+import { compareNames, splitPath, type Inode } from './tree.js';
 import { UserError } from '../util/errors.js';
 
 const NAMESPACES = '^(user|trusted|security)\\.';
@@ -81,15 +81,7 @@ export function readHostXattrs(root: Inode, dirs: readonly string[]): number | n
         const rel = p.equals(Buffer.from(abs)) ? Buffer.alloc(0) : p.subarray(0, prefix.length).equals(prefix) ? p.subarray(prefix.length) : undefined;
         current = undefined;
         if (rel === undefined) continue;
-        const comps: Buffer[] = [];
-        let s = 0;
-        for (let i = 0; i <= rel.length; i++) {
-          if (i === rel.length || rel[i] === 0x2f) {
-            if (i > s) comps.push(rel.subarray(s, i));
-            s = i + 1;
-          }
-        }
-        current = lookup(root, comps);
+        current = lookup(root, splitPath(rel));
         isNew = current !== undefined && current.xattrs === undefined;
         if (isNew) { current!.xattrs = new Map(); count++; }
         continue;

@@ -12,6 +12,7 @@ import { inContext, ReadError } from './errors.js';
 import { ObjsetReader } from './objset.js';
 import type { PoolReader } from './pool.js';
 import { DIRENT_TYPE, ZplReader } from './zpl.js';
+import { splitPath } from '../input/tree.js';
 
 export interface MountInfo {
   dataset: DatasetInfo;
@@ -209,14 +210,3 @@ function depth(mountpoint: string): number {
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 
-function splitPath(p: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i <= p.length; i++) {
-    if (i === p.length || p[i] === 0x2f) {
-      if (i > start) out.push(p.subarray(start, i));
-      start = i + 1;
-    }
-  }
-  return out;
-}

@@ -9,6 +9,7 @@ import { unpackNvlist } from '../vdev/nvlist.js';
 import { isHoleBp } from './bp.js';
 import { inContext, ReadError } from './errors.js';
 import type { ObjsetReader, RDnode } from './objset.js';
+import { splitPath } from '../input/tree.js';
 
 export const ZPL_MASTER_NODE = 1;
 
@@ -230,7 +231,7 @@ export class ZplReader {
     const bytes = typeof path === 'string' ? Buffer.from(path) : Buffer.from(path);
     let hops = 0;
     const walk = (start: number, p: Buffer, follow: boolean): number => {
-      const parts = split(p);
+      const parts = splitPath(p);
       let cur = p[0] === 0x2f ? this.root : start;
       for (let i = 0; i < parts.length; i++) {
         const part = parts[i]!;
@@ -277,17 +278,6 @@ const SLASH = Buffer.from('/');
 const DOT = Buffer.from('.');
 const DOTDOT = Buffer.from('..');
 
-function split(p: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i <= p.length; i++) {
-    if (i === p.length || p[i] === 0x2f) {
-      if (i > start) out.push(p.subarray(start, i));
-      start = i + 1;
-    }
-  }
-  return out;
-}
 
 function showBytes(b: Uint8Array): string {
   return Buffer.from(b).toString('utf8');
