@@ -1,9 +1,9 @@
 // The meta object set under construction: object numbers are handed out in
 // creation order, ZAPs and small objects are written as they are made, and
 // the dnodes stay in memory (the MOS is small) until the very end.
-import { buildZap, type ZapEntry } from '../zap/index.js';
+import { type ZapEntry } from '../zap/index.js';
+import { writeZapObject } from '../dmu/zapobject.js';
 import { Dnode, newDnode } from '../dmu/dnode.js';
-import { writeObject } from '../dmu/object.js';
 import { SeedSource } from '../util/seed.js';
 import { ZioWriter } from '../zio/writer.js';
 
@@ -30,9 +30,7 @@ export class ObjectStore {
 
   /** Build and write a ZAP object (micro or fat, as its entries require). */
   zap(objid: number, type: number, entries: ZapEntry[], bonustype = 0, bonus?: Uint8Array): void {
-    const img = buildZap(entries, { salt: this.seed.derive(`zap-salt:${this.label}:${objid}`) });
-    const dn = newDnode(type, img.blockSize, bonustype, bonus ?? new Uint8Array(0));
-    this.put(objid, writeObject(this.zio, dn, img.blocks));
+    this.put(objid, writeZapObject(this.zio, type, entries, this.seed.derive(`zap-salt:${this.label}:${objid}`), { bonustype, bonus }));
   }
 
   newZap(type: number, entries: ZapEntry[], bonustype = 0, bonus?: Uint8Array): number {

@@ -5,9 +5,9 @@
 // streamed one record at a time from its source.
 import * as fs from 'node:fs';
 import { Inode, NodeType, Timespec } from '../input/tree.js';
-import { buildZap, type ZapEntry } from '../zap/index.js';
+import { type ZapEntry } from '../zap/index.js';
+import { writeZapObject } from '../dmu/zapobject.js';
 import { Dnode, newDnode, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
-import { writeObject } from '../dmu/object.js';
 import { fileAccount, FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
 import { fullMetaLevels, ObjsetWriter } from '../dmu/objset.js';
 import {
@@ -187,11 +187,7 @@ export class ZplWriter {
     const zio = this.zio;
     zio.charge = new SpaceAccount();
     const salt = (obj: number) => this.seed.derive(`zap-salt:${this.name}:${obj}`);
-    const zap = (obj: number, type: number, entries: ZapEntry[], bonustype = 0, bonus?: Uint8Array, nblkptr?: number): Dnode => {
-      const img = buildZap(entries, { salt: salt(obj) });
-      const dn = newDnode(type, img.blockSize, bonustype, bonus ?? new Uint8Array(0), nblkptr);
-      return writeObject(zio, dn, img.blocks);
-    };
+    const zap = (obj: number, type: number, entries: ZapEntry[]): Dnode => writeZapObject(zio, type, entries, salt(obj));
     const u = (name: string, v: number | bigint): ZapEntry => ({ name: enc.encode(name), value: BigInt(v) });
 
     this.os.put(MASTER_NODE_OBJ, zap(MASTER_NODE_OBJ, DMU_OT_MASTER_NODE, [
@@ -273,9 +269,9 @@ export class ZplWriter {
       value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(this.plan.get(e.inode)!.objid),
     }));
     const { bonus, spill } = this.bonus(ino, 2 + entries.length);
-    const img = buildZap(entries, { salt: this.seed.derive(`zap-salt:${this.name}:${p.objid}`) });
-    const dn = newDnode(DMU_OT_DIRECTORY_CONTENTS, img.blockSize, DMU_OT_SA, bonus, 1);
-    return this.withSpill(writeObject(this.zio, dn, img.blocks), spill);
+    const dn = writeZapObject(this.zio, DMU_OT_DIRECTORY_CONTENTS, entries, this.seed.derive(`zap-salt:${this.name}:${p.objid}`),
+      { bonustype: DMU_OT_SA, bonus, nblkptr: 1 });
+    return this.withSpill(dn, spill);
   }
 
   /** Write the SA spill block (if any) and account for it in the dnode's used bytes. */
