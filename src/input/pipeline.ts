@@ -21,7 +21,7 @@ import { readTar } from './tar.js';
 import { clampTimes, type TimePolicy } from './times.js';
 import type { DataSource, Inode } from './tree.js';
 import { mergeDirectories, walkDirectories } from './walk.js';
-import { readHostXattrs } from './xattrs.js';
+import { applyHostXattrs, startHostXattrs } from './xattrs.js';
 import { sortTree } from './tree.js';
 
 export interface InputPlan {
@@ -121,13 +121,21 @@ export async function openInputs(plan: InputPlan, opts: { prewrite: boolean; onT
   return async (ctx: InputContext): Promise<Inode> => {
     let root: Inode;
     switch (primary.kind) {
-      case 'dir':
-        root = walkDirectories(plan.inputs, { timestamp: plan.policy.stamp });
-        if (plan.xattrs) {
+      case 'dir': {
+        // getfattr reads the xattrs in processes of its own while we walk
+        const scan = plan.xattrs ? startHostXattrs(plan.inputs) : undefined;
+        try {
+          root = walkDirectories(plan.inputs, { timestamp: plan.policy.stamp });
+        } catch (err) {
+          scan?.cancel();
+          throw err;
+        }
+        if (scan) {
           sortTree(root);
-          if (readHostXattrs(root, plan.inputs) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+          if (applyHostXattrs(root, plan.inputs, await scan.done) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
         }
         break;
+      }
       case 'manifest':
         root = readManifest(primary.data, {
           name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn,

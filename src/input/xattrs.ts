@@ -2,7 +2,7 @@
 // `getfattr -R` per input directory dumps them all (base64 values), and the
 // dump is attached to the tree by path. Only the user, trusted and security
 // namespaces are taken: system.* holds POSIX ACLs, which ZFS keeps elsewhere.
-import { spawnSync } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { compareNames, splitPath, type Inode } from './tree.js';
 import { UserError } from '../util/errors.js';
@@ -49,19 +49,55 @@ function lookup(root: Inode, comps: Buffer[]): Inode | undefined {
   return cur;
 }
 
+interface Dump {
+  status: number | null;
+  stdout: Buffer;
+  stderr: Buffer;
+  missing: boolean;
+}
+
+/** getfattr dumps of the input directories, started before the walk so they run alongside it. */
+export interface XattrScan {
+  done: Promise<Dump[]>;
+  /** Stop the scans (the build failed before they were needed). */
+  cancel(): void;
+}
+
+const GETFATTR_ARGS = ['-R', '-d', '-h', '--absolute-names', '-m', NAMESPACES, '-e', 'base64'];
+
 /**
- * Read the xattrs under each input directory and attach them to the tree's
- * inodes (the first input that has a path wins, as for merged directories).
- * Returns how many inodes got xattrs; null when getfattr is not installed.
+ * Start one `getfattr -R` per input directory. They run in processes of
+ * their own while the (synchronous) walk runs; their output is collected
+ * once the event loop turns again.
  */
-export function readHostXattrs(root: Inode, dirs: readonly string[]): number | null {
+export function startHostXattrs(dirs: readonly string[]): XattrScan {
+  const children: ChildProcess[] = [];
+  const done = Promise.all(dirs.map((dir) => new Promise<Dump>((resolve) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const child = spawn('getfattr', [...GETFATTR_ARGS, path.resolve(dir)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => resolve({ status: null, stdout: Buffer.alloc(0), stderr: Buffer.from(String(e)), missing: (e as NodeJS.ErrnoException).code === 'ENOENT' }));
+    child.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr: Buffer.concat(err), missing: false }));
+  })));
+  return { done, cancel: () => { for (const c of children) c.kill(); } };
+}
+
+/**
+ * Attach the xattrs of each input directory (from startHostXattrs, in the
+ * same order) to the tree's inodes (the first input that has a path wins,
+ * as for merged directories). Returns how many inodes got xattrs; null
+ * when getfattr is not installed.
+ */
+export function applyHostXattrs(root: Inode, dirs: readonly string[], dumps: readonly Dump[]): number | null {
   let count = 0;
-  for (const dir of dirs) {
+  for (let i = 0; i < dirs.length; i++) {
+    const dir = dirs[i]!;
     const abs = path.resolve(dir);
-    const r = spawnSync('getfattr', ['-R', '-d', '-h', '--absolute-names', '-m', NAMESPACES, '-e', 'base64', abs], {
-      maxBuffer: 1 << 30, encoding: 'buffer',
-    });
-    if (r.error && (r.error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const r = dumps[i]!;
+    if (r.missing) return null;
     if (r.status !== 0 && r.stdout.length === 0) {
       throw new UserError(`${dir}: cannot read extended attributes: ${r.stderr.toString().trim().split('\n')[0]}`);
     }

@@ -2,9 +2,29 @@
 // written with positional writes, renamed into place only when complete.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
+import {
+  allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, segBase, SLOT_BYTES,
+  STARTED, STOPPED, type Ring,
+} from './image-ring.js';
 
 const COMBINE_LIMIT = 8 * 1024 * 1024;
+
+/** The writer thread's script next to this module (absent when the sources run untranspiled, e.g. under a test runner). */
+function writerScript(): URL | null {
+  const url = new URL('./image-writer.js', import.meta.url);
+  return fs.existsSync(fileURLToPath(url)) ? url : null;
+}
+
+/**
+ * Whether images are written on a thread of their own: TSMAKEFS_IMAGE_WRITER=0
+ * writes from the building thread (same bytes; for comparison and debugging).
+ */
+function threadedWrites(): boolean {
+  return process.env.TSMAKEFS_IMAGE_WRITER !== '0';
+}
 
 /** The temporary name an image is written under until it is complete. */
 export function tmpPathFor(finalPath: string, pid = process.pid): string {
@@ -35,12 +55,22 @@ export function abortOpenImageFiles(): string[] {
 export class ImageFile {
   readonly tmpPath: string;
   private fd = -1;
-  // Writes mostly arrive in ascending, contiguous order (bump allocation):
-  // gather them into one buffer to make few large pwrite calls.
-  private pend = Buffer.allocUnsafe(COMBINE_LIMIT);
+  // Without a writer thread: writes mostly arrive in ascending, contiguous
+  // order (bump allocation), gathered into one buffer to make few large
+  // pwrite calls.
+  private pend: Buffer | null = null;
   private pendStart = -1;
   private pendLen = 0;
   bytesWritten = 0;
+
+  // With a writer thread: the ring, the slot being filled (`produced` counts
+  // the slots handed over), how full it is and its segment table.
+  private ring: Ring | null = null;
+  private writer: Worker | null = null;
+  private produced = 0;
+  private fill = 0;
+  private segCount = 0;
+  private segEnd = -1;
 
   constructor(readonly finalPath: string, size: number) {
     this.tmpPath = tmpPathFor(finalPath);
@@ -61,6 +91,16 @@ export class ImageFile {
       this.abort();
       throw this.failure(e);
     }
+    const script = threadedWrites() ? writerScript() : null;
+    if (script) {
+      const sab = allocRing();
+      this.ring = mapRing(sab);
+      this.writer = new Worker(script, { workerData: { sab, fd: this.fd } });
+      // the writer is told to stop through the ring; it must not keep the process alive
+      this.writer.unref();
+    } else {
+      this.pend = Buffer.allocUnsafe(COMBINE_LIMIT);
+    }
   }
 
   /** A failed system call on the image, as a one-line error naming the image (ENOSPC, EIO, EFBIG...). */
@@ -70,8 +110,12 @@ export class ImageFile {
 
   write(offset: number, data: Uint8Array): void {
     this.bytesWritten += data.length;
+    if (this.ring) {
+      this.toRing(offset, data);
+      return;
+    }
     if (this.pendLen > 0 && offset === this.pendStart + this.pendLen && this.pendLen + data.length <= COMBINE_LIMIT) {
-      this.pend.set(data, this.pendLen);
+      this.pend!.set(data, this.pendLen);
       this.pendLen += data.length;
       return;
     }
@@ -80,15 +124,92 @@ export class ImageFile {
       this.pwriteAll(data, offset);
       return;
     }
-    this.pend.set(data, 0);
+    this.pend!.set(data, 0);
     this.pendStart = offset;
     this.pendLen = data.length;
   }
 
+  private toRing(offset: number, data: Uint8Array): void {
+    const ring = this.ring!;
+    let done = 0;
+    while (done < data.length) {
+      if (this.fill === SLOT_BYTES) this.handOff();
+      const slot = this.produced % RING_SLOTS;
+      const base = segBase(slot);
+      const at = offset + done;
+      if (at !== this.segEnd || this.segCount === 0) {
+        if (this.segCount === MAX_SEGMENTS) { this.handOff(); continue; }
+        ring.segs[base + 1 + 2 * this.segCount] = at;
+        ring.segs[base + 2 + 2 * this.segCount] = 0;
+        this.segCount++;
+      }
+      const n = Math.min(data.length - done, SLOT_BYTES - this.fill);
+      ring.data.set(n === data.length ? data : data.subarray(done, done + n), slot * SLOT_BYTES + this.fill);
+      ring.segs[base + 2 * this.segCount] += n;
+      this.fill += n;
+      done += n;
+      this.segEnd = at + n;
+    }
+  }
+
+  /** Give the slot being filled to the writer thread and wait for the next one to be free. */
+  private handOff(): void {
+    const ring = this.ring!;
+    if (this.segCount === 0) return;
+    ring.segs[segBase(this.produced % RING_SLOTS)] = this.segCount;
+    this.produced++;
+    Atomics.store(ring.ctrl, PRODUCED, this.produced);
+    Atomics.notify(ring.ctrl, PRODUCED);
+    this.fill = 0;
+    this.segCount = 0;
+    this.segEnd = -1;
+    this.waitConsumed(this.produced - RING_SLOTS + 1);
+  }
+
+  /** Wait until the writer thread has written `n` slots in all; throw what it failed with. */
+  private waitConsumed(n: number): void {
+    const ctrl = this.ring!.ctrl;
+    for (;;) {
+      if (Atomics.load(ctrl, FAILED) === 1) throw this.failure(this.writerError());
+      const c = Atomics.load(ctrl, CONSUMED);
+      if (c >= n) return;
+      Atomics.wait(ctrl, CONSUMED, c);
+    }
+  }
+
+  private writerError(): Error {
+    const ring = this.ring!;
+    let code = '';
+    for (let i = 0; i < ring.ctrl[CODE_LEN]!; i++) code += String.fromCharCode(ring.code[i]!);
+    return Object.assign(new Error(`${code}: write failed`), { code, errno: ring.ctrl[ERRNO], syscall: 'write' });
+  }
+
   flush(): void {
+    if (this.ring) {
+      this.handOff();
+      this.waitConsumed(this.produced);
+      return;
+    }
     if (this.pendLen === 0) return;
-    this.pwriteAll(this.pend.subarray(0, this.pendLen), this.pendStart);
+    this.pwriteAll(this.pend!.subarray(0, this.pendLen), this.pendStart);
     this.pendLen = 0;
+  }
+
+  /** Tell the writer thread to stop; with `wait`, until it has (so the file can be closed under it). */
+  private stopWriter(wait: boolean): void {
+    const ring = this.ring;
+    if (!ring) return;
+    this.ring = null;
+    Atomics.store(ring.ctrl, QUIT, 1);
+    Atomics.notify(ring.ctrl, PRODUCED);
+    // wait until it is out of any pwrite, so the descriptor can be closed
+    // under it; a thread that has not even started has none under way
+    const deadline = Date.now() + 10_000;
+    while (wait && Atomics.load(ring.ctrl, STOPPED) === 0 && Date.now() < deadline) {
+      if (Atomics.load(ring.ctrl, STARTED) === 0 && Atomics.wait(ring.ctrl, STARTED, 0, 1000) === 'timed-out') break;
+      Atomics.wait(ring.ctrl, STOPPED, 0, 100);
+    }
+    this.writer = null;
   }
 
   private pwriteAll(data: Uint8Array, offset: number): void {
@@ -115,6 +236,7 @@ export class ImageFile {
   /** Flush, close and rename over the final path. */
   commit(): void {
     this.flush();
+    this.stopWriter(false);
     try {
       // a full disk may only show at fsync or close (NFS, delayed allocation)
       fs.fsyncSync(this.fd);
@@ -130,6 +252,7 @@ export class ImageFile {
   /** Close and remove the temporary file (after an error). Safe to call twice. */
   abort(): void {
     open.delete(this);
+    this.stopWriter(true);
     if (this.fd >= 0) {
       try { fs.closeSync(this.fd); } catch { /* already closed */ }
       this.fd = -1;

@@ -1,0 +1,57 @@
+// The shared memory between an ImageFile and its writer thread: a ring of
+// slots the build fills with blocks while the writer thread pwrite()s the
+// slots filled before. The hand-off is two counters and Atomics.wait/notify,
+// so the synchronous build pipeline needs no event loop.
+//
+// Each slot carries its own segment table (file offset, length): blocks of
+// one slot need not be contiguous in the image (a small file's block is
+// followed by the unwritten rest of its allocation), and a gap only costs
+// the writer one more pwrite, never a hand-off.
+
+export const RING_SLOTS = 4;
+export const SLOT_BYTES = 2 * 1024 * 1024;
+export const MAX_SEGMENTS = 1024;
+
+// control words (Int32Array indexes)
+export const PRODUCED = 0; // slots handed to the writer so far
+export const CONSUMED = 1; // slots the writer is done with
+export const QUIT = 2; // 1: the writer should stop once idle
+export const STOPPED = 3; // 1: the writer has left its loop
+export const FAILED = 4; // 1: a pwrite failed; the writer skips the rest
+export const ERRNO = 5;
+export const CODE_LEN = 6;
+export const STARTED = 7; // 1: the writer is running
+const CTRL_WORDS = 16;
+const CODE_BYTES = 64;
+
+export interface Ring {
+  sab: SharedArrayBuffer;
+  ctrl: Int32Array;
+  /** The failed syscall's errno code ("ENOSPC"), as ASCII. */
+  code: Uint8Array;
+  /** Per slot: segment count, then (file offset, length) pairs. */
+  segs: Float64Array;
+  data: Uint8Array;
+}
+
+const SEG_WORDS = 1 + 2 * MAX_SEGMENTS;
+
+export function segBase(slot: number): number {
+  return slot * SEG_WORDS;
+}
+
+export function allocRing(): SharedArrayBuffer {
+  return new SharedArrayBuffer(CTRL_WORDS * 4 + CODE_BYTES + RING_SLOTS * SEG_WORDS * 8 + RING_SLOTS * SLOT_BYTES);
+}
+
+export function mapRing(sab: SharedArrayBuffer): Ring {
+  let off = 0;
+  const ctrl = new Int32Array(sab, off, CTRL_WORDS);
+  off += CTRL_WORDS * 4;
+  const code = new Uint8Array(sab, off, CODE_BYTES);
+  off += CODE_BYTES;
+  const segs = new Float64Array(sab, off, RING_SLOTS * SEG_WORDS);
+  off += RING_SLOTS * SEG_WORDS * 8;
+  const data = new Uint8Array(sab, off, RING_SLOTS * SLOT_BYTES);
+  return { sab, ctrl, code, segs, data };
+}
