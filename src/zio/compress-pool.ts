@@ -32,12 +32,21 @@ export class CompressPool {
   private failure: Error | null = null;
   readonly workers: number;
 
+  private started = false;
+  private closed = false;
+
   constructor(workers: number) {
-    const script = workerScript();
-    this.workers = script ? workers : 0;
+    this.workers = workerScript() ? workers : 0;
+  }
+
+  // Started at the first compressed data block, not with the pool: an
+  // image without data compression never pays for the workers' isolates.
+  private start(): void {
+    this.started = true;
+    const script = workerScript()!;
     for (let i = 0; i < this.workers; i++) {
       const sab = new SharedArrayBuffer(16 + SLOT_BYTES + OUT_BYTES);
-      const worker = new Worker(script!, { workerData: { sab } });
+      const worker = new Worker(script, { workerData: { sab } });
       // a worker that dies would leave the writer waiting: remember why
       worker.on('error', (e) => { this.failure = e; });
       worker.on('exit', (code) => { if (code !== 0 && this.slots.length > 0) this.failure ??= new Error(`compression worker exited with ${code}`); });
@@ -58,7 +67,8 @@ export class CompressPool {
 
   /** Compress each block with `comp`; null where compression is not worth it. */
   compressAll(blocks: Uint8Array[], comp: number): (Uint8Array | null)[] {
-    if (this.workers === 0) return blocks.map((b) => copyOrNull(compressBlock(comp, b)));
+    if (this.workers === 0 || this.closed) return blocks.map((b) => copyOrNull(compressBlock(comp, b)));
+    if (!this.started) this.start();
     const out: (Uint8Array | null)[] = [];
     for (let i = 0; i < blocks.length; i += this.slots.length) {
       const group = blocks.slice(i, i + this.slots.length);
@@ -86,6 +96,7 @@ export class CompressPool {
   }
 
   close(): void {
+    this.closed = true;
     const slots = this.slots;
     this.slots = [];
     for (const s of slots) {

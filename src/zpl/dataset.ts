@@ -23,7 +23,7 @@ import { showPath } from '../input/walk.js';
 import { packNvlist, nvBytes } from '../vdev/nvlist.js';
 import { aclForMode, ZFS_ARCHIVE, ZFS_AV_MODIFIED } from './acl.js';
 import {
-  attrLength, encodeSa, LAYOUT_DEVICE, LAYOUT_ZNODE, ZPL_DXATTR, registryValue, SA_REGISTRY, saSize, SaLayouts,
+  attrLength, encodeSa, encodeZnodeSa, LAYOUT_DEVICE, LAYOUT_ZNODE, ZPL_DXATTR, registryValue, SA_REGISTRY, saSize, SaLayouts,
   ZPL_ATIME, ZPL_CRTIME, ZPL_CTIME, ZPL_DACL_ACES, ZPL_DACL_COUNT, ZPL_FLAGS, ZPL_GEN, ZPL_GID, ZPL_LINKS,
   ZPL_MODE, ZPL_MTIME, ZPL_PARENT, ZPL_RDEV, ZPL_SIZE, ZPL_SYMLINK, ZPL_UID,
 } from './sa.js';
@@ -71,6 +71,10 @@ function u64(v: number | bigint): Uint8Array {
   const b = new Uint8Array(8);
   u64le(b, 0, v);
   return b;
+}
+
+function isZnodeLayout(attrs: readonly number[]): boolean {
+  return attrs.length === LAYOUT_ZNODE.length && attrs.every((a, i) => a === LAYOUT_ZNODE[i]);
 }
 
 function time(t: Timespec): Uint8Array {
@@ -247,6 +251,10 @@ export class ZplWriter {
   }
 
   private bonus(ino: Inode, size: number | bigint, extra?: [number, Uint8Array]): { bonus: Uint8Array; spill?: Uint8Array } {
+    if (extra === undefined && (ino.type === 'file' || ino.type === 'dir' || ino.type === 'fifo' || ino.type === 'socket') && !this.xattrBlob(ino)) {
+      const lay = this.layoutFor(ino);
+      if (!lay.spill && isZnodeLayout(lay.bonus)) return { bonus: this.znodeBonus(ino, size, lay.bonus) };
+    }
     const { values } = this.saValues(ino, size);
     if (extra) values.set(extra[0], extra[1]);
     const xa = this.xattrBlob(ino);
@@ -259,6 +267,22 @@ export class ZplWriter {
     const snum = this.layouts.number(lay.spill);
     const spillSize = Math.ceil(saSize(lay.spill, values) / 512) * 512;
     return { bonus, spill: encodeSa(snum, lay.spill, values, spillSize) };
+  }
+
+  // layout numbers by the (memoized) attribute list, to skip SaLayouts's string key per inode
+  private layoutNums = new WeakMap<readonly number[], number>();
+
+  /** bonus() for the common znode (saValues + encodeSa without the Map; same bytes). */
+  private znodeBonus(ino: Inode, size: number | bigint, attrs: readonly number[]): Uint8Array {
+    let num = this.layoutNums.get(attrs);
+    if (num === undefined) { num = this.layouts.number(attrs); this.layoutNums.set(attrs, num); }
+    const p = this.plan.get(ino)!;
+    const acl = aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other');
+    return encodeZnodeSa(num, {
+      mode: S_IFMT[ino.type] | (ino.perm & 0o7777), size, gen: this.zio.txg, uid: ino.uid, gid: ino.gid,
+      parent: p.parent, flags: acl.pflags | ZFS_ARCHIVE | ZFS_AV_MODIFIED,
+      times: [ino.atime, ino.mtime, ino.ctime, ino.crtime], links: p.links, aclCount: acl.count, aces: acl.aces,
+    });
   }
 
   private directory(ino: Inode): Dnode {
