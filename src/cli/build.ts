@@ -25,6 +25,9 @@ import type { BuildInvocation } from './args.js';
 import { ProgressLine, progressWanted } from './progress.js';
 import { formatSummary, formatSummaryJson } from './summary.js';
 
+/** The build thread's young generation (V8 resourceLimits), in MB. */
+const YOUNG_GENERATION_MB = 8;
+
 export interface CliBuildIO {
   stdout(text: string): void;
   stderr(text: string): void;
@@ -163,7 +166,10 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
   // "-": the worker reads file descriptor 0 itself (piping process.stdin
   // through the main thread costs a copy per chunk and buffers)
   const request: WorkerRequest = { inv, progress: progress !== undefined };
-  const worker = new Worker(WORKER_URL, { workerData: request });
+  // A build keeps most of what it allocates (the tree) and throws away
+  // small per-block garbage: a small young generation costs no time and
+  // keeps tens of MB out of the peak RSS (bench/RESULTS.md).
+  const worker = new Worker(WORKER_URL, { workerData: request, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } });
   progress?.startTimer();
   let onSignal: ((sig: 'SIGINT' | 'SIGTERM') => void) | undefined;
   try {
