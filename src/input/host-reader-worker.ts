@@ -1,0 +1,127 @@
+// The file reader thread: opens and reads the staged files the build asks
+// for, in the order asked, into the shared ring (read-ring.ts), so that the
+// open/read/close system calls and the copy out of the page cache run on
+// another core than the checksumming and layout. Requests arrive as
+// messages; between batches the thread returns to its event loop to get
+// the next one.
+import { closeSync, openSync, readSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import {
+  ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_PRODUCED, R_QUIT, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
+  REC_MORE, REC_SHRANK, tableBase, fsPath,
+} from './read-ring.js';
+
+interface Request { path: string | Uint8Array; size: number }
+
+const { sab, record: RECORD } = workerData as { sab: SharedArrayBuffer; record: number };
+const { ctrl, table, data } = mapReadRing(sab);
+
+const queue: Request[] = [];
+let head = 0;
+let seq = 0;
+let produced = 0;
+let fill = 0;
+let recs = 0;
+let haveSlot = false;
+
+class Quit extends Error {}
+
+/** Wait until the slot `produced` names is free again (the build is done with it). */
+function acquire(): void {
+  if (haveSlot) return;
+  for (;;) {
+    if (Atomics.load(ctrl, R_QUIT) === 1) throw new Quit();
+    const c = Atomics.load(ctrl, R_CONSUMED);
+    if (produced - c < READ_SLOTS) break;
+    Atomics.wait(ctrl, R_CONSUMED, c);
+  }
+  haveSlot = true;
+  fill = 0;
+  recs = 0;
+}
+
+function publish(): void {
+  if (!haveSlot || recs === 0) return;
+  table[tableBase(produced % READ_SLOTS)] = recs;
+  produced++;
+  haveSlot = false;
+  Atomics.store(ctrl, R_PRODUCED, produced);
+  Atomics.notify(ctrl, R_PRODUCED);
+}
+
+function record(file: number, len: number, status: number): void {
+  acquire();
+  const at = tableBase(produced % READ_SLOTS) + 1 + 3 * recs;
+  table[at] = file;
+  table[at + 1] = len;
+  table[at + 2] = status;
+  recs++;
+  if (recs === MAX_RECORDS) publish();
+}
+
+function codeIndex(e: unknown): number {
+  const i = ERRNO_CODES.indexOf(String((e as { code?: unknown }).code));
+  return i < 0 ? 0 : i;
+}
+
+function readFile(req: Request, file: number): void {
+  let fd: number;
+  try {
+    fd = openSync(fsPath(req.path), 'r');
+  } catch (e) {
+    record(file, codeIndex(e), REC_ERROR);
+    return;
+  }
+  try {
+    if (req.size === 0) {
+      record(file, 0, REC_LAST);
+      return;
+    }
+    let pos = 0;
+    while (pos < req.size) {
+      acquire();
+      const free = READ_SLOT_BYTES - fill;
+      const left = req.size - pos;
+      let want = Math.min(left, free);
+      // pieces of whole records spare the build from gathering them
+      if (left > free && free >= RECORD) want = free - (free % RECORD);
+      else if (left > free && fill > 0) { publish(); continue; }
+      const n = readSync(fd, data, (produced % READ_SLOTS) * READ_SLOT_BYTES + fill, want, pos);
+      if (n === 0) {
+        record(file, 0, REC_SHRANK);
+        return;
+      }
+      fill += n;
+      pos += n;
+      record(file, n, pos === req.size ? REC_LAST : REC_MORE);
+    }
+  } catch (e) {
+    if (e instanceof Quit) throw e;
+    record(file, codeIndex(e), REC_ERROR);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function pump(): void {
+  try {
+    while (head < queue.length) {
+      const req = queue[head]!;
+      queue[head++] = undefined as unknown as Request;
+      readFile(req, seq++);
+    }
+    queue.length = 0;
+    head = 0;
+    // the build may be waiting for the files of a slot that is not full
+    publish();
+  } catch (e) {
+    if (!(e instanceof Quit)) throw e;
+    process.exit(0);
+  }
+}
+
+parentPort!.on('message', (m: { files?: Request[]; quit?: boolean }) => {
+  if (m.quit) process.exit(0);
+  for (const f of m.files ?? []) queue.push(f);
+  pump();
+});

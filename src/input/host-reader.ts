@@ -1,0 +1,160 @@
+// Staged files' bytes for the build, read ahead on a thread of their own
+// (host-reader-worker.ts) when it is available, else on the calling thread.
+// The build names the files it will need, in order, a bounded number ahead
+// (`request`), then takes each one's bytes in that order (`read`).
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import {
+  allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_PRODUCED, R_QUIT, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
+  REC_SHRANK, tableBase, fsPath, type ReadRing,
+} from './read-ring.js';
+
+/** Why a file could not be read: an errno code (a Node-style system error) or a short file. */
+export class HostReadError extends Error {
+  constructor(readonly code: string | undefined, readonly syscall: string | undefined, readonly shrank: boolean) {
+    super(shrank ? 'file shrank while being read' : `${code}: read failed`);
+  }
+}
+
+const CHUNK = 1 << 20;
+/** Requests go to the thread in batches of this many files. */
+const BATCH = 64;
+
+function readerScript(): URL | null {
+  const url = new URL('./host-reader-worker.js', import.meta.url);
+  return existsSync(fileURLToPath(url)) ? url : null;
+}
+
+/** TSMAKEFS_READER=0 reads on the building thread (same bytes; for comparison and debugging). */
+function threadedReads(): boolean {
+  return process.env.TSMAKEFS_READER !== '0';
+}
+
+export class HostFileReader {
+  private worker: Worker | null = null;
+  private ring: ReadRing | null = null;
+  private batch: { path: string | Uint8Array; size: number }[] = [];
+  // inline reading: the queue of requested files and a buffer
+  private inline: { path: string | Uint8Array; size: number }[] = [];
+  private inlineHead = 0;
+  private buf: Buffer | null = null;
+  // the consumer's place in the ring
+  private consumed = 0;
+  private rec = 0;
+  private dataOff = 0;
+  private next = 0;
+
+  /** `record`: the usual record size, so a large file's pieces hold whole records. */
+  constructor(record: number) {
+    const script = threadedReads() ? readerScript() : null;
+    if (script) {
+      const sab = allocReadRing();
+      this.ring = mapReadRing(sab);
+      this.worker = new Worker(script, { workerData: { sab, record } });
+      this.worker.unref();
+    } else {
+      this.buf = Buffer.allocUnsafe(CHUNK);
+    }
+  }
+
+  /** The next file the build will read (files are read in the order requested). */
+  request(path: string | Uint8Array, size: number): void {
+    if (!this.worker) {
+      this.inline.push({ path, size });
+      return;
+    }
+    this.batch.push({ path, size });
+    if (this.batch.length >= BATCH) this.send();
+  }
+
+  private send(): void {
+    if (this.batch.length === 0) return;
+    this.worker!.postMessage({ files: this.batch });
+    this.batch = [];
+  }
+
+  /**
+   * Hand the next requested file's bytes to `sink`, in pieces (views that
+   * are only valid during the call). Throws HostReadError.
+   */
+  read(sink: (piece: Uint8Array) => void): void {
+    const file = this.next++;
+    if (!this.ring) {
+      this.readInline(sink);
+      return;
+    }
+    const { ctrl, table, data } = this.ring;
+    for (;;) {
+      const slot = this.consumed % READ_SLOTS;
+      // the thread only starts on a batch once it is sent
+      if (Atomics.load(ctrl, R_PRODUCED) === this.consumed) {
+        this.send();
+        while (Atomics.load(ctrl, R_PRODUCED) === this.consumed) Atomics.wait(ctrl, R_PRODUCED, this.consumed);
+      }
+      const base = tableBase(slot);
+      const at = base + 1 + 3 * this.rec;
+      const seq = table[at]!, len = table[at + 1]!, status = table[at + 2]!;
+      if (seq !== file) throw new Error(`reader out of step: file ${seq} instead of ${file}`);
+      if (status === REC_ERROR) throw new HostReadError(ERRNO_CODES[len] ?? 'EIO', 'read', false);
+      if (status === REC_SHRANK) throw new HostReadError(undefined, undefined, true);
+      if (len > 0) sink(data.subarray(slot * READ_SLOT_BYTES + this.dataOff, slot * READ_SLOT_BYTES + this.dataOff + len));
+      this.dataOff += len;
+      if (++this.rec === table[base]) {
+        this.rec = 0;
+        this.dataOff = 0;
+        this.consumed++;
+        Atomics.store(ctrl, R_CONSUMED, this.consumed);
+        Atomics.notify(ctrl, R_CONSUMED);
+      }
+      if (status === REC_LAST) return;
+    }
+  }
+
+  private readInline(sink: (piece: Uint8Array) => void): void {
+    const req = this.inline[this.inlineHead]!;
+    this.inline[this.inlineHead++] = undefined as never;
+    if (this.inlineHead > 4096) {
+      this.inline.splice(0, this.inlineHead);
+      this.inlineHead = 0;
+    }
+    let fd: number;
+    try {
+      fd = openSync(fsPath(req.path), 'r');
+    } catch (e) {
+      throw asReadError(e);
+    }
+    try {
+      let pos = 0;
+      while (pos < req.size) {
+        const n = readSync(fd, this.buf!, 0, Math.min(CHUNK, req.size - pos), pos);
+        if (n === 0) throw new HostReadError(undefined, undefined, true);
+        sink(this.buf!.subarray(0, n));
+        pos += n;
+      }
+    } catch (e) {
+      throw e instanceof HostReadError ? e : asReadError(e);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Stop the thread (after the last file, or when the build fails). */
+  close(): void {
+    if (this.ring) {
+      Atomics.store(this.ring.ctrl, R_QUIT, 1);
+      Atomics.notify(this.ring.ctrl, R_CONSUMED);
+    }
+    if (this.worker) {
+      this.worker.postMessage({ quit: true });
+      void this.worker.terminate();
+    }
+    this.worker = null;
+    this.ring = null;
+  }
+}
+
+function asReadError(e: unknown): unknown {
+  const err = e as { code?: unknown; syscall?: unknown };
+  return typeof err.code === 'string' ? new HostReadError(err.code, String(err.syscall ?? 'read'), false) : e;
+}

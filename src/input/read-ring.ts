@@ -1,0 +1,54 @@
+// The shared memory between the build and its file reader thread: a ring of
+// slots the reader fills with the staged files' bytes, in the order the
+// build asked for them, while the build checksums and places the bytes of
+// the slots before. A slot holds pieces of many small files or part of a
+// large one; its record table says which (file sequence number, length,
+// status). Two counters and Atomics.wait/notify do the hand-off.
+
+export const READ_SLOTS = 8;
+export const READ_SLOT_BYTES = 1024 * 1024;
+export const MAX_RECORDS = 1024;
+
+// control words (Int32Array indexes)
+export const R_PRODUCED = 0; // slots handed to the build
+export const R_CONSUMED = 1; // slots the build is done with
+export const R_QUIT = 2;
+
+// record status (the third word of a record)
+export const REC_MORE = 0; // more of this file follows
+export const REC_LAST = 1; // the file's last piece (or its only one)
+export const REC_SHRANK = 2; // end of file before the size the walk saw
+export const REC_ERROR = 3; // open/read failed: the piece's length word is the errno code's index in ERRNO_CODES
+const CTRL_WORDS = 8;
+const REC_WORDS = 3;
+const TABLE_WORDS = 1 + REC_WORDS * MAX_RECORDS;
+
+/** errno codes a failed read reports, by index (others: EIO). */
+export const ERRNO_CODES = ['EIO', 'ENOENT', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOLONG', 'EMFILE', 'ENFILE', 'ENOMEM', 'EINVAL', 'ESTALE'];
+
+export interface ReadRing {
+  ctrl: Int32Array;
+  /** Per slot: record count, then (file sequence number, length, status) triples. */
+  table: Int32Array;
+  data: Uint8Array;
+}
+
+export function tableBase(slot: number): number {
+  return slot * TABLE_WORDS;
+}
+
+export function allocReadRing(): SharedArrayBuffer {
+  return new SharedArrayBuffer(CTRL_WORDS * 4 + READ_SLOTS * TABLE_WORDS * 4 + READ_SLOTS * READ_SLOT_BYTES);
+}
+
+export function mapReadRing(sab: SharedArrayBuffer): ReadRing {
+  const ctrl = new Int32Array(sab, 0, CTRL_WORDS);
+  const table = new Int32Array(sab, CTRL_WORDS * 4, READ_SLOTS * TABLE_WORDS);
+  const data = new Uint8Array(sab, CTRL_WORDS * 4 + READ_SLOTS * TABLE_WORDS * 4, READ_SLOTS * READ_SLOT_BYTES);
+  return { ctrl, table, data };
+}
+
+/** Paths that are not valid UTF-8 travel as bytes; fs calls want them as a Buffer. */
+export function fsPath(p: string | Uint8Array): string | Buffer {
+  return typeof p === 'string' ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
+}

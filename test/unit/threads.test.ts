@@ -1,0 +1,138 @@
+// The reader and writer threads (src/input/host-reader*.ts,
+// src/vdev/image-writer.ts) against their inline fallbacks. Under vitest the
+// sources run untranspiled, where the thread scripts do not exist and both
+// fall back to the calling thread; the compiled dist/ (built by `npm test`
+// before vitest) has the scripts, so the threaded paths are loaded from there.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, test } from 'vitest';
+import { REPO_ROOT } from '../helpers/proc.js';
+import { Prng } from '../helpers/trees.js';
+
+const dist = (p: string) => join(REPO_ROOT, 'dist', p);
+const haveDist = existsSync(dist('input/host-reader-worker.js')) && existsSync(dist('vdev/image-writer.js'));
+const root = mkdtempSync(join(tmpdir(), 'tsmakefs-threads-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+interface ReaderModule {
+  HostFileReader: new (record: number) => {
+    request(path: string | Uint8Array, size: number): void;
+    read(sink: (piece: Uint8Array) => void): void;
+    close(): void;
+  };
+  HostReadError: new (...a: never[]) => Error & { code?: string; shrank: boolean };
+}
+
+const MIB = 1 << 20;
+// around the ring's 1 MiB slots and 128 KiB records, and empty files
+const SIZES = [0, 1, 511, 4096, 128 * 1024, 128 * 1024 + 1, MIB - 1, MIB, MIB + 1, 3 * MIB + 12345];
+
+function makeFiles(dir: string, n: number): { path: string; data: Buffer }[] {
+  mkdirSync(dir, { recursive: true });
+  const r = new Prng(`threads-${n}`);
+  const files: { path: string; data: Buffer }[] = [];
+  for (let i = 0; i < n; i++) {
+    const size = i < SIZES.length ? SIZES[i]! : r.bytes(1)[0]! * 37;
+    const data = Buffer.from(r.bytes(size));
+    const path = join(dir, `f${i}`);
+    writeFileSync(path, data);
+    files.push({ path, data });
+  }
+  return files;
+}
+
+for (const mode of ['thread', 'inline'] as const) {
+  describe.runIf(mode === 'inline' || haveDist)(`HostFileReader (${mode})`, () => {
+    const load = async (): Promise<ReaderModule> => {
+      process.env.TSMAKEFS_READER = mode === 'thread' ? '1' : '0';
+      return (await import(pathToFileURL(dist('input/host-reader.js')).href)) as ReaderModule;
+    };
+
+    test('hands every file over whole and in order, far past the ring and record table sizes', async () => {
+      const { HostFileReader } = await load();
+      const files = makeFiles(join(root, `many-${mode}`), 2500);
+      const reader = new HostFileReader(128 * 1024);
+      try {
+        let next = 0;
+        for (let i = 0; i < files.length; i++) {
+          // requests run ahead of reads, as prewrite's window does
+          while (next < files.length && next < i + 300) { reader.request(files[next]!.path, files[next]!.data.length); next++; }
+          const got: Buffer[] = [];
+          reader.read((p) => got.push(Buffer.from(p)));
+          const all = Buffer.concat(got);
+          expect(all.length, files[i]!.path).toBe(files[i]!.data.length);
+          expect(all.equals(files[i]!.data), files[i]!.path).toBe(true);
+        }
+      } finally {
+        reader.close();
+      }
+    }, 60_000);
+
+    test('a file that cannot be opened fails at its turn with its errno code; the ones before it arrive', async () => {
+      const { HostFileReader, HostReadError } = await load();
+      const files = makeFiles(join(root, `err-${mode}`), 20);
+      const reader = new HostFileReader(128 * 1024);
+      try {
+        for (const f of files.slice(0, 10)) reader.request(f.path, f.data.length);
+        reader.request(join(root, 'no-such-file'), 10);
+        for (const f of files.slice(10)) reader.request(f.path, f.data.length);
+        for (let i = 0; i < 10; i++) {
+          const got: Buffer[] = [];
+          reader.read((p) => got.push(Buffer.from(p)));
+          expect(createHash('sha256').update(Buffer.concat(got)).digest('hex')).toBe(createHash('sha256').update(files[i]!.data).digest('hex'));
+        }
+        let err: unknown;
+        try { reader.read(() => {}); } catch (e) { err = e; }
+        expect(err).toBeInstanceOf(HostReadError);
+        expect((err as { code?: string }).code).toBe('ENOENT');
+      } finally {
+        reader.close();
+      }
+    }, 60_000);
+
+    test('a file shorter than the walk saw is reported as shrunk', async () => {
+      const { HostFileReader } = await load();
+      const files = makeFiles(join(root, `shrank-${mode}`), 12);
+      const reader = new HostFileReader(128 * 1024);
+      try {
+        reader.request(files[9]!.path, files[9]!.data.length + 100);
+        let err: unknown;
+        try { reader.read(() => {}); } catch (e) { err = e; }
+        expect((err as { shrank?: boolean }).shrank).toBe(true);
+      } finally {
+        reader.close();
+      }
+    }, 60_000);
+  });
+}
+
+interface ImageModule {
+  ImageFile: new (path: string, size: number) => { write(off: number, data: Uint8Array): void; commit(): void; abort(): void };
+}
+
+for (const mode of ['thread', 'inline'] as const) {
+  test.runIf(mode === 'inline' || haveDist)(`ImageFile (${mode}): scattered, contiguous, huge and tiny writes land where they were put`, async () => {
+    process.env.TSMAKEFS_IMAGE_WRITER = mode === 'thread' ? '1' : '0';
+    const { ImageFile } = (await import(pathToFileURL(dist('vdev/imagefile.js')).href)) as ImageModule;
+    const size = 40 * MIB;
+    const expected = Buffer.alloc(size);
+    const path = join(root, `image-${mode}.img`);
+    const img = new ImageFile(path, size);
+    const r = new Prng(`image-${mode}`);
+    const put = (off: number, len: number) => {
+      const d = Buffer.from(r.bytes(len));
+      img.write(off, d);
+      d.copy(expected, off);
+    };
+    put(5 * MIB, 9 * MIB + 17); // larger than the whole ring
+    let off = 20 * MIB;
+    for (let i = 0; i < 3000; i++) { put(off, 512); off += 512 * (1 + (i % 3)); } // many segments per slot
+    for (let i = 0; i < 50; i++) put(30 * MIB + i * 4096, 4096); // contiguous
+    put(100, 300); // out of order, at the start
+    img.commit();
+    expect(readFileSync(path).equals(expected)).toBe(true);
+  }, 60_000);
+}
