@@ -5,7 +5,7 @@
 // large one; its record table says which (file sequence number, length,
 // status). Two counters and Atomics.wait/notify do the hand-off.
 
-export const READ_SLOTS = 8;
+export const READ_SLOTS = 4;
 export const READ_SLOT_BYTES = 1024 * 1024;
 export const MAX_RECORDS = 1024;
 

@@ -9,7 +9,7 @@
 // the writer one more pwrite, never a hand-off.
 
 export const RING_SLOTS = 4;
-export const SLOT_BYTES = 2 * 1024 * 1024;
+export const SLOT_BYTES = 1024 * 1024;
 export const MAX_SEGMENTS = 1024;
 
 // control words (Int32Array indexes)
