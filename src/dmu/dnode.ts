@@ -26,6 +26,12 @@ export interface Dnode {
   maxblkid: number;
   used: number; // bytes (DNODE_FLAG_USED_BYTES)
   blkptr: BlkPtr[];
+  /**
+   * The block pointers already encoded (nblkptr x 128 bytes), used instead
+   * of `blkptr` when set: a file's top block pointer is kept encoded from
+   * the time its data is written, and goes into its dnode as it is.
+   */
+  blkptrRaw?: Uint8Array;
   bonus: Uint8Array; // dn_bonuslen = bonus.length
   spill?: BlkPtr;
 }
@@ -57,7 +63,12 @@ export function encodeDnode(dn: Dnode, buf: Uint8Array, off: number): void {
   u16le(buf, off + 10, dn.bonus.length);
   u64le(buf, off + 16, dn.maxblkid);
   u64le(buf, off + 24, dn.used);
-  for (let i = 0; i < dn.nblkptr; i++) encodeBp(dn.blkptr[i]!, buf, off + DNODE_CORE_SIZE + i * BP_SIZE);
+  if (dn.blkptrRaw) {
+    if (dn.blkptrRaw.length !== dn.nblkptr * BP_SIZE) throw new Error('encoded block pointers do not match nblkptr');
+    buf.set(dn.blkptrRaw, off + DNODE_CORE_SIZE);
+  } else {
+    for (let i = 0; i < dn.nblkptr; i++) encodeBp(dn.blkptr[i]!, buf, off + DNODE_CORE_SIZE + i * BP_SIZE);
+  }
   const bonusOff = off + DNODE_CORE_SIZE + dn.nblkptr * BP_SIZE;
   const bonusMax = DNODE_SIZE - DNODE_CORE_SIZE - dn.nblkptr * BP_SIZE - (dn.spill ? BP_SIZE : 0);
   if (dn.bonus.length > bonusMax) throw new Error(`bonus of ${dn.bonus.length} bytes exceeds ${bonusMax}`);

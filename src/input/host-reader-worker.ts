@@ -8,16 +8,16 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_PRODUCED, R_QUIT, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
-  REC_MORE, REC_SHRANK, tableBase, fsPath,
+  REC_MORE, REC_SHRANK, tableBase,
 } from './read-ring.js';
 
-interface Request { path: string | Uint8Array; size: number }
+/** One message: paths (bytes, each ended by a NUL) and their sizes. */
+interface Batch { paths: Uint8Array; sizes: Float64Array }
 
 const { sab, record: RECORD } = workerData as { sab: SharedArrayBuffer; record: number };
 const { ctrl, table, data } = mapReadRing(sab);
 
-const queue: Request[] = [];
-let head = 0;
+const queue: Batch[] = [];
 let seq = 0;
 let produced = 0;
 let fill = 0;
@@ -64,24 +64,24 @@ function codeIndex(e: unknown): number {
   return i < 0 ? 0 : i;
 }
 
-function readFile(req: Request, file: number): void {
+function readFile(path: Buffer, size: number, file: number): void {
   let fd: number;
   try {
-    fd = openSync(fsPath(req.path), 'r');
+    fd = openSync(path, 'r');
   } catch (e) {
     record(file, codeIndex(e), REC_ERROR);
     return;
   }
   try {
-    if (req.size === 0) {
+    if (size === 0) {
       record(file, 0, REC_LAST);
       return;
     }
     let pos = 0;
-    while (pos < req.size) {
+    while (pos < size) {
       acquire();
       const free = READ_SLOT_BYTES - fill;
-      const left = req.size - pos;
+      const left = size - pos;
       let want = Math.min(left, free);
       // pieces of whole records spare the build from gathering them
       if (left > free && free >= RECORD) want = free - (free % RECORD);
@@ -93,7 +93,7 @@ function readFile(req: Request, file: number): void {
       }
       fill += n;
       pos += n;
-      record(file, n, pos === req.size ? REC_LAST : REC_MORE);
+      record(file, n, pos === size ? REC_LAST : REC_MORE);
     }
   } catch (e) {
     if (e instanceof Quit) throw e;
@@ -105,13 +105,16 @@ function readFile(req: Request, file: number): void {
 
 function pump(): void {
   try {
-    while (head < queue.length) {
-      const req = queue[head]!;
-      queue[head++] = undefined as unknown as Request;
-      readFile(req, seq++);
+    while (queue.length > 0) {
+      const { paths, sizes } = queue.shift()!;
+      const bytes = Buffer.from(paths.buffer, paths.byteOffset, paths.byteLength);
+      let start = 0;
+      for (let i = 0; i < sizes.length; i++) {
+        const end = bytes.indexOf(0, start);
+        readFile(bytes.subarray(start, end), sizes[i]!, seq++);
+        start = end + 1;
+      }
     }
-    queue.length = 0;
-    head = 0;
     // the build may be waiting for the files of a slot that is not full
     publish();
   } catch (e) {
@@ -120,8 +123,8 @@ function pump(): void {
   }
 }
 
-parentPort!.on('message', (m: { files?: Request[]; quit?: boolean }) => {
-  if (m.quit) process.exit(0);
-  for (const f of m.files ?? []) queue.push(f);
+parentPort!.on('message', (m: Batch | { quit: true }) => {
+  if ('quit' in m) process.exit(0);
+  queue.push(m);
   pump();
 });

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import {
   allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_PRODUCED, R_QUIT, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
-  REC_SHRANK, tableBase, fsPath, type ReadRing,
+  REC_SHRANK, tableBase, type ReadRing,
 } from './read-ring.js';
 
 /** Why a file could not be read: an errno code (a Node-style system error) or a short file. */
@@ -34,7 +34,11 @@ function threadedReads(): boolean {
 export class HostFileReader {
   private worker: Worker | null = null;
   private ring: ReadRing | null = null;
-  private batch: { path: string | Uint8Array; size: number }[] = [];
+  // requests not yet sent: the paths as bytes, each ended by a NUL (which no
+  // path contains), and the sizes; one message per batch carries both arrays
+  private batchPaths: Buffer = Buffer.allocUnsafe(16 * 1024);
+  private batchLen = 0;
+  private batchSizes: number[] = [];
   // inline reading: the queue of requested files and a buffer
   private inline: { path: string | Uint8Array; size: number }[] = [];
   private inlineHead = 0;
@@ -64,14 +68,26 @@ export class HostFileReader {
       this.inline.push({ path, size });
       return;
     }
-    this.batch.push({ path, size });
-    if (this.batch.length >= BATCH) this.send();
+    // Structured-cloning an object per file cost more than reading small
+    // files: the batch goes as two typed arrays instead.
+    const need = (typeof path === 'string' ? Buffer.byteLength(path) : path.length) + 1;
+    if (this.batchLen + need > this.batchPaths.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.batchPaths.length, this.batchLen + need));
+      this.batchPaths.copy(grown, 0, 0, this.batchLen);
+      this.batchPaths = grown;
+    }
+    if (typeof path === 'string') this.batchLen += this.batchPaths.write(path, this.batchLen);
+    else { this.batchPaths.set(path, this.batchLen); this.batchLen += path.length; }
+    this.batchPaths[this.batchLen++] = 0;
+    this.batchSizes.push(size);
+    if (this.batchSizes.length >= BATCH) this.send();
   }
 
   private send(): void {
-    if (this.batch.length === 0) return;
-    this.worker!.postMessage({ files: this.batch });
-    this.batch = [];
+    if (this.batchSizes.length === 0) return;
+    this.worker!.postMessage({ paths: this.batchPaths.subarray(0, this.batchLen), sizes: Float64Array.from(this.batchSizes) });
+    this.batchLen = 0;
+    this.batchSizes = [];
   }
 
   /**
@@ -157,4 +173,9 @@ export class HostFileReader {
 function asReadError(e: unknown): unknown {
   const err = e as { code?: unknown; syscall?: unknown };
   return typeof err.code === 'string' ? new HostReadError(err.code, String(err.syscall ?? 'read'), false) : e;
+}
+
+/** Paths that are not valid UTF-8 travel as bytes; fs calls want them as a Buffer. */
+function fsPath(p: string | Uint8Array): string | Buffer {
+  return typeof p === 'string' ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
 }

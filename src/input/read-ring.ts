@@ -47,8 +47,3 @@ export function mapReadRing(sab: SharedArrayBuffer): ReadRing {
   const data = new Uint8Array(sab, CTRL_WORDS * 4 + READ_SLOTS * TABLE_WORDS * 4, READ_SLOTS * READ_SLOT_BYTES);
   return { ctrl, table, data };
 }
-
-/** Paths that are not valid UTF-8 travel as bytes; fs calls want them as a Buffer. */
-export function fsPath(p: string | Uint8Array): string | Buffer {
-  return typeof p === 'string' ? p : Buffer.from(p.buffer, p.byteOffset, p.byteLength);
-}

@@ -151,6 +151,12 @@ export class BpSlab {
     return slot;
   }
 
+  /** The encoded block pointer itself (a view: valid as long as the slab). */
+  raw(slot: number): Uint8Array {
+    const at = (slot % BpSlab.PER_CHUNK) * BP_SIZE;
+    return this.chunks[Math.floor(slot / BpSlab.PER_CHUNK)]!.subarray(at, at + BP_SIZE);
+  }
+
   get(slot: number): BlkPtr {
     return decodeBp(this.chunks[Math.floor(slot / BpSlab.PER_CHUNK)]!, (slot % BpSlab.PER_CHUNK) * BP_SIZE);
   }

@@ -333,7 +333,7 @@ export class ZplWriter {
     dn.nlevels = data.nlevels;
     dn.maxblkid = data.maxblkid;
     dn.used = data.used;
-    dn.blkptr = [this.zio.bpSlab.get(data.bpSlot)];
+    dn.blkptrRaw = this.zio.bpSlab.raw(data.bpSlot);
     return this.withSpill(dn, spill);
   }
 

@@ -50,6 +50,25 @@ export function fileBlockSize(size: number, recordsize = RECORDSIZE): number {
   return size <= recordsize ? Math.max(512, Math.ceil(size / 512) * 512) : recordsize;
 }
 
+// The record a file's pieces are gathered into: one, reused from file to
+// file (a fresh zeroed array per small file was most of the allocation of a
+// tree of small files). Every gathered record is written out (copied into
+// the image's ring, or into the compression queue) before the next one is
+// gathered; a second writer open at the same time gets an array of its own.
+let scratch = new Uint8Array(RECORDSIZE);
+let scratchInUse = false;
+
+function claimScratch(size: number): Uint8Array {
+  if (scratchInUse) return new Uint8Array(size);
+  scratchInUse = true;
+  if (scratch.length < size) scratch = new Uint8Array(size);
+  return scratch.subarray(0, size);
+}
+
+function releaseScratch(buf: Uint8Array): void {
+  if (buf.buffer === scratch.buffer) scratchInUse = false;
+}
+
 export class FileDataWriter {
   readonly blksz: number;
   private readonly nblocks: number;
@@ -80,7 +99,7 @@ export class FileDataWriter {
         off += this.blksz;
         continue;
       }
-      this.buf ??= new Uint8Array(this.blksz);
+      this.buf ??= claimScratch(this.blksz);
       const n = Math.min(this.blksz - this.fillLen, chunk.length - off);
       this.buf.set(chunk.subarray(off, off + n), this.fillLen);
       this.fillLen += n;
@@ -144,6 +163,8 @@ export class FileDataWriter {
       this.flushBlock();
     }
     this.flushPending();
+    if (this.buf) releaseScratch(this.buf);
+    this.buf = undefined;
     const dn = this.w.finish();
     const a = this.w.acct;
     return {

@@ -93,6 +93,27 @@ for (const mode of ['thread', 'inline'] as const) {
       }
     }, 60_000);
 
+    test('paths that are not UTF-8 travel as bytes', async () => {
+      const { HostFileReader } = await load();
+      const dir = join(root, `odd-${mode}`);
+      mkdirSync(dir, { recursive: true });
+      const name = Buffer.concat([Buffer.from(dir + '/'), Buffer.from([0x66, 0xff, 0xfe, 0x0a, 0x41])]);
+      writeFileSync(name, 'odd bytes');
+      writeFileSync(join(dir, 'plain'), 'plain');
+      const reader = new HostFileReader(128 * 1024);
+      try {
+        reader.request(new Uint8Array(name), 9);
+        reader.request(join(dir, 'plain'), 5);
+        for (const want of ['odd bytes', 'plain']) {
+          const got: Buffer[] = [];
+          reader.read((p) => got.push(Buffer.from(p)));
+          expect(Buffer.concat(got).toString()).toBe(want);
+        }
+      } finally {
+        reader.close();
+      }
+    }, 60_000);
+
     test('a file shorter than the walk saw is reported as shrunk', async () => {
       const { HostFileReader } = await load();
       const files = makeFiles(join(root, `shrank-${mode}`), 12);
