@@ -1,24 +1,23 @@
-// One compression worker: waits on its slot's state word, compresses the
-// block it finds there, posts the result length and goes back to waiting.
+// One compression worker: sleeps until the board's round changes, then
+// takes jobs off it with the others (runJobs) until none is left.
 import { workerData } from 'node:worker_threads';
-import { compressBlock } from './compress.js';
-import { SLOT_BYTES, STATES } from './compress-pool.js';
+import { FAILED, JOBS, mapBoard, QUIT, ROUND, runJobs } from './compress-pool.js';
 
-const sab = (workerData as { sab: SharedArrayBuffer }).sab;
-const ctrl = new Int32Array(sab, 0, 4);
-const input = new Uint8Array(sab, 16, SLOT_BYTES);
-const output = new Uint8Array(sab, 16 + SLOT_BYTES);
+const board = mapBoard((workerData as { sab: SharedArrayBuffer }).sab);
+const inputs = Array.from({ length: JOBS }, (_, j) => board.input(j));
+const outputs = Array.from({ length: JOBS }, (_, j) => board.output(j));
+const { ctrl } = board;
 
+let seen = 0;
 for (;;) {
-  let state = Atomics.load(ctrl, 0);
-  while (state === STATES.IDLE || state === STATES.DONE) {
-    Atomics.wait(ctrl, 0, state);
-    state = Atomics.load(ctrl, 0);
+  Atomics.wait(ctrl, ROUND, seen);
+  seen = Atomics.load(ctrl, ROUND);
+  if (Atomics.load(ctrl, QUIT) === 1) break;
+  try {
+    runJobs(board, inputs, outputs);
+  } catch (e) {
+    Atomics.store(ctrl, FAILED, 1);
+    Atomics.notify(ctrl, 3);
+    throw e;
   }
-  if (state === STATES.QUIT) break;
-  const c = compressBlock(ctrl[3]!, input.subarray(0, ctrl[1]!));
-  if (c) output.set(c);
-  ctrl[2] = c ? c.length : -1;
-  Atomics.store(ctrl, 0, STATES.DONE);
-  Atomics.notify(ctrl, 0);
 }

@@ -132,7 +132,7 @@ export class FileDataWriter {
     }
     // a real copy: callers hand in views of buffers they reuse (Buffer#slice would not copy)
     this.pending.push(zero ? null : Uint8Array.prototype.slice.call(block));
-    if (this.pending.length >= pool.batch * 4) this.flushPending();
+    if (this.pending.length >= pool.batch) this.flushPending();
   }
 
   private flushPending(): void {
