@@ -7,7 +7,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_PRODUCED, R_QUIT, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
+  ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
   REC_MORE, REC_SHRANK, tableBase,
 } from './read-ring.js';
 
@@ -118,11 +118,15 @@ function pump(): void {
     // the build may be waiting for the files of a slot that is not full
     publish();
   } catch (e) {
-    if (!(e instanceof Quit)) throw e;
-    process.exit(0);
+    if (e instanceof Quit) process.exit(0);
+    // anything else is a bug: say so to a build that may be waiting
+    Atomics.store(ctrl, R_FAILED, 1);
+    Atomics.notify(ctrl, R_PRODUCED);
+    throw e;
   }
 }
 
+Atomics.store(ctrl, R_STARTED, 1);
 parentPort!.on('message', (m: Batch | { quit: true }) => {
   if ('quit' in m) process.exit(0);
   queue.push(m);

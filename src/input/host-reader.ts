@@ -2,11 +2,11 @@
 // (host-reader-worker.ts) when it is available, else on the calling thread.
 // The build names the files it will need, in order, a bounded number ahead
 // (`request`), then takes each one's bytes in that order (`read`).
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { closeSync, openSync, readSync } from 'node:fs';
+import type { Worker } from 'node:worker_threads';
+import { startThread, THREAD_START_TIMEOUT_MS, threadScript } from '../util/threads.js';
 import {
-  allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_PRODUCED, R_QUIT, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
+  allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
   REC_SHRANK, tableBase, type ReadRing,
 } from './read-ring.js';
 
@@ -21,11 +21,6 @@ const CHUNK = 1 << 20;
 /** Requests go to the thread in batches of this many files. */
 const BATCH = 64;
 
-function readerScript(): URL | null {
-  const url = new URL('./host-reader-worker.js', import.meta.url);
-  return existsSync(fileURLToPath(url)) ? url : null;
-}
-
 /** TSMAKEFS_READER=0 reads on the building thread (same bytes; for comparison and debugging). */
 function threadedReads(): boolean {
   return process.env.TSMAKEFS_READER !== '0';
@@ -33,6 +28,7 @@ function threadedReads(): boolean {
 
 export class HostFileReader {
   private worker: Worker | null = null;
+  private since = 0;
   private ring: ReadRing | null = null;
   // requests not yet sent: the paths as bytes, each ended by a NUL (which no
   // path contains), and the sizes; one message per batch carries both arrays
@@ -51,12 +47,12 @@ export class HostFileReader {
 
   /** `record`: the usual record size, so a large file's pieces hold whole records. */
   constructor(record: number) {
-    const script = threadedReads() ? readerScript() : null;
+    const script = threadedReads() ? threadScript(import.meta.url, './host-reader-worker.js') : null;
     if (script) {
       const sab = allocReadRing();
       this.ring = mapReadRing(sab);
-      this.worker = new Worker(script, { workerData: { sab, record } });
-      this.worker.unref();
+      this.since = Date.now();
+      this.worker = startThread(script, { sab, record });
     } else {
       this.buf = Buffer.allocUnsafe(CHUNK);
     }
@@ -106,7 +102,13 @@ export class HostFileReader {
       // the thread only starts on a batch once it is sent
       if (Atomics.load(ctrl, R_PRODUCED) === this.consumed) {
         this.send();
-        while (Atomics.load(ctrl, R_PRODUCED) === this.consumed) Atomics.wait(ctrl, R_PRODUCED, this.consumed);
+        while (Atomics.load(ctrl, R_PRODUCED) === this.consumed) {
+          if (Atomics.load(ctrl, R_FAILED) === 1) throw new Error('the file reader thread failed');
+          if (Atomics.wait(ctrl, R_PRODUCED, this.consumed, 1000) === 'timed-out' && Atomics.load(ctrl, R_STARTED) === 0
+            && Date.now() - this.since > THREAD_START_TIMEOUT_MS) {
+            throw new Error('the file reader thread did not start');
+          }
+        }
       }
       const base = tableBase(slot);
       const at = base + 1 + 3 * this.rec;

@@ -13,6 +13,8 @@ export const MAX_RECORDS = 1024;
 export const R_PRODUCED = 0; // slots handed to the build
 export const R_CONSUMED = 1; // slots the build is done with
 export const R_QUIT = 2;
+export const R_STARTED = 3; // 1: the reader thread is running
+export const R_FAILED = 4; // 1: it died of something other than a file's error
 
 // record status (the third word of a record)
 export const REC_MORE = 0; // more of this file follows

@@ -13,7 +13,8 @@ const { ctrl } = ring;
 
 function fail(e: unknown): void {
   const err = e as { code?: unknown; errno?: unknown };
-  const code = typeof err.code === 'string' ? err.code : 'EIO';
+  // no errno code: a bug, reported as such ('' makes the build say the thread failed)
+  const code = typeof err.code === 'string' ? err.code : '';
   const n = Math.min(code.length, ring.code.length);
   for (let i = 0; i < n; i++) ring.code[i] = code.charCodeAt(i) & 0x7f;
   ctrl[CODE_LEN] = n;
@@ -38,22 +39,27 @@ function writeSlot(slot: number): void {
 Atomics.store(ctrl, STARTED, 1);
 Atomics.notify(ctrl, STARTED);
 let consumed = 0;
-for (;;) {
-  const produced = Atomics.load(ctrl, PRODUCED);
-  if (consumed === produced) {
-    if (Atomics.load(ctrl, QUIT) === 1) break;
-    Atomics.wait(ctrl, PRODUCED, produced);
-    continue;
-  }
-  if (Atomics.load(ctrl, FAILED) === 0 && Atomics.load(ctrl, QUIT) === 0) {
-    try {
-      writeSlot(consumed % RING_SLOTS);
-    } catch (e) {
-      fail(e);
+try {
+  for (;;) {
+    const produced = Atomics.load(ctrl, PRODUCED);
+    if (consumed === produced) {
+      if (Atomics.load(ctrl, QUIT) === 1) break;
+      Atomics.wait(ctrl, PRODUCED, produced);
+      continue;
     }
+    if (Atomics.load(ctrl, FAILED) === 0 && Atomics.load(ctrl, QUIT) === 0) {
+      try {
+        writeSlot(consumed % RING_SLOTS);
+      } catch (e) {
+        fail(e);
+      }
+    }
+    consumed++;
+    Atomics.store(ctrl, CONSUMED, consumed);
+    Atomics.notify(ctrl, CONSUMED);
   }
-  consumed++;
-  Atomics.store(ctrl, CONSUMED, consumed);
+} catch (e) {
+  fail(e);
   Atomics.notify(ctrl, CONSUMED);
 }
 Atomics.store(ctrl, STOPPED, 1);

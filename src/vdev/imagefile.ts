@@ -2,21 +2,15 @@
 // written with positional writes, renamed into place only when complete.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
+import { startThread, THREAD_START_TIMEOUT_MS, threadScript } from '../util/threads.js';
 import {
   allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, segBase, SLOT_BYTES,
   STARTED, STOPPED, type Ring,
 } from './image-ring.js';
 
 const COMBINE_LIMIT = 8 * 1024 * 1024;
-
-/** The writer thread's script next to this module (absent when the sources run untranspiled, e.g. under a test runner). */
-function writerScript(): URL | null {
-  const url = new URL('./image-writer.js', import.meta.url);
-  return fs.existsSync(fileURLToPath(url)) ? url : null;
-}
 
 /**
  * Whether images are written on a thread of their own: TSMAKEFS_IMAGE_WRITER=0
@@ -67,6 +61,7 @@ export class ImageFile {
   // the slots handed over), how full it is and its segment table.
   private ring: Ring | null = null;
   private writer: Worker | null = null;
+  private writerSince = 0;
   private produced = 0;
   private fill = 0;
   private segCount = 0;
@@ -91,13 +86,12 @@ export class ImageFile {
       this.abort();
       throw this.failure(e);
     }
-    const script = threadedWrites() ? writerScript() : null;
+    const script = threadedWrites() ? threadScript(import.meta.url, './image-writer.js') : null;
     if (script) {
       const sab = allocRing();
       this.ring = mapRing(sab);
-      this.writer = new Worker(script, { workerData: { sab, fd: this.fd } });
-      // the writer is told to stop through the ring; it must not keep the process alive
-      this.writer.unref();
+      this.writerSince = Date.now();
+      this.writer = startThread(script, { sab, fd: this.fd });
     } else {
       this.pend = Buffer.allocUnsafe(COMBINE_LIMIT);
     }
@@ -173,7 +167,10 @@ export class ImageFile {
       if (Atomics.load(ctrl, FAILED) === 1) throw this.failure(this.writerError());
       const c = Atomics.load(ctrl, CONSUMED);
       if (c >= n) return;
-      Atomics.wait(ctrl, CONSUMED, c);
+      if (Atomics.wait(ctrl, CONSUMED, c, 1000) === 'timed-out' && Atomics.load(ctrl, STARTED) === 0
+        && Date.now() - this.writerSince > THREAD_START_TIMEOUT_MS) {
+        throw new Error('the image writer thread did not start');
+      }
     }
   }
 
@@ -181,6 +178,7 @@ export class ImageFile {
     const ring = this.ring!;
     let code = '';
     for (let i = 0; i < ring.ctrl[CODE_LEN]!; i++) code += String.fromCharCode(ring.code[i]!);
+    if (code === '') return new Error('the image writer thread failed');
     return Object.assign(new Error(`${code}: write failed`), { code, errno: ring.ctrl[ERRNO], syscall: 'write' });
   }
 

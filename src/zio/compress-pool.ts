@@ -5,9 +5,8 @@
 // are then placed in block order. A block's compressed bytes depend only on
 // the block, so the image is the same whatever the number of workers
 // (0 means compress on the calling thread).
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startThread, threadScript } from '../util/threads.js';
 import { compressBlock } from './compress.js';
 
 export const SLOT_BYTES = 128 * 1024;
@@ -67,10 +66,8 @@ export function runJobs(board: Board, inputs: Uint8Array[], outputs: Uint8Array[
   }
 }
 
-/** The worker script next to this module (absent when the sources run untranspiled, e.g. under a test runner). */
-export function workerScript(): URL | null {
-  const url = new URL('./compress-worker.js', import.meta.url);
-  return existsSync(fileURLToPath(url)) ? url : null;
+function workerScript(): URL | null {
+  return threadScript(import.meta.url, './compress-worker.js');
 }
 
 export class CompressPool {
@@ -98,9 +95,9 @@ export class CompressPool {
     }
     const script = workerScript()!;
     for (let i = 0; i < this.workers; i++) {
-      const worker = new Worker(script, { workerData: { sab } });
+      // a worker that cannot start takes no job: the calling thread does them all
+      const worker = startThread(script, { sab });
       worker.on('error', (e) => { this.failure = e; });
-      worker.unref();
       this.threads.push(worker);
     }
   }

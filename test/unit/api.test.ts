@@ -222,10 +222,11 @@ describe('the package entry point', () => {
   test('`import ... from "tsmakefs"` resolves to the compiled library through "exports"', () => {
     expect(existsSync(join(REPO_ROOT, 'dist', 'index.js')), 'dist/ is missing: `npm run build` compiles it').toBe(true);
     const img = join(outDir('pkg'), 'pkg.img');
-    // workers: 0: compression threads would inherit --input-type, which only -e takes
+    // the build's threads (writer, reader, compression) inherit node's flags:
+    // --input-type, which only -e takes, must not stop them from starting
     const script = `
       import { buildImage, verifyImage } from 'tsmakefs';
-      const s = await buildImage({ image: ${JSON.stringify(img)}, inputs: [${JSON.stringify(stage)}], poolName: 'pkg', size: '64m', workers: 0 });
+      const s = await buildImage({ image: ${JSON.stringify(img)}, inputs: [${JSON.stringify(stage)}], poolName: 'pkg', size: '64m', workers: 2 });
       const v = await verifyImage(s.image);
       console.log(JSON.stringify({ pool: s.poolName, problems: v.problems.length }));
     `;

@@ -11,6 +11,12 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, test } from 'vitest';
 import { REPO_ROOT } from '../helpers/proc.js';
 import { Prng } from '../helpers/trees.js';
+import { threadExecArgv } from '../../src/util/threads.js';
+
+test('helper threads get node\'s flags without --input-type (a worker given it fails to start)', () => {
+  expect(threadExecArgv(['--input-type=module', '--cpu-prof', '--input-type', 'commonjs', '--max-old-space-size=100']))
+    .toEqual(['--cpu-prof', '--max-old-space-size=100']);
+});
 
 const dist = (p: string) => join(REPO_ROOT, 'dist', p);
 const haveDist = existsSync(dist('input/host-reader-worker.js')) && existsSync(dist('vdev/image-writer.js'));

@@ -1,0 +1,39 @@
+// What the build's helper threads (image writer, file reader, compression)
+// have in common: they start from a script next to their module, and they
+// must start whatever flags the embedding process was run with.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+
+/**
+ * The process's node flags minus those a thread cannot take: a worker
+ * inherits execArgv, and `--input-type` (valid only with -e, as in
+ * `node --input-type=module -e "import ... from 'tsmakefs'"`) makes it fail
+ * to start, which a synchronous build waiting on it could not even notice.
+ */
+export function threadExecArgv(argv: readonly string[] = process.execArgv): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--input-type') { i++; continue; }
+    if (a.startsWith('--input-type=')) continue;
+    out.push(a);
+  }
+  return out;
+}
+
+/** The script `name` next to `moduleUrl`, or null when it is absent (sources run untranspiled, e.g. under a test runner). */
+export function threadScript(moduleUrl: string, name: string): URL | null {
+  const url = new URL(name, moduleUrl);
+  return existsSync(fileURLToPath(url)) ? url : null;
+}
+
+/** Start a helper thread that must not keep the process alive. */
+export function startThread(script: URL, workerData: unknown): Worker {
+  const w = new Worker(script, { workerData, execArgv: threadExecArgv() });
+  w.unref();
+  return w;
+}
+
+/** How long a synchronous wait gives a thread that has not even started before calling it dead. */
+export const THREAD_START_TIMEOUT_MS = 60_000;
