@@ -283,7 +283,10 @@ function fitGeometry(geo: VdevGeometry, alloc: SpaceAllocator, opts: ImageOption
 function defaultWorkers(): number {
   const env = process.env.TSMAKEFS_WORKERS;
   if (env !== undefined && /^\d+$/.test(env)) return Number(env);
-  return Math.min(4, availableParallelism());
+  // the building thread compresses too (whenever it would wait for a
+  // result): one worker fewer than cores keeps them all busy without
+  // crowding out the reader and writer threads (bench/RESULTS.md)
+  return Math.min(4, availableParallelism() - 1);
 }
 
 /**

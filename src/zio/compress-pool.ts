@@ -1,9 +1,10 @@
-// Compression on worker threads, kept synchronous for the writer: a batch of
-// blocks goes onto a shared job board, the workers and the calling thread
-// all take jobs from it (an atomic counter hands each job out once) until
-// none is left, and the call returns when every job is done. The results
-// are then placed in block order. A block's compressed bytes depend only on
-// the block, so the image is the same whatever the number of workers
+// Data compression on worker threads, pipelined with the rest of the build:
+// the building thread puts each record on a ring of jobs and goes on reading
+// and placing, the workers take jobs as they come (a compare-and-swap hands
+// each out once), and the builder takes the results back in submission
+// order, compressing a job itself rather than wait idle for one. Placement
+// stays sequential and in order, and a block's compressed bytes depend only
+// on the block, so the image is the same whatever the number of workers
 // (0 means compress on the calling thread).
 import type { Worker } from 'node:worker_threads';
 import { startThread, threadScript } from '../util/threads.js';
@@ -11,72 +12,75 @@ import { compressBlock } from './compress.js';
 
 export const SLOT_BYTES = 128 * 1024;
 const OUT_BYTES = SLOT_BYTES + 1024;
-/** Jobs on the board at once: enough to keep two or three threads busy between hand-offs. */
+/** Jobs in flight at most: enough to keep the workers busy across a few reads. */
 export const JOBS = 16;
 
-// board control words (Int32Array indexes)
-export const ROUND = 0; // bumped for each batch; workers wait on it
-export const NEXT = 1; // next job to take (taken with Atomics.add)
-export const TOTAL = 2; // jobs in this batch
-export const DONE = 3; // jobs finished
-export const QUIT = 4;
-export const FAILED = 5; // a worker caught an exception
+// ring control words (Int32Array indexes)
+export const SUBMITTED = 0; // jobs put on the ring so far
+export const TAKEN = 1; // jobs a thread has started
+export const QUIT = 2;
+export const FAILED = 3; // a worker caught an exception
 const CTRL_WORDS = 8;
-/** NEXT between batches: past any total. */
-const CLOSED_BATCH = 1 << 30;
-// per job: input length, algorithm, output length (-1: not worth it)
+// per job: input length, algorithm, output length (-1: not worth it), state
 const JOB_WORDS = 4;
+const FILLED = 1;
+const DONE = 2;
 
-export interface Board {
+export interface JobRing {
   ctrl: Int32Array;
   jobs: Int32Array;
-  input(j: number): Uint8Array;
-  output(j: number): Uint8Array;
+  inputs: Uint8Array[];
+  outputs: Uint8Array[];
 }
 
-export function mapBoard(sab: SharedArrayBuffer): Board {
+export function mapJobRing(sab: SharedArrayBuffer): JobRing {
   const ctrl = new Int32Array(sab, 0, CTRL_WORDS);
   const jobs = new Int32Array(sab, CTRL_WORDS * 4, JOBS * JOB_WORDS);
   const base = CTRL_WORDS * 4 + JOBS * JOB_WORDS * 4;
   const per = SLOT_BYTES + OUT_BYTES;
-  return {
-    ctrl, jobs,
-    input: (j) => new Uint8Array(sab, base + j * per, SLOT_BYTES),
-    output: (j) => new Uint8Array(sab, base + j * per + SLOT_BYTES, OUT_BYTES),
-  };
-}
-
-function allocBoard(): SharedArrayBuffer {
-  return new SharedArrayBuffer(CTRL_WORDS * 4 + JOBS * JOB_WORDS * 4 + JOBS * (SLOT_BYTES + OUT_BYTES));
-}
-
-/**
- * Take jobs off the board until none is left (the workers' loop and the
- * calling thread's share both run this).
- */
-export function runJobs(board: Board, inputs: Uint8Array[], outputs: Uint8Array[]): void {
-  const { ctrl, jobs } = board;
-  for (;;) {
-    const j = Atomics.add(ctrl, NEXT, 1);
-    if (j >= Atomics.load(ctrl, TOTAL)) return;
-    const c = compressBlock(jobs[j * JOB_WORDS + 1]!, inputs[j]!.subarray(0, jobs[j * JOB_WORDS]!));
-    if (c) outputs[j]!.set(c);
-    jobs[j * JOB_WORDS + 2] = c ? c.length : -1;
-    if (Atomics.add(ctrl, DONE, 1) + 1 === Atomics.load(ctrl, TOTAL)) Atomics.notify(ctrl, DONE);
+  const inputs: Uint8Array[] = [];
+  const outputs: Uint8Array[] = [];
+  for (let j = 0; j < JOBS; j++) {
+    inputs.push(new Uint8Array(sab, base + j * per, SLOT_BYTES));
+    outputs.push(new Uint8Array(sab, base + j * per + SLOT_BYTES, OUT_BYTES));
   }
+  return { ctrl, jobs, inputs, outputs };
+}
+
+/** Start the next submitted job if there is one; false if none was waiting. */
+export function takeJob(ring: JobRing): boolean {
+  const { ctrl, jobs } = ring;
+  const t = Atomics.load(ctrl, TAKEN);
+  if (t >= Atomics.load(ctrl, SUBMITTED)) return false;
+  if (Atomics.compareExchange(ctrl, TAKEN, t, t + 1) !== t) return true; // another thread took it: look again
+  const j = t % JOBS;
+  const at = j * JOB_WORDS;
+  const c = compressBlock(jobs[at + 1]!, ring.inputs[j]!.subarray(0, jobs[at]!));
+  if (c) ring.outputs[j]!.set(c);
+  jobs[at + 2] = c ? c.length : -1;
+  Atomics.store(jobs, at + 3, DONE);
+  Atomics.notify(jobs, at + 3);
+  return true;
 }
 
 function workerScript(): URL | null {
   return threadScript(import.meta.url, './compress-worker.js');
 }
 
+/** A compressed record handed back: its input (still in the ring) and the result (null: not worth it). */
+export interface Compressed {
+  input: Uint8Array;
+  output: Uint8Array | null;
+}
+
 export class CompressPool {
-  private board: Board | null = null;
-  private inputs: Uint8Array[] = [];
-  private outputs: Uint8Array[] = [];
+  private ring: JobRing | null = null;
   private threads: Worker[] = [];
   private failure: Error | null = null;
-  private closed = false;
+  private submitted = 0;
+  private retired = 0;
+  // without workers: results computed at submission, kept until retired
+  private inline: Compressed[] = [];
   readonly workers: number;
 
   constructor(workers: number) {
@@ -85,14 +89,9 @@ export class CompressPool {
 
   // Started at the first compressed data block, not with the pool: an
   // image without data compression never pays for the workers' isolates.
-  private start(): void {
-    const sab = allocBoard();
-    this.board = mapBoard(sab);
-    Atomics.store(this.board.ctrl, NEXT, CLOSED_BATCH);
-    for (let j = 0; j < JOBS; j++) {
-      this.inputs.push(this.board.input(j));
-      this.outputs.push(this.board.output(j));
-    }
+  private start(): JobRing {
+    const sab = new SharedArrayBuffer(CTRL_WORDS * 4 + JOBS * JOB_WORDS * 4 + JOBS * (SLOT_BYTES + OUT_BYTES));
+    this.ring = mapJobRing(sab);
     const script = workerScript()!;
     for (let i = 0; i < this.workers; i++) {
       // a worker that cannot start takes no job: the calling thread does them all
@@ -100,65 +99,77 @@ export class CompressPool {
       worker.on('error', (e) => { this.failure = e; });
       this.threads.push(worker);
     }
+    return this.ring;
   }
 
-  /** How many blocks one call should carry to keep every worker busy. */
-  get batch(): number {
-    return this.workers === 0 ? 1 : JOBS;
+  /** Jobs submitted and not yet retired. */
+  get inFlight(): number {
+    return this.submitted - this.retired;
   }
 
-  /** Compress each block with `comp`; null where compression is not worth it. */
-  compressAll(blocks: Uint8Array[], comp: number): (Uint8Array | null)[] {
-    // one block: no hand-off is worth it
-    if (this.workers === 0 || this.closed || blocks.length <= 1) return blocks.map((b) => copyOrNull(compressBlock(comp, b)));
-    if (!this.board) this.start();
-    const { ctrl, jobs } = this.board!;
-    const out: (Uint8Array | null)[] = [];
-    for (let i = 0; i < blocks.length; i += JOBS) {
-      const n = Math.min(JOBS, blocks.length - i);
-      for (let k = 0; k < n; k++) {
-        const b = blocks[i + k]!;
-        if (b.length > SLOT_BYTES) throw new Error('block too large for a compression slot');
-        this.inputs[k]!.set(b);
-        jobs[k * JOB_WORDS] = b.length;
-        jobs[k * JOB_WORDS + 1] = comp;
-      }
-      // done and total before next: a worker that takes a job must see its batch whole
-      Atomics.store(ctrl, DONE, 0);
-      Atomics.store(ctrl, TOTAL, n);
-      Atomics.store(ctrl, NEXT, 0);
-      Atomics.add(ctrl, ROUND, 1);
-      Atomics.notify(ctrl, ROUND);
-      runJobs(this.board!, this.inputs, this.outputs);
-      for (;;) {
-        const d = Atomics.load(ctrl, DONE);
-        if (d >= n) break;
-        if (Atomics.load(ctrl, FAILED) !== 0 || this.failure) throw this.failure ?? new Error('a compression worker failed');
-        Atomics.wait(ctrl, DONE, d, 1000);
-      }
-      // a worker waking late for this batch must find nothing left to take,
-      // even once the next batch's total is set (which comes before NEXT = 0)
-      Atomics.store(ctrl, NEXT, CLOSED_BATCH);
-      for (let k = 0; k < n; k++) {
-        const len = jobs[k * JOB_WORDS + 2]!;
-        out.push(len < 0 ? null : this.outputs[k]!.slice(0, len));
-      }
+  /** Whether submit() needs a retire() first. */
+  get full(): boolean {
+    return this.inFlight === JOBS;
+  }
+
+  /** Queue `block` (copied) for compression with `comp`. */
+  submit(block: Uint8Array, comp: number): void {
+    if (this.full) throw new Error('compression ring full: retire first');
+    if (block.length > SLOT_BYTES) throw new Error('block too large for a compression slot');
+    if (this.workers === 0) {
+      const c = compressBlock(comp, block);
+      this.inline.push({ input: Uint8Array.prototype.slice.call(block), output: c ? c.slice() : null });
+      this.submitted++;
+      return;
     }
-    return out;
+    const ring = this.ring ?? this.start();
+    const j = this.submitted % JOBS;
+    const at = j * JOB_WORDS;
+    ring.inputs[j]!.set(block);
+    ring.jobs[at] = block.length;
+    ring.jobs[at + 1] = comp;
+    Atomics.store(ring.jobs, at + 3, FILLED);
+    this.submitted++;
+    Atomics.store(ring.ctrl, SUBMITTED, this.submitted);
+    Atomics.notify(ring.ctrl, SUBMITTED, 1);
+  }
+
+  /** Whether the oldest job is done (retire() would not wait). */
+  get headDone(): boolean {
+    if (this.inFlight === 0) return false;
+    if (this.workers === 0) return true;
+    return Atomics.load(this.ring!.jobs, (this.retired % JOBS) * JOB_WORDS + 3) === DONE;
+  }
+
+  /**
+   * The oldest job's result. The views stay valid until the next submit():
+   * place the block before submitting another.
+   */
+  retire(): Compressed {
+    if (this.inFlight === 0) throw new Error('no compression job to retire');
+    if (this.workers === 0) {
+      this.retired++;
+      return this.inline.shift()!;
+    }
+    const ring = this.ring!;
+    const j = this.retired % JOBS;
+    const state = j * JOB_WORDS + 3;
+    while (Atomics.load(ring.jobs, state) !== DONE) {
+      if (Atomics.load(ring.ctrl, FAILED) !== 0 || this.failure) throw this.failure ?? new Error('a compression worker failed');
+      // rather than wait, do a job (this one, or a later one)
+      if (!takeJob(ring)) Atomics.wait(ring.jobs, state, FILLED, 1000);
+    }
+    this.retired++;
+    const len = ring.jobs[j * JOB_WORDS + 2]!;
+    return { input: ring.inputs[j]!.subarray(0, ring.jobs[j * JOB_WORDS]!), output: len < 0 ? null : ring.outputs[j]!.subarray(0, len) };
   }
 
   close(): void {
-    this.closed = true;
-    if (this.board) {
-      Atomics.store(this.board.ctrl, QUIT, 1);
-      Atomics.add(this.board.ctrl, ROUND, 1);
-      Atomics.notify(this.board.ctrl, ROUND);
+    if (this.ring) {
+      Atomics.store(this.ring.ctrl, QUIT, 1);
+      Atomics.notify(this.ring.ctrl, SUBMITTED);
     }
     for (const w of this.threads) void w.terminate();
     this.threads = [];
   }
-}
-
-function copyOrNull(c: Uint8Array | null): Uint8Array | null {
-  return c ? c.slice() : null;
 }

@@ -1,23 +1,20 @@
-// One compression worker: sleeps until the board's round changes, then
-// takes jobs off it with the others (runJobs) until none is left.
+// One compression worker: takes jobs off the ring (takeJob) while there are
+// any, and sleeps until the next submission when there are none.
 import { workerData } from 'node:worker_threads';
-import { FAILED, JOBS, mapBoard, QUIT, ROUND, runJobs } from './compress-pool.js';
+import { FAILED, mapJobRing, QUIT, SUBMITTED, TAKEN, takeJob } from './compress-pool.js';
 
-const board = mapBoard((workerData as { sab: SharedArrayBuffer }).sab);
-const inputs = Array.from({ length: JOBS }, (_, j) => board.input(j));
-const outputs = Array.from({ length: JOBS }, (_, j) => board.output(j));
-const { ctrl } = board;
+const ring = mapJobRing((workerData as { sab: SharedArrayBuffer }).sab);
+const { ctrl } = ring;
 
-let seen = 0;
-for (;;) {
-  Atomics.wait(ctrl, ROUND, seen);
-  seen = Atomics.load(ctrl, ROUND);
-  if (Atomics.load(ctrl, QUIT) === 1) break;
-  try {
-    runJobs(board, inputs, outputs);
-  } catch (e) {
-    Atomics.store(ctrl, FAILED, 1);
-    Atomics.notify(ctrl, 3);
-    throw e;
+try {
+  for (;;) {
+    if (Atomics.load(ctrl, QUIT) === 1) break;
+    if (takeJob(ring)) continue;
+    const s = Atomics.load(ctrl, SUBMITTED);
+    // nothing untaken: sleep until the count of submissions moves
+    if (Atomics.load(ctrl, TAKEN) >= s) Atomics.wait(ctrl, SUBMITTED, s);
   }
+} catch (e) {
+  Atomics.store(ctrl, FAILED, 1);
+  throw e;
 }

@@ -118,9 +118,11 @@ export class FileDataWriter {
     this.pushBlock(block);
   }
 
-  // With a worker pool, records queue up (copied: callers reuse their
-  // buffers) and are compressed a batch at a time, then placed in order.
-  private pending: (Uint8Array | null)[] = [];
+  // With a worker pool, records go on its ring as they come and are placed
+  // in order as their results come back; a hole (all-zero record) queued
+  // behind them waits its turn. true: a hole, false: a ring job.
+  private order: boolean[] = [];
+  private orderHead = 0;
 
   private pushBlock(block: Uint8Array): void {
     const zero = this.comp !== COMP_OFF && isAllZero(block);
@@ -130,21 +132,34 @@ export class FileDataWriter {
       else this.w.push(block);
       return;
     }
-    // a real copy: callers hand in views of buffers they reuse (Buffer#slice would not copy)
-    this.pending.push(zero ? null : Uint8Array.prototype.slice.call(block));
-    if (this.pending.length >= pool.batch) this.flushPending();
+    if (zero) {
+      if (this.orderHead === this.order.length) this.w.pushHole();
+      else this.order.push(true);
+      return;
+    }
+    while (pool.full) this.retireOne();
+    pool.submit(block, this.comp);
+    this.order.push(false);
+    // place what is ready without waiting for it
+    while (this.orderHead < this.order.length && (this.order[this.orderHead] || pool.headDone)) this.retireOne();
+  }
+
+  private retireOne(): void {
+    const hole = this.order[this.orderHead++]!;
+    if (this.orderHead === this.order.length) {
+      this.order = [];
+      this.orderHead = 0;
+    }
+    if (hole) {
+      this.w.pushHole();
+      return;
+    }
+    const r = this.zio.pool!.retire();
+    this.w.push(r.input, 1, r.output);
   }
 
   private flushPending(): void {
-    if (this.pending.length === 0) return;
-    const blocks = this.pending.filter((b): b is Uint8Array => b !== null);
-    const done = this.zio.pool!.compressAll(blocks, this.comp);
-    let k = 0;
-    for (const b of this.pending) {
-      if (b === null) this.w.pushHole();
-      else this.w.push(b, 1, done[k++] ?? null);
-    }
-    this.pending = [];
+    while (this.orderHead < this.order.length) this.retireOne();
   }
 
   private flushBlock(): void {

@@ -163,3 +163,44 @@ for (const mode of ['thread', 'inline'] as const) {
     expect(readFileSync(path).equals(expected)).toBe(true);
   }, 60_000);
 }
+
+interface PoolModule {
+  CompressPool: new (workers: number) => {
+    full: boolean; headDone: boolean; inFlight: number;
+    submit(b: Uint8Array, comp: number): void;
+    retire(): { input: Uint8Array; output: Uint8Array | null };
+    close(): void;
+  };
+}
+
+for (const workers of [0, 1, 3]) {
+  test.runIf(workers === 0 || haveDist)(`CompressPool with ${workers} workers: results come back in submission order, as compressBlock gives them`, async () => {
+    const { CompressPool } = (await import(pathToFileURL(dist('zio/compress-pool.js')).href)) as PoolModule;
+    const { compressBlock } = await import(pathToFileURL(dist('zio/compress.js')).href) as { compressBlock(c: number, b: Uint8Array): Uint8Array | null };
+    const LZ4 = 15;
+    const r = new Prng(`pool-${workers}`);
+    const words = Buffer.from('the quick brown fox jumps over the lazy dog, again and again; ');
+    const blocks = Array.from({ length: 200 }, (_, i) => {
+      const b = Buffer.alloc(512 * (1 + (i * 37) % 256));
+      if (i % 3 === 0) b.set(r.bytes(b.length)); // incompressible
+      else for (let o = 0; o < b.length; o += words.length) words.copy(b, o, 0, Math.min(words.length, b.length - o));
+      b[0] = i; // every block distinct
+      return b;
+    });
+    const pool = new CompressPool(workers);
+    const got: (string | null)[] = [];
+    const take = () => { const x = pool.retire(); got.push(x.output ? Buffer.from(x.output).toString('hex') : null); expect(x.input.length).toBeGreaterThan(0); };
+    try {
+      for (let i = 0; i < blocks.length; i++) {
+        while (pool.full) take();
+        pool.submit(blocks[i]!, LZ4);
+        if (i % 7 === 0) while (pool.inFlight > 0) take(); // drain now and then, as a file's end does
+      }
+      while (pool.inFlight > 0) take();
+    } finally {
+      pool.close();
+    }
+    const want = blocks.map((b) => { const c = compressBlock(LZ4, b); return c ? Buffer.from(c).toString('hex') : null; });
+    expect(got).toEqual(want);
+  }, 60_000);
+}
