@@ -85,7 +85,12 @@ function time(t: Timespec): Uint8Array {
 }
 
 export class ZplWriter {
-  private plan = new Map<Inode, ZnodePlan>();
+  // Object numbers by inode; parents and link counts by object number. A
+  // plain number per map entry and two typed arrays cost a third of an
+  // object per inode (this lives as long as the dataset is being written).
+  private plan = new Map<Inode, number>();
+  private parents = new Int32Array(1024);
+  private links = new Int32Array(1024);
   private layouts = new SaLayouts();
   private nextObj = FIRST_TREE_OBJ;
   private os: ObjsetWriter;
@@ -103,27 +108,44 @@ export class ZplWriter {
     this.os = new ObjsetWriter(zio, fullMetaLevels());
   }
 
+  private setPlan(ino: Inode, objid: number, parent: number, links: number): void {
+    this.plan.set(ino, objid);
+    if (objid >= this.parents.length) {
+      const grow = (a: Int32Array) => { const b = new Int32Array(Math.max(2 * a.length, objid + 1)); b.set(a); return b; };
+      this.parents = grow(this.parents);
+      this.links = grow(this.links);
+    }
+    this.parents[objid] = parent;
+    this.links[objid] = links;
+  }
+
+  /** An inode's object number, parent's object number and link count. */
+  private planOf(ino: Inode): ZnodePlan {
+    const objid = this.plan.get(ino)!;
+    return { objid, parent: this.parents[objid]!, links: this.links[objid]! };
+  }
+
   /** Number every inode and count links, in the order objects will be written. */
   private planTree(): void {
-    this.plan.set(this.root, { objid: ROOT_OBJ, parent: ROOT_OBJ, links: 2 });
+    this.setPlan(this.root, ROOT_OBJ, ROOT_OBJ, 2);
     this.layouts.number(LAYOUT_ZNODE);
     // pre-order over directories; a directory's entries get consecutive numbers
     const stack: Inode[] = [this.root];
     while (stack.length > 0) {
       const dir = stack.pop()!;
-      const dplan = this.plan.get(dir)!;
+      const dobj = this.plan.get(dir)!;
       const subdirs: Inode[] = [];
       for (const e of dir.entries!) {
         const ino = e.inode;
         const known = this.plan.get(ino);
-        if (known) {
+        if (known !== undefined) {
           if (ino.type === 'dir') throw new UserError(`directory linked twice: ${Buffer.from(e.name).toString()}`);
-          known.links++;
+          this.links[known]!++;
           continue;
         }
-        this.plan.set(ino, { objid: this.nextObj++, parent: dplan.objid, links: ino.type === 'dir' ? 2 : 1 });
+        this.setPlan(ino, this.nextObj++, dobj, ino.type === 'dir' ? 2 : 1);
         if (ino.type === 'dir') {
-          dplan.links++;
+          this.links[dobj]!++;
           subdirs.push(ino);
         }
         const lay = this.layoutFor(ino);
@@ -212,7 +234,7 @@ export class ZplWriter {
 
     // every other object, in object-number order (the planning order)
     const byObj: Inode[] = [];
-    for (const [ino, p] of this.plan) if (p.objid >= FIRST_TREE_OBJ) byObj[p.objid - FIRST_TREE_OBJ] = ino;
+    for (const [ino, objid] of this.plan) if (objid >= FIRST_TREE_OBJ) byObj[objid - FIRST_TREE_OBJ] = ino;
     for (let i = 0; i < byObj.length; i++) {
       const ino = byObj[i]!;
       const dn = ino.type === 'dir' ? this.directory(ino) : ino.type === 'file' ? this.file(ino) : this.special(ino);
@@ -228,7 +250,7 @@ export class ZplWriter {
 
   /** The SA values every znode has, for an inode of this size. */
   private saValues(ino: Inode, size: number | bigint): { values: Map<number, Uint8Array>; aclCount: number } {
-    const p = this.plan.get(ino)!;
+    const p = this.planOf(ino);
     const acl = aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other');
     const pflags = acl.pflags | ZFS_ARCHIVE | ZFS_AV_MODIFIED;
     const v = new Map<number, Uint8Array>([
@@ -276,7 +298,7 @@ export class ZplWriter {
   private znodeBonus(ino: Inode, size: number | bigint, attrs: readonly number[]): Uint8Array {
     let num = this.layoutNums.get(attrs);
     if (num === undefined) { num = this.layouts.number(attrs); this.layoutNums.set(attrs, num); }
-    const p = this.plan.get(ino)!;
+    const p = this.planOf(ino);
     const acl = aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other');
     return encodeZnodeSa(num, {
       mode: S_IFMT[ino.type] | (ino.perm & 0o7777), size, gen: this.zio.txg, uid: ino.uid, gid: ino.gid,
@@ -287,10 +309,10 @@ export class ZplWriter {
 
   private directory(ino: Inode): Dnode {
     this.dirs++;
-    const p = this.plan.get(ino)!;
+    const p = this.planOf(ino);
     const entries: ZapEntry[] = ino.entries!.map((e) => ({
       name: e.name,
-      value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(this.plan.get(e.inode)!.objid),
+      value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(this.plan.get(e.inode)!),
     }));
     const { bonus, spill } = this.bonus(ino, 2 + entries.length);
     const dn = writeZapObject(this.zio, DMU_OT_DIRECTORY_CONTENTS, entries, this.seed.derive(`zap-salt:${this.name}:${p.objid}`),
