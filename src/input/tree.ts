@@ -35,7 +35,7 @@ export interface Inode {
   /** Device nodes. */
   rdevMajor?: number;
   rdevMinor?: number;
-  /** Regular files. */
+  /** Regular files. (A file from a directory walk makes its 'path' source when asked: see walk.ts.) */
   source?: DataSource;
   /** Directories: children sorted by name bytes (see sortEntries). */
   entries?: Dirent[];

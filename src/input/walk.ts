@@ -6,7 +6,7 @@
 
 import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { fsUserError, UserError } from '../util/errors.js';
-import type { Dirent, Inode, NodeType, Timespec } from './tree.js';
+import type { DataSource, Dirent, Inode, NodeType, Timespec } from './tree.js';
 
 export interface WalkOptions {
   /** `-T`: replaces every time of every inode, for reproducible images. */
@@ -16,8 +16,10 @@ export interface WalkOptions {
 /** ZFS stores names in ZAP entries whose keys are limited to 255 bytes. */
 const MAX_NAME_BYTES = 255;
 
-const SLASH = Buffer.from('/');
 const NS_PER_SEC = 1_000_000_000n;
+
+/** Names shared while walking (see Walker.nameCache), a bound on that map's size. */
+const NAME_CACHE_SIZE = 1 << 17;
 
 /**
  * Walk one or more staging directories into one tree, as makefs does:
@@ -47,11 +49,108 @@ export function mergeDirectories(base: Inode, baseName: string, dirs: string[], 
   return base;
 }
 
+/**
+ * A regular file met by the walk. A tree of a few hundred thousand files is
+ * held for the whole build, so its host path is not kept as a string (and
+ * an object around it) per file: it is put together from the directory's
+ * path, which all files of a directory share, and the file's name, the very
+ * bytes its Dirent holds, each time `source` is read (once, when the data is
+ * written). Merged inputs and hard links need no care: both parts are the
+ * ones the file was found under. The parts are private fields so that the
+ * inode's own enumerable properties stay those of the plain Inode model.
+ */
+class HostFile implements Inode {
+  type: NodeType = 'file';
+  perm: number;
+  uid: number;
+  gid: number;
+  size: number;
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+  crtime: Timespec;
+  // declared so that attaching xattrs later keeps the object's shape
+  xattrs: Map<string, Uint8Array> | undefined = undefined;
+  /** The host directory's path with its trailing '/' until `source` is set, then that source. */
+  #from: Buffer | DataSource | undefined;
+  #name: Buffer;
+
+  constructor(perm: number, uid: number, gid: number, size: number, t: Timespec, dir: Buffer, name: Buffer) {
+    this.perm = perm;
+    this.uid = uid;
+    this.gid = gid;
+    this.size = size;
+    this.atime = t;
+    this.mtime = t;
+    this.ctime = t;
+    this.crtime = t;
+    this.#from = dir;
+    this.#name = name;
+  }
+
+  get source(): DataSource | undefined {
+    const from = this.#from;
+    // (a DataSource is a plain object, never a byte array)
+    if (!(from instanceof Uint8Array)) return from;
+    return { kind: 'path', path: hostPath(Buffer.concat([from, this.#name])) };
+  }
+
+  set source(src: DataSource | undefined) {
+    this.#from = src;
+  }
+}
+
+/**
+ * Bytes that live as long as the tree (names, directory paths, symlink
+ * targets) carved out of shared slabs: a Buffer of its own costs an
+ * ArrayBuffer and a backing store, several times the few bytes of a name.
+ */
+class Arena {
+  private static readonly SLAB = 64 * 1024;
+  private slab = Buffer.alloc(0);
+  private used = 0;
+
+  /** A copy of `bytes[start, end)`. */
+  copy(bytes: Uint8Array, start = 0, end = bytes.length): Buffer {
+    const n = end - start;
+    let out: Buffer;
+    if (n > Arena.SLAB / 4) {
+      out = Buffer.allocUnsafeSlow(n);
+    } else {
+      if (this.used + n > this.slab.length) {
+        this.slab = Buffer.allocUnsafeSlow(Arena.SLAB);
+        this.used = 0;
+      }
+      out = this.slab.subarray(this.used, this.used + n);
+      this.used += n;
+    }
+    out.set(bytes.subarray(start, end));
+    return out;
+  }
+}
+
+/** A directory still to be read: its host path with a trailing '/'. */
+interface Pending {
+  dir: Inode;
+  prefix: Buffer;
+}
+
 class Walker {
   // Hard links: non-directories with nlink > 1, keyed by (dev, ino) across
   // every input so that a link spanning two merged inputs stays one inode.
   private readonly links = new Map<string, Inode>();
   private readonly stamp: Timespec | undefined;
+  private readonly arena = new Arena();
+  /** Where each child's full path is put together for lstat (a new Buffer per entry would be garbage). */
+  private scratch = Buffer.allocUnsafeSlow(4096);
+  // Files unpacked together share their mtime, so the last Timespec is
+  // usually the next one too: one object serves them all.
+  private lastNs = -1n;
+  private lastTime: Timespec | undefined;
+  // Names repeat across directories (Makefile, __init__.py, LC_MESSAGES, ...)
+  // and a Uint8Array costs about 100 bytes whatever its length, so equal
+  // names share one. Only while walking: the map goes with the walker.
+  private readonly nameCache = new Map<string, Buffer>();
 
   constructor(opts: WalkOptions) {
     this.stamp = opts.timestamp === undefined ? undefined : Object.freeze({ ...opts.timestamp });
@@ -67,38 +166,56 @@ class Walker {
     if (!st.isDirectory()) throw new UserError(`${dir}: Not a directory`);
     const root = this.inodeFor('dir', st);
     // Trailing slashes would only produce "stage//file" in paths and messages.
-    const base = dir.length > 1 ? dir.replace(/\/+$/, '') || '/' : dir;
-    this.walkTree(root, Buffer.from(base));
+    const base = Buffer.from(dir.length > 1 ? dir.replace(/\/+$/, '') || '/' : dir);
+    const prefix = base[base.length - 1] === 0x2f ? base : Buffer.concat([base, Buffer.from('/')]);
+    this.walkTree(root, this.arena.copy(prefix));
     return root;
   }
 
   // Iterative so that pathologically deep trees cannot overflow the JS stack.
-  private walkTree(root: Inode, rootPath: Buffer): void {
-    const pending: Array<{ dir: Inode; path: Buffer }> = [{ dir: root, path: rootPath }];
+  private walkTree(root: Inode, rootPrefix: Buffer): void {
+    const pending: Pending[] = [{ dir: root, prefix: rootPrefix }];
     while (pending.length > 0) {
-      const { dir, path } = pending.pop()!;
-      let names: Buffer[];
+      const { dir, prefix } = pending.pop()!;
+      const plen = prefix.length;
+      const path = plen > 1 ? prefix.subarray(0, plen - 1) : prefix;
+      // latin1 maps bytes 1:1 to code units: names stay byte-exact, and a
+      // string is far cheaper to make than the Buffer per name of 'buffer'.
+      let names: string[];
       try {
-        names = readdirSync(path, { encoding: 'buffer' });
+        names = readdirSync(path, { encoding: 'latin1' });
       } catch (err) {
         throw fsUserError(showPath(path), err);
       }
       // Sorting before the lstat loop makes every observable choice (which
       // path a shared hard-linked inode gets its source from, which error
-      // is reported first) independent of readdir order.
-      names.sort(Buffer.compare);
-      const prefix = path[path.length - 1] === 0x2f ? path : Buffer.concat([path, SLASH]);
+      // is reported first) independent of readdir order. Code unit order of
+      // latin1 strings is byte order.
+      names.sort();
+      this.reserve(plen + MAX_NAME_BYTES + 1);
+      prefix.copy(this.scratch, 0);
       const entries: Dirent[] = new Array(names.length);
-      const subdirs: Array<{ dir: Inode; path: Buffer }> = [];
+      const subdirs: Pending[] = [];
       for (let i = 0; i < names.length; i++) {
-        const name = names[i]!;
-        const childPath = Buffer.concat([prefix, name]);
-        if (name.length > MAX_NAME_BYTES) {
+        const s = names[i]!;
+        if (s.length > MAX_NAME_BYTES) this.reserve(plen + s.length);
+        const end = plen + this.scratch.write(s, plen, 'latin1');
+        const childPath = this.scratch.subarray(0, end);
+        if (s.length > MAX_NAME_BYTES) {
           throw new UserError(`${showPath(childPath)}: name longer than ${MAX_NAME_BYTES} bytes`);
         }
-        const inode = this.visit(childPath);
+        let name = this.nameCache.get(s);
+        if (name === undefined) {
+          name = this.arena.copy(this.scratch, plen, end);
+          if (this.nameCache.size === NAME_CACHE_SIZE) this.nameCache.clear();
+          this.nameCache.set(s, name);
+        }
+        const inode = this.visit(childPath, prefix, name);
         entries[i] = { name, inode };
-        if (inode.type === 'dir') subdirs.push({ dir: inode, path: childPath });
+        if (inode.type === 'dir') {
+          this.scratch[end] = 0x2f;
+          subdirs.push({ dir: inode, prefix: this.arena.copy(this.scratch, 0, end + 1) });
+        }
       }
       dir.entries = entries;
       // Reversed onto the stack so subdirectories, too, are walked in name order.
@@ -106,7 +223,16 @@ class Walker {
     }
   }
 
-  private visit(path: Buffer): Inode {
+  /** Make the scratch buffer hold at least `n` bytes, keeping what it holds. */
+  private reserve(n: number): void {
+    if (this.scratch.length >= n) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(n, 2 * this.scratch.length));
+    this.scratch.copy(bigger);
+    this.scratch = bigger;
+  }
+
+  /** `path` (a view into the scratch buffer) is `prefix` + `name`. */
+  private visit(path: Buffer, prefix: Buffer, name: Buffer): Inode {
     let st: BigIntStats;
     try {
       st = lstatSync(path, { bigint: true });
@@ -123,35 +249,36 @@ class Walker {
       if (seen !== undefined) return seen;
     }
 
-    const inode = this.inodeFor(type, st);
-    switch (type) {
-      case 'file':
-        inode.size = Number(st.size);
-        inode.source = { kind: 'path', path: hostPath(path) };
-        break;
-      case 'symlink':
-        try {
-          inode.target = readlinkSync(path, { encoding: 'buffer' });
-        } catch (err) {
-          throw fsUserError(showPath(path), err);
-        }
-        break;
-      case 'chardev':
-      case 'blockdev':
-        [inode.rdevMajor, inode.rdevMinor] = linuxDevice(st.rdev);
-        break;
+    let inode: Inode;
+    if (type === 'file') {
+      inode = new HostFile(Number(st.mode & 0o7777n), Number(st.uid), Number(st.gid), Number(st.size), this.timeOf(st), prefix, name);
+    } else {
+      inode = this.inodeFor(type, st);
+      switch (type) {
+        case 'symlink':
+          try {
+            inode.target = this.arena.copy(readlinkSync(path, { encoding: 'buffer' }));
+          } catch (err) {
+            throw fsUserError(showPath(path), err);
+          }
+          break;
+        case 'chardev':
+        case 'blockdev':
+          [inode.rdevMajor, inode.rdevMinor] = linuxDevice(st.rdev);
+          break;
+      }
     }
     if (shared) this.links.set(key, inode);
     return inode;
   }
 
+  /** Every inode but a regular file. */
   private inodeFor(type: NodeType, st: BigIntStats): Inode {
-    // atime and ctime record when the staging tree happened to be read or
-    // chmod'ed, not anything about its content; mtime stands in for all of
-    // them so two builds of the same tree give the same image. One frozen
-    // object serves all four fields.
-    const t = this.stamp ?? timespecFromNs(st.mtimeNs);
-    const inode: Inode = {
+    const t = this.timeOf(st);
+    // One literal with every field any of these may get, here or later
+    // (target, rdev, entries; xattrs, attached after the walk): fields
+    // added to an object after it is made go to a separate property store.
+    return {
       type,
       perm: Number(st.mode & 0o7777n),
       uid: Number(st.uid),
@@ -161,9 +288,25 @@ class Walker {
       mtime: t,
       ctime: t,
       crtime: t,
+      target: undefined,
+      rdevMajor: undefined,
+      rdevMinor: undefined,
+      entries: type === 'dir' ? [] : undefined,
+      xattrs: undefined,
     };
-    if (type === 'dir') inode.entries = [];
-    return inode;
+  }
+
+  private timeOf(st: BigIntStats): Timespec {
+    // atime and ctime record when the staging tree happened to be read or
+    // chmod'ed, not anything about its content; mtime stands in for all of
+    // them so two builds of the same tree give the same image. One frozen
+    // object serves all four fields.
+    if (this.stamp !== undefined) return this.stamp;
+    if (st.mtimeNs !== this.lastNs || this.lastTime === undefined) {
+      this.lastNs = st.mtimeNs;
+      this.lastTime = timespecFromNs(st.mtimeNs);
+    }
+    return this.lastTime;
   }
 }
 

@@ -1,10 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import {
-  chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
+  chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, unlinkSync, utimesSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { InputContext } from '../../src/image.js';
+import { prewriteData } from '../../src/input/prewrite.js';
 import type { Inode } from '../../src/input/tree.js';
 import { linuxDevice, showPath, timespecFromNs, walkDirectories } from '../../src/input/walk.js';
 import { UserError } from '../../src/util/errors.js';
@@ -312,6 +315,174 @@ describe('walkDirectories: several inputs merge like makefs', () => {
     linkSync(f, join(b, 'g'));
     const root = walkDirectories([a, b]);
     expect(child(root, 'f')).toBe(child(root, 'g'));
+  });
+});
+
+/** Run prewriteData with an in-memory sink: which files were read, under which path, with what bytes. */
+function prewrite(root: Inode): Array<[path: string, data: string]> {
+  const got: Array<[string, string]> = [];
+  const ctx: InputContext = {
+    beginFile(size, path) {
+      const parts: Buffer[] = [];
+      return {
+        write: (c) => void parts.push(Buffer.from(c)),
+        end: () => {
+          const data = Buffer.concat(parts, size);
+          got.push([path!, data.toString('latin1')]);
+          return { kind: 'bytes', data };
+        },
+      };
+    },
+    discard() {},
+  };
+  prewriteData(root, ctx);
+  return got;
+}
+
+/** The host path a walked file's data is read from. */
+function hostOf(ino: Inode): string | Uint8Array {
+  const src = ino.source;
+  if (src?.kind !== 'path') throw new Error(`not a host file: ${src?.kind}`);
+  return src.path;
+}
+
+describe('walkDirectories: where file data is read from', () => {
+  test('each file from the directory it was found in, also when a merge adopted it', () => {
+    const a = dir('a');
+    const b = dir('b');
+    dir('a/etc');
+    dir('b/etc/ssh');
+    dir('b/usr/lib');
+    mk('a/etc/passwd', 'A:passwd');
+    mk('a/etc/zz', 'A:zz');
+    mk('b/etc/group', 'B:group');
+    mk('b/etc/ssh/sshd_config', 'B:sshd');
+    mk('b/usr/lib/libc', 'B:libc');
+    mk('b/top', 'B:top');
+    const root = walkDirectories([a, b]);
+    const etc = child(root, 'etc');
+    expect(hostOf(child(etc, 'group'))).toBe(join(b, 'etc/group'));
+    expect(hostOf(child(etc, 'passwd'))).toBe(join(a, 'etc/passwd'));
+    expect(hostOf(child(child(etc, 'ssh'), 'sshd_config'))).toBe(join(b, 'etc/ssh/sshd_config'));
+    expect(hostOf(child(child(child(root, 'usr'), 'lib'), 'libc'))).toBe(join(b, 'usr/lib/libc'));
+    expect(hostOf(child(root, 'top'))).toBe(join(b, 'top'));
+    // in tree order, with paths relative to the root, each from its own input
+    expect(prewrite(root)).toEqual([
+      ['etc/group', 'B:group'],
+      ['etc/passwd', 'A:passwd'],
+      ['etc/ssh/sshd_config', 'B:sshd'],
+      ['etc/zz', 'A:zz'],
+      ['top', 'B:top'],
+      ['usr/lib/libc', 'B:libc'],
+    ]);
+    expect(child(etc, 'group').source).toMatchObject({ kind: 'bytes' });
+  });
+
+  test('equal names in different directories: each file keeps its own directory', () => {
+    const stage = dir('stage');
+    for (const d of ['x', 'y', 'y/x']) {
+      dir(`stage/${d}`);
+      mk(`stage/${d}/Makefile`, `in ${d}`);
+    }
+    const root = walkDirectories([stage]);
+    expect(hostOf(child(child(child(root, 'y'), 'x'), 'Makefile'))).toBe(join(stage, 'y/x/Makefile'));
+    expect(prewrite(root)).toEqual([['x/Makefile', 'in x'], ['y/Makefile', 'in y'], ['y/x/Makefile', 'in y/x']]);
+    expect(names(child(root, 'y'))).toEqual(['Makefile', 'x']);
+  });
+
+  test('a file below a non-UTF-8 directory is read by its raw path', () => {
+    const stage = dir('stage');
+    const dname = Buffer.from([0x64, 0xff, 0x80]);
+    const sub = Buffer.concat([Buffer.from(`${stage}/`), dname]);
+    mkdirSync(sub);
+    mkdirSync(Buffer.concat([sub, Buffer.from('/grüße')]));
+    writeFileSync(Buffer.concat([sub, Buffer.from('/inner')]), 'raw');
+    writeFileSync(Buffer.concat([sub, Buffer.from('/grüße/deep')]), 'deeper');
+    mk('stage/plain', 'plain');
+    const root = walkDirectories([stage]);
+    const d = child(root, dname);
+    const inner = hostOf(child(d, 'inner'));
+    expect(typeof inner).not.toBe('string');
+    expect(Buffer.from(inner as Uint8Array).equals(Buffer.concat([sub, Buffer.from('/inner')]))).toBe(true);
+    const deep = hostOf(child(child(d, Buffer.from('grüße')), 'deep'));
+    expect(Buffer.from(deep as Uint8Array).equals(Buffer.concat([sub, Buffer.from('/grüße/deep')]))).toBe(true);
+    expect(hostOf(child(root, 'plain'))).toBe(join(stage, 'plain'));
+    expect(prewrite(root).map(([, data]) => data)).toEqual(['deeper', 'raw', 'plain']);
+  });
+
+  test('a hard-linked file is written once, at its first name in tree order, and every name sees the result', () => {
+    const stage = dir('stage');
+    dir('stage/x');
+    dir('stage/y');
+    const f = mk('stage/y/f', 'linked');
+    linkSync(f, join(stage, 'x/g'));
+    linkSync(f, join(stage, 'z'));
+    const root = walkDirectories([stage]);
+    const ino = child(child(root, 'x'), 'g');
+    expect(child(child(root, 'y'), 'f')).toBe(ino);
+    expect(child(root, 'z')).toBe(ino);
+    // read from the name the walk met first (a directory's own entries come
+    // before its subdirectories'), written where tree order meets it first
+    expect(hostOf(ino)).toBe(join(stage, 'z'));
+    expect(prewrite(root)).toEqual([['x/g', 'linked']]);
+    expect(ino.source).toMatchObject({ kind: 'bytes' });
+  });
+
+  test('a file that changed after the walk: the error names its full host path', () => {
+    const a = dir('a');
+    const b = dir('b');
+    dir('a/etc');
+    dir('b/etc');
+    mk('b/etc/shrinks', '12345');
+    const shrinks = walkDirectories([a, b]);
+    truncateSync(join(b, 'etc/shrinks'), 2);
+    expect(() => prewrite(shrinks)).toThrow(`${join(b, 'etc/shrinks')}: file shrank while being read (expected 5 bytes)`);
+    mk('b/etc/gone', 'x');
+    const gone = walkDirectories([a, b]);
+    unlinkSync(join(b, 'etc/gone'));
+    expect(() => prewrite(gone)).toThrow(`${join(b, 'etc/gone')}: No such file or directory`);
+  });
+
+  test('paths longer than any one name, deep down', () => {
+    const stage = dir('stage');
+    const seg = 'n'.repeat(255);
+    let rel = '';
+    while (stage.length + rel.length + 2 * 256 < 4000) rel += `/${seg}`;
+    mkdirSync(stage + rel, { recursive: true });
+    writeFileSync(`${stage}${rel}/${seg}`, 'far');
+    writeFileSync(`${stage}${rel}/short`, 'near');
+    let d = walkDirectories([stage]);
+    for (let i = 0; i < rel.split('/').length - 1; i++) d = child(d, seg);
+    expect(names(d)).toEqual([seg, 'short']);
+    expect(hostOf(child(d, seg))).toBe(`${stage}${rel}/${seg}`);
+    expect(hostOf(child(d, 'short'))).toBe(`${stage}${rel}/short`);
+    expect(readFileSync(hostOf(child(d, seg))).toString()).toBe('far');
+  });
+
+  test('times: files sharing an mtime and files that do not each keep their own', () => {
+    const stage = dir('stage');
+    const when: Record<string, number> = { a: 1_600_000_000.25, b: 1_600_000_000.25, c: 1_500_000_000.5, d: 1_600_000_000.25 };
+    for (const [n, t] of Object.entries(when)) utimesSync(mk(`stage/${n}`, n), t, t);
+    const root = walkDirectories([stage]);
+    for (const n of Object.keys(when)) {
+      expect(child(root, n).mtime, n).toEqual(timespecFromNs(lstatSync(join(stage, n), { bigint: true }).mtimeNs));
+    }
+    expect(child(root, 'c').mtime).toEqual({ sec: 1_500_000_000, nsec: 500_000_000 });
+    expect(child(root, 'd').mtime).toEqual({ sec: 1_600_000_000, nsec: 250_000_000 });
+  });
+
+  test('a walked file has the model\'s own properties only, and its source can be replaced', () => {
+    const stage = dir('stage');
+    mk('stage/f', 'data');
+    const f = child(walkDirectories([stage]), 'f');
+    // no host path among them: trees of two staging directories compare equal
+    expect(Object.values(f).some((v) => typeof v === 'string' && v.includes(stage))).toBe(false);
+    expect(Object.keys(f)).not.toContain('source');
+    const replaced = { kind: 'bytes' as const, data: new Uint8Array(4) };
+    f.source = replaced;
+    expect(f.source).toBe(replaced);
+    f.source = undefined;
+    expect(f.source).toBeUndefined();
   });
 });
 
