@@ -2,7 +2,7 @@
 // The image is written under a temporary name and renamed only when every
 // byte is in place; any failure removes it.
 import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
-import { FileDataWriter, RECORDSIZE } from './zpl/filedata.js';
+import { FileDataSlab, FileDataWriter, RECORDSIZE } from './zpl/filedata.js';
 import { ImageOptions } from './options.js';
 import { ImageFile } from './vdev/imagefile.js';
 import { OutOfSpaceError, SpaceAllocator, fmtSize } from './vdev/allocator.js';
@@ -149,13 +149,14 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     };
     let root: Inode;
     if (typeof source === 'function') {
+      const fileSlab = new FileDataSlab();
       const ctx: InputContext = {
         beginFile(size, path) {
           const st = settingsFor(path);
           const w = new FileDataWriter(zio, size, st.recordsize, st.comp);
           return {
             write: (c) => { full(() => w.write(c)); progress.bytes += c.length; tick(); },
-            end: () => { progress.files++; tick(); return { kind: 'written', data: full(() => w.end()) }; },
+            end: () => { progress.files++; tick(); return fileSlab.store(full(() => w.end())); },
           };
         },
         discard(src) {

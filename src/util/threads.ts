@@ -30,7 +30,10 @@ export function threadScript(moduleUrl: string, name: string): URL | null {
 
 /** Start a helper thread that must not keep the process alive. */
 export function startThread(script: URL, workerData: unknown): Worker {
-  const w = new Worker(script, { workerData, execArgv: threadExecArgv() });
+  // inherited unless they must be changed: an explicit list is checked, and
+  // V8 flags (--trace-gc, --max-old-space-size, ...) are refused in it
+  const argv = threadExecArgv();
+  const w = new Worker(script, { workerData, execArgv: argv.length === process.execArgv.length ? undefined : argv });
   w.unref();
   return w;
 }

@@ -35,6 +35,55 @@ export interface FileData {
   end: number;
 }
 
+// FileData's fields, in the order a FileDataSlab keeps them.
+const FIELDS = ['size', 'blksz', 'nlevels', 'maxblkid', 'used', 'bpSlot', 'asize', 'psize', 'lsize', 'start', 'end'] as const;
+const PER_CHUNK = 4096;
+
+/**
+ * The FileData of every file written ahead of its dnode, packed in typed
+ * arrays: an object of eleven numbers per file (several of them boxed past
+ * 2^31) was the largest thing a build held per entry.
+ */
+export class FileDataSlab {
+  private chunks: Float64Array[] = [];
+  private next = 0;
+
+  /** Keep `d`; the source the inode takes from now on. */
+  store(d: FileData): WrittenData {
+    const i = this.next++;
+    const c = Math.floor(i / PER_CHUNK);
+    if (c === this.chunks.length) this.chunks.push(new Float64Array(PER_CHUNK * FIELDS.length));
+    const chunk = this.chunks[c]!;
+    const at = (i % PER_CHUNK) * FIELDS.length;
+    for (let f = 0; f < FIELDS.length; f++) chunk[at + f] = d[FIELDS[f]!];
+    return new WrittenData(this, i);
+  }
+
+  /** The FileData stored under `i` (a new object each time). */
+  get(i: number): FileData {
+    const chunk = this.chunks[Math.floor(i / PER_CHUNK)]!;
+    const at = (i % PER_CHUNK) * FIELDS.length;
+    return {
+      size: chunk[at]!, blksz: chunk[at + 1]!, nlevels: chunk[at + 2]!, maxblkid: chunk[at + 3]!, used: chunk[at + 4]!,
+      bpSlot: chunk[at + 5]!, asize: chunk[at + 6]!, psize: chunk[at + 7]!, lsize: chunk[at + 8]!, start: chunk[at + 9]!,
+      end: chunk[at + 10]!,
+    };
+  }
+}
+
+/** A file's data source once its data is in the image: `{ kind: 'written', data }`, kept in a FileDataSlab. */
+export class WrittenData {
+  constructor(private readonly slab: FileDataSlab, private readonly index: number) {}
+
+  get kind(): 'written' {
+    return 'written';
+  }
+
+  get data(): FileData {
+    return this.slab.get(this.index);
+  }
+}
+
 /** The space a file's data took, as an account to add to its dataset's. */
 export function fileAccount(d: FileData): SpaceAccount {
   const a = new SpaceAccount();
