@@ -5,7 +5,7 @@
 //
 //   node bench/kernels.bench.mjs [--time MS] [--no-parallel] [filter]
 //
-// Kernels: fletcher4 (WASM vs the BigInt reference), SHA-256, lz4js block
+// Kernels: fletcher4 (WASM vs the BigInt reference), SHA-256, lz4 (tsmakefs's WASM encoder and lz4js) block
 // compression of 128 KiB records (text-like and random), ZAP building
 // (buildZap, 100 / 1k / 50k directory entries) and nvlist packing of a
 // label config. After the table, unless --no-parallel or a filter that does
@@ -23,6 +23,7 @@ import { fletcher4Ref } from '../dist/zio/fletcher4-ref.js';
 import { buildZap } from '../dist/zap/index.js';
 import { packNvlist } from '../dist/vdev/nvlist.js';
 import { labelConfig } from '../dist/vdev/config.js';
+import { lz4CompressZfs } from '../dist/zio/compress.js';
 
 const require = createRequire(import.meta.url);
 const lz4 = require('lz4js');
@@ -141,6 +142,10 @@ const cases = [
   { name: 'sha256 node:crypto 128K', bytes: 128 * KiB, fn: () => (sink ^= createHash('sha256').update(blk128k).digest()[0]) },
   { name: `lz4js compressBlock 128K text (${lz4TextRatio})`, bytes: 128 * KiB, fn: () => (sink ^= lz4Record(txt128k)) },
   { name: `lz4js compressBlock 128K random (${lz4RandRatio})`, bytes: 128 * KiB, fn: () => (sink ^= lz4Record(blk128k)) },
+  // What tsmakefs itself runs: its WebAssembly lz4 encoder with ZFS's framing
+  // (lz4js's output breaks OpenZFS's decoder near block ends; README).
+  { name: 'lz4 wasm (tsmakefs) lz4CompressZfs 128K text', bytes: 128 * KiB, fn: () => (sink ^= lz4CompressZfs(txt128k)?.length ?? 0) },
+  { name: 'lz4 wasm (tsmakefs) lz4CompressZfs 128K random', bytes: 128 * KiB, fn: () => (sink ^= lz4CompressZfs(blk128k)?.length ?? 0) },
   // The convenience API: allocates its output and frames it (what naive use costs).
   { name: 'lz4js compress() frame 128K text (allocating)', bytes: 128 * KiB, fn: () => (sink ^= lz4.compress(txt128k).length) },
   { name: `zap buildZap 100 entries (${zapKind(zap100)})`, items: 100, fn: () => (sink ^= buildZap(zap100, { salt: zapSalt }).blocks.length) },
