@@ -415,6 +415,8 @@ describe.concurrent('broken inputs: a one-line error naming the entry, exit 1, n
     input: string;
     cwd?: string;
     options?: string[];
+    /** Build as this user (the output directory is made writable for it). */
+    asUser?: number;
   }
   const cases: Array<{ name: string; make: (dir: string) => Promise<Made>; message: RegExp }> = [
     {
@@ -445,6 +447,24 @@ describe.concurrent('broken inputs: a one-line error naming the entry, exit 1, n
       message: /^tsmakefs: \.\/METALOG:2: \.\/dev\/door: unknown type 'door'/,
     },
     {
+      // the reader thread meets the error hundreds of files ahead of the
+      // writer: the message must still name the file, and nothing be left
+      name: 'a staged file the builder may not read, among many it may',
+      make: async (d) => {
+        const stage = join(d, 'stage');
+        for (const sub of ['a', 'b']) {
+          mkdirSync(join(stage, sub), { recursive: true });
+          for (let i = 0; i < 700; i++) writeFileSync(join(stage, sub, `f${String(i).padStart(4, '0')}`), `file ${sub}${i}\n`.repeat(1 + (i % 50)));
+        }
+        writeFileSync(join(stage, 'a', 'big'), new Prng('big').bytes(3_000_000));
+        writeFileSync(join(stage, 'b', 'secret'), 'no\n');
+        chmodSync(join(stage, 'b', 'secret'), 0o000);
+        for (const p of [d, stage, join(stage, 'a'), join(stage, 'b')]) chmodSync(p, 0o755);
+        return { input: stage, asUser: 1000 };
+      },
+      message: /^tsmakefs: .*\/stage\/b\/secret: Permission denied$/,
+    },
+    {
       name: 'an unknown user name',
       make: async (d) => {
         writeFileSync(join(d, 'motd'), 'hi\n');
@@ -460,7 +480,8 @@ describe.concurrent('broken inputs: a one-line error naming the entry, exit 1, n
       const made = await c.make(work);
       const out = tmp.dir(`err-out-${c.name.replace(/\W+/g, '-')}`);
       const image = join(out, 'x.img');
-      const b = await tsmakefs(image, ['-t', 'zfs', '-s', '64m', '-o', 'poolname=ti_err', ...(made.options ?? [])], [made.input], { cwd: made.cwd });
+      if (made.asUser !== undefined) chmodSync(out, 0o777);
+      const b = await tsmakefs(image, ['-t', 'zfs', '-s', '64m', '-o', 'poolname=ti_err', ...(made.options ?? [])], [made.input], { cwd: made.cwd, asUser: made.asUser });
       expect(b.status, describeBuild(b)).toBe(1);
       const lines = b.stderr.split('\n').filter((l) => l !== '');
       expect(lines, describeBuild(b)).toHaveLength(1);
