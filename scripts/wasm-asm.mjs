@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 // enough that their WAT, kept in the generator scripts, can be the source of
 // truth and the bytes derived from it every time.
 //
-// Supported: one memory (exported), any number of functions (each may be
+// Supported: one memory (exported; or imported, shared, and exported again), any number of functions (each may be
 // exported), params and at most one result per function, locals by $name,
 // structured control (block/loop/if/else/end, void block types only) with
 // branch targets given either as a depth or as a $label named on the
@@ -324,11 +324,17 @@ export function assembleModule(spec) {
     if (f.export !== false) exports.push([...name(f.name), 0x00, ...uleb(i)]);
   });
 
+  // An imported memory (memory.import = [module, field]) is shared and
+  // bounded (limits flag 3), and is exported again under memory.name, so
+  // callers see the same exports either way.
+  const imported = memory.import !== undefined;
+  const limits = imported ? [0x03, ...uleb(memory.minPages), ...uleb(memory.maxPages)] : [0x00, ...uleb(memory.minPages)];
   const bytes = [
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
     ...section(1, vec(types)),
+    ...(imported ? section(2, vec([[...name(memory.import[0]), ...name(memory.import[1]), 0x02, ...limits]])) : []),
     ...section(3, vec(typeOf.map((t) => uleb(t)))),
-    ...section(5, vec([[0x00, ...uleb(memory.minPages)]])),
+    ...(imported ? [] : section(5, vec([limits]))),
     ...section(7, vec(exports)),
     ...section(10, vec(bodies)),
   ];
@@ -355,7 +361,10 @@ export function moduleWat(spec) {
       .join('\n');
     return `  (func $${func.name}${exp} ${params}${results}\n${locals}\n${body}\n  )`;
   });
-  return `(module\n  (memory (export "${memory.name}") ${memory.minPages})\n${parts.join('\n')}\n)\n`;
+  const mem = memory.import !== undefined
+    ? `(import "${memory.import[0]}" "${memory.import[1]}" (memory ${memory.minPages} ${memory.maxPages} shared))\n  (export "${memory.name}" (memory 0))`
+    : `(memory (export "${memory.name}") ${memory.minPages})`;
+  return `(module\n  ${mem}\n${parts.join('\n')}\n)\n`;
 }
 
 function tokenizeLines(text) {

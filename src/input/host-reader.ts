@@ -5,6 +5,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { startThread, THREAD_START_TIMEOUT_MS, threadScript } from '../util/threads.js';
+import { checksumInPlace, forgetMemory } from '../zio/fletcher4.js';
 import {
   allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
   REC_SHRANK, tableBase, type ReadRing,
@@ -28,6 +29,7 @@ function threadedReads(): boolean {
 
 export class HostFileReader {
   private worker: Worker | null = null;
+  private memory: WebAssembly.Memory | null = null;
   private since = 0;
   private ring: ReadRing | null = null;
   // requests not yet sent: the paths as bytes, each ended by a NUL (which no
@@ -49,8 +51,12 @@ export class HostFileReader {
   constructor(record: number) {
     const script = threadedReads() ? threadScript(import.meta.url, './host-reader-worker.js') : null;
     if (script) {
-      const sab = allocReadRing();
+      const memory = allocReadRing();
+      const sab = memory.buffer as unknown as SharedArrayBuffer;
       this.ring = mapReadRing(sab);
+      // whole records are checksummed where the thread put them
+      checksumInPlace(memory);
+      this.memory = memory;
       this.since = Date.now();
       this.worker = startThread(script, { sab, record });
     } else {
@@ -169,6 +175,8 @@ export class HostFileReader {
     }
     this.worker = null;
     this.ring = null;
+    if (this.memory) forgetMemory(this.memory);
+    this.memory = null;
   }
 }
 

@@ -5,6 +5,8 @@
 // large one; its record table says which (file sequence number, length,
 // status). Two counters and Atomics.wait/notify do the hand-off.
 
+import { FLETCHER4_RESERVED } from '../zio/fletcher4.js';
+
 export const READ_SLOTS = 4;
 export const READ_SLOT_BYTES = 1024 * 1024;
 export const MAX_RECORDS = 1024;
@@ -39,13 +41,25 @@ export function tableBase(slot: number): number {
   return slot * TABLE_WORDS;
 }
 
-export function allocReadRing(): SharedArrayBuffer {
-  return new SharedArrayBuffer(CTRL_WORDS * 4 + READ_SLOTS * TABLE_WORDS * 4 + READ_SLOTS * READ_SLOT_BYTES);
+// Layout: the checksum kernel's reserved bytes, control words, record
+// tables, then the slots, page-aligned.
+const CTRL_OFF = FLETCHER4_RESERVED;
+const TABLE_OFF = CTRL_OFF + CTRL_WORDS * 4;
+const DATA_OFF = Math.ceil((TABLE_OFF + READ_SLOTS * TABLE_WORDS * 4) / 4096) * 4096;
+const WASM_PAGE = 65536;
+
+/**
+ * The ring's memory: a shared WebAssembly.Memory, so that the build can
+ * run the Fletcher-4 kernel on records where the reader thread put them.
+ */
+export function allocReadRing(): WebAssembly.Memory {
+  const pages = Math.ceil((DATA_OFF + READ_SLOTS * READ_SLOT_BYTES) / WASM_PAGE);
+  return new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
 }
 
 export function mapReadRing(sab: SharedArrayBuffer): ReadRing {
-  const ctrl = new Int32Array(sab, 0, CTRL_WORDS);
-  const table = new Int32Array(sab, CTRL_WORDS * 4, READ_SLOTS * TABLE_WORDS);
-  const data = new Uint8Array(sab, CTRL_WORDS * 4 + READ_SLOTS * TABLE_WORDS * 4, READ_SLOTS * READ_SLOT_BYTES);
+  const ctrl = new Int32Array(sab, CTRL_OFF, CTRL_WORDS);
+  const table = new Int32Array(sab, TABLE_OFF, READ_SLOTS * TABLE_WORDS);
+  const data = new Uint8Array(sab, DATA_OFF, READ_SLOTS * READ_SLOT_BYTES);
   return { ctrl, table, data };
 }

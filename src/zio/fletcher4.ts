@@ -7,7 +7,9 @@
 // ArrayBuffer is copied in first. Callers that build a block anyway can build
 // it straight into that memory via fletcher4Buffer() and skip the copy.
 
-import { FLETCHER4_SCALAR_WASM_BASE64, FLETCHER4_SIMD_WASM_BASE64 } from './fletcher4-wasm.js';
+import {
+  FLETCHER4_SCALAR_SHARED_WASM_BASE64, FLETCHER4_SCALAR_WASM_BASE64, FLETCHER4_SIMD_SHARED_WASM_BASE64, FLETCHER4_SIMD_WASM_BASE64,
+} from './fletcher4-wasm.js';
 import type { Fletcher4Words } from './fletcher4-ref.js';
 
 export type { Fletcher4Words } from './fletcher4-ref.js';
@@ -37,6 +39,13 @@ const MODULE_BYTES: Record<Fletcher4Variant, Uint8Array<ArrayBuffer>> = {
   simd: decodeBase64(FLETCHER4_SIMD_WASM_BASE64),
   scalar: decodeBase64(FLETCHER4_SCALAR_WASM_BASE64),
 };
+const SHARED_MODULE_BYTES: Record<Fletcher4Variant, Uint8Array<ArrayBuffer>> = {
+  simd: decodeBase64(FLETCHER4_SIMD_SHARED_WASM_BASE64),
+  scalar: decodeBase64(FLETCHER4_SCALAR_SHARED_WASM_BASE64),
+};
+
+/** Bytes at the start of a memory given to a kernel that it keeps for itself (the result). */
+export const FLETCHER4_RESERVED = 64;
 
 /** True if this host's WebAssembly accepts the SIMD kernel. */
 export function fletcher4SimdSupported(): boolean {
@@ -56,9 +65,21 @@ export class Fletcher4Kernel {
   #cksum: Uint8Array;
   #cksumView: DataView;
 
-  constructor(variant: Fletcher4Variant) {
+  /**
+   * With `memory` (a shared WebAssembly.Memory whose first
+   * FLETCHER4_RESERVED bytes are left to the kernel), the kernel works on
+   * that memory: data already in it is checksummed where it lies, and
+   * anything else is refused, since copying it in would overwrite what
+   * others keep there.
+   */
+  readonly #given: boolean;
+
+  constructor(variant: Fletcher4Variant, memory?: WebAssembly.Memory) {
     this.variant = variant;
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(MODULE_BYTES[variant]));
+    this.#given = memory !== undefined;
+    const instance = memory
+      ? new WebAssembly.Instance(new WebAssembly.Module(SHARED_MODULE_BYTES[variant]), { env: { memory } })
+      : new WebAssembly.Instance(new WebAssembly.Module(MODULE_BYTES[variant]));
     this.#exports = instance.exports as unknown as KernelExports;
     this.#heap = new Uint8Array(0);
     this.#cksum = this.#heap;
@@ -104,6 +125,7 @@ export class Fletcher4Kernel {
       this.#exports.fletcher4(data.byteOffset, len, CKSUM_OFF);
       return;
     }
+    if (this.#given) throw new Error('fletcher4: a kernel on a given memory only checksums data inside it');
     if (len === 0) {
       // A scratch view detached by a memory growth also reads as empty; a
       // silent all-zero checksum for it would be a nasty bug to chase.
@@ -147,9 +169,37 @@ export const fletcher4Kernel = new Fletcher4Kernel(fletcher4SimdSupported() ? 's
 /** Which kernel the module-level functions use on this host. */
 export const fletcher4Variant: Fletcher4Variant = fletcher4Kernel.variant;
 
+// Kernels on memories that hold blocks (the file reader's ring): data in
+// one of them is checksummed there instead of being copied in.
+const inPlace = new Map<ArrayBufferLike, Fletcher4Kernel>();
+
+/**
+ * Checksum data that lies in `memory` in place from now on (until
+ * forgetMemory). The memory must be shared and leave its first
+ * FLETCHER4_RESERVED bytes unused.
+ */
+export function checksumInPlace(memory: WebAssembly.Memory): void {
+  inPlace.set(memory.buffer, new Fletcher4Kernel(fletcher4Variant, memory));
+}
+
+/**
+ * A `size`-byte buffer whose contents fletcher4() checksums in place: the
+ * memory of a kernel of its own, which never grows (so the view stays valid).
+ */
+export function inPlaceScratch(size: number): Uint8Array {
+  const k = new Fletcher4Kernel(fletcher4Variant);
+  const view = k.buffer(size);
+  inPlace.set(view.buffer, k);
+  return view;
+}
+
+export function forgetMemory(memory: WebAssembly.Memory): void {
+  inPlace.delete(memory.buffer);
+}
+
 /** Fletcher-4 of `data` (length a multiple of 4): 32 bytes, a..d as LE u64. */
 export function fletcher4(data: Uint8Array): Uint8Array {
-  return fletcher4Kernel.checksum(data);
+  return (inPlace.size > 0 ? inPlace.get(data.buffer) ?? fletcher4Kernel : fletcher4Kernel).checksum(data);
 }
 
 /** Fletcher-4 of `data` written as 32 bytes into `out` at `outOff`. */

@@ -10,6 +10,7 @@ import { levelsFor, ObjectWriter } from '../dmu/object.js';
 import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
 import { COMP_OFF } from '../zio/blkptr.js';
 import { isAllZero } from '../zio/compress.js';
+import { inPlaceScratch } from '../zio/fletcher4.js';
 
 export const RECORDSIZE = 128 * 1024;
 
@@ -104,13 +105,13 @@ export function fileBlockSize(size: number, recordsize = RECORDSIZE): number {
 // tree of small files). Every gathered record is written out (copied into
 // the image's ring, or into the compression queue) before the next one is
 // gathered; a second writer open at the same time gets an array of its own.
-let scratch = new Uint8Array(RECORDSIZE);
+let scratch = inPlaceScratch(RECORDSIZE); // checksummed where it is gathered
 let scratchInUse = false;
 
 function claimScratch(size: number): Uint8Array {
   if (scratchInUse) return new Uint8Array(size);
   scratchInUse = true;
-  if (scratch.length < size) scratch = new Uint8Array(size);
+  if (scratch.length < size) scratch = inPlaceScratch(size);
   return scratch.subarray(0, size);
 }
 

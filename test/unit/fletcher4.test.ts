@@ -9,6 +9,7 @@ import {
   fletcher4SimdSupported,
   fletcher4Variant,
   fletcher4Words,
+  checksumInPlace, forgetMemory, inPlaceScratch,
 } from '../../src/zio/fletcher4.js';
 import { fletcher4Ref, fletcher4RefBytes } from '../../src/zio/fletcher4-ref.js';
 // @ts-ignore -- plain .mjs build script, no type declarations (tests are not in tsconfig)
@@ -229,5 +230,48 @@ describe('generated module file', () => {
   test('src/zio/fletcher4-wasm.ts is what the generator produces now', () => {
     const path = fileURLToPath(new URL('../../src/zio/fletcher4-wasm.ts', import.meta.url));
     expect(readFileSync(path, 'utf8')).toBe(renderFletcher4WasmTs());
+  });
+});
+
+describe('checksums in place on memories that hold blocks', () => {
+  const block = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 2654435761 + seed) >>> 24);
+
+  test('a shared memory given to checksumInPlace: blocks in it are checksummed where they lie, with the same result', () => {
+    const memory = new WebAssembly.Memory({ initial: 4, maximum: 4, shared: true });
+    checksumInPlace(memory);
+    try {
+      const view = new Uint8Array(memory.buffer as unknown as SharedArrayBuffer);
+      for (const [off, n] of [[64, 4], [4096, 131072], [100_000, 512], [65_536 * 3, 65_536]] as const) {
+        const b = block(n, off);
+        view.set(b, off);
+        const before = view.slice(64, 256);
+        const sum = fletcher4(view.subarray(off, off + n));
+        expect(Buffer.from(sum)).toEqual(Buffer.from(fletcher4RefBytes(b)));
+        // the kernel on this memory ran (it leaves its result in the reserved bytes)
+        expect(Buffer.from(view.slice(0, 32))).toEqual(Buffer.from(sum));
+        // nothing of the memory's own bytes was written over (only its reserved first 64)
+        if (off > 256) expect(view.slice(64, 256)).toEqual(before);
+      }
+      // data elsewhere still goes to the default kernel
+      const outside = block(4096, 9);
+      expect(Buffer.from(fletcher4(outside))).toEqual(Buffer.from(fletcher4RefBytes(outside)));
+    } finally {
+      forgetMemory(memory);
+    }
+  });
+
+  test('a kernel on a given memory refuses data outside it (copying it in would overwrite the memory)', () => {
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    const k = new Fletcher4Kernel(fletcher4Variant, memory);
+    expect(() => k.checksum(new Uint8Array(512))).toThrow(/only checksums data inside it/);
+  });
+
+  test('inPlaceScratch: a buffer checksummed where it is filled', () => {
+    const s = inPlaceScratch(131072);
+    for (const n of [512, 4096, 131072]) {
+      const b = block(n, n);
+      s.set(b);
+      expect(Buffer.from(fletcher4(s.subarray(0, n)))).toEqual(Buffer.from(fletcher4RefBytes(b)));
+    }
   });
 });
