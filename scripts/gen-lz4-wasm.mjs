@@ -143,6 +143,21 @@ function lengthBytes(v) {
     ${putByte}`;
 }
 
+/** After a token: the extra length bytes when the count in `v` did not fit its nibble (15 or more). */
+function lengthTail(v) {
+  return `
+    local.get ${v}
+    i32.const 15
+    i32.ge_u
+    if
+      local.get ${v}
+      i32.const 15
+      i32.sub
+      local.set $t
+      ${lengthBytes('$t')}
+    end`;
+}
+
 /** stack: -> the token nibble for count `v` (15 if it needs extra bytes) */
 function nibble(v) {
   return `
@@ -364,16 +379,7 @@ const BODY = `
       ${nibble('$ml')}
       i32.or
       ${putByte}
-      local.get $len
-      i32.const 15
-      i32.ge_u
-      if
-        local.get $len
-        i32.const 15
-        i32.sub
-        local.set $t
-        ${lengthBytes('$t')}
-      end
+      ${lengthTail('$len')}
       local.get $len
       i32.const 16
       i32.le_u
@@ -402,16 +408,7 @@ const BODY = `
       i32.sub
       i32.store16 align=1
       ${bump('$op', 2)}
-      local.get $ml
-      i32.const 15
-      i32.ge_u
-      if
-        local.get $ml
-        i32.const 15
-        i32.sub
-        local.set $t
-        ${lengthBytes('$t')}
-      end
+      ${lengthTail('$ml')}
       ;; output only grows: past the limit now means past it at the end
       local.get $op
       local.get $oend
@@ -480,16 +477,7 @@ const BODY = `
   i32.const 4
   i32.shl
   ${putByte}
-  local.get $len
-  i32.const 15
-  i32.ge_u
-  if
-    local.get $len
-    i32.const 15
-    i32.sub
-    local.set $t
-    ${lengthBytes('$t')}
-  end
+  ${lengthTail('$len')}
   local.get $op
   local.get $anchor
   local.get $len

@@ -4,7 +4,7 @@
 // (`request`), then takes each one's bytes in that order (`read`).
 import { closeSync, openSync, readSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
-import { startThread, THREAD_START_TIMEOUT_MS, threadScript } from '../util/threads.js';
+import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import { checksumInPlace, forgetMemory } from '../zio/fletcher4.js';
 import {
   allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
@@ -110,10 +110,7 @@ export class HostFileReader {
         this.send();
         while (Atomics.load(ctrl, R_PRODUCED) === this.consumed) {
           if (Atomics.load(ctrl, R_FAILED) === 1) throw new Error('the file reader thread failed');
-          if (Atomics.wait(ctrl, R_PRODUCED, this.consumed, 1000) === 'timed-out' && Atomics.load(ctrl, R_STARTED) === 0
-            && Date.now() - this.since > THREAD_START_TIMEOUT_MS) {
-            throw new Error('the file reader thread did not start');
-          }
+          waitOnThread(ctrl, R_PRODUCED, this.consumed, R_STARTED, this.since, 'file reader');
         }
       }
       const base = tableBase(slot);

@@ -21,7 +21,8 @@ const LOOKAHEAD = 256;
 
 interface Pending {
   ino: Inode;
-  src: DataSource;
+  /** Data still outside the image. */
+  src: Exclude<DataSource, { kind: 'written' }>;
   path: string;
 }
 
@@ -115,7 +116,6 @@ function childPath(parent: string, name: Uint8Array): string {
 /** Returns the source the data now has (also set on the inode). */
 function writeData(p: Pending, ctx: InputContext, reader: HostFileReader): DataSource {
   const { ino, src } = p;
-  if (src.kind === 'written') return src;
   const sink = ctx.beginFile(ino.size, p.path);
   if (src.kind === 'bytes') {
     sink.write(src.data.subarray(0, ino.size));

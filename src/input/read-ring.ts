@@ -5,7 +5,7 @@
 // large one; its record table says which (file sequence number, length,
 // status). Two counters and Atomics.wait/notify do the hand-off.
 
-import { FLETCHER4_RESERVED } from '../zio/fletcher4.js';
+import { FLETCHER4_RESERVED } from '../zio/fletcher4-memory.js';
 
 export const READ_SLOTS = 4;
 export const READ_SLOT_BYTES = 1024 * 1024;

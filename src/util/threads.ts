@@ -39,4 +39,18 @@ export function startThread(script: URL, workerData: unknown): Worker {
 }
 
 /** How long a synchronous wait gives a thread that has not even started before calling it dead. */
-export const THREAD_START_TIMEOUT_MS = 60_000;
+const THREAD_START_TIMEOUT_MS = 60_000;
+
+/**
+ * Wait (up to a second at a time, so the caller can look at other flags)
+ * while ctrl[index] is `value`, for a thread started at `since` that sets
+ * ctrl[startedIndex] when it runs. A thread that has not run after
+ * THREAD_START_TIMEOUT_MS never will: that is an error naming `what`,
+ * where waiting on would hang the build.
+ */
+export function waitOnThread(ctrl: Int32Array, index: number, value: number, startedIndex: number, since: number, what: string): void {
+  if (Atomics.wait(ctrl, index, value, 1000) === 'timed-out' && Atomics.load(ctrl, startedIndex) === 0
+    && Date.now() - since > THREAD_START_TIMEOUT_MS) {
+    throw new Error(`the ${what} thread did not start`);
+  }
+}

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
-import { startThread, THREAD_START_TIMEOUT_MS, threadScript } from '../util/threads.js';
+import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import {
   allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, segBase, SLOT_BYTES,
   STARTED, STOPPED, type Ring,
@@ -167,10 +167,7 @@ export class ImageFile {
       if (Atomics.load(ctrl, FAILED) === 1) throw this.failure(this.writerError());
       const c = Atomics.load(ctrl, CONSUMED);
       if (c >= n) return;
-      if (Atomics.wait(ctrl, CONSUMED, c, 1000) === 'timed-out' && Atomics.load(ctrl, STARTED) === 0
-        && Date.now() - this.writerSince > THREAD_START_TIMEOUT_MS) {
-        throw new Error('the image writer thread did not start');
-      }
+      waitOnThread(ctrl, CONSUMED, c, STARTED, this.writerSince, 'image writer');
     }
   }
 

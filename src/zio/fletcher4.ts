@@ -11,6 +11,9 @@ import {
   FLETCHER4_SCALAR_SHARED_WASM_BASE64, FLETCHER4_SCALAR_WASM_BASE64, FLETCHER4_SIMD_SHARED_WASM_BASE64, FLETCHER4_SIMD_WASM_BASE64,
 } from './fletcher4-wasm.js';
 import type { Fletcher4Words } from './fletcher4-ref.js';
+import { FLETCHER4_RESERVED } from './fletcher4-memory.js';
+
+export { FLETCHER4_RESERVED } from './fletcher4-memory.js';
 
 export type { Fletcher4Words } from './fletcher4-ref.js';
 
@@ -23,7 +26,7 @@ export const FLETCHER4_CKSUM_SIZE = 32;
 // Memory layout: the kernel stores its result at CKSUM_OFF; data starts at
 // DATA_OFF, a cache line in, so scratch buffers are nicely aligned.
 const CKSUM_OFF = 0;
-const DATA_OFF = 64;
+const DATA_OFF = FLETCHER4_RESERVED;
 const WASM_PAGE = 65536;
 
 interface KernelExports {
@@ -44,8 +47,6 @@ const SHARED_MODULE_BYTES: Record<Fletcher4Variant, Uint8Array<ArrayBuffer>> = {
   scalar: decodeBase64(FLETCHER4_SCALAR_SHARED_WASM_BASE64),
 };
 
-/** Bytes at the start of a memory given to a kernel that it keeps for itself (the result). */
-export const FLETCHER4_RESERVED = 64;
 
 /** True if this host's WebAssembly accepts the SIMD kernel. */
 export function fletcher4SimdSupported(): boolean {

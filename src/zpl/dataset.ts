@@ -25,7 +25,7 @@ import { aclForMode, ZFS_ARCHIVE, ZFS_AV_MODIFIED } from './acl.js';
 import {
   attrLength, encodeSa, encodeZnodeSa, LAYOUT_DEVICE, LAYOUT_ZNODE, ZPL_DXATTR, registryValue, SA_REGISTRY, saSize, SaLayouts,
   ZPL_ATIME, ZPL_CRTIME, ZPL_CTIME, ZPL_DACL_ACES, ZPL_DACL_COUNT, ZPL_FLAGS, ZPL_GEN, ZPL_GID, ZPL_LINKS,
-  ZPL_MODE, ZPL_MTIME, ZPL_PARENT, ZPL_RDEV, ZPL_SIZE, ZPL_SYMLINK, ZPL_UID,
+  ZPL_MODE, ZPL_MTIME, ZPL_PARENT, ZPL_RDEV, ZPL_SIZE, ZPL_SYMLINK, ZPL_UID, type ZnodeFields,
 } from './sa.js';
 
 export const ZPL_VERSION = 5;
@@ -248,36 +248,46 @@ export class ZplWriter {
     };
   }
 
-  /** The SA values every znode has, for an inode of this size. */
-  private saValues(ino: Inode, size: number | bigint): { values: Map<number, Uint8Array>; aclCount: number } {
+  /** The attributes every znode has, for an inode of this size. */
+  private znodeFields(ino: Inode, size: number | bigint): ZnodeFields {
     const p = this.planOf(ino);
     const acl = aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other');
-    const pflags = acl.pflags | ZFS_ARCHIVE | ZFS_AV_MODIFIED;
-    const v = new Map<number, Uint8Array>([
-      [ZPL_MODE, u64(S_IFMT[ino.type] | (ino.perm & 0o7777))],
-      [ZPL_SIZE, u64(size)],
-      [ZPL_GEN, u64(this.zio.txg)],
-      [ZPL_UID, u64(ino.uid)],
-      [ZPL_GID, u64(ino.gid)],
-      [ZPL_PARENT, u64(p.parent)],
-      [ZPL_FLAGS, u64(pflags)],
-      [ZPL_ATIME, time(ino.atime)],
-      [ZPL_MTIME, time(ino.mtime)],
-      [ZPL_CTIME, time(ino.ctime)],
-      [ZPL_CRTIME, time(ino.crtime)],
-      [ZPL_LINKS, u64(p.links)],
-      [ZPL_DACL_COUNT, u64(acl.count)],
-      [ZPL_DACL_ACES, acl.aces],
+    return {
+      mode: S_IFMT[ino.type] | (ino.perm & 0o7777), size, gen: this.zio.txg, uid: ino.uid, gid: ino.gid,
+      parent: p.parent, flags: acl.pflags | ZFS_ARCHIVE | ZFS_AV_MODIFIED,
+      times: [ino.atime, ino.mtime, ino.ctime, ino.crtime], links: p.links, aclCount: acl.count, aces: acl.aces,
+    };
+  }
+
+  /** znodeFields as SA values by attribute, for the layouts encodeZnodeSa does not cover. */
+  private saValues(ino: Inode, size: number | bigint): Map<number, Uint8Array> {
+    const f = this.znodeFields(ino, size);
+    return new Map<number, Uint8Array>([
+      [ZPL_MODE, u64(f.mode)],
+      [ZPL_SIZE, u64(f.size)],
+      [ZPL_GEN, u64(f.gen)],
+      [ZPL_UID, u64(f.uid)],
+      [ZPL_GID, u64(f.gid)],
+      [ZPL_PARENT, u64(f.parent)],
+      [ZPL_FLAGS, u64(f.flags)],
+      [ZPL_ATIME, time(f.times[0]!)],
+      [ZPL_MTIME, time(f.times[1]!)],
+      [ZPL_CTIME, time(f.times[2]!)],
+      [ZPL_CRTIME, time(f.times[3]!)],
+      [ZPL_LINKS, u64(f.links)],
+      [ZPL_DACL_COUNT, u64(f.aclCount)],
+      [ZPL_DACL_ACES, f.aces],
     ]);
-    return { values: v, aclCount: acl.count };
   }
 
   private bonus(ino: Inode, size: number | bigint, extra?: [number, Uint8Array]): { bonus: Uint8Array; spill?: Uint8Array } {
-    if (extra === undefined && (ino.type === 'file' || ino.type === 'dir' || ino.type === 'fifo' || ino.type === 'socket') && !this.xattrBlob(ino)) {
+    // the plain znode (no symlink, device number or xattrs: the layout says)
+    // is written in place, without a Map of small arrays
+    if (extra === undefined) {
       const lay = this.layoutFor(ino);
-      if (!lay.spill && isZnodeLayout(lay.bonus)) return { bonus: this.znodeBonus(ino, size, lay.bonus) };
+      if (!lay.spill && isZnodeLayout(lay.bonus)) return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), this.znodeFields(ino, size)) };
     }
-    const { values } = this.saValues(ino, size);
+    const values = this.saValues(ino, size);
     if (extra) values.set(extra[0], extra[1]);
     const xa = this.xattrBlob(ino);
     if (xa) values.set(ZPL_DXATTR, xa);
@@ -289,22 +299,6 @@ export class ZplWriter {
     const snum = this.layouts.number(lay.spill);
     const spillSize = Math.ceil(saSize(lay.spill, values) / 512) * 512;
     return { bonus, spill: encodeSa(snum, lay.spill, values, spillSize) };
-  }
-
-  // layout numbers by the (memoized) attribute list, to skip SaLayouts's string key per inode
-  private layoutNums = new WeakMap<readonly number[], number>();
-
-  /** bonus() for the common znode (saValues + encodeSa without the Map; same bytes). */
-  private znodeBonus(ino: Inode, size: number | bigint, attrs: readonly number[]): Uint8Array {
-    let num = this.layoutNums.get(attrs);
-    if (num === undefined) { num = this.layouts.number(attrs); this.layoutNums.set(attrs, num); }
-    const p = this.planOf(ino);
-    const acl = aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other');
-    return encodeZnodeSa(num, {
-      mode: S_IFMT[ino.type] | (ino.perm & 0o7777), size, gen: this.zio.txg, uid: ino.uid, gid: ino.gid,
-      parent: p.parent, flags: acl.pflags | ZFS_ARCHIVE | ZFS_AV_MODIFIED,
-      times: [ino.atime, ino.mtime, ino.ctime, ino.crtime], links: p.links, aclCount: acl.count, aces: acl.aces,
-    });
   }
 
   private directory(ino: Inode): Dnode {

@@ -105,18 +105,20 @@ export function fileBlockSize(size: number, recordsize = RECORDSIZE): number {
 // tree of small files). Every gathered record is written out (copied into
 // the image's ring, or into the compression queue) before the next one is
 // gathered; a second writer open at the same time gets an array of its own.
-let scratch = inPlaceScratch(RECORDSIZE); // checksummed where it is gathered
+// It lives in a checksum kernel's memory, so it is checksummed where it is
+// gathered; made at the first small file, not when the module loads.
+let scratch: Uint8Array | undefined;
 let scratchInUse = false;
 
 function claimScratch(size: number): Uint8Array {
   if (scratchInUse) return new Uint8Array(size);
   scratchInUse = true;
-  if (scratch.length < size) scratch = inPlaceScratch(size);
+  if (scratch === undefined || scratch.length < size) scratch = inPlaceScratch(Math.max(size, RECORDSIZE));
   return scratch.subarray(0, size);
 }
 
 function releaseScratch(buf: Uint8Array): void {
-  if (buf.buffer === scratch.buffer) scratchInUse = false;
+  if (buf.buffer === scratch?.buffer) scratchInUse = false;
 }
 
 export class FileDataWriter {

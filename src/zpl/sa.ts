@@ -44,8 +44,13 @@ export const LAYOUT_SYMLINK = [...LAYOUT_ZNODE, ZPL_SYMLINK];
 export class SaLayouts {
   readonly list: number[][] = [];
   private byKey = new Map<string, number>();
+  // The same attribute list object comes back for every inode of a kind
+  // (the writer memoizes layouts): known lists skip building the string key.
+  private byList = new WeakMap<readonly number[], number>();
 
   number(attrs: readonly number[]): number {
+    const known = this.byList.get(attrs);
+    if (known !== undefined) return known;
     const key = attrs.join(',');
     let n = this.byKey.get(key);
     if (n === undefined) {
@@ -53,6 +58,7 @@ export class SaLayouts {
       this.list.push([...attrs]);
       this.byKey.set(key, n);
     }
+    this.byList.set(attrs, n);
     return n;
   }
 }
