@@ -47,13 +47,24 @@ export interface ZdbOptions {
 export async function zdbCheck(image: string, opts: ZdbOptions = {}): Promise<Verdict> {
   const script = sharedTool('zdb-check.sh');
   requireZdb();
-  const args = [script, image];
-  if (opts.pool !== undefined) args.push(opts.pool);
-  const r = await run('bash', args, { timeoutMs: opts.timeoutMs ?? 20 * 60_000, signal: opts.signal });
-  // Exit 2 is the script's own usage/setup failure, not a verdict on the image.
-  if (r.status === 2) throw new Error(`zdb-check.sh could not run:\n${r.output}`);
-  return verdict(r);
+  // The script greps zdb's output for words such as "EIO" and "error", and
+  // zdb prints the vdev's path, which lies in the script's work directory:
+  // a random mktemp name once spelled one ("/tmp/tmp.sEioWXNLna/dev/image")
+  // and failed a clean image. A work directory named with digits cannot.
+  const work = join(tmpdir(), `zdbcheck-${process.pid}-${++zdbRuns}`);
+  mkdirSync(work, { recursive: true });
+  try {
+    const args = [script, '--keep', work, image];
+    if (opts.pool !== undefined) args.push(opts.pool);
+    const r = await run('bash', args, { timeoutMs: opts.timeoutMs ?? 20 * 60_000, signal: opts.signal });
+    // Exit 2 is the script's own usage/setup failure, not a verdict on the image.
+    if (r.status === 2) throw new Error(`zdb-check.sh could not run:\n${r.output}`);
+    return verdict(r);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
+let zdbRuns = 0;
 
 /** `zdb -l IMAGE`: the four labels, as text (ok: all four unpack). */
 export async function zdbLabels(image: string): Promise<Verdict> {
