@@ -39,7 +39,11 @@ export interface BuildProgress {
   bytes: number;
   /** Bytes written to the image file so far. */
   written: number;
-  /** The inputs' totals, once the tree is complete (before any data of a directory or manifest is read; after a tarball is). */
+  /**
+   * The inputs' totals, once the tree is complete: before any data of a
+   * manifest or of merged directories is read; when a single directory has
+   * been walked (its data is read during the walk); after a tarball is read.
+   */
   total?: InputTotals;
 }
 

@@ -2,9 +2,9 @@
 // The image is written under a temporary name and renamed only when every
 // byte is in place; any failure removes it.
 import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
-import { FileDataSlab, FileDataWriter, RECORDSIZE } from './zpl/filedata.js';
+import { FileDataSlab, FileDataWriter, fileBlockSize, RECORDSIZE } from './zpl/filedata.js';
 import { ImageOptions } from './options.js';
-import { ImageFile } from './vdev/imagefile.js';
+import { ImageFile, type AdoptedBuffer } from './vdev/imagefile.js';
 import { OutOfSpaceError, SpaceAllocator, fmtSize } from './vdev/allocator.js';
 import { defaultMsShift, SPA_MINDEVSIZE, VDEV_LABEL_END_SIZE, VDEV_LABEL_START_SIZE, vdevGeometry, type VdevGeometry } from './vdev/geometry.js';
 import { buildLabel, labelOffsets, uberblockSlotSize } from './vdev/label.js';
@@ -77,9 +77,25 @@ export interface InputContext {
    * gives its DataSource. `path` (names below the tree root joined by "/")
    * picks the dataset whose recordsize and compression apply.
    */
-  beginFile(size: number, path?: string): { write(chunk: Uint8Array): void; end(): DataSource };
+  beginFile(size: number, path?: string): FileSink;
   /** Forget data written earlier (a later member with the same path replaced it). */
   discard(src: DataSource): void;
+  /**
+   * The block size beginFile(size, path) will write in; given, a reader may
+   * feed the file as whole blocks (FileSink.writeBlock).
+   */
+  blockSize?(size: number, path?: string): number;
+  /** Offer a shared buffer whose blocks the image may write from where they lie (ImageFile.adopt). */
+  adoptBuffer?(sab: SharedArrayBuffer): AdoptedBuffer | null;
+}
+
+/** One regular file's data on its way into the image. */
+export interface FileSink {
+  /** The next bytes, in any chunking. */
+  write(chunk: Uint8Array): void;
+  /** The next whole block (blockSize bytes): `dataLen` bytes of the file, then zeros. Only where blockSize is given. */
+  writeBlock?(block: Uint8Array, dataLen: number): void;
+  end(): DataSource;
 }
 
 /** A finished tree, or a reader that builds one while streaming data into the image. */
@@ -156,12 +172,15 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
           const w = new FileDataWriter(zio, size, st.recordsize, st.comp);
           return {
             write: (c) => { full(() => w.write(c)); progress.bytes += c.length; tick(); },
+            writeBlock: (b, n) => { full(() => w.writeBlock(b, n)); progress.bytes += n; tick(); },
             end: () => { progress.files++; tick(); return fileSlab.store(full(() => w.end())); },
           };
         },
         discard(src) {
           if (src.kind === 'written') alloc.freeRange(src.data.start, src.data.end);
         },
+        blockSize: (size, path) => fileBlockSize(size, settingsFor(path).recordsize),
+        adoptBuffer: (sab) => image.adopt(sab),
       };
       root = await source(ctx);
     } else {

@@ -7,12 +7,15 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
-  REC_MORE, REC_SHRANK, tableBase,
+  ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_BLOCK, REC_ERROR,
+  REC_LAST, REC_MORE, REC_SHRANK, REC_WORDS, tableBase,
 } from './read-ring.js';
 
-/** One message: paths (bytes, each ended by a NUL) and their sizes. */
-interface Batch { paths: Uint8Array; sizes: Float64Array }
+/** One message: paths (bytes, each ended by a NUL), their sizes and block sizes (0: not given). */
+interface Batch { paths: Uint8Array; sizes: Float64Array; blocks: Float64Array }
+
+/** Whole blocks start at multiples of this in a slot (the checksum kernel reads them in place). */
+const BLOCK_ALIGN = 512;
 
 const { sab, record: RECORD } = workerData as { sab: SharedArrayBuffer; record: number };
 const { ctrl, table, data } = mapReadRing(sab);
@@ -49,12 +52,15 @@ function publish(): void {
   Atomics.notify(ctrl, R_PRODUCED);
 }
 
-function record(file: number, len: number, status: number): void {
+/** A record of the slot being filled; `off`/`space`: where its bytes are in the slot. */
+function record(file: number, len: number, status: number, off = 0, space = len): void {
   acquire();
-  const at = tableBase(produced % READ_SLOTS) + 1 + 3 * recs;
+  const at = tableBase(produced % READ_SLOTS) + 1 + REC_WORDS * recs;
   table[at] = file;
   table[at + 1] = len;
   table[at + 2] = status;
+  table[at + 3] = off;
+  table[at + 4] = space;
   recs++;
   if (recs === MAX_RECORDS) publish();
 }
@@ -64,7 +70,7 @@ function codeIndex(e: unknown): number {
   return i < 0 ? 0 : i;
 }
 
-function readFile(path: Buffer, size: number, file: number): void {
+function readFile(path: Buffer, size: number, block: number, file: number): void {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -77,6 +83,10 @@ function readFile(path: Buffer, size: number, file: number): void {
       record(file, 0, REC_LAST);
       return;
     }
+    if (block > 0 && block <= READ_SLOT_BYTES) {
+      readBlocks(fd, size, block, file);
+      return;
+    }
     let pos = 0;
     while (pos < size) {
       acquire();
@@ -86,14 +96,15 @@ function readFile(path: Buffer, size: number, file: number): void {
       // pieces of whole records spare the build from gathering them
       if (left > free && free >= RECORD) want = free - (free % RECORD);
       else if (left > free && fill > 0) { publish(); continue; }
-      const n = readSync(fd, data, (produced % READ_SLOTS) * READ_SLOT_BYTES + fill, want, pos);
+      const off = fill;
+      const n = readSync(fd, data, (produced % READ_SLOTS) * READ_SLOT_BYTES + off, want, pos);
       if (n === 0) {
         record(file, 0, REC_SHRANK);
         return;
       }
       fill += n;
       pos += n;
-      record(file, n, pos === size ? REC_LAST : REC_MORE);
+      record(file, n, pos === size ? REC_LAST : REC_MORE, off);
     }
   } catch (e) {
     if (e instanceof Quit) throw e;
@@ -103,15 +114,43 @@ function readFile(path: Buffer, size: number, file: number): void {
   }
 }
 
+/** A file as whole blocks of `block` bytes (the last one zero-padded), one record each. */
+function readBlocks(fd: number, size: number, block: number, file: number): void {
+  let pos = 0;
+  while (pos < size) {
+    acquire();
+    const off = Math.ceil(fill / BLOCK_ALIGN) * BLOCK_ALIGN;
+    if (off + block > READ_SLOT_BYTES) {
+      publish();
+      continue;
+    }
+    const at = (produced % READ_SLOTS) * READ_SLOT_BYTES + off;
+    const want = Math.min(block, size - pos);
+    let got = 0;
+    while (got < want) {
+      const n = readSync(fd, data, at + got, want - got, pos + got);
+      if (n === 0) {
+        record(file, 0, REC_SHRANK);
+        return;
+      }
+      got += n;
+    }
+    if (want < block) data.fill(0, at + want, at + block);
+    fill = off + block;
+    pos += want;
+    record(file, want, (pos === size ? REC_LAST : REC_MORE) | REC_BLOCK, off, block);
+  }
+}
+
 function pump(): void {
   try {
     while (queue.length > 0) {
-      const { paths, sizes } = queue.shift()!;
+      const { paths, sizes, blocks } = queue.shift()!;
       const bytes = Buffer.from(paths.buffer, paths.byteOffset, paths.byteLength);
       let start = 0;
       for (let i = 0; i < sizes.length; i++) {
         const end = bytes.indexOf(0, start);
-        readFile(bytes.subarray(start, end), sizes[i]!, seq++);
+        readFile(bytes.subarray(start, end), sizes[i]!, blocks[i]!, seq++);
         start = end + 1;
       }
     }

@@ -6,9 +6,10 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import { checksumInPlace, forgetMemory } from '../zio/fletcher4.js';
+import type { AdoptedBuffer } from '../vdev/imagefile.js';
 import {
-  allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR, REC_LAST,
-  REC_SHRANK, tableBase, type ReadRing,
+  allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_BLOCK, REC_ERROR,
+  REC_LAST, REC_SHRANK, REC_STATUS, REC_WORDS, tableBase, type ReadRing,
 } from './read-ring.js';
 
 /** Why a file could not be read: an errno code (a Node-style system error) or a short file. */
@@ -37,6 +38,16 @@ export class HostFileReader {
   private batchPaths: Buffer = Buffer.allocUnsafe(16 * 1024);
   private batchLen = 0;
   private batchSizes: number[] = [];
+  private batchBlocks: number[] = [];
+  /** Requests sent to the thread. */
+  private sent = 0;
+  // With an image that writes whole blocks straight from the ring (`gate`),
+  // a slot the build is done with is only given back to the thread once the
+  // image writer has written it: `held` are the image's marks for the slots
+  // done with and not yet given back (`released` of them given back).
+  private gate: AdoptedBuffer | null = null;
+  private held: number[] = [];
+  private released = 0;
   // inline reading: the queue of requested files and a buffer
   private inline: { path: string | Uint8Array; size: number }[] = [];
   private inlineHead = 0;
@@ -44,11 +55,14 @@ export class HostFileReader {
   // the consumer's place in the ring
   private consumed = 0;
   private rec = 0;
-  private dataOff = 0;
   private next = 0;
 
-  /** `record`: the usual record size, so a large file's pieces hold whole records. */
-  constructor(record: number) {
+  /**
+   * `record`: the usual record size, so a large file's pieces hold whole
+   * records. `adopt`: offers the ring to the image, to be written from
+   * where the blocks lie (see ImageFile.adopt).
+   */
+  constructor(record: number, adopt?: (sab: SharedArrayBuffer) => AdoptedBuffer | null) {
     const script = threadedReads() ? threadScript(import.meta.url, './host-reader-worker.js') : null;
     if (script) {
       const memory = allocReadRing();
@@ -59,13 +73,18 @@ export class HostFileReader {
       this.memory = memory;
       this.since = Date.now();
       this.worker = startThread(script, { sab, record });
+      this.gate = adopt?.(sab) ?? null;
     } else {
       this.buf = Buffer.allocUnsafe(CHUNK);
     }
   }
 
-  /** The next file the build will read (files are read in the order requested). */
-  request(path: string | Uint8Array, size: number): void {
+  /**
+   * The next file the build will read (files are read in the order
+   * requested). `block`: the block size the image stores it in, when the
+   * reader should hand over whole zero-padded blocks (0: any pieces).
+   */
+  request(path: string | Uint8Array, size: number, block = 0): void {
     if (!this.worker) {
       this.inline.push({ path, size });
       return;
@@ -82,21 +101,45 @@ export class HostFileReader {
     else { this.batchPaths.set(path, this.batchLen); this.batchLen += path.length; }
     this.batchPaths[this.batchLen++] = 0;
     this.batchSizes.push(size);
+    this.batchBlocks.push(block);
     if (this.batchSizes.length >= BATCH) this.send();
+  }
+
+  /** Send the requests not yet sent if the thread is running short of work. */
+  flush(): void {
+    if (this.worker && this.sent - this.next < BATCH) this.send();
+  }
+
+  /** The next file's bytes (at least their start) can be read without waiting. */
+  ready(): boolean {
+    if (this.ring === null) return true;
+    this.releasePassed();
+    if (Atomics.load(this.ring.ctrl, R_PRODUCED) !== this.consumed) return true;
+    // The thread may be out of slots, the ones held waiting for a writer
+    // that has not been given the blocks in them: give it them now.
+    if (this.gate !== null && this.held.length > 0) this.gate.nudge();
+    return false;
   }
 
   private send(): void {
     if (this.batchSizes.length === 0) return;
-    this.worker!.postMessage({ paths: this.batchPaths.subarray(0, this.batchLen), sizes: Float64Array.from(this.batchSizes) });
+    this.worker!.postMessage({
+      paths: this.batchPaths.subarray(0, this.batchLen), sizes: Float64Array.from(this.batchSizes), blocks: Float64Array.from(this.batchBlocks),
+    });
+    this.sent += this.batchSizes.length;
     this.batchLen = 0;
     this.batchSizes = [];
+    this.batchBlocks = [];
   }
 
   /**
    * Hand the next requested file's bytes to `sink`, in pieces (views that
-   * are only valid during the call). Throws HostReadError.
+   * are only valid during the call). `block`, when the file was requested
+   * with a block size: the piece as a whole block, zeros after the data; it
+   * may be given to the image as it is (ImageFile.write adopts it). Throws
+   * HostReadError.
    */
-  read(sink: (piece: Uint8Array) => void): void {
+  read(sink: (piece: Uint8Array, block?: Uint8Array) => void): void {
     const file = this.next++;
     if (!this.ring) {
       this.readInline(sink);
@@ -108,28 +151,62 @@ export class HostFileReader {
       // the thread only starts on a batch once it is sent
       if (Atomics.load(ctrl, R_PRODUCED) === this.consumed) {
         this.send();
+        this.releaseAll();
         while (Atomics.load(ctrl, R_PRODUCED) === this.consumed) {
           if (Atomics.load(ctrl, R_FAILED) === 1) throw new Error('the file reader thread failed');
           waitOnThread(ctrl, R_PRODUCED, this.consumed, R_STARTED, this.since, 'file reader');
         }
       }
       const base = tableBase(slot);
-      const at = base + 1 + 3 * this.rec;
-      const seq = table[at]!, len = table[at + 1]!, status = table[at + 2]!;
+      const at = base + 1 + REC_WORDS * this.rec;
+      const seq = table[at]!, len = table[at + 1]!, flags = table[at + 2]!;
+      const status = flags & REC_STATUS;
       if (seq !== file) throw new Error(`reader out of step: file ${seq} instead of ${file}`);
       if (status === REC_ERROR) throw new HostReadError(ERRNO_CODES[len] ?? 'EIO', 'read', false);
       if (status === REC_SHRANK) throw new HostReadError(undefined, undefined, true);
-      if (len > 0) sink(data.subarray(slot * READ_SLOT_BYTES + this.dataOff, slot * READ_SLOT_BYTES + this.dataOff + len));
-      this.dataOff += len;
+      const off = slot * READ_SLOT_BYTES + table[at + 3]!;
+      if (len > 0) {
+        const piece = data.subarray(off, off + len);
+        if ((flags & REC_BLOCK) !== 0) sink(piece, data.subarray(off, off + table[at + 4]!));
+        else sink(piece);
+      }
       if (++this.rec === table[base]) {
         this.rec = 0;
-        this.dataOff = 0;
         this.consumed++;
-        Atomics.store(ctrl, R_CONSUMED, this.consumed);
-        Atomics.notify(ctrl, R_CONSUMED);
+        if (this.gate === null) this.release(this.consumed);
+        else {
+          // every block of the slot is in the image's ring by now (written
+          // or adopted): free once the writer is past the open slot
+          this.held.push(this.gate.mark());
+          this.releasePassed();
+        }
       }
       if (status === REC_LAST) return;
     }
+  }
+
+  private release(n: number): void {
+    this.released = n;
+    Atomics.store(this.ring!.ctrl, R_CONSUMED, n);
+    Atomics.notify(this.ring!.ctrl, R_CONSUMED);
+  }
+
+  /** Give back the held slots the image writer has written. */
+  private releasePassed(): void {
+    if (this.gate === null) return;
+    let n = this.released;
+    while (n < this.consumed && this.gate!.passed(this.held[n - this.released]!)) n++;
+    if (n === this.released) return;
+    this.held.splice(0, n - this.released);
+    this.release(n);
+  }
+
+  /** Give back every slot done with, waiting for the image writer if need be (the thread may be waiting for one). */
+  private releaseAll(): void {
+    if (this.gate === null || this.held.length === 0) return;
+    this.gate.wait(this.held[this.held.length - 1]!);
+    this.held = [];
+    this.release(this.consumed);
   }
 
   private readInline(sink: (piece: Uint8Array) => void): void {

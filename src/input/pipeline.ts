@@ -15,7 +15,7 @@ import { readManifest } from './manifest.js';
 import type { Warn } from './mtree.js';
 import { forceOwners, ownerOverride } from './owners.js';
 import { hostUserDb, resolveGroup, resolveUser, userDbFromDir, type UserDb } from './passwd.js';
-import { prewriteData } from './prewrite.js';
+import { prewriteData, Prewriter } from './prewrite.js';
 import { applySpec } from './spec.js';
 import { readTar } from './tar.js';
 import { clampTimes, type TimePolicy } from './times.js';
@@ -88,8 +88,10 @@ async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
 
 /**
  * Check the inputs and options and return the tree source makeImage consumes.
- * `onTree` sees the finished tree just before its file data is written (a
- * progress display takes the total of the file sizes from it).
+ * `onTree` sees the tree once its shape is final, before the rest of its
+ * file data is written (a progress display takes the total of the file
+ * sizes from it; a single staging directory's data is written while it is
+ * walked, so some of it may be in the image already).
  */
 export async function openInputs(plan: InputPlan, opts: { prewrite: boolean; onTree?: (root: Inode) => void }): Promise<TreeSource> {
   if (plan.inputs.length === 0) throw new UserError('no input given');
@@ -120,46 +122,80 @@ export async function openInputs(plan: InputPlan, opts: { prewrite: boolean; onT
 
   return async (ctx: InputContext): Promise<Inode> => {
     let root: Inode;
-    switch (primary.kind) {
-      case 'dir': {
-        // getfattr reads the xattrs in processes of its own while we walk
-        const scan = plan.xattrs ? startHostXattrs(plan.inputs) : undefined;
-        try {
-          root = walkDirectories(plan.inputs, { timestamp: plan.policy.stamp });
-        } catch (err) {
-          scan?.cancel();
-          throw err;
+    // One staging directory, nothing that reshapes the tree later: its file
+    // data is written while it is walked (the same order, the same image).
+    let alongside: Prewriter | undefined;
+    const overlap = opts.prewrite && primary.kind === 'dir' && plan.inputs.length === 1 && spec === undefined;
+    try {
+      switch (primary.kind) {
+        case 'dir': {
+          // getfattr reads the xattrs in processes of its own while we walk
+          const scan = plan.xattrs ? startHostXattrs(plan.inputs) : undefined;
+          // A file that cannot be read, or an image that fills up, while the
+          // walk goes on: the walk finishes first (its own errors come first,
+          // as without the overlap, and the totals are known to the message).
+          let dataError: { e: unknown } | undefined;
+          const onDirectory = !overlap ? undefined : (dir: Inode): void => {
+            alongside ??= new Prewriter(dir, ctx, { complete: false });
+            alongside.walked(dir);
+            if (dataError !== undefined) return;
+            try {
+              alongside.pump();
+            } catch (e) {
+              dataError = { e };
+            }
+          };
+          try {
+            root = walkDirectories(plan.inputs, { timestamp: plan.policy.stamp, onDirectory });
+          } catch (err) {
+            scan?.cancel();
+            throw err;
+          }
+          if (alongside !== undefined) {
+            // the tree's shape is final: its totals, then the rest of its
+            // data (while getfattr finishes, if it has not)
+            opts.onTree?.(root);
+            if (dataError !== undefined) {
+              scan?.cancel();
+              throw dataError.e;
+            }
+            alongside.finish();
+          }
+          if (scan) {
+            sortTree(root);
+            if (applyHostXattrs(root, plan.inputs, await scan.done) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+          }
+          break;
         }
-        if (scan) {
-          sortTree(root);
-          if (applyHostXattrs(root, plan.inputs, await scan.done) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
-        }
-        break;
+        case 'manifest':
+          root = readManifest(primary.data, {
+            name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn,
+          });
+          mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
+          break;
+        default:
+          root = await readTar(primary.stream, ctx, {
+            name: primary.name, gzip: primary.kind === 'tar.gz', policy: plan.policy,
+            users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
+          });
+          mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
       }
-      case 'manifest':
-        root = readManifest(primary.data, {
-          name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn,
+      if (spec !== undefined) {
+        applySpec(root, spec, {
+          name: plan.specFile!, onlySpec: plan.onlySpec, policy: plan.policy, users, warn: plan.warn,
+          discard: (s) => ctx.discard(s),
         });
-        mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
-        break;
-      default:
-        root = await readTar(primary.stream, ctx, {
-          name: primary.name, gzip: primary.kind === 'tar.gz', policy: plan.policy,
-          users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
-        });
-        mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
+      }
+      forceOwners(root, override);
+      clampTimes(root, plan.policy);
+      if (alongside === undefined) {
+        opts.onTree?.(root);
+        if (opts.prewrite) prewriteData(root, ctx);
+      }
+      return root;
+    } finally {
+      alongside?.close();
     }
-    if (spec !== undefined) {
-      applySpec(root, spec, {
-        name: plan.specFile!, onlySpec: plan.onlySpec, policy: plan.policy, users, warn: plan.warn,
-        discard: (s) => ctx.discard(s),
-      });
-    }
-    forceOwners(root, override);
-    clampTimes(root, plan.policy);
-    opts.onTree?.(root);
-    if (opts.prewrite) prewriteData(root, ctx);
-    return root;
   };
 }
 

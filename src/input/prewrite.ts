@@ -29,42 +29,91 @@ interface Pending {
 /** Stream every file whose data is still outside the image (host files, in-memory bytes) into it. */
 export function prewriteData(root: Inode, ctx: InputContext): void {
   sortTree(root);
-  if (root.entries === undefined) return;
-  const cursor = new FileCursor(root);
+  const w = new Prewriter(root, ctx, { complete: true });
+  try {
+    w.finish();
+  } finally {
+    w.close();
+  }
+}
+
+/**
+ * The data of every file still outside the image, written in tree order.
+ * Built on a finished tree (`complete`), or alongside a directory walk that
+ * reads directories in the same order the data goes (each directory's
+ * entries sorted, then its subdirectories in name order): the walk reports
+ * each directory it has read (`walked`) and calls `pump` between
+ * directories, which requests the files now known and writes those whose
+ * bytes the reader thread already has, without waiting for it. So the
+ * reader and the image writer work while the tree is still being walked;
+ * the order of the data, and so the image, stays the tree order.
+ */
+export class Prewriter {
+  private readonly cursor: FileCursor;
   // A hard-linked inode is met once per name, and its data must go in once.
   // An image's sink hands back a 'written' source, which a later visit
   // skips; until then (it may be in the window) and for sinks that do not
   // (in-memory ones), the sets below remember it.
-  const done = new Set<Inode>();
-  const inWindow = new Set<Inode>();
-  const window: (Pending | undefined)[] = [];
-  let head = 0;
-  const reader = new HostFileReader(RECORDSIZE);
-  try {
+  private readonly done = new Set<Inode>();
+  private readonly inWindow = new Set<Inode>();
+  private window: (Pending | undefined)[] = [];
+  private head = 0;
+  private readonly reader: HostFileReader;
+
+  constructor(root: Inode, private readonly ctx: InputContext, opts: { complete: boolean }) {
+    this.cursor = new FileCursor(root, opts.complete ? null : new Set());
+    this.reader = new HostFileReader(RECORDSIZE, ctx.adoptBuffer?.bind(ctx));
+  }
+
+  /** A directory whose entries are now all known (sorted by name). */
+  walked(dir: Inode): void {
+    this.cursor.walked!.add(dir);
+  }
+
+  /** Request what is known; write the files whose bytes are ready. Never waits for the reader. */
+  pump(): void {
+    this.fill();
+    this.reader.flush();
+    while (this.head < this.window.length && this.reader.ready()) this.writeNext();
+  }
+
+  /** The tree is complete: write everything left. */
+  finish(): void {
+    this.cursor.walked = null;
     for (;;) {
-      while (window.length - head < LOOKAHEAD) {
-        const f = cursor.next();
-        if (f === undefined) break;
-        if (done.has(f.ino) || inWindow.has(f.ino)) continue;
-        const src = f.ino.source;
-        if (src === undefined || src.kind === 'written') continue;
-        inWindow.add(f.ino);
-        if (src.kind === 'path') reader.request(src.path, f.ino.size);
-        window.push({ ino: f.ino, src, path: f.path });
-      }
-      if (head === window.length) break;
-      const p = window[head]!;
-      window[head++] = undefined;
-      if (head === 4 * LOOKAHEAD) {
-        window.splice(0, head);
-        head = 0;
-      }
-      const written = writeData(p, ctx, reader);
-      inWindow.delete(p.ino);
-      if (written.kind !== 'written') done.add(p.ino);
+      this.fill();
+      if (this.head === this.window.length) return;
+      this.writeNext();
     }
-  } finally {
-    reader.close();
+  }
+
+  close(): void {
+    this.reader.close();
+  }
+
+  private fill(): void {
+    while (this.window.length - this.head < LOOKAHEAD) {
+      const f = this.cursor.next();
+      if (f === undefined) return;
+      if (this.done.has(f.ino) || this.inWindow.has(f.ino)) continue;
+      const src = f.ino.source;
+      if (src === undefined || src.kind === 'written') continue;
+      this.inWindow.add(f.ino);
+      if (src.kind === 'path') this.reader.request(src.path, f.ino.size, this.ctx.blockSize?.(f.ino.size, f.path) ?? 0);
+      this.window.push({ ino: f.ino, src, path: f.path });
+    }
+  }
+
+  private writeNext(): void {
+    const p = this.window[this.head]!;
+    this.window[this.head++] = undefined;
+    if (this.head === 4 * LOOKAHEAD) {
+      this.window.splice(0, this.head);
+      this.head = 0;
+    }
+    const written = writeData(p, this.ctx, this.reader);
+    this.inWindow.delete(p.ino);
+    if (written.kind !== 'written') this.done.add(p.ino);
   }
 }
 
@@ -78,7 +127,12 @@ export function prewriteData(root: Inode, ctx: InputContext): void {
 class FileCursor {
   private readonly stack: Frame[];
 
-  constructor(root: Inode) {
+  /**
+   * `walked`: while the tree is still being walked, the directories whose
+   * entries are known; the cursor stops in front of any other (and resumes
+   * there). null: the tree is complete.
+   */
+  constructor(root: Inode, public walked: Set<Inode> | null) {
     this.stack = [{ dir: root, path: '', next: 0 }];
   }
 
@@ -86,6 +140,7 @@ class FileCursor {
     const stack = this.stack;
     while (stack.length > 0) {
       const top = stack[stack.length - 1]!;
+      if (this.walked !== null && top.next === 0 && !this.walked.has(top.dir)) return undefined;
       const entries = top.dir.entries!;
       if (top.next === entries.length) {
         stack.pop();
@@ -122,7 +177,8 @@ function writeData(p: Pending, ctx: InputContext, reader: HostFileReader): DataS
     return (ino.source = sink.end());
   }
   try {
-    reader.read((piece) => sink.write(piece));
+    // whole blocks were asked for only where the sink takes them (blockSize)
+    reader.read((piece, block) => (block === undefined ? sink.write(piece) : sink.writeBlock!(block, piece.length)));
   } catch (err) {
     if (!(err instanceof HostReadError)) throw err;
     const shown = showPath(src.path);

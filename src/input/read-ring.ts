@@ -3,11 +3,17 @@
 // build asked for them, while the build checksums and places the bytes of
 // the slots before. A slot holds pieces of many small files or part of a
 // large one; its record table says which (file sequence number, length,
-// status). Two counters and Atomics.wait/notify do the hand-off.
+// status, where in the slot, bytes taken). Two counters and
+// Atomics.wait/notify do the hand-off.
+//
+// When the build gives a file's block size, each record is one whole block
+// as the image stores it: the file's bytes, then zeros up to the block size
+// (REC_BLOCK), so that the build can checksum it and have the image writer
+// thread write it where it lies, never copying it.
 
 import { FLETCHER4_RESERVED } from '../zio/fletcher4-memory.js';
 
-export const READ_SLOTS = 4;
+export const READ_SLOTS = 8;
 export const READ_SLOT_BYTES = 1024 * 1024;
 export const MAX_RECORDS = 1024;
 
@@ -23,8 +29,11 @@ export const REC_MORE = 0; // more of this file follows
 export const REC_LAST = 1; // the file's last piece (or its only one)
 export const REC_SHRANK = 2; // end of file before the size the walk saw
 export const REC_ERROR = 3; // open/read failed: the piece's length word is the errno code's index in ERRNO_CODES
+export const REC_STATUS = 7; // the bits above
+export const REC_BLOCK = 8; // flag: a whole block, zero-padded to the record's `space`
 const CTRL_WORDS = 8;
-const REC_WORDS = 3;
+/** Record words: file sequence number, data length, status, offset in the slot, bytes of the slot taken. */
+export const REC_WORDS = 5;
 const TABLE_WORDS = 1 + REC_WORDS * MAX_RECORDS;
 
 /** errno codes a failed read reports, by index (others: EIO). */
@@ -32,7 +41,7 @@ export const ERRNO_CODES = ['EIO', 'ENOENT', 'EACCES', 'EPERM', 'ENOTDIR', 'EISD
 
 export interface ReadRing {
   ctrl: Int32Array;
-  /** Per slot: record count, then (file sequence number, length, status) triples. */
+  /** Per slot: record count, then REC_WORDS words per record. */
   table: Int32Array;
   data: Uint8Array;
 }

@@ -11,6 +11,12 @@ import type { DataSource, Dirent, Inode, NodeType, Timespec } from './tree.js';
 export interface WalkOptions {
   /** `-T`: replaces every time of every inode, for reproducible images. */
   timestamp?: Timespec;
+  /**
+   * Called with each directory once its entries are known, sorted by name
+   * bytes; the root first, then subdirectories depth-first in name order.
+   * (The file data can be written meanwhile: see prewrite.ts.)
+   */
+  onDirectory?: (dir: Inode) => void;
 }
 
 /** ZFS stores names in ZAP entries whose keys are limited to 255 bytes. */
@@ -140,6 +146,7 @@ class Walker {
   // every input so that a link spanning two merged inputs stays one inode.
   private readonly links = new Map<string, Inode>();
   private readonly stamp: Timespec | undefined;
+  private readonly onDirectory: ((dir: Inode) => void) | undefined;
   private readonly arena = new Arena();
   /** Where each child's full path is put together for lstat (a new Buffer per entry would be garbage). */
   private scratch = Buffer.allocUnsafeSlow(4096);
@@ -154,6 +161,7 @@ class Walker {
 
   constructor(opts: WalkOptions) {
     this.stamp = opts.timestamp === undefined ? undefined : Object.freeze({ ...opts.timestamp });
+    this.onDirectory = opts.onDirectory;
   }
 
   walkInput(dir: string): Inode {
@@ -218,6 +226,7 @@ class Walker {
         }
       }
       dir.entries = entries;
+      this.onDirectory?.(dir);
       // Reversed onto the stack so subdirectories, too, are walked in name order.
       for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]!);
     }

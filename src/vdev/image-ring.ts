@@ -3,10 +3,13 @@
 // slots filled before. The hand-off is two counters and Atomics.wait/notify,
 // so the synchronous build pipeline needs no event loop.
 //
-// Each slot carries its own segment table (file offset, length): blocks of
-// one slot need not be contiguous in the image (a small file's block is
-// followed by the unwritten rest of its allocation), and a gap only costs
-// the writer one more pwrite, never a hand-off.
+// Each slot carries its own segment table (file offset, length, source):
+// blocks of one slot need not be contiguous in the image (a small file's
+// block is followed by the unwritten rest of its allocation), and a gap only
+// costs the writer one more pwrite, never a hand-off. A segment's bytes are
+// either the slot's own (copied in by the build, in segment order) or lie in
+// another shared buffer the writer was given (the file reader's ring): those
+// are written from where they are, with no copy into the slot.
 
 export const RING_SLOTS = 4;
 export const SLOT_BYTES = 1024 * 1024;
@@ -24,17 +27,22 @@ export const STARTED = 7; // 1: the writer is running
 const CTRL_WORDS = 16;
 const CODE_BYTES = 64;
 
+/** A segment's source word for bytes held in the slot itself. */
+export const SRC_SLOT = -1;
+/** Words per segment: image offset, length, source (SRC_SLOT or an adopted buffer's id), offset in that buffer. */
+export const SEG_FIELDS = 4;
+
 export interface Ring {
   sab: SharedArrayBuffer;
   ctrl: Int32Array;
   /** The failed syscall's errno code ("ENOSPC"), as ASCII. */
   code: Uint8Array;
-  /** Per slot: segment count, then (file offset, length) pairs. */
+  /** Per slot: segment count, then SEG_FIELDS words per segment. */
   segs: Float64Array;
   data: Uint8Array;
 }
 
-const SEG_WORDS = 1 + 2 * MAX_SEGMENTS;
+const SEG_WORDS = 1 + SEG_FIELDS * MAX_SEGMENTS;
 
 export function segBase(slot: number): number {
   return slot * SEG_WORDS;

@@ -4,8 +4,10 @@
 // blocks. A failed write is recorded for the build to report, and the rest
 // is skipped, never waited on.
 import { writeSync } from 'node:fs';
-import { workerData } from 'node:worker_threads';
-import { CODE_LEN, CONSUMED, ERRNO, FAILED, mapRing, PRODUCED, QUIT, RING_SLOTS, segBase, SLOT_BYTES, STARTED, STOPPED } from './image-ring.js';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import {
+  CODE_LEN, CONSUMED, ERRNO, FAILED, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES, SRC_SLOT, STARTED, STOPPED,
+} from './image-ring.js';
 
 const { sab, fd } = workerData as { sab: SharedArrayBuffer; fd: number };
 const ring = mapRing(sab);
@@ -22,16 +24,39 @@ function fail(e: unknown): void {
   Atomics.store(ctrl, FAILED, 1);
 }
 
+// Shared buffers adopted by the build (ImageFile.adopt), by id. Each is
+// announced by a message sent before any segment names it; this thread
+// never returns to its event loop, so it takes the message itself.
+const adopted: Uint8Array[] = [];
+
+function source(id: number): Uint8Array {
+  while (adopted[id] === undefined) {
+    const m = receiveMessageOnPort(parentPort!);
+    if (m === undefined) throw new Error(`segment names buffer ${id}, which was never sent`);
+    const { adopt, sab } = m.message as { adopt: number; sab: SharedArrayBuffer };
+    adopted[adopt] = new Uint8Array(sab);
+  }
+  return adopted[id]!;
+}
+
 function writeSlot(slot: number): void {
   const base = segBase(slot);
   const count = ring.segs[base]!;
   let pos = slot * SLOT_BYTES;
   for (let s = 0; s < count; s++) {
-    const offset = ring.segs[base + 1 + 2 * s]!;
-    const len = ring.segs[base + 2 + 2 * s]!;
+    const at = base + 1 + SEG_FIELDS * s;
+    const offset = ring.segs[at]!;
+    const len = ring.segs[at + 1]!;
+    const src = ring.segs[at + 2]!;
     let done = 0;
-    while (done < len) done += writeSync(fd, ring.data, pos + done, len - done, offset + done);
-    pos += len;
+    if (src === SRC_SLOT) {
+      while (done < len) done += writeSync(fd, ring.data, pos + done, len - done, offset + done);
+      pos += len;
+    } else {
+      const from = source(src);
+      const start = ring.segs[at + 3]!;
+      while (done < len) done += writeSync(fd, from, start + done, len - done, offset + done);
+    }
     if (Atomics.load(ctrl, QUIT) === 1) return; // aborted: the file is about to be removed
   }
 }

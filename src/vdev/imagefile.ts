@@ -6,8 +6,8 @@ import type { Worker } from 'node:worker_threads';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import {
-  allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, segBase, SLOT_BYTES,
-  STARTED, STOPPED, type Ring,
+  allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES,
+  SRC_SLOT, STARTED, STOPPED, type Ring,
 } from './image-ring.js';
 
 const COMBINE_LIMIT = 8 * 1024 * 1024;
@@ -46,6 +46,20 @@ export function abortOpenImageFiles(): string[] {
   return paths;
 }
 
+/**
+ * A shared buffer whose bytes ImageFile.write takes where they are (no copy
+ * into the writer's ring). They must stay as they are until the writer
+ * thread has written them: `mark()` names everything handed over so far,
+ * `passed(mark)` says whether it is all written, `wait(mark)` waits for it.
+ */
+export interface AdoptedBuffer {
+  mark(): number;
+  passed(mark: number): boolean;
+  wait(mark: number): void;
+  /** Hand the open slot to the writer now if that needs no waiting (so marks pass while the build does other work). */
+  nudge(): void;
+}
+
 export class ImageFile {
   readonly tmpPath: string;
   private fd = -1;
@@ -64,8 +78,11 @@ export class ImageFile {
   private writerSince = 0;
   private produced = 0;
   private fill = 0;
+  /** Bytes the open slot stands for: its own (`fill`) and those of adopted buffers. */
+  private budget = 0;
   private segCount = 0;
   private segEnd = -1;
+  private readonly adopted = new Map<ArrayBufferLike, number>();
 
   constructor(readonly finalPath: string, size: number) {
     this.tmpPath = tmpPathFor(finalPath);
@@ -123,27 +140,90 @@ export class ImageFile {
     this.pendLen = data.length;
   }
 
+  /**
+   * Let write() take bytes of `sab` from where they are: the writer thread
+   * writes them straight from that buffer. null: this image has no writer
+   * thread (its writes are copies made at once, so the buffer is free again
+   * as soon as write() returns).
+   */
+  adopt(sab: SharedArrayBuffer): AdoptedBuffer | null {
+    if (!this.ring || !this.writer) return null;
+    const id = this.adopted.size;
+    this.adopted.set(sab, id);
+    // sent before any segment names it: the thread picks it up when it meets one
+    this.writer.postMessage({ adopt: id, sab });
+    return {
+      // the open slot, once written, holds the last bytes handed over
+      mark: () => this.produced + 1,
+      passed: (m) => this.ring === null || Atomics.load(this.ring.ctrl, CONSUMED) >= m,
+      wait: (m) => {
+        if (this.ring === null) return;
+        if (this.produced < m) {
+          if (this.segCount > 0) this.handOff();
+          else m = this.produced; // the open slot is empty: the slots before it are all there is
+        }
+        this.waitConsumed(m);
+      },
+      nudge: () => {
+        const ring = this.ring;
+        if (ring === null || this.segCount === 0) return;
+        // handOff waits for the slot after this one to be free: only when it is already
+        if (this.produced + 1 - Atomics.load(ring.ctrl, CONSUMED) < RING_SLOTS) this.handOff();
+      },
+    };
+  }
+
   private toRing(offset: number, data: Uint8Array): void {
+    const id = this.adopted.size === 0 ? undefined : this.adopted.get(data.buffer);
+    if (id !== undefined) {
+      this.adoptedToRing(offset, data, id);
+      return;
+    }
     const ring = this.ring!;
     let done = 0;
     while (done < data.length) {
-      if (this.fill === SLOT_BYTES) this.handOff();
+      if (this.budget >= SLOT_BYTES) this.handOff();
       const slot = this.produced % RING_SLOTS;
       const base = segBase(slot);
       const at = offset + done;
-      if (at !== this.segEnd || this.segCount === 0) {
+      const last = base + 1 + SEG_FIELDS * (this.segCount - 1);
+      if (this.segCount === 0 || at !== this.segEnd || ring.segs[last + 2] !== SRC_SLOT) {
         if (this.segCount === MAX_SEGMENTS) { this.handOff(); continue; }
-        ring.segs[base + 1 + 2 * this.segCount] = at;
-        ring.segs[base + 2 + 2 * this.segCount] = 0;
+        const seg = base + 1 + SEG_FIELDS * this.segCount;
+        ring.segs[seg] = at;
+        ring.segs[seg + 1] = 0;
+        ring.segs[seg + 2] = SRC_SLOT;
         this.segCount++;
       }
-      const n = Math.min(data.length - done, SLOT_BYTES - this.fill);
+      // (budget >= fill: what fits the budget fits the slot)
+      const n = Math.min(data.length - done, SLOT_BYTES - this.budget);
       ring.data.set(n === data.length ? data : data.subarray(done, done + n), slot * SLOT_BYTES + this.fill);
-      ring.segs[base + 2 * this.segCount] += n;
+      ring.segs[base + 1 + SEG_FIELDS * (this.segCount - 1) + 1] += n;
       this.fill += n;
+      this.budget += n;
       done += n;
       this.segEnd = at + n;
     }
+  }
+
+  /** A segment written from an adopted buffer (no copy); it counts against the slot's budget all the same. */
+  private adoptedToRing(offset: number, data: Uint8Array, id: number): void {
+    const ring = this.ring!;
+    if (this.budget >= SLOT_BYTES || this.segCount === MAX_SEGMENTS) this.handOff();
+    const base = segBase(this.produced % RING_SLOTS);
+    const last = base + 1 + SEG_FIELDS * (this.segCount - 1);
+    if (this.segCount > 0 && offset === this.segEnd && ring.segs[last + 2] === id && ring.segs[last + 3]! + ring.segs[last + 1]! === data.byteOffset) {
+      ring.segs[last + 1] += data.length;
+    } else {
+      const seg = base + 1 + SEG_FIELDS * this.segCount;
+      ring.segs[seg] = offset;
+      ring.segs[seg + 1] = data.length;
+      ring.segs[seg + 2] = id;
+      ring.segs[seg + 3] = data.byteOffset;
+      this.segCount++;
+    }
+    this.budget += data.length;
+    this.segEnd = offset + data.length;
   }
 
   /** Give the slot being filled to the writer thread and wait for the next one to be free. */
@@ -155,6 +235,7 @@ export class ImageFile {
     Atomics.store(ring.ctrl, PRODUCED, this.produced);
     Atomics.notify(ring.ctrl, PRODUCED);
     this.fill = 0;
+    this.budget = 0;
     this.segCount = 0;
     this.segEnd = -1;
     this.waitConsumed(this.produced - RING_SLOTS + 1);

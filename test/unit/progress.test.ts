@@ -211,7 +211,9 @@ describe('main(): progress, -v and --json', () => {
     const r = await run(['-v', '-s', '64m', '-o', 'poolname=prog', join(tmp, 'a.img'), stage], true);
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/^\rtsmakefs: reading the input {2}\d:\d\d\r/);
-    expect(r.err).toContain('\rtsmakefs: 0/1 files  0 B/4.9 KiB 0%');
+    // the data is read while the directory is walked: counts first, the totals once the walk is done
+    expect(r.err).toContain('\rtsmakefs: 0 files  4.9 KiB');
+    expect(r.err).toContain('\rtsmakefs: 1/1 files  4.9 KiB/4.9 KiB 100%');
     // ends erased: carriage return, blanks, carriage return
     expect(r.err).toMatch(/\r +\r$/);
     expect(r.out).toMatch(/^image {8}.*a\.img, 64 MiB/);
