@@ -1,7 +1,7 @@
 // blkptr_t: the 128-byte block pointer (include/sys/spa.h). Sizes in the
 // pointer are in 512-byte sectors; DVA offsets are relative to the start of
 // the allocatable area (4 MiB into the vdev).
-import { rd64le, u64le } from '../util/endian.js';
+import { rd64le, u32le, u64le } from '../util/endian.js';
 
 export const BP_SIZE = 128;
 export const SPA_MINBLOCKSHIFT = 9;
@@ -53,15 +53,11 @@ function encodeEmbedded(bp: BlkPtr, buf: Uint8Array, off: number): void {
   const p = bp.embedded!;
   if (p.length > BPE_PAYLOAD_SIZE) throw new Error('embedded payload too large');
   for (let i = 0; i < p.length; i++) buf[off + PAYLOAD_WORDS[i >> 3]! * 8 + (i & 7)] = p[i]!;
-  const prop =
-    BigInt(bp.lsize - 1) |
-    (BigInt(p.length - 1) << 25n) |
-    (BigInt(bp.comp & 0x7f) << 32n) |
-    (1n << 39n) | // embedded; etype 0 = BP_EMBEDDED_TYPE_DATA
-    (BigInt(bp.type & 0xff) << 48n) |
-    (BigInt(bp.level & 0x1f) << 56n) |
-    (1n << 63n);
-  u64le(buf, off + 48, prop);
+  // blk_prop as two 32-bit halves: lsize-1 (25 bits) and psize-1 (7) below;
+  // compression, the embedded bit (39; etype 0 = BP_EMBEDDED_TYPE_DATA),
+  // type, level and the byte-order bit (63) above
+  u32le(buf, off + 48, ((bp.lsize - 1) | ((p.length - 1) << 25)) >>> 0);
+  u32le(buf, off + 52, ((bp.comp & 0x7f) | (1 << 7) | ((bp.type & 0xff) << 16) | ((bp.level & 0x1f) << 24) | (1 << 31)) >>> 0);
   u64le(buf, off + 80, bp.birth);
 }
 
@@ -93,18 +89,15 @@ export function encodeBp(bp: BlkPtr, buf: Uint8Array, off: number): void {
   if (bp.embedded) return encodeEmbedded(bp, buf, off);
   if (bp.dva === null) return;
   const d = bp.dva;
-  const w0 = (BigInt(d.vdev) << 32n) | BigInt(d.asize >>> SPA_MINBLOCKSHIFT);
-  u64le(buf, off, w0);
-  u64le(buf, off + 8, BigInt(d.offset / 512)); // gang bit 0
-  const prop =
-    BigInt((bp.lsize >>> SPA_MINBLOCKSHIFT) - 1) |
-    (BigInt((bp.psize >>> SPA_MINBLOCKSHIFT) - 1) << 16n) |
-    (BigInt(bp.comp & 0x7f) << 32n) |
-    (BigInt(bp.cksumType & 0xff) << 40n) |
-    (BigInt(bp.type & 0xff) << 48n) |
-    (BigInt(bp.level & 0x1f) << 56n) |
-    (1n << 63n); // little-endian byte order
-  u64le(buf, off + 48, prop);
+  // (32-bit halves, no BigInt: this runs for every block of the image)
+  // dva_word[0]: asize in sectors (24 bits; GRID 0) below, the vdev above
+  u32le(buf, off, d.asize >>> SPA_MINBLOCKSHIFT);
+  u32le(buf, off + 4, d.vdev);
+  u64le(buf, off + 8, d.offset / 512); // gang bit 0
+  // blk_prop: lsize-1 and psize-1 in sectors (16 bits each) below;
+  // compression, checksum, type, level and the byte-order bit (63) above
+  u32le(buf, off + 48, (((bp.lsize >>> SPA_MINBLOCKSHIFT) - 1) | (((bp.psize >>> SPA_MINBLOCKSHIFT) - 1) << 16)) >>> 0);
+  u32le(buf, off + 52, ((bp.comp & 0x7f) | ((bp.cksumType & 0xff) << 8) | ((bp.type & 0xff) << 16) | ((bp.level & 0x1f) << 24) | (1 << 31)) >>> 0);
   // blk_phys_birth stays 0: it means "same as the logical birth".
   u64le(buf, off + 80, bp.birth);
   u64le(buf, off + 88, bp.fill);
