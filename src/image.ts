@@ -2,7 +2,7 @@
 // The image is written under a temporary name and renamed only when every
 // byte is in place; any failure removes it.
 import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
-import { FileDataSlab, FileDataWriter, fileBlockSize, RECORDSIZE } from './zpl/filedata.js';
+import { FileDataSlab, FileDataWriter, fileBlockSize, RECORDSIZE, type FileData } from './zpl/filedata.js';
 import { ImageOptions } from './options.js';
 import { ImageFile, type AdoptedBuffer } from './vdev/imagefile.js';
 import { OutOfSpaceError, SpaceAllocator, fmtSize } from './vdev/allocator.js';
@@ -98,6 +98,40 @@ export interface FileSink {
   end(): DataSource;
 }
 
+/** What makeImage keeps track of around each file's data (ImageFileSink). */
+interface SinkBook {
+  /** Note the error (an image out of space) and throw it on. */
+  failed(err: unknown): never;
+  /** `n` bytes of file data went in. */
+  data(n: number): void;
+  /** The file is complete: its data source from now on. */
+  ended(d: FileData): DataSource;
+}
+
+/**
+ * InputContext.beginFile's sink: one object per file (a tree of small files
+ * makes many), with no closures made per file or per write.
+ */
+class ImageFileSink implements FileSink {
+  constructor(private readonly w: FileDataWriter, private readonly book: SinkBook) {}
+
+  write(chunk: Uint8Array): void {
+    try { this.w.write(chunk); } catch (e) { this.book.failed(e); }
+    this.book.data(chunk.length);
+  }
+
+  writeBlock(block: Uint8Array, dataLen: number): void {
+    try { this.w.writeBlock(block, dataLen); } catch (e) { this.book.failed(e); }
+    this.book.data(dataLen);
+  }
+
+  end(): DataSource {
+    let d: FileData;
+    try { d = this.w.end(); } catch (e) { this.book.failed(e); }
+    return this.book.ended(d);
+  }
+}
+
 /** A finished tree, or a reader that builds one while streaming data into the image. */
 export type TreeSource = Inode | ((ctx: InputContext) => Promise<Inode>);
 
@@ -120,9 +154,6 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
   const progress: Progress = { phase: 'data', files: 0, bytes: 0, written: 0 };
   // the image filling up while an input reader writes: kept, as the reader may wrap the error
   let outOfSpace: OutOfSpaceError | undefined;
-  const full = <T>(f: () => T): T => {
-    try { return f(); } catch (err) { if (err instanceof OutOfSpaceError) outOfSpace = err; throw err; }
-  };
   try {
     const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, capacity);
     const zio = new ZioWriter(image, alloc, DATA_TXG);
@@ -166,15 +197,15 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     let root: Inode;
     if (typeof source === 'function') {
       const fileSlab = new FileDataSlab();
+      const book: SinkBook = {
+        failed: (err) => { if (err instanceof OutOfSpaceError) outOfSpace = err; throw err; },
+        data: (n) => { progress.bytes += n; tick(); },
+        ended: (d) => { progress.files++; tick(); return fileSlab.store(d); },
+      };
       const ctx: InputContext = {
         beginFile(size, path) {
           const st = settingsFor(path);
-          const w = new FileDataWriter(zio, size, st.recordsize, st.comp);
-          return {
-            write: (c) => { full(() => w.write(c)); progress.bytes += c.length; tick(); },
-            writeBlock: (b, n) => { full(() => w.writeBlock(b, n)); progress.bytes += n; tick(); },
-            end: () => { progress.files++; tick(); return fileSlab.store(full(() => w.end())); },
-          };
+          return new ImageFileSink(new FileDataWriter(zio, size, st.recordsize, st.comp), book);
         },
         discard(src) {
           if (src.kind === 'written') alloc.freeRange(src.data.start, src.data.end);

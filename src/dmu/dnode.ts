@@ -1,5 +1,5 @@
 // dnode_phys_t (include/sys/dnode.h): 512-byte slots, no large dnodes.
-import { BlkPtr, BP_SIZE, decodeBp, encodeBp, holeBp } from '../zio/blkptr.js';
+import { BlkPtr, BP_SIZE, decodeBp, encodeBp, HOLE } from '../zio/blkptr.js';
 import { rd16le, rd64le, u16le, u64le } from '../util/endian.js';
 
 export const DNODE_SIZE = 512;
@@ -41,7 +41,7 @@ export function newDnode(type: number, datablksz: number, bonustype = 0, bonus: 
   return {
     type, indblkshift: DN_MAX_INDBLKSHIFT, nlevels: 1, nblkptr: nbp, bonustype,
     checksum: 0, compress: 0, flags: DNODE_FLAG_USED_BYTES, datablksz, maxblkid: 0, used: 0,
-    blkptr: Array.from({ length: nbp }, holeBp), bonus,
+    blkptr: new Array<BlkPtr>(nbp).fill(HOLE), bonus,
   };
 }
 

@@ -28,7 +28,8 @@ export class ObjectWriter {
 
   /** dataComp: compression of level-0 blocks (default: the metadata policy). */
   constructor(private readonly zio: ZioWriter, readonly dn: Dnode, readonly nlevels: number, private readonly dataComp?: number) {
-    this.pending = Array.from({ length: nlevels }, () => []);
+    this.pending = [];
+    for (let i = 0; i < nlevels; i++) this.pending.push([]);
   }
 
   /** Append the next level-0 block (data.length must equal the object's block size). */
@@ -84,7 +85,8 @@ export class ObjectWriter {
     const top = this.pending[this.nlevels - 1]!;
     const dn = this.dn;
     dn.nlevels = this.nlevels;
-    dn.blkptr = Array.from({ length: dn.nblkptr }, (_, i) => top[i] ?? holeBp());
+    if (top.length < dn.nblkptr) for (let i = top.length; i < dn.nblkptr; i++) top.push(holeBp());
+    dn.blkptr = top;
     dn.maxblkid = Math.max(0, this.lastNonHole);
     dn.used = this.acct.asize;
     return dn;

@@ -74,9 +74,16 @@ export function sortTree(dir: Inode): void {
   const stack: Inode[] = [dir];
   while (stack.length > 0) {
     const d = stack.pop()!;
-    d.entries!.sort((x, y) => compareNames(x.name, y.name));
+    // (walks hand over sorted directories, and the tree is sorted more than
+    // once on its way: a sort would copy every array to find that out)
+    if (!isSorted(d.entries!)) d.entries!.sort((x, y) => compareNames(x.name, y.name));
     for (const e of d.entries!) if (e.inode.type === 'dir') stack.push(e.inode);
   }
+}
+
+function isSorted(entries: Dirent[]): boolean {
+  for (let i = 1; i < entries.length; i++) if (compareNames(entries[i - 1]!.name, entries[i]!.name) > 0) return false;
+  return true;
 }
 
 /** Split a path into its non-empty components (views into `p`, same type as `p`). */

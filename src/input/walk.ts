@@ -4,6 +4,7 @@
 // hundreds of thousands of tiny lstat/readdir calls they beat the promise API
 // by a wide margin and the walk has nothing else to overlap with.
 
+import { isUtf8 } from 'node:buffer';
 import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { fsUserError, UserError } from '../util/errors.js';
 import type { DataSource, Dirent, Inode, NodeType, Timespec } from './tree.js';
@@ -359,8 +360,7 @@ export function linuxDevice(rdev: bigint): [major: number, minor: number] {
  * every fs call accepts just the same.
  */
 export function hostPath(path: Buffer): string | Uint8Array {
-  const s = path.toString('utf8');
-  return Buffer.byteLength(s) === path.length && Buffer.from(s).equals(path) ? s : path;
+  return isUtf8(path) ? path.toString('utf8') : path;
 }
 
 /** A path for messages: UTF-8 where it is, \xNN for bytes that are not. */

@@ -79,6 +79,9 @@ export function holeBp(): BlkPtr {
   return { dva: null, lsize: 0, psize: 0, comp: 0, cksumType: 0, type: 0, level: 0, birth: 0, fill: 0, cksum: EMPTY_CKSUM };
 }
 
+/** A hole, shared (frozen: block pointers are never changed in place): what a new dnode's pointers start as. */
+export const HOLE: BlkPtr = Object.freeze(holeBp());
+
 export function isHole(bp: BlkPtr): boolean {
   return bp.dva === null && bp.embedded === undefined;
 }

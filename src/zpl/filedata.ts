@@ -14,6 +14,9 @@ import { inPlaceScratch } from '../zio/fletcher4.js';
 
 export const RECORDSIZE = 128 * 1024;
 
+/** The bonus of the dnode a file's data is written under (its real dnode comes later): none, one array for all. */
+const NO_BONUS = new Uint8Array(0);
+
 /**
  * Everything a file's dnode needs from its data. Kept flat (numbers, and the
  * block pointer encoded in a shared slab): one lives per file until the
@@ -135,7 +138,7 @@ export class FileDataWriter {
     this.start = zio.alloc.position;
     this.blksz = fileBlockSize(size, recordsize);
     this.nblocks = size === 0 ? 0 : Math.ceil(size / this.blksz);
-    const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, new Uint8Array(0), 1);
+    const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, NO_BONUS, 1);
     this.w = new ObjectWriter(zio, dn, levelsFor(this.nblocks, 1), comp);
   }
 
