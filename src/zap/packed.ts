@@ -51,6 +51,11 @@ class Grower {
   }
 }
 
+// One value at a time is encoded here (packEntries is not re-entered): a
+// new 8 KiB array per directory was most of what packing a tree allocated.
+const valueScratch = new Uint8Array(ZAP_MAXVALUELEN);
+const valueScratchDv = new DataView(valueScratch.buffer);
+
 export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameLen: number): PackedEntries {
   const [shi, slo] = saltHalves(salt);
   const n = entries.length;
@@ -61,8 +66,8 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
   const valueOff = new Uint32Array(n + 1);
   const intLen = new Uint8Array(n);
   const h28 = new Uint32Array(n);
-  const scratch = new Uint8Array(ZAP_MAXVALUELEN);
-  const scratchDv = new DataView(scratch.buffer);
+  const scratch = valueScratch;
+  const scratchDv = valueScratchDv;
   let allSingle = true;
   let longest = 0;
   for (let i = 0; i < n; i++) {
@@ -80,7 +85,9 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
     nameOff[i + 1] = names.len;
     const vb = writeValueBE(e.value, scratch, scratchDv);
     values.reserve(vb);
-    values.buf.set(scratch.subarray(0, vb), values.len);
+    // (most values are one uint64: a loop, not a view per entry)
+    const vbuf = values.buf;
+    for (let b = 0; b < vb; b++) vbuf[values.len + b] = scratch[b]!;
     values.len += vb;
     valueOff[i + 1] = values.len;
     intLen[i] = info.intLen;

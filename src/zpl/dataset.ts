@@ -21,7 +21,7 @@ import { u64le } from '../util/endian.js';
 import { UserError, fsUserError } from '../util/errors.js';
 import { showPath } from '../input/walk.js';
 import { packNvlist, nvBytes } from '../vdev/nvlist.js';
-import { aclForMode, ZFS_ARCHIVE, ZFS_AV_MODIFIED } from './acl.js';
+import { aclForMode, ZFS_ARCHIVE, ZFS_AV_MODIFIED, type ZnodeAcl } from './acl.js';
 import {
   attrLength, encodeSa, encodeZnodeSa, LAYOUT_DEVICE, LAYOUT_ZNODE, ZPL_DXATTR, registryValue, SA_REGISTRY, saSize, SaLayouts,
   ZPL_ATIME, ZPL_CRTIME, ZPL_CTIME, ZPL_DACL_ACES, ZPL_DACL_COUNT, ZPL_FLAGS, ZPL_GEN, ZPL_GID, ZPL_LINKS,
@@ -82,6 +82,20 @@ function time(t: Timespec): Uint8Array {
   u64le(b, 0, BigInt.asUintN(64, BigInt(t.sec)));
   u64le(b, 8, t.nsec);
   return b;
+}
+
+// A znode's pflags by (memoized) ACL, as a number: the bits are all below
+// 2^53, and BigInt operations for every inode were a visible cost.
+const flagsMemo = new WeakMap<ZnodeAcl, number>();
+function znodeFlags(acl: ZnodeAcl): number {
+  let f = flagsMemo.get(acl);
+  if (f === undefined) {
+    const b = acl.pflags | ZFS_ARCHIVE | ZFS_AV_MODIFIED;
+    if (b > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error('znode flags beyond 2^53');
+    f = Number(b);
+    flagsMemo.set(acl, f);
+  }
+  return f;
 }
 
 export class ZplWriter {
@@ -254,7 +268,7 @@ export class ZplWriter {
     const acl = aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other');
     return {
       mode: S_IFMT[ino.type] | (ino.perm & 0o7777), size, gen: this.zio.txg, uid: ino.uid, gid: ino.gid,
-      parent: p.parent, flags: acl.pflags | ZFS_ARCHIVE | ZFS_AV_MODIFIED,
+      parent: p.parent, flags: znodeFlags(acl),
       times: [ino.atime, ino.mtime, ino.ctime, ino.crtime], links: p.links, aclCount: acl.count, aces: acl.aces,
     };
   }

@@ -153,7 +153,9 @@ const ZNODE_FIXED = ZNODE_HDR + 7 * 8 + 4 * 16 + 2 * 8;
  * directory of a tree is one of these.
  */
 export function encodeZnodeSa(layoutNum: number, f: ZnodeFields): Uint8Array {
-  const buf = new Uint8Array(ZNODE_FIXED + f.aces.length);
+  // every byte is written below: a slice of node's shared pool will do (an
+  // array of its own per inode was a malloc each, most of this function)
+  const buf: Uint8Array = Buffer.allocUnsafe(ZNODE_FIXED + f.aces.length);
   u32le(buf, 0, SA_MAGIC);
   u16le(buf, 4, layoutNum | ((ZNODE_HDR / 8) << 10));
   u16le(buf, 6, f.aces.length);
