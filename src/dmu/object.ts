@@ -1,7 +1,7 @@
 // Writing one DMU object's data: level-0 blocks arrive in order and the tree
 // of indirect blocks above them is built as they come, so a file of any size
 // needs only one partial indirect block per level in memory.
-import { BlkPtr, BP_SIZE, encodeBp, holeBp, isHole } from '../zio/blkptr.js';
+import { BlkPtr, BP_SIZE, encodeBp, HOLE, isHole } from '../zio/blkptr.js';
 import { SpaceAccount, ZioWriter } from '../zio/writer.js';
 import { Dnode, DN_MAX_INDBLKSHIFT } from './dnode.js';
 
@@ -40,7 +40,7 @@ export class ObjectWriter {
 
   /** Append a hole as the next level-0 block. */
   pushHole(): void {
-    this.pushBp(holeBp());
+    this.pushBp(HOLE);
   }
 
   private pushBp(bp: BlkPtr): void {
@@ -69,7 +69,7 @@ export class ObjectWriter {
       if (!isHole(bp)) allHoles = false;
     }
     if (allHoles) {
-      this.add(level + 1, holeBp());
+      this.add(level + 1, HOLE);
       return;
     }
     const buf = new Uint8Array(INDIRECT_BLOCK_SIZE);
@@ -85,7 +85,7 @@ export class ObjectWriter {
     const top = this.pending[this.nlevels - 1]!;
     const dn = this.dn;
     dn.nlevels = this.nlevels;
-    if (top.length < dn.nblkptr) for (let i = top.length; i < dn.nblkptr; i++) top.push(holeBp());
+    while (top.length < dn.nblkptr) top.push(HOLE);
     dn.blkptr = top;
     dn.maxblkid = Math.max(0, this.lastNonHole);
     dn.used = this.acct.asize;

@@ -176,54 +176,54 @@ export class ImageFile {
   private toRing(offset: number, data: Uint8Array): void {
     const id = this.adopted.size === 0 ? undefined : this.adopted.get(data.buffer);
     if (id !== undefined) {
-      this.adoptedToRing(offset, data, id);
+      // written from where it lies; it counts against the slot's budget all the same
+      if (this.budget >= SLOT_BYTES) this.handOff();
+      if (!this.segment(offset, data.length, id, data.byteOffset)) {
+        this.handOff();
+        this.segment(offset, data.length, id, data.byteOffset);
+      }
+      this.budget += data.length;
       return;
     }
     const ring = this.ring!;
     let done = 0;
     while (done < data.length) {
       if (this.budget >= SLOT_BYTES) this.handOff();
-      const slot = this.produced % RING_SLOTS;
-      const base = segBase(slot);
-      const at = offset + done;
-      const last = base + 1 + SEG_FIELDS * (this.segCount - 1);
-      if (this.segCount === 0 || at !== this.segEnd || ring.segs[last + 2] !== SRC_SLOT) {
-        if (this.segCount === MAX_SEGMENTS) { this.handOff(); continue; }
-        const seg = base + 1 + SEG_FIELDS * this.segCount;
-        ring.segs[seg] = at;
-        ring.segs[seg + 1] = 0;
-        ring.segs[seg + 2] = SRC_SLOT;
-        this.segCount++;
-      }
       // (budget >= fill: what fits the budget fits the slot)
       const n = Math.min(data.length - done, SLOT_BYTES - this.budget);
-      ring.data.set(n === data.length ? data : data.subarray(done, done + n), slot * SLOT_BYTES + this.fill);
-      ring.segs[base + 1 + SEG_FIELDS * (this.segCount - 1) + 1] += n;
+      if (!this.segment(offset + done, n, SRC_SLOT, 0)) { this.handOff(); continue; }
+      ring.data.set(n === data.length ? data : data.subarray(done, done + n), (this.produced % RING_SLOTS) * SLOT_BYTES + this.fill);
       this.fill += n;
       this.budget += n;
       done += n;
-      this.segEnd = at + n;
     }
   }
 
-  /** A segment written from an adopted buffer (no copy); it counts against the slot's budget all the same. */
-  private adoptedToRing(offset: number, data: Uint8Array, id: number): void {
-    const ring = this.ring!;
-    if (this.budget >= SLOT_BYTES || this.segCount === MAX_SEGMENTS) this.handOff();
-    const base = segBase(this.produced % RING_SLOTS);
-    const last = base + 1 + SEG_FIELDS * (this.segCount - 1);
-    if (this.segCount > 0 && offset === this.segEnd && ring.segs[last + 2] === id && ring.segs[last + 3]! + ring.segs[last + 1]! === data.byteOffset) {
-      ring.segs[last + 1] += data.length;
-    } else {
-      const seg = base + 1 + SEG_FIELDS * this.segCount;
-      ring.segs[seg] = offset;
-      ring.segs[seg + 1] = data.length;
-      ring.segs[seg + 2] = id;
-      ring.segs[seg + 3] = data.byteOffset;
-      this.segCount++;
+  /**
+   * Add `len` bytes at image offset `offset` to the open slot's segment
+   * table: they continue its last segment when they follow it in the image
+   * and in their source (the slot's own bytes always follow on), else start
+   * one. false: the table is full.
+   */
+  private segment(offset: number, len: number, src: number, srcOff: number): boolean {
+    const segs = this.ring!.segs;
+    const base = segBase(this.produced % RING_SLOTS) + 1;
+    if (this.segCount > 0) {
+      const last = base + SEG_FIELDS * (this.segCount - 1);
+      if (offset === this.segEnd && segs[last + 2] === src && (src === SRC_SLOT || segs[last + 3]! + segs[last + 1]! === srcOff)) {
+        segs[last + 1] += len;
+        this.segEnd = offset + len;
+        return true;
+      }
     }
-    this.budget += data.length;
-    this.segEnd = offset + data.length;
+    if (this.segCount === MAX_SEGMENTS) return false;
+    const seg = base + SEG_FIELDS * this.segCount++;
+    segs[seg] = offset;
+    segs[seg + 1] = len;
+    segs[seg + 2] = src;
+    segs[seg + 3] = srcOff;
+    this.segEnd = offset + len;
+    return true;
   }
 
   /** Give the slot being filled to the writer thread and wait for the next one to be free. */

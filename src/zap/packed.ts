@@ -66,8 +66,6 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
   const valueOff = new Uint32Array(n + 1);
   const intLen = new Uint8Array(n);
   const h28 = new Uint32Array(n);
-  const scratch = valueScratch;
-  const scratchDv = valueScratchDv;
   let allSingle = true;
   let longest = 0;
   for (let i = 0; i < n; i++) {
@@ -83,11 +81,11 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
     names.buf.set(name, names.len);
     names.len += name.length;
     nameOff[i + 1] = names.len;
-    const vb = writeValueBE(e.value, scratch, scratchDv);
+    const vb = writeValueBE(e.value, valueScratch, valueScratchDv);
     values.reserve(vb);
     // (most values are one uint64: a loop, not a view per entry)
     const vbuf = values.buf;
-    for (let b = 0; b < vb; b++) vbuf[values.len + b] = scratch[b]!;
+    for (let b = 0; b < vb; b++) vbuf[values.len + b] = valueScratch[b]!;
     values.len += vb;
     valueOff[i + 1] = values.len;
     intLen[i] = info.intLen;
