@@ -119,7 +119,7 @@ function makeInode(e: MtreeEntry, type: NodeType, opts: ManifestOptions, links: 
   const t = defaultTime(opts.policy);
   const inode: Inode = type === 'dir'
     ? newDir()
-    : { type, perm: 0, uid: 0, gid: 0, size: 0, atime: t, mtime: t, ctime: t, crtime: t };
+    : { type, perm: 0, uid: 0, gid: 0, size: 0, atime: t, mtime: t, ctime: t, crtime: t, objid: 0 };
   setMetadata(inode, e, opts);
   switch (type) {
     case 'symlink': {

@@ -123,7 +123,7 @@ function createEntry(e: MtreeEntry, opts: SpecOptions): Inode {
   const t = defaultTime(opts.policy);
   const inode: Inode = type === 'dir'
     ? newDir()
-    : { type, perm: 0, uid: 0, gid: 0, size: 0, atime: t, mtime: t, ctime: t, crtime: t };
+    : { type, perm: 0, uid: 0, gid: 0, size: 0, atime: t, mtime: t, ctime: t, crtime: t, objid: 0 };
   setTimes(inode, t);
   switch (type) {
     case 'file':

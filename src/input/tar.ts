@@ -271,6 +271,7 @@ async function readMember(
     gid: owner(records, 'gid', 'gname', h.gid, h.gname, opts.users, where),
     size: 0,
     atime: mtime, mtime, ctime: mtime, crtime: mtime,
+    objid: 0,
   };
   setTimes(inode, entryTime(opts.policy, mtime));
   const xattrs = paxXattrs(records);

@@ -41,6 +41,12 @@ export interface Inode {
   entries?: Dirent[];
   /** Extended attributes by name ("user.x", "security.capability"), raw values (tar SCHILY.xattr records). */
   xattrs?: Map<string, Uint8Array>;
+  /**
+   * The inode's object number in its dataset while the ZPL writer writes it
+   * (0 or absent otherwise), like the inode number makefs keeps in its
+   * fsinode. Inputs start it at 0 so every inode keeps its shape.
+   */
+  objid?: number;
 }
 
 export interface Dirent {
@@ -55,7 +61,7 @@ export function newDir(perm = 0o755): Inode {
   return {
     type: 'dir', perm, uid: 0, gid: 0, size: 0,
     atime: ZERO_TIME, mtime: ZERO_TIME, ctime: ZERO_TIME, crtime: ZERO_TIME,
-    entries: [],
+    entries: [], objid: 0,
   };
 }
 

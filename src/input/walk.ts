@@ -8,6 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { fsUserError, UserError } from '../util/errors.js';
 import type { DataSource, Dirent, Inode, NodeType, Timespec } from './tree.js';
+import { WrittenData, type FileDataSlab } from '../zpl/filedata.js';
 
 export interface WalkOptions {
   /** `-T`: replaces every time of every inode, for reproducible images. */
@@ -63,7 +64,9 @@ export function mergeDirectories(base: Inode, baseName: string, dirs: string[], 
  * path, which all files of a directory share, and the file's name, the very
  * bytes its Dirent holds, each time `source` is read (once, when the data is
  * written). Merged inputs and hard links need no care: both parts are the
- * ones the file was found under. The parts are private fields so that the
+ * ones the file was found under. Once the data is in the image, the same two
+ * fields hold where its FileData is kept (the slab and the index in it), not
+ * a WrittenData object per file. The parts are private fields so that the
  * inode's own enumerable properties stay those of the plain Inode model.
  */
 class HostFile implements Inode {
@@ -78,9 +81,11 @@ class HostFile implements Inode {
   crtime: Timespec;
   // declared so that attaching xattrs later keeps the object's shape
   xattrs: Map<string, Uint8Array> | undefined = undefined;
-  /** The host directory's path with its trailing '/' until `source` is set, then that source. */
-  #from: Buffer | DataSource | undefined;
-  #name: Buffer;
+  objid = 0;
+  /** The host directory's path with its trailing '/' until `source` is set, then that source (a slab index for written data). */
+  #from: Buffer | DataSource | number | undefined;
+  /** The name, until the data is written; then the slab that keeps its FileData. */
+  #name: Buffer | FileDataSlab;
 
   constructor(perm: number, uid: number, gid: number, size: number, t: Timespec, dir: Buffer, name: Buffer) {
     this.perm = perm;
@@ -97,12 +102,18 @@ class HostFile implements Inode {
 
   get source(): DataSource | undefined {
     const from = this.#from;
+    if (typeof from === 'number') return new WrittenData(this.#name as FileDataSlab, from);
     // (a DataSource is a plain object, never a byte array)
     if (!(from instanceof Uint8Array)) return from;
-    return { kind: 'path', path: hostPath(Buffer.concat([from, this.#name])) };
+    return { kind: 'path', path: hostPath(Buffer.concat([from, this.#name as Buffer])) };
   }
 
   set source(src: DataSource | undefined) {
+    if (src instanceof WrittenData) {
+      this.#from = src.index;
+      this.#name = src.slab;
+      return;
+    }
     this.#from = src;
   }
 }
@@ -303,6 +314,7 @@ class Walker {
       rdevMinor: undefined,
       entries: type === 'dir' ? [] : undefined,
       xattrs: undefined,
+      objid: 0,
     };
   }
 

@@ -99,10 +99,11 @@ function znodeFlags(acl: ZnodeAcl): number {
 }
 
 export class ZplWriter {
-  // Object numbers by inode; parents and link counts by object number. A
-  // plain number per map entry and two typed arrays cost a third of an
-  // object per inode (this lives as long as the dataset is being written).
-  private plan = new Map<Inode, number>();
+  // Each inode's object number lives on the inode (Inode.objid, as makefs
+  // keeps its inode numbers): a Map from inode to number cost ~47 bytes per
+  // entry at the build's peak and a hash lookup per use. The inodes by
+  // object number, their parents and link counts are kept here.
+  private byObj: Inode[] = [];
   private parents = new Int32Array(1024);
   private links = new Int32Array(1024);
   private layouts = new SaLayouts();
@@ -123,7 +124,8 @@ export class ZplWriter {
   }
 
   private setPlan(ino: Inode, objid: number, parent: number, links: number): void {
-    this.plan.set(ino, objid);
+    ino.objid = objid;
+    if (objid >= FIRST_TREE_OBJ) this.byObj.push(ino);
     if (objid >= this.parents.length) {
       const grow = (a: Int32Array) => { const b = new Int32Array(Math.max(2 * a.length, objid + 1)); b.set(a); return b; };
       this.parents = grow(this.parents);
@@ -135,7 +137,7 @@ export class ZplWriter {
 
   /** An inode's object number, parent's object number and link count. */
   private planOf(ino: Inode): ZnodePlan {
-    const objid = this.plan.get(ino)!;
+    const objid = ino.objid!;
     return { objid, parent: this.parents[objid]!, links: this.links[objid]! };
   }
 
@@ -147,12 +149,12 @@ export class ZplWriter {
     const stack: Inode[] = [this.root];
     while (stack.length > 0) {
       const dir = stack.pop()!;
-      const dobj = this.plan.get(dir)!;
+      const dobj = dir.objid!;
       const subdirs: Inode[] = [];
       for (const e of dir.entries!) {
         const ino = e.inode;
-        const known = this.plan.get(ino);
-        if (known !== undefined) {
+        const known = ino.objid;
+        if (known) {
           if (ino.type === 'dir') throw new UserError(`directory linked twice: ${Buffer.from(e.name).toString()}`);
           this.links[known]!++;
           continue;
@@ -223,6 +225,17 @@ export class ZplWriter {
   }
 
   write(): ZplResult {
+    try {
+      return this.writeObjects();
+    } finally {
+      // the numbers belong to this writer: a tree written again (or in
+      // another dataset) starts unnumbered
+      this.root.objid = 0;
+      for (const ino of this.byObj) ino.objid = 0;
+    }
+  }
+
+  private writeObjects(): ZplResult {
     this.planTree();
     const zio = this.zio;
     zio.charge = new SpaceAccount();
@@ -247,8 +260,7 @@ export class ZplWriter {
       this.layouts.list.map((attrs, i) => ({ name: enc.encode(String(i + 2)), value: { intLen: 2, ints: attrs } }))));
 
     // every other object, in object-number order (the planning order)
-    const byObj: Inode[] = [];
-    for (const [ino, objid] of this.plan) if (objid >= FIRST_TREE_OBJ) byObj[objid - FIRST_TREE_OBJ] = ino;
+    const byObj = this.byObj;
     for (let i = 0; i < byObj.length; i++) {
       const ino = byObj[i]!;
       const dn = ino.type === 'dir' ? this.directory(ino) : ino.type === 'file' ? this.file(ino) : this.special(ino);
@@ -320,7 +332,7 @@ export class ZplWriter {
     const p = this.planOf(ino);
     const entries: ZapEntry[] = ino.entries!.map((e) => ({
       name: e.name,
-      value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(this.plan.get(e.inode)!),
+      value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(e.inode.objid!),
     }));
     const { bonus, spill } = this.bonus(ino, 2 + entries.length);
     const dn = writeZapObject(this.zio, DMU_OT_DIRECTORY_CONTENTS, entries, this.seed.derive(`zap-salt:${this.name}:${p.objid}`),

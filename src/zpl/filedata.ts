@@ -77,7 +77,7 @@ export class FileDataSlab {
 
 /** A file's data source once its data is in the image: `{ kind: 'written', data }`, kept in a FileDataSlab. */
 export class WrittenData {
-  constructor(private readonly slab: FileDataSlab, private readonly index: number) {}
+  constructor(readonly slab: FileDataSlab, readonly index: number) {}
 
   get kind(): 'written' {
     return 'written';
