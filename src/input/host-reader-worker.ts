@@ -7,17 +7,17 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_BLOCK, REC_ERROR,
+  ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
   REC_LAST, REC_MORE, REC_SHRANK, REC_WORDS, tableBase,
 } from './read-ring.js';
 
-/** One message: paths (bytes, each ended by a NUL), their sizes and block sizes (0: not given). */
+/** One message: paths (bytes, each ended by a NUL), their sizes and block sizes. */
 interface Batch { paths: Uint8Array; sizes: Float64Array; blocks: Float64Array }
 
 /** Whole blocks start at multiples of this in a slot (the checksum kernel reads them in place). */
 const BLOCK_ALIGN = 512;
 
-const { sab, record: RECORD } = workerData as { sab: SharedArrayBuffer; record: number };
+const { sab } = workerData as { sab: SharedArrayBuffer };
 const { ctrl, table, data } = mapReadRing(sab);
 
 const queue: Batch[] = [];
@@ -83,29 +83,7 @@ function readFile(path: Buffer, size: number, block: number, file: number): void
       record(file, 0, REC_LAST);
       return;
     }
-    if (block > 0 && block <= READ_SLOT_BYTES) {
-      readBlocks(fd, size, block, file);
-      return;
-    }
-    let pos = 0;
-    while (pos < size) {
-      acquire();
-      const free = READ_SLOT_BYTES - fill;
-      const left = size - pos;
-      let want = Math.min(left, free);
-      // pieces of whole records spare the build from gathering them
-      if (left > free && free >= RECORD) want = free - (free % RECORD);
-      else if (left > free && fill > 0) { publish(); continue; }
-      const off = fill;
-      const n = readSync(fd, data, (produced % READ_SLOTS) * READ_SLOT_BYTES + off, want, pos);
-      if (n === 0) {
-        record(file, 0, REC_SHRANK);
-        return;
-      }
-      fill += n;
-      pos += n;
-      record(file, n, pos === size ? REC_LAST : REC_MORE, off);
-    }
+    readBlocks(fd, size, block, file);
   } catch (e) {
     if (e instanceof Quit) throw e;
     record(file, codeIndex(e), REC_ERROR);
@@ -138,7 +116,7 @@ function readBlocks(fd: number, size: number, block: number, file: number): void
     if (want < block) data.fill(0, at + want, at + block);
     fill = off + block;
     pos += want;
-    record(file, want, (pos === size ? REC_LAST : REC_MORE) | REC_BLOCK, off, block);
+    record(file, want, pos === size ? REC_LAST : REC_MORE, off, block);
   }
 }
 

@@ -8,8 +8,8 @@ import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import { checksumInPlace, forgetMemory } from '../zio/fletcher4.js';
 import type { AdoptedBuffer } from '../vdev/imagefile.js';
 import {
-  allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_BLOCK, REC_ERROR,
-  REC_LAST, REC_SHRANK, REC_STATUS, REC_WORDS, tableBase, type ReadRing,
+  allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
+  REC_LAST, REC_SHRANK, REC_WORDS, tableBase, type ReadRing,
 } from './read-ring.js';
 
 /** Why a file could not be read: an errno code (a Node-style system error) or a short file. */
@@ -58,11 +58,13 @@ export class HostFileReader {
   private next = 0;
 
   /**
-   * `record`: the usual record size, so a large file's pieces hold whole
-   * records. `adopt`: offers the ring to the image, to be written from
-   * where the blocks lie (see ImageFile.adopt).
+   * `record`: the record size of files requested without a block size
+   * (they are read in the blocks such a file would have). `adopt`: offers
+   * the ring to the image, to be written from where the blocks lie (see
+   * ImageFile.adopt).
    */
-  constructor(record: number, adopt?: (sab: SharedArrayBuffer) => AdoptedBuffer | null) {
+  constructor(private readonly record: number, adopt?: (sab: SharedArrayBuffer) => AdoptedBuffer | null) {
+    if (!(record >= 512 && record <= READ_SLOT_BYTES)) throw new RangeError(`record size ${record} outside 512..${READ_SLOT_BYTES}`);
     const script = threadedReads() ? threadScript(import.meta.url, './host-reader-worker.js') : null;
     if (script) {
       const memory = allocReadRing();
@@ -72,7 +74,7 @@ export class HostFileReader {
       checksumInPlace(memory);
       this.memory = memory;
       this.since = Date.now();
-      this.worker = startThread(script, { sab, record });
+      this.worker = startThread(script, { sab });
       this.gate = adopt?.(sab) ?? null;
     } else {
       this.buf = Buffer.allocUnsafe(CHUNK);
@@ -81,14 +83,17 @@ export class HostFileReader {
 
   /**
    * The next file the build will read (files are read in the order
-   * requested). `block`: the block size the image stores it in, when the
-   * reader should hand over whole zero-padded blocks (0: any pieces).
+   * requested). `block`: the block size the image stores it in (by
+   * default that of a file of this size at the reader's record size): the
+   * reader thread hands over whole zero-padded blocks of it.
    */
   request(path: string | Uint8Array, size: number, block = 0): void {
     if (!this.worker) {
       this.inline.push({ path, size });
       return;
     }
+    if (block === 0) block = size <= this.record ? Math.max(512, Math.ceil(size / 512) * 512) : this.record;
+    if (!(block >= 512 && block <= READ_SLOT_BYTES)) throw new RangeError(`block size ${block} outside 512..${READ_SLOT_BYTES}`);
     // Structured-cloning an object per file cost more than reading small
     // files: the batch goes as two typed arrays instead.
     const need = (typeof path === 'string' ? Buffer.byteLength(path) : path.length) + 1;
@@ -140,10 +145,10 @@ export class HostFileReader {
 
   /**
    * Hand the next requested file's bytes to `sink`, in pieces (views that
-   * are only valid during the call). `block`, when the file was requested
-   * with a block size: the piece as a whole block, zeros after the data; it
-   * may be given to the image as it is (ImageFile.write adopts it). Throws
-   * HostReadError.
+   * are only valid during the call). `block`, from the reader thread: the
+   * piece as a whole block, zeros after the data; it may be given to the
+   * image as it is (ImageFile.write adopts it). The inline reader hands over
+   * plain pieces. Throws HostReadError.
    */
   read(sink: (piece: Uint8Array, block?: Uint8Array) => void): void {
     const file = this.next++;
@@ -165,16 +170,13 @@ export class HostFileReader {
       }
       const base = tableBase(slot);
       const at = base + 1 + REC_WORDS * this.rec;
-      const seq = table[at]!, len = table[at + 1]!, flags = table[at + 2]!;
-      const status = flags & REC_STATUS;
+      const seq = table[at]!, len = table[at + 1]!, status = table[at + 2]!;
       if (seq !== file) throw new Error(`reader out of step: file ${seq} instead of ${file}`);
       if (status === REC_ERROR) throw new HostReadError(ERRNO_CODES[len] ?? 'EIO', 'read', false);
       if (status === REC_SHRANK) throw new HostReadError(undefined, undefined, true);
       const off = slot * READ_SLOT_BYTES + table[at + 3]!;
       if (len > 0) {
-        const piece = data.subarray(off, off + len);
-        if ((flags & REC_BLOCK) !== 0) sink(piece, data.subarray(off, off + table[at + 4]!));
-        else sink(piece);
+        sink(data.subarray(off, off + len), data.subarray(off, off + table[at + 4]!));
       }
       if (++this.rec === table[base]) {
         this.rec = 0;

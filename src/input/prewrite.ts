@@ -99,6 +99,7 @@ export class Prewriter {
       const src = f.ino.source;
       if (src === undefined || src.kind === 'written') continue;
       this.inWindow.add(f.ino);
+      // (0: the reader's own choice, blocks of a file at the usual record size)
       if (src.kind === 'path') this.reader.request(src.path, f.ino.size, this.ctx.blockSize?.(f.ino.size, f.path) ?? 0);
       this.window.push({ ino: f.ino, src, path: f.path });
     }
@@ -177,8 +178,10 @@ function writeData(p: Pending, ctx: InputContext, reader: HostFileReader): DataS
     return (ino.source = sink.end());
   }
   try {
-    // whole blocks were asked for only where the sink takes them (blockSize)
-    reader.read((piece, block) => (block === undefined ? sink.write(piece) : sink.writeBlock!(block, piece.length)));
+    // whole blocks go as they are only where the context named their size
+    // (and so the sink takes them); other sinks get the data of each
+    const whole = ctx.blockSize !== undefined && sink.writeBlock !== undefined;
+    reader.read((piece, block) => (whole && block !== undefined ? sink.writeBlock!(block, piece.length) : sink.write(piece)));
   } catch (err) {
     if (!(err instanceof HostReadError)) throw err;
     const shown = showPath(src.path);

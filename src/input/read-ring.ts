@@ -1,15 +1,15 @@
 // The shared memory between the build and its file reader thread: a ring of
 // slots the reader fills with the staged files' bytes, in the order the
 // build asked for them, while the build checksums and places the bytes of
-// the slots before. A slot holds pieces of many small files or part of a
-// large one; its record table says which (file sequence number, length,
+// the slots before. A slot holds the blocks of many small files or part of
+// a large one's; its record table says which (file sequence number, length,
 // status, where in the slot, bytes taken). Two counters and
 // Atomics.wait/notify do the hand-off.
 //
-// When the build gives a file's block size, each record is one whole block
-// as the image stores it: the file's bytes, then zeros up to the block size
-// (REC_BLOCK), so that the build can checksum it and have the image writer
-// thread write it where it lies, never copying it.
+// Each record is one whole block as the image stores it: the file's bytes,
+// then zeros up to the block size the build asked for, so that the build
+// can checksum it and have the image writer thread write it where it lies,
+// never copying it.
 
 import { FLETCHER4_RESERVED } from '../zio/fletcher4-memory.js';
 
@@ -29,8 +29,6 @@ export const REC_MORE = 0; // more of this file follows
 export const REC_LAST = 1; // the file's last piece (or its only one)
 export const REC_SHRANK = 2; // end of file before the size the walk saw
 export const REC_ERROR = 3; // open/read failed: the piece's length word is the errno code's index in ERRNO_CODES
-export const REC_STATUS = 7; // the bits above
-export const REC_BLOCK = 8; // flag: a whole block, zero-padded to the record's `space`
 const CTRL_WORDS = 8;
 /** Record words: file sequence number, data length, status, offset in the slot, bytes of the slot taken. */
 export const REC_WORDS = 5;

@@ -26,7 +26,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 interface ReaderModule {
   HostFileReader: new (record: number) => {
     request(path: string | Uint8Array, size: number): void;
-    read(sink: (piece: Uint8Array) => void): void;
+    read(sink: (piece: Uint8Array, block?: Uint8Array) => void): void;
     close(): void;
   };
   HostReadError: new (...a: never[]) => Error & { code?: string; shrank: boolean };
@@ -67,9 +67,18 @@ for (const mode of ['thread', 'inline'] as const) {
           // requests run ahead of reads, as prewrite's window does
           while (next < files.length && next < i + 300) { reader.request(files[next]!.path, files[next]!.data.length); next++; }
           const got: Buffer[] = [];
-          reader.read((p) => got.push(Buffer.from(p)));
+          const size = files[i]!.data.length;
+          reader.read((p, b) => {
+            got.push(Buffer.from(p));
+            if (mode === 'inline') return;
+            // the thread hands over whole blocks, of the size a file of this size has at 128 KiB records
+            expect(b, files[i]!.path).toBeDefined();
+            expect(b!.length).toBe(size <= 128 * 1024 ? Math.max(512, Math.ceil(size / 512) * 512) : 128 * 1024);
+            expect(Buffer.compare(b!.subarray(0, p.length), p)).toBe(0);
+            expect(b!.subarray(p.length).every((x) => x === 0), 'zeros after the data').toBe(true);
+          });
           const all = Buffer.concat(got);
-          expect(all.length, files[i]!.path).toBe(files[i]!.data.length);
+          expect(all.length, files[i]!.path).toBe(size);
           expect(all.equals(files[i]!.data), files[i]!.path).toBe(true);
         }
       } finally {
