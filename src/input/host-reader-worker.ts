@@ -5,9 +5,10 @@
 // messages; between batches the thread returns to its event loop to get
 // the next one.
 import { closeSync, openSync, readSync } from 'node:fs';
+import { constants } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  ERRNO_CODES, mapReadRing, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
+  mapReadRing, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
   REC_LAST, REC_MORE, REC_SHRANK, REC_WORDS, tableBase,
 } from './read-ring.js';
 
@@ -65,9 +66,10 @@ function record(file: number, len: number, status: number, off = 0, space = len)
   if (recs === MAX_RECORDS) publish();
 }
 
-function codeIndex(e: unknown): number {
-  const i = ERRNO_CODES.indexOf(String((e as { code?: unknown }).code));
-  return i < 0 ? 0 : i;
+/** Node's errno of a failed call (the negated system error number); EIO for anything else. */
+function errnoOf(e: unknown): number {
+  const n = (e as { errno?: unknown }).errno;
+  return typeof n === 'number' && Number.isInteger(n) && n < 0 ? n : -constants.errno.EIO;
 }
 
 function readFile(path: Buffer, size: number, block: number, file: number): void {
@@ -75,7 +77,7 @@ function readFile(path: Buffer, size: number, block: number, file: number): void
   try {
     fd = openSync(path, 'r');
   } catch (e) {
-    record(file, codeIndex(e), REC_ERROR);
+    record(file, errnoOf(e), REC_ERROR);
     return;
   }
   try {
@@ -86,7 +88,7 @@ function readFile(path: Buffer, size: number, block: number, file: number): void
     readBlocks(fd, size, block, file);
   } catch (e) {
     if (e instanceof Quit) throw e;
-    record(file, codeIndex(e), REC_ERROR);
+    record(file, errnoOf(e), REC_ERROR);
   } finally {
     closeSync(fd);
   }

@@ -3,12 +3,13 @@
 // The build names the files it will need, in order, a bounded number ahead
 // (`request`), then takes each one's bytes in that order (`read`).
 import { closeSync, openSync, readSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import { checksumInPlace, forgetMemory } from '../zio/fletcher4.js';
 import type { AdoptedBuffer } from '../vdev/imagefile.js';
 import {
-  allocReadRing, ERRNO_CODES, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
+  allocReadRing, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
   REC_LAST, REC_SHRANK, REC_WORDS, tableBase, type ReadRing,
 } from './read-ring.js';
 
@@ -172,7 +173,8 @@ export class HostFileReader {
       const at = base + 1 + REC_WORDS * this.rec;
       const seq = table[at]!, len = table[at + 1]!, status = table[at + 2]!;
       if (seq !== file) throw new Error(`reader out of step: file ${seq} instead of ${file}`);
-      if (status === REC_ERROR) throw new HostReadError(ERRNO_CODES[len] ?? 'EIO', 'read', false);
+      // (the same code the inline reader reports: node's errno travels as it is)
+      if (status === REC_ERROR) throw new HostReadError(getSystemErrorName(len), 'read', false);
       if (status === REC_SHRANK) throw new HostReadError(undefined, undefined, true);
       const off = slot * READ_SLOT_BYTES + table[at + 3]!;
       if (len > 0) {

@@ -28,14 +28,11 @@ export const R_FAILED = 4; // 1: it died of something other than a file's error
 export const REC_MORE = 0; // more of this file follows
 export const REC_LAST = 1; // the file's last piece (or its only one)
 export const REC_SHRANK = 2; // end of file before the size the walk saw
-export const REC_ERROR = 3; // open/read failed: the piece's length word is the errno code's index in ERRNO_CODES
+export const REC_ERROR = 3; // open/read failed: the length word is node's errno (negative), any code
 const CTRL_WORDS = 8;
 /** Record words: file sequence number, data length, status, offset in the slot, bytes of the slot taken. */
 export const REC_WORDS = 5;
 const TABLE_WORDS = 1 + REC_WORDS * MAX_RECORDS;
-
-/** errno codes a failed read reports, by index (others: EIO). */
-export const ERRNO_CODES = ['EIO', 'ENOENT', 'EACCES', 'EPERM', 'ENOTDIR', 'EISDIR', 'ELOOP', 'ENAMETOOLONG', 'EMFILE', 'ENFILE', 'ENOMEM', 'EINVAL', 'ESTALE'];
 
 export interface ReadRing {
   ctrl: Int32Array;

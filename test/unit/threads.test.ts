@@ -4,7 +4,8 @@
 // fall back to the calling thread; the compiled dist/ (built by `npm test`
 // before vitest) has the scripts, so the threaded paths are loaded from there.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -105,6 +106,29 @@ for (const mode of ['thread', 'inline'] as const) {
         expect((err as { code?: string }).code).toBe('ENOENT');
       } finally {
         reader.close();
+      }
+    }, 60_000);
+
+    test('any errno code comes back as the open call gave it (a socket: ENXIO on Linux)', async () => {
+      const { HostFileReader, HostReadError } = await load();
+      const dir = join(root, `sock-${mode}`);
+      mkdirSync(dir, { recursive: true });
+      const sock = join(dir, 's');
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(sock, resolve));
+      let want: string | undefined;
+      try { closeSync(openSync(sock, 'r')); } catch (e) { want = (e as { code?: string }).code; }
+      expect(want, 'opening a socket fails').toBeDefined();
+      const reader = new HostFileReader(128 * 1024);
+      try {
+        reader.request(sock, 10);
+        let err: unknown;
+        try { reader.read(() => {}); } catch (e) { err = e; }
+        expect(err).toBeInstanceOf(HostReadError);
+        expect((err as { code?: string }).code).toBe(want);
+      } finally {
+        reader.close();
+        await new Promise((resolve) => server.close(resolve));
       }
     }, 60_000);
 
