@@ -7,6 +7,7 @@ import { getSystemErrorName } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import { checksumInPlace, forgetMemory } from '../zio/fletcher4.js';
+import { fileBlockSize } from '../zpl/filedata.js';
 import type { AdoptedBuffer } from '../vdev/imagefile.js';
 import {
   allocReadRing, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
@@ -93,7 +94,7 @@ export class HostFileReader {
       this.inline.push({ path, size });
       return;
     }
-    if (block === 0) block = size <= this.record ? Math.max(512, Math.ceil(size / 512) * 512) : this.record;
+    if (block === 0) block = fileBlockSize(size, this.record);
     if (!(block >= 512 && block <= READ_SLOT_BYTES)) throw new RangeError(`block size ${block} outside 512..${READ_SLOT_BYTES}`);
     // Structured-cloning an object per file cost more than reading small
     // files: the batch goes as two typed arrays instead.
