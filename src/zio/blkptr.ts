@@ -147,6 +147,15 @@ export class BpSlab {
     return slot;
   }
 
+  /** Keep an encoded block pointer as it is. */
+  putRaw(raw: Uint8Array): number {
+    const slot = this.next++;
+    const c = Math.floor(slot / BpSlab.PER_CHUNK);
+    if (c === this.chunks.length) this.chunks.push(new Uint8Array(BpSlab.PER_CHUNK * BP_SIZE));
+    this.chunks[c]!.set(raw.subarray(0, BP_SIZE), (slot % BpSlab.PER_CHUNK) * BP_SIZE);
+    return slot;
+  }
+
   /** The encoded block pointer itself (a view: valid as long as the slab). */
   raw(slot: number): Uint8Array {
     const at = (slot % BpSlab.PER_CHUNK) * BP_SIZE;

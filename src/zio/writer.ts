@@ -4,7 +4,7 @@
 import { ImageFile } from '../vdev/imagefile.js';
 import { SpaceAllocator } from '../vdev/allocator.js';
 import { VDEV_LABEL_START_SIZE } from '../vdev/geometry.js';
-import { BlkPtr, BpSlab, BPE_PAYLOAD_SIZE, CKSUM_FLETCHER4, COMP_OFF } from './blkptr.js';
+import { BlkPtr, BPE_PAYLOAD_SIZE, CKSUM_FLETCHER4, COMP_OFF } from './blkptr.js';
 import { compressBlock } from './compress.js';
 import type { CompressPool } from './compress-pool.js';
 import { DMU_OT_DNODE, DMU_OT_OBJSET } from '../dmu/types.js';
@@ -36,12 +36,6 @@ export class ZioWriter {
 
   constructor(readonly image: ImageFile, readonly alloc: SpaceAllocator, readonly txg: number) {}
 
-  /**
-   * Write one block. `data.length` is the logical size (a multiple of 512);
-   * it is stored uncompressed, so psize = lsize.
-   */
-  /** Top block pointers of files written before their dnodes (see FileData). */
-  readonly bpSlab = new BpSlab();
   /** Worker threads for data compression (none: compress inline). */
   pool: CompressPool | null = null;
 

@@ -375,7 +375,8 @@ export class ZplWriter {
     dn.nlevels = data.nlevels;
     dn.maxblkid = data.maxblkid;
     dn.used = data.used;
-    dn.blkptrRaw = this.zio.bpSlab.raw(data.bpSlot);
+    if (data.bp instanceof Uint8Array) dn.blkptrRaw = data.bp;
+    else dn.blkptr = [data.bp];
     return this.withSpill(dn, spill);
   }
 

@@ -8,7 +8,8 @@ import { SpaceAccount, ZioWriter } from '../zio/writer.js';
 import { newDnode } from '../dmu/dnode.js';
 import { levelsFor, ObjectWriter } from '../dmu/object.js';
 import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
-import { COMP_OFF } from '../zio/blkptr.js';
+import { BlkPtr, BP_SIZE, BpSlab, COMP_OFF, encodeBp } from '../zio/blkptr.js';
+import { rd64le, u64le } from '../util/endian.js';
 import { isAllZero } from '../zio/compress.js';
 import { inPlaceScratch } from '../zio/fletcher4.js';
 
@@ -18,20 +19,20 @@ export const RECORDSIZE = 128 * 1024;
 const NO_BONUS = new Uint8Array(0);
 
 /**
- * Everything a file's dnode needs from its data. Kept flat (numbers, and the
- * block pointer encoded in a shared slab): one lives per file until the
- * dnodes are written, so its size is most of the per-entry memory.
+ * Everything a file's dnode needs from its data. One lives per file until
+ * the dnodes are written (packed in a FileDataSlab), so its size is most of
+ * the per-entry memory.
  */
 export interface FileData {
   size: number;
   blksz: number;
   nlevels: number;
   maxblkid: number;
+  /** Allocated bytes of all its blocks: the dnode's dn_used, and the space charged. */
   used: number;
-  /** Where the top block pointer is encoded in the writer's BpSlab. */
-  bpSlot: number;
-  /** Space charged: allocated, physical and logical bytes. */
-  asize: number;
+  /** The top block pointer: as the writer made it, or encoded (128 bytes) when it comes from a slab. */
+  bp: BlkPtr | Uint8Array;
+  /** Space charged: physical and logical bytes. */
   psize: number;
   lsize: number;
   /** The allocator range the data was written into (bump allocation keeps it contiguous). */
@@ -39,39 +40,101 @@ export interface FileData {
   end: number;
 }
 
-// FileData's fields, in the order a FileDataSlab keeps them.
-const FIELDS = ['size', 'blksz', 'nlevels', 'maxblkid', 'used', 'bpSlot', 'asize', 'psize', 'lsize', 'start', 'end'] as const;
+// A FileDataSlab's numbers per file, in this order; nlevels (1..5) rides
+// below the block size, which is a multiple of 512.
+const NUMS = 8;
+const N_SIZE = 0, N_BLK = 1, N_MAXBLKID = 2, N_USED = 3, N_PSIZE = 4, N_LSIZE = 5, N_START = 6, N_END = 7;
 const PER_CHUNK = 4096;
+
+// A data block pointer (one DVA, phys_birth 0) is 128 bytes of which only
+// these ranges can be non-zero: dva[0], blk_prop, birth and fill, checksum.
+// Embedded ones (payload all over) are kept whole in an overflow slab, and
+// their compact record holds that slab's index where dva[0] would be.
+const BP_KEPT: ReadonlyArray<readonly [number, number]> = [[0, 16], [48, 56], [80, 128]];
+const BP_COMPACT = 72;
+const PROP_EMBEDDED_BYTE = 52; // blk_prop bit 39 lives in this byte's bit 7
+
+/** Whether an encoded block pointer is zero outside BP_KEPT. */
+function compactable(raw: Uint8Array): boolean {
+  let from = 0;
+  for (const [start, end] of BP_KEPT) {
+    for (let b = from; b < start; b++) if (raw[b] !== 0) return false;
+    from = end;
+  }
+  return true;
+}
 
 /**
  * The FileData of every file written ahead of its dnode, packed in typed
- * arrays: an object of eleven numbers per file (several of them boxed past
- * 2^31) was the largest thing a build held per entry.
+ * arrays: 64 bytes of numbers and 72 of block pointer per file, where an
+ * object of eleven numbers (several boxed past 2^31) and a 128-byte block
+ * pointer were the largest thing a build held per entry.
  */
 export class FileDataSlab {
-  private chunks: Float64Array[] = [];
+  private nums: Float64Array[] = [];
+  private bps: Uint8Array[] = [];
+  private readonly overflow = new BpSlab();
   private next = 0;
+  private readonly scratch = new Uint8Array(BP_SIZE);
 
   /** Keep `d`; the source the inode takes from now on. */
   store(d: FileData): WrittenData {
     const i = this.next++;
     const c = Math.floor(i / PER_CHUNK);
-    if (c === this.chunks.length) this.chunks.push(new Float64Array(PER_CHUNK * FIELDS.length));
-    const chunk = this.chunks[c]!;
-    const at = (i % PER_CHUNK) * FIELDS.length;
-    for (let f = 0; f < FIELDS.length; f++) chunk[at + f] = d[FIELDS[f]!];
+    if (c === this.nums.length) {
+      this.nums.push(new Float64Array(PER_CHUNK * NUMS));
+      this.bps.push(new Uint8Array(PER_CHUNK * BP_COMPACT));
+    }
+    const nums = this.nums[c]!;
+    const at = (i % PER_CHUNK) * NUMS;
+    nums[at + N_SIZE] = d.size;
+    nums[at + N_BLK] = d.blksz + d.nlevels;
+    nums[at + N_MAXBLKID] = d.maxblkid;
+    nums[at + N_USED] = d.used;
+    nums[at + N_PSIZE] = d.psize;
+    nums[at + N_LSIZE] = d.lsize;
+    nums[at + N_START] = d.start;
+    nums[at + N_END] = d.end;
+    const raw = this.scratch;
+    if (d.bp instanceof Uint8Array) raw.set(d.bp);
+    else encodeBp(d.bp, raw, 0);
+    const out = this.bps[c]!;
+    let o = (i % PER_CHUNK) * BP_COMPACT;
+    const embedded = (raw[PROP_EMBEDDED_BYTE]! & 0x80) !== 0;
+    if (!embedded && !compactable(raw)) throw new Error('a data block pointer with more than one DVA or a physical birth');
+    for (const [from, to] of BP_KEPT) {
+      out.set(raw.subarray(from, to), o);
+      o += to - from;
+    }
+    if (embedded) u64le(out, (i % PER_CHUNK) * BP_COMPACT, this.overflow.putRaw(raw));
     return new WrittenData(this, i);
   }
 
   /** The FileData stored under `i` (a new object each time). */
   get(i: number): FileData {
-    const chunk = this.chunks[Math.floor(i / PER_CHUNK)]!;
-    const at = (i % PER_CHUNK) * FIELDS.length;
+    const c = Math.floor(i / PER_CHUNK);
+    const nums = this.nums[c]!;
+    const at = (i % PER_CHUNK) * NUMS;
+    const blk = nums[at + N_BLK]!;
+    const nlevels = blk % 512;
     return {
-      size: chunk[at]!, blksz: chunk[at + 1]!, nlevels: chunk[at + 2]!, maxblkid: chunk[at + 3]!, used: chunk[at + 4]!,
-      bpSlot: chunk[at + 5]!, asize: chunk[at + 6]!, psize: chunk[at + 7]!, lsize: chunk[at + 8]!, start: chunk[at + 9]!,
-      end: chunk[at + 10]!,
+      size: nums[at + N_SIZE]!, blksz: blk - nlevels, nlevels, maxblkid: nums[at + N_MAXBLKID]!, used: nums[at + N_USED]!,
+      bp: this.bp(c, (i % PER_CHUNK) * BP_COMPACT), psize: nums[at + N_PSIZE]!, lsize: nums[at + N_LSIZE]!,
+      start: nums[at + N_START]!, end: nums[at + N_END]!,
     };
+  }
+
+  /** A compact block pointer as its 128 bytes (a new array: it may outlive the next call). */
+  private bp(c: number, off: number): Uint8Array {
+    const src = this.bps[c]!;
+    if ((src[off + 16 + PROP_EMBEDDED_BYTE - 48]! & 0x80) !== 0) return this.overflow.raw(Number(rd64le(src, off)));
+    const raw = new Uint8Array(BP_SIZE);
+    let o = off;
+    for (const [from, to] of BP_KEPT) {
+      raw.set(src.subarray(o, o + to - from), from);
+      o += to - from;
+    }
+    return raw;
   }
 }
 
@@ -91,7 +154,7 @@ export class WrittenData {
 /** The space a file's data took, as an account to add to its dataset's. */
 export function fileAccount(d: FileData): SpaceAccount {
   const a = new SpaceAccount();
-  a.asize = d.asize; a.psize = d.psize; a.lsize = d.lsize;
+  a.asize = d.used; a.psize = d.psize; a.lsize = d.lsize;
   return a;
 }
 
@@ -239,7 +302,7 @@ export class FileDataWriter {
     const a = this.w.acct;
     return {
       size: this.size, blksz: this.blksz, nlevels: dn.nlevels, maxblkid: dn.maxblkid,
-      used: dn.used, bpSlot: this.zio.bpSlab.put(dn.blkptr[0]!), asize: a.asize, psize: a.psize, lsize: a.lsize,
+      used: dn.used, bp: dn.blkptr[0]!, psize: a.psize, lsize: a.lsize,
       start: this.start, end: this.zio.alloc.position,
     };
   }
