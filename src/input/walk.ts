@@ -84,10 +84,10 @@ class HostFile implements Inode {
   objid = 0;
   /** The host directory's path with its trailing '/' until `source` is set, then that source (a slab index for written data). */
   #from: Buffer | DataSource | number | undefined;
-  /** The name, until the data is written; then the slab that keeps its FileData. */
-  #name: Buffer | FileDataSlab;
+  /** The name (latin1: one code unit per byte), until the data is written; then the slab that keeps its FileData. */
+  #name: string | FileDataSlab;
 
-  constructor(perm: number, uid: number, gid: number, size: number, t: Timespec, dir: Buffer, name: Buffer) {
+  constructor(perm: number, uid: number, gid: number, size: number, t: Timespec, dir: Buffer, name: string) {
     this.perm = perm;
     this.uid = uid;
     this.gid = gid;
@@ -105,7 +105,11 @@ class HostFile implements Inode {
     if (typeof from === 'number') return new WrittenData(this.#name as FileDataSlab, from);
     // (a DataSource is a plain object, never a byte array)
     if (!(from instanceof Uint8Array)) return from;
-    return { kind: 'path', path: hostPath(Buffer.concat([from, this.#name as Buffer])) };
+    const name = this.#name as string;
+    const path = Buffer.allocUnsafe(from.length + name.length);
+    from.copy(path, 0);
+    path.write(name, from.length, 'latin1');
+    return { kind: 'path', path: hostPath(path) };
   }
 
   set source(src: DataSource | undefined) {
@@ -119,7 +123,27 @@ class HostFile implements Inode {
 }
 
 /**
- * Bytes that live as long as the tree (names, directory paths, symlink
+ * A directory entry met by the walk. Its name is kept as the latin1 string
+ * readdir gave (one code unit per byte, so byte-exact; ~32 bytes) and made
+ * a byte array only when asked for: a Uint8Array costs ~100 bytes whatever
+ * its length, and a tree holds one name per entry for the whole build.
+ */
+class WalkDirent implements Dirent {
+  readonly #name: string;
+  readonly inode: Inode;
+
+  constructor(name: string, inode: Inode) {
+    this.#name = name;
+    this.inode = inode;
+  }
+
+  get name(): Uint8Array {
+    return Buffer.from(this.#name, 'latin1');
+  }
+}
+
+/**
+ * Bytes that live as long as the tree (directory paths, symlink
  * targets) carved out of shared slabs: a Buffer of its own costs an
  * ArrayBuffer and a backing store, several times the few bytes of a name.
  */
@@ -166,10 +190,10 @@ class Walker {
   // usually the next one too: one object serves them all.
   private lastNs = -1n;
   private lastTime: Timespec | undefined;
-  // Names repeat across directories (Makefile, __init__.py, LC_MESSAGES, ...)
-  // and a Uint8Array costs about 100 bytes whatever its length, so equal
-  // names share one. Only while walking: the map goes with the walker.
-  private readonly nameCache = new Map<string, Buffer>();
+  // Names repeat across directories (Makefile, __init__.py, LC_MESSAGES, ...):
+  // equal names share one string. Only while walking: the map goes with
+  // the walker.
+  private readonly nameCache = new Map<string, string>();
 
   constructor(opts: WalkOptions) {
     this.stamp = opts.timestamp === undefined ? undefined : Object.freeze({ ...opts.timestamp });
@@ -226,12 +250,12 @@ class Walker {
         }
         let name = this.nameCache.get(s);
         if (name === undefined) {
-          name = this.arena.copy(this.scratch, plen, end);
+          name = s;
           if (this.nameCache.size === NAME_CACHE_SIZE) this.nameCache.clear();
           this.nameCache.set(s, name);
         }
         const inode = this.visit(childPath, prefix, name);
-        entries[i] = { name, inode };
+        entries[i] = new WalkDirent(name, inode);
         if (inode.type === 'dir') {
           this.scratch[end] = 0x2f;
           subdirs.push({ dir: inode, prefix: this.arena.copy(this.scratch, 0, end + 1) });
@@ -253,7 +277,7 @@ class Walker {
   }
 
   /** `path` (a view into the scratch buffer) is `prefix` + `name`. */
-  private visit(path: Buffer, prefix: Buffer, name: Buffer): Inode {
+  private visit(path: Buffer, prefix: Buffer, name: string): Inode {
     let st: BigIntStats;
     try {
       st = lstatSync(path, { bigint: true });
