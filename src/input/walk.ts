@@ -75,10 +75,12 @@ class HostFile implements Inode {
   uid: number;
   gid: number;
   size: number;
-  atime: Timespec;
+  /**
+   * The file's one time: the tree model keeps all four times equal
+   * (times.ts), so atime, ctime and crtime read and set this field rather
+   * than take three more per file.
+   */
   mtime: Timespec;
-  ctime: Timespec;
-  crtime: Timespec;
   // declared so that attaching xattrs later keeps the object's shape
   xattrs: Map<string, Uint8Array> | undefined = undefined;
   objid = 0;
@@ -92,13 +94,17 @@ class HostFile implements Inode {
     this.uid = uid;
     this.gid = gid;
     this.size = size;
-    this.atime = t;
     this.mtime = t;
-    this.ctime = t;
-    this.crtime = t;
     this.#from = dir;
     this.#name = name;
   }
+
+  get atime(): Timespec { return this.mtime; }
+  set atime(t: Timespec) { this.mtime = t; }
+  get ctime(): Timespec { return this.mtime; }
+  set ctime(t: Timespec) { this.mtime = t; }
+  get crtime(): Timespec { return this.mtime; }
+  set crtime(t: Timespec) { this.mtime = t; }
 
   get source(): DataSource | undefined {
     const from = this.#from;
