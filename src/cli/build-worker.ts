@@ -5,8 +5,9 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { parentPort, workerData } from 'node:worker_threads';
+import { MessageChannel, parentPort, workerData } from 'node:worker_threads';
 import { runBuild } from '../build.js';
+import { setImageWriterHost } from '../vdev/imagefile.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
 
 const port = parentPort!;
@@ -23,6 +24,14 @@ function stdinStream(): Readable {
   if (st.isFIFO() || st.isSocket()) return new Socket({ fd: 0, readable: true, writable: false });
   return createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 });
 }
+
+// The main thread has nothing to do but wait for this one: it writes the
+// image (a thread of its own would cost ~8 MB for nothing).
+setImageWriterHost((sab, fd) => {
+  const { port1, port2 } = new MessageChannel();
+  port.postMessage({ t: 'writer', sab, fd, port: port2 } satisfies WorkerMessage, [port2]);
+  return port1;
+});
 
 try {
   const stdin = inv.inputs.includes('-') ? stdinStream() : undefined;

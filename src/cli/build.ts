@@ -16,7 +16,7 @@ import { existsSync, rmSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { Worker } from 'node:worker_threads';
+import { Worker, type MessagePort } from 'node:worker_threads';
 import type { BuildProgress, BuildSummary } from '../build.js';
 import type { InputPlan } from '../input/pipeline.js';
 import type { Inode } from '../input/tree.js';
@@ -88,7 +88,9 @@ export type WorkerMessage =
   | { t: 'warn'; m: string }
   | { t: 'progress'; p: BuildProgress }
   | { t: 'done'; result: BuildSummary }
-  | { t: 'error'; e: WireError };
+  | { t: 'error'; e: WireError }
+  /** Run an image writer here (setImageWriterHost): the ring, the image's descriptor, the port adopted buffers come on. */
+  | { t: 'writer'; sab: SharedArrayBuffer; fd: number; port: MessagePort };
 
 /** An error crossing from the worker: what main.ts's report() needs to word it. */
 export interface WireError {
@@ -183,20 +185,22 @@ async function inProcess(inv: BuildInvocation, io: CliBuildIO, warn: (m: string)
 
 async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) => void, progress: ProgressLine | undefined): Promise<BuildSummary> {
   const { tmpPathFor } = await import('../vdev/imagefile.js');
+  const { hostImageWriter } = await import('../vdev/image-writer-loop.js');
   // "-": the worker reads file descriptor 0 itself (piping process.stdin
   // through the main thread costs a copy per chunk and buffers)
   const request: WorkerRequest = { inv, progress: progress !== undefined };
-  // A build keeps most of what it allocates (the tree) and throws away
-  // small per-block garbage: a small young generation costs no time and
-  // keeps tens of MB out of the peak RSS (bench/RESULTS.md).
   // A V8 flag, so the whole process's: set only here, where the process
   // is the command line's own (a program calling buildImage keeps its own).
   if (HEAP_GROWING_PERCENT > 0) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  // A build keeps most of what it allocates (the tree) and throws away
+  // small per-block garbage: a small young generation costs no time and
+  // keeps tens of MB out of the peak RSS (bench/RESULTS.md).
   const worker = new Worker(WORKER_URL, {
     workerData: request,
     resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB, maxOldGenerationSizeMb: OLD_GENERATION_MB },
   });
   progress?.startTimer();
+  const writers: Array<{ done: Promise<void>; stop(): void }> = [];
   let onSignal: ((sig: 'SIGINT' | 'SIGTERM') => void) | undefined;
   try {
     return await new Promise<BuildSummary>((resolve, reject) => {
@@ -212,6 +216,13 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
           case 'progress': progress?.update(m.p); break;
           case 'done': settle(() => resolve(m.result)); break;
           case 'error': settle(() => reject(fromWire(m.e))); break;
+          case 'writer': {
+            // this thread only waits for the build: it writes the image too
+            const w = hostImageWriter(m.sab, m.fd, m.port);
+            writers.push(w);
+            void w.done;
+            break;
+          }
         }
       });
       worker.on('error', (e) => settle(() => reject(
@@ -239,6 +250,9 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
     if (onSignal) for (const s of SIGNALS) process.off(s, onSignal);
     // stops a worker still writing (interrupted, or it failed in a way it could not report)
     await worker.terminate();
+    // and the image writers it had here, which would wait for it for ever
+    for (const w of writers) w.stop();
+    await Promise.all(writers.map((w) => w.done));
     // gone after a commit (renamed) or the worker's own clean-up; left when it was stopped
     rmSync(tmpPathFor(inv.options.image), { force: true });
   }

@@ -2,7 +2,6 @@
 // written with positional writes, renamed into place only when complete.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import {
@@ -60,6 +59,25 @@ export interface AdoptedBuffer {
   nudge(): void;
 }
 
+/** Where the writer's announcements of adopted buffers go: its thread, or the port of whoever hosts it. */
+interface WriterLink {
+  postMessage(m: unknown): void;
+}
+
+/**
+ * A thread that runs image writers on its own event loop (the command
+ * line's main thread, idle while its build thread works): given a ring and
+ * the image's descriptor, it starts writing and returns the port that
+ * adopted buffers are announced on.
+ */
+export type ImageWriterHost = (sab: SharedArrayBuffer, fd: number) => WriterLink;
+let writerHost: ImageWriterHost | null = null;
+
+/** Have the image writers of this thread's builds run by `host` instead of threads of their own (null: threads again). */
+export function setImageWriterHost(host: ImageWriterHost | null): void {
+  writerHost = host;
+}
+
 export class ImageFile {
   readonly tmpPath: string;
   private fd = -1;
@@ -74,7 +92,7 @@ export class ImageFile {
   // With a writer thread: the ring, the slot being filled (`produced` counts
   // the slots handed over), how full it is and its segment table.
   private ring: Ring | null = null;
-  private writer: Worker | null = null;
+  private writer: WriterLink | null = null;
   private writerSince = 0;
   private produced = 0;
   private fill = 0;
@@ -103,12 +121,12 @@ export class ImageFile {
       this.abort();
       throw this.failure(e);
     }
-    const script = threadedWrites() ? threadScript(import.meta.url, './image-writer.js') : null;
+    const script = !threadedWrites() ? null : writerHost !== null ? 'hosted' : threadScript(import.meta.url, './image-writer.js');
     if (script) {
       const sab = allocRing();
       this.ring = mapRing(sab);
       this.writerSince = Date.now();
-      this.writer = startThread(script, { sab, fd: this.fd });
+      this.writer = script === 'hosted' ? writerHost!(sab, this.fd) : startThread(script, { sab, fd: this.fd });
     } else {
       this.pend = Buffer.allocUnsafe(COMBINE_LIMIT);
     }

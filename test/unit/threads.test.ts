@@ -332,3 +332,67 @@ for (const workers of [0, 1, 3]) {
     expect(got).toEqual(want);
   }, 60_000);
 }
+
+describe('image writer hosted on an event loop (the command line\'s main thread)', () => {
+  test('writes slot bytes and adopted bytes where the segments say, then stops when told', async () => {
+    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STARTED, STOPPED, FAILED, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+    const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
+    const { MessageChannel } = await import('node:worker_threads');
+    const file = join(root, 'hosted.img');
+    const fd = openSync(file, 'w+');
+    const sab = allocRing();
+    const ring = mapRing(sab);
+    const { port1, port2 } = new MessageChannel();
+    const w = hostImageWriter(sab, fd, port2);
+    expect(Atomics.load(ring.ctrl, STARTED)).toBe(1);
+    // slot 0: 3000 bytes of its own at offset 8192, then 100 bytes of an adopted buffer at 0
+    const adopted = new SharedArrayBuffer(4096);
+    new Uint8Array(adopted).fill(0xab);
+    port1.postMessage({ adopt: 0, sab: adopted });
+    ring.data.fill(0x5c, 0, 3000);
+    const base = segBase(0);
+    ring.segs.set([2, 8192, 3000, SRC_SLOT, 0, 0, 100, 0, 1000], base);
+    Atomics.store(ring.ctrl, PRODUCED, 1);
+    Atomics.notify(ring.ctrl, PRODUCED);
+    const deadline = Date.now() + 10_000;
+    while (Atomics.load(ring.ctrl, CONSUMED) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(Atomics.load(ring.ctrl, CONSUMED)).toBe(1);
+    expect(Atomics.load(ring.ctrl, FAILED)).toBe(0);
+    // waiting now, without blocking this thread: told to quit, it stops
+    Atomics.store(ring.ctrl, QUIT, 1);
+    Atomics.notify(ring.ctrl, PRODUCED);
+    await w.done;
+    expect(Atomics.load(ring.ctrl, STOPPED)).toBe(1);
+    closeSync(fd);
+    const got = readFileSync(file);
+    expect(got.length).toBe(8192 + 3000);
+    expect(got.subarray(0, 100).every((b) => b === 0xab)).toBe(true);
+    expect(got.subarray(100, 8192).every((b) => b === 0)).toBe(true);
+    expect(got.subarray(8192).every((b) => b === 0x5c)).toBe(true);
+    port1.close();
+  });
+
+  test('a failed write is recorded for the build; stop() ends a writer whose build is gone', async () => {
+    const { allocRing, mapRing, CONSUMED, PRODUCED, STOPPED, FAILED, CODE_LEN, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+    const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
+    const { MessageChannel } = await import('node:worker_threads');
+    const file = join(root, 'readonly.img');
+    writeFileSync(file, '');
+    const fd = openSync(file, 'r'); // not open for writing: EBADF
+    const sab = allocRing();
+    const ring = mapRing(sab);
+    const { port2 } = new MessageChannel();
+    const w = hostImageWriter(sab, fd, port2);
+    ring.segs.set([1, 0, 512, SRC_SLOT, 0], segBase(0));
+    Atomics.store(ring.ctrl, PRODUCED, 1);
+    Atomics.notify(ring.ctrl, PRODUCED);
+    const deadline = Date.now() + 10_000;
+    while (Atomics.load(ring.ctrl, CONSUMED) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    expect(Atomics.load(ring.ctrl, FAILED)).toBe(1);
+    expect(Buffer.from(ring.code.subarray(0, ring.ctrl[CODE_LEN]!)).toString()).toBe('EBADF');
+    w.stop();
+    await w.done;
+    expect(Atomics.load(ring.ctrl, STOPPED)).toBe(1);
+    closeSync(fd);
+  });
+});
