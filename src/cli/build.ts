@@ -218,9 +218,7 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
           case 'error': settle(() => reject(fromWire(m.e))); break;
           case 'writer': {
             // this thread only waits for the build: it writes the image too
-            const w = hostImageWriter(m.sab, m.fd, m.port);
-            writers.push(w);
-            void w.done;
+            writers.push(hostImageWriter(m.sab, m.fd, m.port));
             break;
           }
         }

@@ -65,10 +65,11 @@ interface WriterLink {
 }
 
 /**
- * A thread that runs image writers on its own event loop (the command
- * line's main thread, idle while its build thread works): given a ring and
- * the image's descriptor, it starts writing and returns the port that
- * adopted buffers are announced on.
+ * Who runs an image's writer: given the ring and the image's descriptor, it
+ * starts writing and returns where adopted buffers are announced. By default
+ * a thread of the writer's own; setImageWriterHost names another (the
+ * command line's main thread, idle while its build thread works, runs it on
+ * its event loop).
  */
 export type ImageWriterHost = (sab: SharedArrayBuffer, fd: number) => WriterLink;
 let writerHost: ImageWriterHost | null = null;
@@ -76,6 +77,12 @@ let writerHost: ImageWriterHost | null = null;
 /** Have the image writers of this thread's builds run by `host` instead of threads of their own (null: threads again). */
 export function setImageWriterHost(host: ImageWriterHost | null): void {
   writerHost = host;
+}
+
+/** The writer on a thread of its own, where its script is there (not when the sources run untranspiled). */
+function threadHost(): ImageWriterHost | null {
+  const script = threadScript(import.meta.url, './image-writer.js');
+  return script === null ? null : (sab, fd) => startThread(script, { sab, fd });
 }
 
 export class ImageFile {
@@ -121,12 +128,12 @@ export class ImageFile {
       this.abort();
       throw this.failure(e);
     }
-    const script = !threadedWrites() ? null : writerHost !== null ? 'hosted' : threadScript(import.meta.url, './image-writer.js');
-    if (script) {
+    const host = threadedWrites() ? writerHost ?? threadHost() : null;
+    if (host) {
       const sab = allocRing();
       this.ring = mapRing(sab);
       this.writerSince = Date.now();
-      this.writer = script === 'hosted' ? writerHost!(sab, this.fd) : startThread(script, { sab, fd: this.fd });
+      this.writer = host(sab, this.fd);
     } else {
       this.pend = Buffer.allocUnsafe(COMBINE_LIMIT);
     }

@@ -133,22 +133,14 @@ export function decodeBp(buf: Uint8Array, off: number): BlkPtr {
   };
 }
 
-/** Block pointers kept for later (one per written file), 128 bytes each, in chunks that never move. */
+/** Encoded block pointers kept for later, 128 bytes each, in chunks that never move. */
 export class BpSlab {
   private static readonly PER_CHUNK = 8192;
   private chunks: Uint8Array[] = [];
   private next = 0;
 
-  put(bp: BlkPtr): number {
-    const slot = this.next++;
-    const c = Math.floor(slot / BpSlab.PER_CHUNK);
-    if (c === this.chunks.length) this.chunks.push(new Uint8Array(BpSlab.PER_CHUNK * BP_SIZE));
-    encodeBp(bp, this.chunks[c]!, (slot % BpSlab.PER_CHUNK) * BP_SIZE);
-    return slot;
-  }
-
-  /** Keep an encoded block pointer as it is. */
-  putRaw(raw: Uint8Array): number {
+  /** Keep an encoded block pointer as it is; returns its slot. */
+  put(raw: Uint8Array): number {
     const slot = this.next++;
     const c = Math.floor(slot / BpSlab.PER_CHUNK);
     if (c === this.chunks.length) this.chunks.push(new Uint8Array(BpSlab.PER_CHUNK * BP_SIZE));
@@ -161,9 +153,4 @@ export class BpSlab {
     const at = (slot % BpSlab.PER_CHUNK) * BP_SIZE;
     return this.chunks[Math.floor(slot / BpSlab.PER_CHUNK)]!.subarray(at, at + BP_SIZE);
   }
-
-  get(slot: number): BlkPtr {
-    return decodeBp(this.chunks[Math.floor(slot / BpSlab.PER_CHUNK)]!, (slot % BpSlab.PER_CHUNK) * BP_SIZE);
-  }
 }
-

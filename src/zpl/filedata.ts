@@ -53,6 +53,8 @@ const PER_CHUNK = 4096;
 const BP_KEPT: ReadonlyArray<readonly [number, number]> = [[0, 16], [48, 56], [80, 128]];
 const BP_COMPACT = 72;
 const PROP_EMBEDDED_BYTE = 52; // blk_prop bit 39 lives in this byte's bit 7
+/** Where that byte is in a compact record (blk_prop follows dva[0]'s 16 bytes). */
+const COMPACT_EMBEDDED_BYTE = 16 + PROP_EMBEDDED_BYTE - 48;
 
 /** Whether an encoded block pointer is zero outside BP_KEPT. */
 function compactable(raw: Uint8Array): boolean {
@@ -106,7 +108,7 @@ export class FileDataSlab {
       out.set(raw.subarray(from, to), o);
       o += to - from;
     }
-    if (embedded) u64le(out, (i % PER_CHUNK) * BP_COMPACT, this.overflow.putRaw(raw));
+    if (embedded) u64le(out, (i % PER_CHUNK) * BP_COMPACT, this.overflow.put(raw));
     return new WrittenData(this, i);
   }
 
@@ -127,7 +129,7 @@ export class FileDataSlab {
   /** A compact block pointer as its 128 bytes (a new array: it may outlive the next call). */
   private bp(c: number, off: number): Uint8Array {
     const src = this.bps[c]!;
-    if ((src[off + 16 + PROP_EMBEDDED_BYTE - 48]! & 0x80) !== 0) return this.overflow.raw(Number(rd64le(src, off)));
+    if ((src[off + COMPACT_EMBEDDED_BYTE]! & 0x80) !== 0) return this.overflow.raw(Number(rd64le(src, off)));
     const raw = new Uint8Array(BP_SIZE);
     let o = off;
     for (const [from, to] of BP_KEPT) {
