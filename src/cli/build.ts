@@ -26,8 +26,13 @@ import type { BuildInvocation } from './args.js';
 import { ProgressLine, progressWanted } from './progress.js';
 import { formatSummary, formatSummaryJson } from './summary.js';
 
-/** The build thread's young generation (V8 resourceLimits), in MB. */
-const YOUNG_GENERATION_MB = 8;
+/**
+ * The build thread's young generation (V8 resourceLimits), in MB. What
+ * survives a scavenge is nearly all tree, promoted anyway, so a larger
+ * young generation only holds more garbage: 8 -> 2 MB took ~10 MB off the
+ * /usr peak and ~6 MB off 100k small files, CPU and wall time unchanged.
+ */
+const YOUNG_GENERATION_MB = 2;
 
 /**
  * The build thread's old generation limit, in MB. Below 2 GB V8 lets the
