@@ -61,16 +61,16 @@ export function mergeDirectories(base: Inode, baseName: string, dirs: string[], 
  * A regular file met by the walk. A tree of a few hundred thousand files is
  * held for the whole build, so its host path is not kept as a string (and
  * an object around it) per file: it is put together from the directory's
- * path, which all files of a directory share, and the file's name, the very
- * bytes its Dirent holds, each time `source` is read (once, when the data is
- * written). Merged inputs and hard links need no care: both parts are the
- * ones the file was found under. Once the data is in the image, the same two
- * fields hold where its FileData is kept (the slab and the index in it), not
- * a WrittenData object per file. The parts are private fields so that the
- * inode's own enumerable properties stay those of the plain Inode model.
+ * path, which all files of a directory share, and the file's name, which
+ * it keeps anyway as its own directory entry, each time `source` is read
+ * (once, when the data is written). Merged inputs and hard links need no
+ * care: both parts are the ones the file was found under. Once the data is
+ * in the image, the path's field and one more hold where its FileData is
+ * kept (the index in the slab, the slab), not a WrittenData object per
+ * file. The parts are private fields so that the inode's own enumerable
+ * properties stay those of the plain Inode model.
  */
-class HostFile implements Inode {
-  type: NodeType = 'file';
+class HostFile implements Inode, Dirent {
   perm: number;
   uid: number;
   gid: number;
@@ -81,13 +81,13 @@ class HostFile implements Inode {
    * than take three more per file.
    */
   mtime: Timespec;
-  // declared so that attaching xattrs later keeps the object's shape
-  xattrs: Map<string, Uint8Array> | undefined = undefined;
   objid = 0;
   /** The host directory's path with its trailing '/' until `source` is set, then that source (a slab index for written data). */
   #from: Buffer | DataSource | number | undefined;
-  /** The name (latin1: one code unit per byte), until the data is written; then the slab that keeps its FileData. */
-  #name: string | FileDataSlab;
+  /** The name it was first met under (latin1: one code unit per byte). */
+  readonly #name: string;
+  /** The slab that keeps its FileData, once the data is written. */
+  #slab: FileDataSlab | undefined = undefined;
 
   constructor(perm: number, uid: number, gid: number, size: number, t: Timespec, dir: Buffer, name: string) {
     this.perm = perm;
@@ -99,6 +99,8 @@ class HostFile implements Inode {
     this.#name = name;
   }
 
+  get type(): NodeType { return 'file'; }
+
   get atime(): Timespec { return this.mtime; }
   set atime(t: Timespec) { this.mtime = t; }
   get ctime(): Timespec { return this.mtime; }
@@ -106,12 +108,27 @@ class HostFile implements Inode {
   get crtime(): Timespec { return this.mtime; }
   set crtime(t: Timespec) { this.mtime = t; }
 
+  // Extended attributes are rare and attached after the walk: kept aside,
+  // not in a field every file would carry.
+  get xattrs(): Map<string, Uint8Array> | undefined { return fileXattrs.get(this); }
+  set xattrs(x: Map<string, Uint8Array> | undefined) {
+    if (x === undefined) fileXattrs.delete(this);
+    else fileXattrs.set(this, x);
+  }
+
+  // The file is its own directory entry under the name it was first met by
+  // (other names of a hard link get a WalkDirent): an entry object per file
+  // was ~40 bytes a tree holds for the whole build.
+  get name(): Uint8Array { return Buffer.from(this.#name, 'latin1'); }
+  get inode(): Inode { return this; }
+  set inode(_: Inode) { throw new Error('a walked file is its own directory entry: replace the entry instead'); }
+
   get source(): DataSource | undefined {
     const from = this.#from;
-    if (typeof from === 'number') return new WrittenData(this.#name as FileDataSlab, from);
+    if (typeof from === 'number') return new WrittenData(this.#slab!, from);
     // (a DataSource is a plain object, never a byte array)
     if (!(from instanceof Uint8Array)) return from;
-    const name = this.#name as string;
+    const name = this.#name;
     const path = Buffer.allocUnsafe(from.length + name.length);
     from.copy(path, 0);
     path.write(name, from.length, 'latin1');
@@ -121,12 +138,15 @@ class HostFile implements Inode {
   set source(src: DataSource | undefined) {
     if (src instanceof WrittenData) {
       this.#from = src.index;
-      this.#name = src.slab;
+      this.#slab = src.slab;
       return;
     }
+    this.#slab = undefined;
     this.#from = src;
   }
 }
+
+const fileXattrs = new WeakMap<HostFile, Map<string, Uint8Array>>();
 
 /**
  * A directory entry met by the walk. Its name is kept as the latin1 string
@@ -200,6 +220,8 @@ class Walker {
   // equal names share one string. Only while walking: the map goes with
   // the walker.
   private readonly nameCache = new Map<string, string>();
+  /** Whether the last visit met a hard-linked inode seen before (under another name). */
+  private relinked = false;
 
   constructor(opts: WalkOptions) {
     this.stamp = opts.timestamp === undefined ? undefined : Object.freeze({ ...opts.timestamp });
@@ -261,7 +283,8 @@ class Walker {
           this.nameCache.set(s, name);
         }
         const inode = this.visit(childPath, prefix, name);
-        entries[i] = new WalkDirent(name, inode);
+        // a file first met here is its own entry (see HostFile)
+        entries[i] = inode instanceof HostFile && !this.relinked ? inode : new WalkDirent(name, inode);
         if (inode.type === 'dir') {
           this.scratch[end] = 0x2f;
           subdirs.push({ dir: inode, prefix: this.arena.copy(this.scratch, 0, end + 1) });
@@ -295,9 +318,13 @@ class Walker {
 
     const shared = type !== 'dir' && st.nlink > 1n;
     const key = shared ? `${st.dev}:${st.ino}` : '';
+    this.relinked = false;
     if (shared) {
       const seen = this.links.get(key);
-      if (seen !== undefined) return seen;
+      if (seen !== undefined) {
+        this.relinked = true;
+        return seen;
+      }
     }
 
     let inode: Inode;
