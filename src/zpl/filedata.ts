@@ -40,42 +40,57 @@ export interface FileData {
   end: number;
 }
 
-// A FileDataSlab's numbers per file, in this order; nlevels (1..5) rides
-// below the block size, which is a multiple of 512.
-const NUMS = 8;
-const N_SIZE = 0, N_BLK = 1, N_MAXBLKID = 2, N_USED = 3, N_PSIZE = 4, N_LSIZE = 5, N_START = 6, N_END = 7;
+// A FileDataSlab's 32-bit numbers per file, in this order (the allocator
+// range is its start, a double, and its length); nlevels (1..5) rides below
+// the block size, which is a multiple of 512, with the flag for a hole.
+const NUMS = 7;
+const N_SIZE = 0, N_BLK = 1, N_MAXBLKID = 2, N_USED = 3, N_PSIZE = 4, N_LSIZE = 5, N_SPAN = 6;
+const BLK_HOLE = 256;
+/** N_BLK of a record kept whole in the slab's map (every real one has a block size). */
+const BLK_WHOLE = 0;
+const U32_MAX = 0xffff_ffff;
 const PER_CHUNK = 4096;
 
 // A data block pointer (one DVA, phys_birth 0) is 128 bytes of which only
-// these ranges can be non-zero: dva[0], blk_prop, birth and fill, checksum.
+// these ranges can be non-zero: dva[0], blk_prop, fill and checksum; its
+// birth is the same for every file (the data's txg), or 0 for a hole.
 // Embedded ones (payload all over) are kept whole in an overflow slab, and
 // their compact record holds that slab's index where dva[0] would be.
-const BP_KEPT: ReadonlyArray<readonly [number, number]> = [[0, 16], [48, 56], [80, 128]];
-const BP_COMPACT = 72;
+const BP_KEPT: ReadonlyArray<readonly [number, number]> = [[0, 16], [48, 56], [88, 128]];
+const BP_COMPACT = 64;
+const BIRTH_OFF = 80;
 const PROP_EMBEDDED_BYTE = 52; // blk_prop bit 39 lives in this byte's bit 7
 /** Where that byte is in a compact record (blk_prop follows dva[0]'s 16 bytes). */
 const COMPACT_EMBEDDED_BYTE = 16 + PROP_EMBEDDED_BYTE - 48;
 
-/** Whether an encoded block pointer is zero outside BP_KEPT. */
+/** Whether an encoded block pointer is zero outside BP_KEPT and the birth. */
 function compactable(raw: Uint8Array): boolean {
   let from = 0;
-  for (const [start, end] of BP_KEPT) {
+  for (const [start, end] of [[0, 16], [48, 56], [BIRTH_OFF, 128]] as const) {
     for (let b = from; b < start; b++) if (raw[b] !== 0) return false;
     from = end;
   }
   return true;
 }
 
+const fitsU32 = (v: number) => v >= 0 && v <= U32_MAX;
+
 /**
  * The FileData of every file written ahead of its dnode, packed in typed
- * arrays: 64 bytes of numbers and 72 of block pointer per file, where an
+ * arrays: 36 bytes of numbers and 64 of block pointer per file, where an
  * object of eleven numbers (several boxed past 2^31) and a 128-byte block
- * pointer were the largest thing a build held per entry.
+ * pointer were the largest thing a build held per entry. A file whose
+ * numbers need more than 32 bits (4 GiB and up), or whose block pointer was
+ * born in another txg, is kept whole in a map: few files are.
  */
 export class FileDataSlab {
-  private nums: Float64Array[] = [];
+  private nums: Uint32Array[] = [];
+  private starts: Float64Array[] = [];
   private bps: Uint8Array[] = [];
   private readonly overflow = new BpSlab();
+  private readonly whole = new Map<number, FileData>();
+  /** The birth of the compact block pointers (not a hole's), set by the first. */
+  private birth: bigint | undefined;
   private next = 0;
   private readonly scratch = new Uint8Array(BP_SIZE);
 
@@ -84,26 +99,37 @@ export class FileDataSlab {
     const i = this.next++;
     const c = Math.floor(i / PER_CHUNK);
     if (c === this.nums.length) {
-      this.nums.push(new Float64Array(PER_CHUNK * NUMS));
+      this.nums.push(new Uint32Array(PER_CHUNK * NUMS));
+      this.starts.push(new Float64Array(PER_CHUNK));
       this.bps.push(new Uint8Array(PER_CHUNK * BP_COMPACT));
     }
+    const raw = this.scratch;
+    if (d.bp instanceof Uint8Array) raw.set(d.bp);
+    else encodeBp(d.bp, raw, 0);
+    const embedded = (raw[PROP_EMBEDDED_BYTE]! & 0x80) !== 0;
+    if (!embedded && !compactable(raw)) throw new Error('a data block pointer with more than one DVA or a physical birth');
+    const birth = rd64le(raw, BIRTH_OFF);
+    const hole = !embedded && birth === 0n;
+    if (!embedded && !hole) this.birth ??= birth;
     const nums = this.nums[c]!;
     const at = (i % PER_CHUNK) * NUMS;
+    const span = d.end - d.start;
+    if ((!embedded && !hole && birth !== this.birth) || !fitsU32(d.size) || !fitsU32(d.maxblkid) || !fitsU32(d.used)
+      || !fitsU32(d.psize) || !fitsU32(d.lsize) || !fitsU32(span)) {
+      nums[at + N_BLK] = BLK_WHOLE;
+      this.whole.set(i, { ...d, bp: raw.slice() });
+      return new WrittenData(this, i);
+    }
     nums[at + N_SIZE] = d.size;
-    nums[at + N_BLK] = d.blksz + d.nlevels;
+    nums[at + N_BLK] = d.blksz + d.nlevels + (hole ? BLK_HOLE : 0);
     nums[at + N_MAXBLKID] = d.maxblkid;
     nums[at + N_USED] = d.used;
     nums[at + N_PSIZE] = d.psize;
     nums[at + N_LSIZE] = d.lsize;
-    nums[at + N_START] = d.start;
-    nums[at + N_END] = d.end;
-    const raw = this.scratch;
-    if (d.bp instanceof Uint8Array) raw.set(d.bp);
-    else encodeBp(d.bp, raw, 0);
+    nums[at + N_SPAN] = span;
+    this.starts[c]![i % PER_CHUNK] = d.start;
     const out = this.bps[c]!;
     let o = (i % PER_CHUNK) * BP_COMPACT;
-    const embedded = (raw[PROP_EMBEDDED_BYTE]! & 0x80) !== 0;
-    if (!embedded && !compactable(raw)) throw new Error('a data block pointer with more than one DVA or a physical birth');
     for (const [from, to] of BP_KEPT) {
       out.set(raw.subarray(from, to), o);
       o += to - from;
@@ -118,16 +144,21 @@ export class FileDataSlab {
     const nums = this.nums[c]!;
     const at = (i % PER_CHUNK) * NUMS;
     const blk = nums[at + N_BLK]!;
-    const nlevels = blk % 512;
+    if (blk === BLK_WHOLE) {
+      const d = this.whole.get(i)!;
+      return { ...d, bp: (d.bp as Uint8Array).slice() };
+    }
+    const nlevels = blk % BLK_HOLE;
+    const start = this.starts[c]![i % PER_CHUNK]!;
     return {
-      size: nums[at + N_SIZE]!, blksz: blk - nlevels, nlevels, maxblkid: nums[at + N_MAXBLKID]!, used: nums[at + N_USED]!,
-      bp: this.bp(c, (i % PER_CHUNK) * BP_COMPACT), psize: nums[at + N_PSIZE]!, lsize: nums[at + N_LSIZE]!,
-      start: nums[at + N_START]!, end: nums[at + N_END]!,
+      size: nums[at + N_SIZE]!, blksz: blk - (blk % 512), nlevels, maxblkid: nums[at + N_MAXBLKID]!, used: nums[at + N_USED]!,
+      bp: this.bp(c, (i % PER_CHUNK) * BP_COMPACT, (blk & BLK_HOLE) !== 0), psize: nums[at + N_PSIZE]!, lsize: nums[at + N_LSIZE]!,
+      start, end: start + nums[at + N_SPAN]!,
     };
   }
 
   /** A compact block pointer as its 128 bytes (a new array: it may outlive the next call). */
-  private bp(c: number, off: number): Uint8Array {
+  private bp(c: number, off: number, hole: boolean): Uint8Array {
     const src = this.bps[c]!;
     if ((src[off + COMPACT_EMBEDDED_BYTE]! & 0x80) !== 0) return this.overflow.raw(Number(rd64le(src, off)));
     const raw = new Uint8Array(BP_SIZE);
@@ -136,6 +167,7 @@ export class FileDataSlab {
       raw.set(src.subarray(o, o + to - from), from);
       o += to - from;
     }
+    if (!hole) u64le(raw, BIRTH_OFF, this.birth!);
     return raw;
   }
 }

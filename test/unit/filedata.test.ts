@@ -20,10 +20,12 @@ const embedded: BlkPtr = {
   cksum: new Uint8Array(32), embedded: Uint8Array.from({ length: 37 }, (_, i) => 200 - i),
 };
 
-function data(bp: BlkPtr, n: number): FileData {
+/** Numbers beyond 32 bits when `big` (a file of 8 GiB and more); the start of its range always is. */
+function data(bp: BlkPtr, n: number, big = false): FileData {
+  const b = big ? 2 ** 33 : 0;
   return {
-    size: 2 ** 33 + n, blksz: 131072, nlevels: 1 + (n % 5), maxblkid: 65535 + n, used: 2 ** 34 + 512 * n, bp,
-    psize: 2 ** 33 + 3 * n, lsize: 2 ** 33 + 5 * n, start: 2 ** 35 + n, end: 2 ** 35 + 2 * n + 1,
+    size: b + n, blksz: 131072, nlevels: 1 + (n % 5), maxblkid: (big ? 65535 : 0) + n, used: 2 * b + 512 * n, bp,
+    psize: b + 3 * n, lsize: b + 5 * n, start: 2 ** 35 + n, end: 2 ** 35 + 2 * b + 2 * n + 1,
   };
 }
 
@@ -40,7 +42,7 @@ describe('FileDataSlab', () => {
     const stored = [];
     // more than one chunk of records, every kind of pointer in each
     for (let n = 0; n < 4200; n++) {
-      const d = data(kinds[n % kinds.length]!, n);
+      const d = data(kinds[n % kinds.length]!, n, n % 7 === 3);
       stored.push({ d, w: slab.store(d) });
     }
     for (const { d, w } of stored) {
@@ -48,6 +50,17 @@ describe('FileDataSlab', () => {
       expect(got.bp).toEqual(encoded(d.bp as BlkPtr));
       expect({ ...got, bp: undefined }).toEqual({ ...d, bp: undefined });
     }
+  });
+
+  it('keeps whole a block pointer born in another txg than the others', () => {
+    const slab = new FileDataSlab();
+    const a = slab.store(data(plain, 1));
+    const later = { ...plain, birth: 9 };
+    const b = slab.store(data(later, 2));
+    const hole = slab.store(data(HOLE, 3));
+    expect(a.data.bp).toEqual(encoded(plain));
+    expect(b.data.bp).toEqual(encoded(later));
+    expect(hole.data.bp).toEqual(encoded(HOLE));
   });
 
   it('takes a block pointer that is already encoded', () => {
