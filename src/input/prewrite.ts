@@ -44,8 +44,9 @@ export function prewriteData(root: Inode, ctx: InputContext): void {
  * entries sorted, then its subdirectories in name order): the walk reports
  * each directory it has read (`walked`) and calls `pump` between
  * directories, which requests the files now known and writes those whose
- * bytes the reader thread already has, without waiting for it. So the
- * reader and the image writer work while the tree is still being walked;
+ * bytes can be had without waiting (all of them when the build thread
+ * reads them itself; those a reader thread already has otherwise). So the
+ * data is read and the image written while the tree is still being walked;
  * the order of the data, and so the image, stays the tree order.
  */
 export class Prewriter {
