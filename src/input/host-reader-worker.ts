@@ -4,19 +4,16 @@
 // another core than the checksumming and layout. Requests arrive as
 // messages; between batches the thread returns to its event loop to get
 // the next one.
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { constants } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  mapReadRing, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
+  blockOffset, mapReadRing, readBlock, MAX_RECORDS, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
   REC_LAST, REC_MORE, REC_SHRANK, REC_WORDS, tableBase,
 } from './read-ring.js';
 
 /** One message: paths (bytes, each ended by a NUL), their sizes and block sizes. */
 interface Batch { paths: Uint8Array; sizes: Float64Array; blocks: Float64Array }
-
-/** Whole blocks start at multiples of this in a slot (the checksum kernel reads them in place). */
-const BLOCK_ALIGN = 512;
 
 const { sab } = workerData as { sab: SharedArrayBuffer };
 const { ctrl, table, data } = mapReadRing(sab);
@@ -99,23 +96,16 @@ function readBlocks(fd: number, size: number, block: number, file: number): void
   let pos = 0;
   while (pos < size) {
     acquire();
-    const off = Math.ceil(fill / BLOCK_ALIGN) * BLOCK_ALIGN;
-    if (off + block > READ_SLOT_BYTES) {
+    const off = blockOffset(fill, block);
+    if (off < 0) {
       publish();
       continue;
     }
-    const at = (produced % READ_SLOTS) * READ_SLOT_BYTES + off;
     const want = Math.min(block, size - pos);
-    let got = 0;
-    while (got < want) {
-      const n = readSync(fd, data, at + got, want - got, pos + got);
-      if (n === 0) {
-        record(file, 0, REC_SHRANK);
-        return;
-      }
-      got += n;
+    if (!readBlock(fd, data, (produced % READ_SLOTS) * READ_SLOT_BYTES + off, pos, want, block)) {
+      record(file, 0, REC_SHRANK);
+      return;
     }
-    if (want < block) data.fill(0, at + want, at + block);
     fill = off + block;
     pos += want;
     record(file, want, pos === size ? REC_LAST : REC_MORE, off, block);

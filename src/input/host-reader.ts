@@ -5,7 +5,7 @@
 // instead. The build names the files it will need, in order, a bounded
 // number ahead (`request`), then takes each one's bytes in that order
 // (`read`).
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
@@ -13,7 +13,7 @@ import { checksumInPlace, forgetMemory } from '../zio/fletcher4.js';
 import { fileBlockSize } from '../zpl/filedata.js';
 import type { AdoptedBuffer } from '../vdev/imagefile.js';
 import {
-  allocReadRing, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
+  allocReadRing, blockOffset, readBlock, mapReadRing, R_CONSUMED, R_FAILED, R_PRODUCED, R_QUIT, R_STARTED, READ_SLOT_BYTES, READ_SLOTS, REC_ERROR,
   REC_LAST, REC_SHRANK, REC_WORDS, tableBase, type ReadRing,
 } from './read-ring.js';
 
@@ -26,8 +26,6 @@ export class HostReadError extends Error {
 
 /** Requests go to the thread in batches of this many files. */
 const BATCH = 64;
-/** Whole blocks start at multiples of this in a slot (the checksum kernel reads them in place). */
-const BLOCK_ALIGN = 512;
 
 /**
  * TSMAKEFS_READER=1 reads on a thread of its own (same bytes). Measured
@@ -249,20 +247,14 @@ export class HostFileReader {
       const block = req.block;
       let pos = 0;
       while (pos < req.size) {
-        let off = Math.ceil(this.fill / BLOCK_ALIGN) * BLOCK_ALIGN;
-        if (off + block > READ_SLOT_BYTES) {
+        let off = blockOffset(this.fill, block);
+        if (off < 0) {
           this.nextSlot();
           off = 0;
         }
         const at = (this.slot % READ_SLOTS) * READ_SLOT_BYTES + off;
         const want = Math.min(block, req.size - pos);
-        let got = 0;
-        while (got < want) {
-          const n = readSync(fd, data, at + got, want - got, pos + got);
-          if (n === 0) throw new HostReadError(undefined, undefined, true);
-          got += n;
-        }
-        if (want < block) data.fill(0, at + want, at + block);
+        if (!readBlock(fd, data, at, pos, want, block)) throw new HostReadError(undefined, undefined, true);
         this.fill = off + block;
         pos += want;
         sink(data.subarray(at, at + want), data.subarray(at, at + block));

@@ -11,6 +11,7 @@
 // can checksum it and have the image writer thread write it where it lies,
 // never copying it.
 
+import { readSync } from 'node:fs';
 import { FLETCHER4_RESERVED } from '../zio/fletcher4-memory.js';
 
 export const READ_SLOTS = 8;
@@ -66,4 +67,28 @@ export function mapReadRing(sab: SharedArrayBuffer): ReadRing {
   const table = new Int32Array(sab, TABLE_OFF, READ_SLOTS * TABLE_WORDS);
   const data = new Uint8Array(sab, DATA_OFF, READ_SLOTS * READ_SLOT_BYTES);
   return { ctrl, table, data };
+}
+
+/** Whole blocks start at multiples of this in a slot (the checksum kernel reads them in place). */
+const BLOCK_ALIGN = 512;
+
+/** Where in a slot filled up to `fill` the next block of `block` bytes goes; -1: the slot has no room left for it. */
+export function blockOffset(fill: number, block: number): number {
+  const off = Math.ceil(fill / BLOCK_ALIGN) * BLOCK_ALIGN;
+  return off + block > READ_SLOT_BYTES ? -1 : off;
+}
+
+/**
+ * Read `want` bytes of the file at `pos` into `data` at `at`, then zeros up
+ * to `block` bytes. false: the file ended first (it shrank since the walk).
+ */
+export function readBlock(fd: number, data: Uint8Array, at: number, pos: number, want: number, block: number): boolean {
+  let got = 0;
+  while (got < want) {
+    const n = readSync(fd, data, at + got, want - got, pos + got);
+    if (n === 0) return false;
+    got += n;
+  }
+  if (want < block) data.fill(0, at + want, at + block);
+  return true;
 }

@@ -52,21 +52,25 @@ const U32_MAX = 0xffff_ffff;
 const PER_CHUNK = 4096;
 
 // A data block pointer (one DVA, phys_birth 0) is 128 bytes of which only
-// these ranges can be non-zero: dva[0], blk_prop, fill and checksum; its
-// birth is the same for every file (the data's txg), or 0 for a hole.
-// Embedded ones (payload all over) are kept whole in an overflow slab, and
-// their compact record holds that slab's index where dva[0] would be.
-const BP_KEPT: ReadonlyArray<readonly [number, number]> = [[0, 16], [48, 56], [88, 128]];
-const BP_COMPACT = 64;
+// these ranges can be non-zero: dva[0], blk_prop, then birth, fill and
+// checksum. The birth is the same for every file (the data's txg), or 0 for
+// a hole, so a compact record keeps the rest (BP_KEPT). Embedded ones
+// (payload all over) are kept whole in an overflow slab, and their compact
+// record holds that slab's index where dva[0] would be.
+type Ranges = ReadonlyArray<readonly [number, number]>;
 const BIRTH_OFF = 80;
+const BP_SET: Ranges = [[0, 16], [48, 56], [BIRTH_OFF, 128]];
+const BP_KEPT: Ranges = [[0, 16], [48, 56], [BIRTH_OFF + 8, 128]];
+const BP_COMPACT = 64;
+const NO_BIRTH = new Uint8Array(8);
 const PROP_EMBEDDED_BYTE = 52; // blk_prop bit 39 lives in this byte's bit 7
 /** Where that byte is in a compact record (blk_prop follows dva[0]'s 16 bytes). */
 const COMPACT_EMBEDDED_BYTE = 16 + PROP_EMBEDDED_BYTE - 48;
 
-/** Whether an encoded block pointer is zero outside BP_KEPT and the birth. */
+/** Whether an encoded block pointer is zero outside BP_SET. */
 function compactable(raw: Uint8Array): boolean {
   let from = 0;
-  for (const [start, end] of [[0, 16], [48, 56], [BIRTH_OFF, 128]] as const) {
+  for (const [start, end] of BP_SET) {
     for (let b = from; b < start; b++) if (raw[b] !== 0) return false;
     from = end;
   }
@@ -74,11 +78,6 @@ function compactable(raw: Uint8Array): boolean {
 }
 
 const fitsU32 = (v: number) => v >= 0 && v <= U32_MAX;
-
-function isZero(b: Uint8Array, off: number, n: number): boolean {
-  for (let i = off; i < off + n; i++) if (b[i] !== 0) return false;
-  return true;
-}
 
 function sameBytes(b: Uint8Array, off: number, want: Uint8Array): boolean {
   for (let i = 0; i < want.length; i++) if (b[off + i] !== want[i]) return false;
@@ -118,7 +117,7 @@ export class FileDataSlab {
     else encodeBp(d.bp, raw, 0);
     const embedded = (raw[PROP_EMBEDDED_BYTE]! & 0x80) !== 0;
     if (!embedded && !compactable(raw)) throw new Error('a data block pointer with more than one DVA or a physical birth');
-    const hole = !embedded && isZero(raw, BIRTH_OFF, 8);
+    const hole = !embedded && sameBytes(raw, BIRTH_OFF, NO_BIRTH);
     if (!embedded && !hole) this.birth ??= raw.slice(BIRTH_OFF, BIRTH_OFF + 8);
     const nums = this.nums[c]!;
     const at = (i % PER_CHUNK) * NUMS;
