@@ -5,13 +5,18 @@
 import { createReadStream, fstatSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { MessageChannel, parentPort, workerData } from 'node:worker_threads';
+import { MessageChannel, parentPort } from 'node:worker_threads';
 import { runBuild } from '../build.js';
 import { setImageWriterHost } from '../vdev/imagefile.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
 
 const port = parentPort!;
-const { inv, progress } = workerData as WorkerRequest;
+// The thread may be started before the command line is parsed
+// (build-thread.ts): its request comes as the first message, and the
+// build's modules above load while it is on its way.
+const { inv, progress } = await new Promise<WorkerRequest>((resolve) => {
+  port.once('message', resolve);
+});
 const post = (m: WorkerMessage): void => port.postMessage(m);
 
 /**

@@ -12,46 +12,18 @@
 // profiler or debugger), the build runs on the main thread and a signal,
 // handled between asynchronous steps, removes every open temporary image.
 
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import { Worker, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import type { BuildProgress, BuildSummary } from '../build.js';
 import type { InputPlan } from '../input/pipeline.js';
 import type { Inode } from '../input/tree.js';
 import type { ImageOptions } from '../options.js';
 import { errnoCode, InterruptedError, UserError } from '../util/errors.js';
 import type { BuildInvocation } from './args.js';
+import { OLD_GENERATION_MB, startBuildThread, takeBuildThread, workerAvailable } from './build-thread.js';
 import { ProgressLine, progressWanted } from './progress.js';
 import { formatSummary, formatSummaryJson } from './summary.js';
-
-/**
- * The build thread's young generation (V8 resourceLimits), in MB. What
- * survives a scavenge is nearly all tree, promoted anyway, so a larger
- * young generation only holds more garbage: 8 -> 2 MB took ~10 MB off the
- * /usr peak and ~6 MB off 100k small files, CPU and wall time unchanged.
- */
-const YOUNG_GENERATION_MB = 2;
-
-/**
- * The build thread's old generation limit, in MB. Below 2 GB V8 lets the
- * heap grow less between collections (at most 2x what survived instead of
- * 4x): on /usr that keeps ~25 MB of garbage out of the peak RSS, for no
- * time. 2 GB still holds millions of entries (a build keeps ~400 bytes of
- * heap per entry), and it is never more than V8 would give (its default
- * is a quarter of physical memory, up to 4 GB).
- */
-const OLD_GENERATION_MB = Math.min(2047, Math.floor(getHeapStatistics().heap_size_limit / 2 ** 20));
-
-/**
- * How far V8 lets a heap grow past what survived its last full collection,
- * in percent. The build keeps nearly all it allocates (the tree), so V8's
- * own factor (up to 2x here) is mostly room for garbage it will never need:
- * on /usr that room was 25-35 MB of the peak RSS. The extra collections
- * run while the build waits for the image writer (bench/RESULTS.md).
- */
-const HEAP_GROWING_PERCENT = Number(process.env['TSMAKEFS_HEAP_GROWING_PERCENT'] ?? 25);
 
 export interface CliBuildIO {
   stdout(text: string): void;
@@ -127,14 +99,6 @@ export function fromWire(w: WireError): Error {
   return e;
 }
 
-const WORKER_URL = new URL('./build-worker.js', import.meta.url);
-
-/** The build thread is used unless TSMAKEFS_IN_PROCESS=1 (profilers, debuggers) or it is not compiled. */
-function workerAvailable(): boolean {
-  if (process.env['TSMAKEFS_IN_PROCESS'] === '1') return false;
-  return WORKER_URL.protocol === 'file:' && existsSync(fileURLToPath(WORKER_URL));
-}
-
 // ---------------------------------------------------------------- the build
 
 /** Run a build as the command line does; prints warnings, progress and the summary. */
@@ -194,16 +158,9 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
   // "-": the worker reads file descriptor 0 itself (piping process.stdin
   // through the main thread costs a copy per chunk and buffers)
   const request: WorkerRequest = { inv, progress: progress !== undefined };
-  // A V8 flag, so the whole process's: set only here, where the process
-  // is the command line's own (a program calling buildImage keeps its own).
-  if (HEAP_GROWING_PERCENT > 0) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
-  // A build keeps most of what it allocates (the tree) and throws away
-  // small per-block garbage: a small young generation costs no time and
-  // keeps tens of MB out of the peak RSS (bench/RESULTS.md).
-  const worker = new Worker(WORKER_URL, {
-    workerData: request,
-    resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB, maxOldGenerationSizeMb: OLD_GENERATION_MB },
-  });
+  // started early by run() when the command line looked like a build
+  const worker = takeBuildThread() ?? startBuildThread();
+  worker.postMessage(request);
   progress?.startTimer();
   const writers: Array<{ done: Promise<void>; stop(): void }> = [];
   let onSignal: ((sig: 'SIGINT' | 'SIGTERM') => void) | undefined;

@@ -98,7 +98,15 @@ function report(err: unknown, io: CliIO): number {
   return EXIT_INTERNAL;
 }
 
+/** Whether `argv` asks for a build: not a quick answer, nor our own reader (whose commands come first). */
+export function looksLikeBuild(argv: readonly string[]): boolean {
+  if (argv.length === 0 || argv[0] === 'verify' || argv[0] === 'ls' || argv[0] === 'cat') return false;
+  return !argv.some((a) => a === '--version' || a === '--help' || a === '-h');
+}
+
 /** What bin/tsmakefs calls. */
 export async function run(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  // the build thread boots while the options are parsed (build-thread.ts)
+  if (looksLikeBuild(argv)) (await import('./build-thread.js')).prestartBuildThread();
   process.exitCode = await main(argv);
 }

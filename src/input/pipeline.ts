@@ -17,7 +17,6 @@ import { forceOwners, ownerOverride } from './owners.js';
 import { hostUserDb, resolveGroup, resolveUser, userDbFromDir, type UserDb } from './passwd.js';
 import { prewriteData, Prewriter } from './prewrite.js';
 import { applySpec } from './spec.js';
-import { readTar } from './tar.js';
 import { clampTimes, type TimePolicy } from './times.js';
 import type { DataSource, Inode } from './tree.js';
 import { mergeDirectories, walkDirectories } from './walk.js';
@@ -173,12 +172,16 @@ export async function openInputs(plan: InputPlan, opts: { prewrite: boolean; onT
           });
           mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
           break;
-        default:
+        default: {
+          // tar-stream and its dependencies load only for a tarball: ~40 ms
+          // of a directory build's start-up otherwise
+          const { readTar } = await import('./tar.js');
           root = await readTar(primary.stream, ctx, {
             name: primary.name, gzip: primary.kind === 'tar.gz', policy: plan.policy,
             users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
           });
           mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
+        }
       }
       if (spec !== undefined) {
         applySpec(root, spec, {

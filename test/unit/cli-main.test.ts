@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, test } from 'vitest';
-import { EXIT_INTERNAL, EXIT_OK, EXIT_USER, main, type MakeImage } from '../../src/cli/main.js';
+import { EXIT_INTERNAL, EXIT_OK, EXIT_USER, looksLikeBuild, main, type MakeImage } from '../../src/cli/main.js';
 import type { Inode } from '../../src/input/tree.js';
 import type { ImageOptions } from '../../src/options.js';
 
@@ -33,6 +33,18 @@ beforeEach(() => {
   calls.length = 0;
   behaviour = () => ({ poolSize: 1073741824, allocated: 4096n, objects: 12, datasets: 1 });
   delete process.env['TSMAKEFS_DEBUG'];
+});
+
+describe('looksLikeBuild (the build thread is started before parsing)', () => {
+  test('a build', () => {
+    expect(looksLikeBuild(['-t', 'zfs', '-o', 'poolname=p', 'a.img', 'stage'])).toBe(true);
+    expect(looksLikeBuild(['a.img', '-'])).toBe(true);
+  });
+  test('quick answers and our own reader start no thread', () => {
+    for (const argv of [[], ['--version'], ['--help'], ['-t', 'zfs', '-h'], ['verify', 'a.img'], ['ls', 'a.img', '/'], ['cat', 'a.img', '/f']]) {
+      expect(looksLikeBuild(argv), argv.join(' ')).toBe(false);
+    }
+  });
 });
 
 describe('main', () => {
