@@ -87,6 +87,11 @@ export interface InputContext {
   blockSize?(size: number, path?: string): number;
   /** Offer a shared buffer whose blocks the image may write from where they lie (ImageFile.adopt). */
   adoptBuffer?(sab: SharedArrayBuffer): AdoptedBuffer | null;
+  /**
+   * false: beginFile and blockSize do not look at the path (every dataset
+   * writes files alike), so a reader need not put paths together.
+   */
+  pathsMatter?: boolean;
 }
 
 /** One regular file's data on its way into the image. */
@@ -178,8 +183,13 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       .map((d) => ({ d, rel: relMount(d.mountpoint, opts.rootPath) }))
       .filter((x) => x.rel !== null)
       .sort((a, b) => b.rel!.length - a.rel!.length);
+    // Datasets that all write files alike (the usual case: one, or several
+    // with the same recordsize and compression) need no path per file.
+    const kinds = new Map([...settings.values()].map((st) => [`${st.recordsize}/${st.comp}`, st]));
+    const uniform = kinds.size === 1 ? [...kinds.values()][0]! : undefined;
     /** The settings of the dataset a path (relative to the tree root) will land in. */
     const settingsFor = (path: string | undefined) => {
+      if (uniform !== undefined) return uniform;
       const p = `/${path ?? ''}`;
       const m = byMount.find((x) => x.rel === '/' || p === x.rel || p.startsWith(`${x.rel}/`));
       return settings.get((m?.d ?? plan).name)!;
@@ -212,6 +222,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
         },
         blockSize: (size, path) => fileBlockSize(size, settingsFor(path).recordsize),
         adoptBuffer: (sab) => image.adopt(sab),
+        pathsMatter: uniform === undefined,
       };
       root = await source(ctx);
     } else {

@@ -62,7 +62,7 @@ export class Prewriter {
   private readonly reader: HostFileReader;
 
   constructor(root: Inode, private readonly ctx: InputContext, opts: { complete: boolean }) {
-    this.cursor = new FileCursor(root, opts.complete ? null : new Set());
+    this.cursor = new FileCursor(root, opts.complete ? null : new Set(), ctx.pathsMatter !== false);
     this.reader = new HostFileReader(RECORDSIZE, ctx.adoptBuffer?.bind(ctx));
   }
 
@@ -124,7 +124,8 @@ export class Prewriter {
  * paths relative to the root. One frame per directory on the way down,
  * rather than every entry of every directory on the way pushed at once.
  * Paths go along so the image can apply the right dataset's recordsize and
- * compression.
+ * compression, unless the image says they do not matter (every dataset
+ * writes files alike): then every path is ''.
  */
 class FileCursor {
   private readonly stack: Frame[];
@@ -134,7 +135,7 @@ class FileCursor {
    * entries are known; the cursor stops in front of any other (and resumes
    * there). null: the tree is complete.
    */
-  constructor(root: Inode, public walked: Set<Inode> | null) {
+  constructor(root: Inode, public walked: Set<Inode> | null, private readonly paths = true) {
     this.stack = [{ dir: root, path: '', next: 0 }];
   }
 
@@ -150,8 +151,9 @@ class FileCursor {
       }
       const e = entries[top.next++]!;
       const ino = e.inode;
-      if (ino.type === 'file') return { ino, path: childPath(top.path, e.name) };
-      if (ino.entries) stack.push({ dir: ino, path: childPath(top.path, e.name), next: 0 });
+      // (without paths, not even the name: a file's is made on each access)
+      if (ino.type === 'file') return { ino, path: this.paths ? childPath(top.path, e.name) : '' };
+      if (ino.entries) stack.push({ dir: ino, path: this.paths ? childPath(top.path, e.name) : '', next: 0 });
     }
     return undefined;
   }

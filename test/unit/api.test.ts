@@ -76,6 +76,27 @@ describe('buildImage', () => {
     }
   });
 
+  test('each file is written in the blocks of the dataset it lands in (recordsize by path)', async () => {
+    // stage/home/user/notes.txt (400 kB) and stage/random (300 kB): one
+    // dataset with a 16K recordsize, the other at the default 128K; and the
+    // same tree with every dataset alike, where no path is needed at all
+    const blockSizes = async (datasets: string[]): Promise<number[]> => {
+      const img = join(outDir(`rs-${datasets.length}`), 'rs.img');
+      await buildImage({ image: img, inputs: [stage], poolName: 'rs', size: '128m', timestamp: T, workers: WORKERS, datasets });
+      const pool = openPool(img);
+      try {
+        return [['rs', '/random'], ['rs/home', '/user/notes.txt']].map(([ds, path]) => {
+          const fs = api.openFileSystem(pool, ds);
+          return fs.os.dnode(fs.lookup(path!)).datablksz;
+        });
+      } finally {
+        pool.close();
+      }
+    };
+    expect(await blockSizes(['rs/home;recordsize=16k'])).toEqual([131072, 16384]);
+    expect(await blockSizes(['rs;recordsize=16k', 'rs/home'])).toEqual([16384, 16384]);
+  });
+
   test('reports the pool, each dataset and the inputs', () => {
     expect(summary.poolName).toBe('apipool');
     expect(summary.imageSize).toBe(128 * 2 ** 20);
