@@ -8,6 +8,7 @@ import type { Timespec } from '../input/tree.js';
 import { ReadError } from '../reader/errors.js';
 import { showPath } from '../input/walk.js';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
+import { isInspectCommand, type InspectCommand } from './commands.js';
 
 export interface InspectIO {
   stdout(text: string): void;
@@ -21,12 +22,7 @@ const EXIT_OK = 0;
 const EXIT_FAIL = 1;
 const EXIT_INTERNAL = 2;
 
-export const INSPECT_COMMANDS = ['verify', 'ls', 'cat'] as const;
-export type InspectCommand = (typeof INSPECT_COMMANDS)[number];
-
-export function isInspectCommand(word: string | undefined): word is InspectCommand {
-  return (INSPECT_COMMANDS as readonly string[]).includes(word ?? '');
-}
+export { INSPECT_COMMANDS, isInspectCommand, type InspectCommand } from './commands.js';
 
 const USAGE: Record<InspectCommand, string> = {
   verify: `usage: tsmakefs verify [-q] IMAGE [--against DIR [--dataset NAME] [-T timestamp]

@@ -7,6 +7,7 @@ import { errnoCode, fsUserError, InterruptedError, UserError } from '../util/err
 import type { Inode } from '../input/tree.js';
 import type { ImageOptions } from '../options.js';
 import type { BuildInvocation } from './args.js';
+import { isInspectCommand } from './commands.js';
 import { packageVersion } from './version.js';
 
 export interface CliIO {
@@ -53,7 +54,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO, write
       return EXIT_OK;
     }
     // tsmakefs verify|ls|cat IMAGE ...: our own reader
-    if (argv[0] === 'verify' || argv[0] === 'ls' || argv[0] === 'cat') {
+    if (isInspectCommand(argv[0])) {
       const { runInspect } = await import('./inspect.js');
       return await runInspect([...argv], io);
     }
@@ -100,7 +101,7 @@ function report(err: unknown, io: CliIO): number {
 
 /** Whether `argv` asks for a build: not a quick answer, nor our own reader (whose commands come first). */
 export function looksLikeBuild(argv: readonly string[]): boolean {
-  if (argv.length === 0 || argv[0] === 'verify' || argv[0] === 'ls' || argv[0] === 'cat') return false;
+  if (argv.length === 0 || isInspectCommand(argv[0])) return false;
   return !argv.some((a) => a === '--version' || a === '--help' || a === '-h');
 }
 

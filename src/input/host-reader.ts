@@ -156,9 +156,10 @@ export class HostFileReader {
 
   /**
    * Hand the next requested file's bytes to `sink`, in pieces (views that
-   * are only valid during the call). `block`, from the reader thread: the
-   * piece as a whole block, zeros after the data; it may be given to the
-   * image as it is (ImageFile.write adopts it). Throws HostReadError.
+   * are only valid during the call). `block`: the piece as a whole block,
+   * zeros after the data, read whether inline or by the reader thread; it
+   * may be given to the image as it is (ImageFile.write adopts it). Throws
+   * HostReadError.
    */
   read(sink: (piece: Uint8Array, block: Uint8Array) => void): void {
     const file = this.next++;

@@ -184,7 +184,7 @@ function writeData(p: Pending, ctx: InputContext, reader: HostFileReader): DataS
     // whole blocks go as they are only where the context named their size
     // (and so the sink takes them); other sinks get the data of each
     const whole = ctx.blockSize !== undefined && sink.writeBlock !== undefined;
-    reader.read((piece, block) => (whole && block !== undefined ? sink.writeBlock!(block, piece.length) : sink.write(piece)));
+    reader.read((piece, block) => (whole ? sink.writeBlock!(block, piece.length) : sink.write(piece)));
   } catch (err) {
     if (!(err instanceof HostReadError)) throw err;
     const shown = showPath(src.path);
