@@ -14,7 +14,7 @@
 import { readSync } from 'node:fs';
 import { FLETCHER4_RESERVED } from '../zio/fletcher4-memory.js';
 
-export const READ_SLOTS = 8;
+export const READ_SLOTS = 4;
 export const READ_SLOT_BYTES = 1024 * 1024;
 export const MAX_RECORDS = 1024;
 

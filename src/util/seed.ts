@@ -4,17 +4,18 @@ import { sha256 } from '@noble/hashes/sha2.js';
 // its consumer ("pool", "vdev", "zap-salt:<objset>:<object>", ...), not drawn
 // from a sequence: adding a consumer never shifts the others, so images only
 // change where the structure changed.
+const utf8 = new TextEncoder();
+const LOW_63 = (1n << 63n) - 1n;
+
 export class SeedSource {
   constructor(private readonly seed: string) {}
 
   /** A non-zero 64-bit value; bit 63 is cleared (GUIDs are printed signed by some tools). */
   derive(label: string): bigint {
-    const enc = new TextEncoder();
+    // (one per directory: the ZAP salts)
     for (let i = 0; ; i++) {
-      const h = sha256(enc.encode(`tsmakefs\0${this.seed}\0${label}\0${i}`));
-      let v = 0n;
-      for (let b = 0; b < 8; b++) v = (v << 8n) | BigInt(h[b]!);
-      v &= (1n << 63n) - 1n;
+      const h = sha256(utf8.encode(`tsmakefs\0${this.seed}\0${label}\0${i}`));
+      const v = new DataView(h.buffer, h.byteOffset, 8).getBigUint64(0, false) & LOW_63;
       if (v !== 0n) return v;
     }
   }

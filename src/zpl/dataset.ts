@@ -204,16 +204,17 @@ export class ZplWriter {
    * within 192 bytes (the spill pointer takes the rest of the dnode) and the
    * remaining ones go to a spill block under a layout of their own.
    */
-  private layoutMemo = new Map<number, { bonus: number[]; spill?: number[] }>();
+  private layoutMemo = new Map<number | string, { bonus: number[]; spill?: number[] }>();
   private layoutFor(ino: Inode): { bonus: number[]; spill?: number[] } {
-    // the common case (no symlink target, no xattrs) depends only on the layout kind and the ACL size
-    if (ino.type !== 'symlink' && !this.xattrBlob(ino)) {
-      const key = (ino.type === 'chardev' || ino.type === 'blockdev' ? 1 : 0) + 2 * aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other').aces.length;
-      let hit = this.layoutMemo.get(key);
-      if (!hit) { hit = this.layoutForUncached(ino); this.layoutMemo.set(key, hit); }
-      return hit;
-    }
-    return this.layoutForUncached(ino);
+    // a layout depends only on the attributes' sizes: the layout kind, the
+    // ACL's, and the symlink target's and xattrs' where there are any (each
+    // symlink worked out afresh was ~4 KB of small Maps and arrays)
+    const key0 = (ino.type === 'chardev' || ino.type === 'blockdev' ? 1 : 0) + 2 * aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other').aces.length;
+    const xa = this.xattrBlob(ino);
+    const key = ino.type !== 'symlink' && !xa ? key0 : `${key0}:${ino.type === 'symlink' ? ino.target!.length : -1}:${xa ? xa.length : -1}`;
+    let hit = this.layoutMemo.get(key);
+    if (!hit) { hit = this.layoutForUncached(ino); this.layoutMemo.set(key, hit); }
+    return hit;
   }
   private layoutForUncached(ino: Inode): { bonus: number[]; spill?: number[] } {
     const { attrs, sizes } = this.saAttrs(ino);
