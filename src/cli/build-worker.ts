@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { MessageChannel, parentPort } from 'node:worker_threads';
 import { runBuild } from '../build.js';
 import { setImageWriterHost } from '../vdev/imagefile.js';
+import { portChannel, setDirZapHost } from '../zpl/dirzaps.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
 
 const port = parentPort!;
@@ -36,6 +37,18 @@ setImageWriterHost((sab, fd) => {
   const { port1, port2 } = new MessageChannel();
   port.postMessage({ t: 'writer', sab, fd, port: port2 } satisfies WorkerMessage, [port2]);
   return port1;
+});
+
+// Directory ZAPs built ahead of the ZPL writer by the main thread, which
+// idles through that pass (dirzaps.ts): opt-in, TSMAKEFS_DIRZAPS=1. On /usr
+// it takes ~0.4 s off that pass (~2.0 -> ~1.6 s) but raises the peak RSS by
+// ~20-25 MiB (the main thread's allocations for it are freed late), more
+// than the memory target leaves (bench/RESULTS.md, eighth round).
+if (process.env.TSMAKEFS_DIRZAPS === '1') setDirZapHost(() => {
+  const { port1, port2 } = new MessageChannel();
+  const sab = new SharedArrayBuffer(4);
+  port.postMessage({ t: 'dirzaps', sab, port: port2 } satisfies WorkerMessage, [port2]);
+  return portChannel(port1, new Int32Array(sab));
 });
 
 try {

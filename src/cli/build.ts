@@ -67,7 +67,9 @@ export type WorkerMessage =
   | { t: 'done'; result: BuildSummary }
   | { t: 'error'; e: WireError }
   /** Run an image writer here (setImageWriterHost): the ring, the image's descriptor, the port adopted buffers come on. */
-  | { t: 'writer'; sab: SharedArrayBuffer; fd: number; port: MessagePort };
+  | { t: 'writer'; sab: SharedArrayBuffer; fd: number; port: MessagePort }
+  /** Build directory ZAPs here (setDirZapHost): jobs and results go on the port, results are counted in the SAB's word. */
+  | { t: 'dirzaps'; sab: SharedArrayBuffer; port: MessagePort };
 
 /** An error crossing from the worker: what main.ts's report() needs to word it. */
 export interface WireError {
@@ -163,6 +165,7 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
   worker.postMessage(request);
   progress?.startTimer();
   const writers: Array<{ done: Promise<void>; stop(): void }> = [];
+  const zapPorts: MessagePort[] = [];
   let onSignal: ((sig: 'SIGINT' | 'SIGTERM') => void) | undefined;
   try {
     return await new Promise<BuildSummary>((resolve, reject) => {
@@ -181,6 +184,12 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
           case 'writer': {
             // this thread only waits for the build: it writes the image too
             writers.push(hostImageWriter(m.sab, m.fd, m.port));
+            break;
+          }
+          case 'dirzaps': {
+            // and builds directory ZAPs while the build writes the rest of the objects
+            zapPorts.push(m.port);
+            void import('../zpl/dirzaps.js').then(({ serveDirJobs }) => serveDirJobs(m.port, new Int32Array(m.sab)));
             break;
           }
         }
@@ -213,6 +222,7 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
     // and the image writers it had here, which would wait for it for ever
     for (const w of writers) w.stop();
     await Promise.all(writers.map((w) => w.done));
+    for (const p of zapPorts) p.close();
     // gone after a commit (renamed) or the worker's own clean-up; left when it was stopped
     rmSync(tmpPathFor(inv.options.image), { force: true });
   }

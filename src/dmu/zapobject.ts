@@ -14,7 +14,11 @@ export interface ZapObjectOptions {
 }
 
 export function writeZapObject(zio: ZioWriter, type: number, entries: ZapEntry[], salt: bigint, opts: ZapObjectOptions = {}): Dnode {
-  const img = buildZap(entries, { salt });
+  return writeZapBlocks(zio, type, buildZap(entries, { salt }), opts);
+}
+
+/** Write a ZAP object whose blocks are built already (every block blockSize bytes, block id order). */
+export function writeZapBlocks(zio: ZioWriter, type: number, img: { blockSize: number; blocks: Uint8Array[] }, opts: ZapObjectOptions = {}): Dnode {
   const dn = newDnode(type, img.blockSize, opts.bonustype ?? 0, opts.bonus ?? new Uint8Array(0), opts.nblkptr);
   return writeObject(zio, dn, img.blocks);
 }

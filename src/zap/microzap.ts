@@ -44,14 +44,15 @@ export function mzapBlockSize(numEntries: number, rounding: 'sector' | 'pow2' = 
  * Writes a micro ZAP with the entries in `p.order`, which must all be single
  * uint64s with names shorter than MZAP_NAME_LEN (the caller's choice rule).
  */
-export function encodeMicroZap(p: PackedEntries, salt: bigint, blockSize: number): Uint8Array {
+export function encodeMicroZap(p: PackedEntries, salt: bigint, blockSize: number, into?: Uint8Array): Uint8Array {
   saltHalves(salt);
   if (blockSize % SPA_MINBLOCKSIZE !== 0 || blockSize < SPA_MINBLOCKSIZE) {
     throw new RangeError(`micro ZAP block size ${blockSize} is not a positive multiple of ${SPA_MINBLOCKSIZE}`);
   }
   if (p.n > blockSize / MZAP_ENT_LEN - 1) throw new RangeError(`${p.n} entries do not fit a ${blockSize}-byte micro ZAP`);
-  const block = new Uint8Array(blockSize);
-  const dv = new DataView(block.buffer);
+  // `into`: written there (cleared first) rather than in an array of its own
+  const block = into !== undefined && into.length >= blockSize ? into.subarray(0, blockSize).fill(0) : new Uint8Array(blockSize);
+  const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
   dv.setBigUint64(0, ZBT_MICRO, true);
   dv.setBigUint64(8, salt, true);
   dv.setBigUint64(16, 0n, true);

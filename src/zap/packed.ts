@@ -41,6 +41,11 @@ class Grower {
   constructor(initial: number) {
     this.buf = new Uint8Array(Math.max(64, initial));
   }
+  /** Start over (the bytes stay allocated for the next directory). */
+  reset(): this {
+    this.len = 0;
+    return this;
+  }
   reserve(extra: number): void {
     if (this.len + extra <= this.buf.length) return;
     let cap = this.buf.length * 2;
@@ -56,16 +61,36 @@ class Grower {
 const valueScratch = new Uint8Array(ZAP_MAXVALUELEN);
 const valueScratchDv = new DataView(valueScratch.buffer);
 
+// The packed arrays are scratch too, grown as needed and handed out as views:
+// a PackedEntries is only valid until the next call (buildZap encodes it at
+// once). Arrays of their own per directory were garbage outside the JS heap,
+// which V8 frees only at its next collection: on a thread that builds many
+// ZAPs and allocates little else (dirzaps.ts) they piled up by tens of MB.
+const namesScratch = new Grower(4096);
+const valuesScratch = new Grower(4096);
+let u32Scratch = new Uint32Array(0);
+let u8Scratch = new Uint8Array(0);
+let f64Scratch = new Float64Array(0);
+
+function scratchArrays(n: number): { nameOff: Uint32Array; valueOff: Uint32Array; h28: Uint32Array; order: Uint32Array; cd: Uint32Array; intLen: Uint8Array; keys: Float64Array } {
+  const need = 5 * (n + 1);
+  if (u32Scratch.length < need) u32Scratch = new Uint32Array(Math.max(need, 2 * u32Scratch.length));
+  if (u8Scratch.length < n) u8Scratch = new Uint8Array(Math.max(n, 2 * u8Scratch.length));
+  if (f64Scratch.length < n) f64Scratch = new Float64Array(Math.max(n, 2 * f64Scratch.length));
+  const part = (k: number): Uint32Array => u32Scratch.subarray(k * (n + 1), (k + 1) * (n + 1)).fill(0);
+  return {
+    nameOff: part(0), valueOff: part(1), h28: part(2).subarray(0, n), order: part(3).subarray(0, n), cd: part(4).subarray(0, n),
+    intLen: u8Scratch.subarray(0, n), keys: f64Scratch.subarray(0, n),
+  };
+}
+
 export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameLen: number): PackedEntries {
   const [shi, slo] = saltHalves(salt);
   const n = entries.length;
   if (n >= INDEX_SPAN) throw new RangeError(`too many ZAP entries (${n})`);
-  const names = new Grower(n * 16);
-  const values = new Grower(n * 8);
-  const nameOff = new Uint32Array(n + 1);
-  const valueOff = new Uint32Array(n + 1);
-  const intLen = new Uint8Array(n);
-  const h28 = new Uint32Array(n);
+  const names = namesScratch.reset();
+  const values = valuesScratch.reset();
+  const { nameOff, valueOff, intLen, h28, keys, order, cd } = scratchArrays(n);
   let allSingle = true;
   let longest = 0;
   for (let i = 0; i < n; i++) {
@@ -92,10 +117,8 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
   }
   const nameBuf = names.buf;
 
-  const keys = new Float64Array(n);
   for (let i = 0; i < n; i++) keys[i] = h28[i]! * INDEX_SPAN + i;
   keys.sort();
-  const order = new Uint32Array(n);
   for (let k = 0; k < n; k++) order[k] = keys[k]! % INDEX_SPAN;
 
   const cmpNames = (a: number, b: number): number => {
@@ -108,7 +131,6 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
     }
     return la - lb;
   };
-  const cd = new Uint32Array(n);
   let maxCollisions = n > 0 ? 1 : 0;
   for (let k = 0; k < n; ) {
     const h = h28[order[k]!]!;

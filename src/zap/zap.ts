@@ -29,7 +29,12 @@ import { ZAP_LEAF_ARRAY_NCHUNKS, ZAP_LEAF_NUMCHUNKS_BS } from './zapleaf.js';
 /** Leaf chunks a micro entry would take after an upgrade (MZAP_ENT_CHUNKS). */
 const MZAP_ENT_CHUNKS = 1 + ZAP_LEAF_ARRAY_NCHUNKS(MZAP_NAME_LEN) + ZAP_LEAF_ARRAY_NCHUNKS(8);
 
-export function buildZap(entries: readonly ZapEntry[], opts: ZapOptions): ZapImage {
+/**
+ * `microInto`: a micro ZAP's block is written there (a view of it is
+ * returned, valid until the caller reuses it), for a caller that copies the
+ * block away at once.
+ */
+export function buildZap(entries: readonly ZapEntry[], opts: ZapOptions, microInto?: Uint8Array): ZapImage {
   saltHalves(opts.salt);
   if (opts.normflags !== undefined && opts.normflags !== 0) throw new RangeError('ZAP normflags other than 0 are not supported');
   const bs = opts.fatBlockShift ?? FZAP_DEFAULT_BLOCK_SHIFT;
@@ -52,7 +57,7 @@ export function buildZap(entries: readonly ZapEntry[], opts: ZapOptions): ZapIma
     // gather more entries than a fat leaf could take after a later upgrade.
     p.maxCollisions * MZAP_ENT_CHUNKS < ZAP_LEAF_NUMCHUNKS_BS(bs);
   if (micro) {
-    return { kind: 'micro', blockSize: microSize, blocks: [encodeMicroZap(p, opts.salt, microSize)], numEntries: p.n };
+    return { kind: 'micro', blockSize: microSize, blocks: [encodeMicroZap(p, opts.salt, microSize, microInto)], numEntries: p.n };
   }
   const fat = encodeFatZap(p, opts.salt, bs);
   return { kind: 'fat', blockSize: fat.blockSize, blocks: fat.blocks, numEntries: p.n };

@@ -6,7 +6,9 @@
 import * as fs from 'node:fs';
 import { Inode, NodeType, Timespec } from '../input/tree.js';
 import { type ZapEntry } from '../zap/index.js';
-import { writeZapObject } from '../dmu/zapobject.js';
+import { writeZapBlocks, writeZapObject } from '../dmu/zapobject.js';
+import { buildZap } from '../zap/index.js';
+import { dirEntries, DirZapsAhead, zapSalt, type DirZap } from './dirzaps.js';
 import { Dnode, newDnode, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
 import { fileAccount, FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
 import { fullMetaLevels, ObjsetWriter } from '../dmu/objset.js';
@@ -41,10 +43,6 @@ const S_IFMT: Record<NodeType, number> = {
   fifo: 0o010000, chardev: 0o020000, dir: 0o040000, blockdev: 0o060000,
   file: 0o100000, symlink: 0o120000, socket: 0o140000,
 };
-const DT: Record<NodeType, number> = {
-  fifo: 1, chardev: 2, dir: 4, blockdev: 6, file: 8, symlink: 10, socket: 12,
-};
-
 const enc = new TextEncoder();
 
 interface ZnodePlan {
@@ -240,7 +238,7 @@ export class ZplWriter {
     this.planTree();
     const zio = this.zio;
     zio.charge = new SpaceAccount();
-    const salt = (obj: number) => this.seed.derive(`zap-salt:${this.name}:${obj}`);
+    const salt = (obj: number) => zapSalt(this.seed, this.name, obj);
     const zap = (obj: number, type: number, entries: ZapEntry[]): Dnode => writeZapObject(zio, type, entries, salt(obj));
     const u = (name: string, v: number | bigint): ZapEntry => ({ name: enc.encode(name), value: BigInt(v) });
 
@@ -260,12 +258,20 @@ export class ZplWriter {
     this.os.put(SA_LAYOUTS_OBJ, zap(SA_LAYOUTS_OBJ, DMU_OT_SA_ATTR_LAYOUTS,
       this.layouts.list.map((attrs, i) => ({ name: enc.encode(String(i + 2)), value: { intLen: 2, ints: attrs } }))));
 
-    // every other object, in object-number order (the planning order)
+    // every other object, in object-number order (the planning order); the
+    // directories' ZAPs are built ahead on another thread where there is one
     const byObj = this.byObj;
-    for (let i = 0; i < byObj.length; i++) {
-      const ino = byObj[i]!;
-      const dn = ino.type === 'dir' ? this.directory(ino) : ino.type === 'file' ? this.file(ino) : this.special(ino);
-      this.os.put(i + FIRST_TREE_OBJ, dn);
+    const ahead = DirZapsAhead.open(this.seed.text, this.name);
+    try {
+      let sent = 0;
+      for (let i = 0; i < byObj.length; i++) {
+        const ino = byObj[i]!;
+        if (ahead !== null) sent = ahead.send(byObj, sent);
+        const dn = ino.type === 'dir' ? this.directory(ino, ahead?.take()) : ino.type === 'file' ? this.file(ino) : this.special(ino);
+        this.os.put(i + FIRST_TREE_OBJ, dn);
+      }
+    } finally {
+      ahead?.close();
     }
     const acct = zio.charge;
     const bp = this.os.finish(DMU_OST_ZFS);
@@ -328,16 +334,13 @@ export class ZplWriter {
     return { bonus, spill: encodeSa(snum, lay.spill, values, spillSize) };
   }
 
-  private directory(ino: Inode): Dnode {
+  /** `built`: its ZAP from DirZapsAhead; built here if not given. */
+  private directory(ino: Inode, built?: DirZap): Dnode {
     this.dirs++;
     const p = this.planOf(ino);
-    const entries: ZapEntry[] = ino.entries!.map((e) => ({
-      name: e.name,
-      value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(e.inode.objid!),
-    }));
-    const { bonus, spill } = this.bonus(ino, 2 + entries.length);
-    const dn = writeZapObject(this.zio, DMU_OT_DIRECTORY_CONTENTS, entries, this.seed.derive(`zap-salt:${this.name}:${p.objid}`),
-      { bonustype: DMU_OT_SA, bonus, nblkptr: 1 });
+    const { bonus, spill } = this.bonus(ino, 2 + ino.entries!.length);
+    const img = built ?? buildZap(dirEntries(ino), { salt: zapSalt(this.seed, this.name, p.objid) });
+    const dn = writeZapBlocks(this.zio, DMU_OT_DIRECTORY_CONTENTS, img, { bonustype: DMU_OT_SA, bonus, nblkptr: 1 });
     return this.withSpill(dn, spill);
   }
 
