@@ -41,9 +41,10 @@ setImageWriterHost((sab, fd) => {
 
 // Directory ZAPs built ahead of the ZPL writer by the main thread, which
 // idles through that pass (dirzaps.ts): opt-in, TSMAKEFS_DIRZAPS=1. On /usr
-// it takes ~0.4 s off that pass (~2.0 -> ~1.6 s) but raises the peak RSS by
-// ~20-25 MiB (the main thread's allocations for it are freed late), more
-// than the memory target leaves (bench/RESULTS.md, eighth round).
+// it takes ~0.3-0.5 s off that pass (~1.9 -> ~1.5 s) but raises the peak
+// RSS by ~15 MiB (the batches' buffers, allocated on one thread and freed
+// by the other's next collection), more than the memory target leaves
+// (bench/RESULTS.md, eighth round).
 if (process.env.TSMAKEFS_DIRZAPS === '1') setDirZapHost(() => {
   const { port1, port2 } = new MessageChannel();
   const sab = new SharedArrayBuffer(4);

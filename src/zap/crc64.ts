@@ -44,10 +44,10 @@ export function saltHalves(salt: bigint): [hi: number, lo: number] {
  * The kept hash bits as a number in [0, 2^28): the 64-bit hash is this value
  * shifted left by 36.
  */
-export function zapHash28(saltHi: number, saltLo: number, name: Uint8Array): number {
+export function zapHash28(saltHi: number, saltLo: number, name: Uint8Array, from = 0, to = name.length): number {
   let hi = saltHi;
   let lo = saltLo;
-  for (let i = 0; i < name.length; i++) {
+  for (let i = from; i < to; i++) {
     const idx = (lo ^ name[i]!) & 0xff;
     lo = ((lo >>> 8) | (hi << 24)) ^ TABLE_LO[idx]!;
     hi = (hi >>> 8) ^ TABLE_HI[idx]!;

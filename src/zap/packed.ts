@@ -72,12 +72,21 @@ let u32Scratch = new Uint32Array(0);
 let u8Scratch = new Uint8Array(0);
 let f64Scratch = new Float64Array(0);
 
-function scratchArrays(n: number): { nameOff: Uint32Array; valueOff: Uint32Array; h28: Uint32Array; order: Uint32Array; cd: Uint32Array; intLen: Uint8Array; keys: Float64Array } {
+interface ScratchViews { nameOff: Uint32Array; valueOff: Uint32Array; h28: Uint32Array; order: Uint32Array; cd: Uint32Array; intLen: Uint8Array; keys: Float64Array }
+
+/** The scratch arrays for n entries, cleared (grown first if need be). */
+function scratchArrays(n: number): ScratchViews {
   const need = 5 * (n + 1);
   if (u32Scratch.length < need) u32Scratch = new Uint32Array(Math.max(need, 2 * u32Scratch.length));
   if (u8Scratch.length < n) u8Scratch = new Uint8Array(Math.max(n, 2 * u8Scratch.length));
   if (f64Scratch.length < n) f64Scratch = new Float64Array(Math.max(n, 2 * f64Scratch.length));
-  const part = (k: number): Uint32Array => u32Scratch.subarray(k * (n + 1), (k + 1) * (n + 1)).fill(0);
+  u32Scratch.fill(0, 0, need);
+  return scratchViews(n);
+}
+
+/** The same views, as they are. */
+function scratchViews(n: number): ScratchViews {
+  const part = (k: number): Uint32Array => u32Scratch.subarray(k * (n + 1), (k + 1) * (n + 1));
   return {
     nameOff: part(0), valueOff: part(1), h28: part(2).subarray(0, n), order: part(3).subarray(0, n), cd: part(4).subarray(0, n),
     intLen: u8Scratch.subarray(0, n), keys: f64Scratch.subarray(0, n),
@@ -90,7 +99,7 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
   if (n >= INDEX_SPAN) throw new RangeError(`too many ZAP entries (${n})`);
   const names = namesScratch.reset();
   const values = valuesScratch.reset();
-  const { nameOff, valueOff, intLen, h28, keys, order, cd } = scratchArrays(n);
+  const { nameOff, valueOff, intLen, h28 } = scratchArrays(n);
   let allSingle = true;
   let longest = 0;
   for (let i = 0; i < n; i++) {
@@ -115,7 +124,59 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
     valueOff[i + 1] = values.len;
     intLen[i] = info.intLen;
   }
-  const nameBuf = names.buf;
+  return finishPacking(n, allSingle, longest);
+}
+
+/**
+ * packEntries for a ZPL directory's entries as dirzaps.ts sends them: from
+ * `at` in `src`, per entry a DT type (u8), an object number (f64 LE), the
+ * name's length (u16 LE) and bytes; each value is (type << 60) | object.
+ * No object per entry: a thread that packs a whole tree's directories
+ * allocates next to nothing. Returns where the entries end, too.
+ */
+export function packDirEntries(src: Uint8Array, at: number, n: number, salt: bigint, maxNameLen: number): { packed: PackedEntries; end: number } {
+  const [shi, slo] = saltHalves(salt);
+  if (n >= INDEX_SPAN) throw new RangeError(`too many ZAP entries (${n})`);
+  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
+  const names = namesScratch.reset();
+  const values = valuesScratch.reset();
+  const { nameOff, valueOff, intLen, h28 } = scratchArrays(n);
+  let longest = 0;
+  for (let i = 0; i < n; i++) {
+    const type = src[at]!;
+    const obj = dv.getFloat64(at + 1, true);
+    const len = dv.getUint16(at + 9, true);
+    const from = at + 11;
+    at = from + len;
+    if (len === 0 || len > maxNameLen || src.subarray(from, at).indexOf(0) >= 0) {
+      checkName(src.slice(from, at), maxNameLen, 'ZAP entry');
+    }
+    if (len > longest) longest = len;
+    h28[i] = zapHash28(shi, slo, src, from, at);
+    names.reserve(len);
+    const nb = names.buf;
+    for (let k = 0; k < len; k++) nb[names.len + k] = src[from + k]!;
+    names.len += len;
+    nameOff[i + 1] = names.len;
+    // big-endian (type << 60) | obj, obj < 2^53
+    const hi = type * 0x10000000 + Math.floor(obj / 0x100000000);
+    const lo = obj % 0x100000000;
+    values.reserve(8);
+    const vb = values.buf;
+    const o = values.len;
+    vb[o] = hi >>> 24; vb[o + 1] = hi >>> 16; vb[o + 2] = hi >>> 8; vb[o + 3] = hi;
+    vb[o + 4] = lo >>> 24; vb[o + 5] = lo >>> 16; vb[o + 6] = lo >>> 8; vb[o + 7] = lo;
+    values.len += 8;
+    valueOff[i + 1] = values.len;
+    intLen[i] = 8;
+  }
+  return { packed: finishPacking(n, true, longest), end: at };
+}
+
+/** Order the packed entries by (hash, name) and hand out collision differentiators. */
+function finishPacking(n: number, allSingle: boolean, longest: number): PackedEntries {
+  const { nameOff, valueOff, intLen, h28, keys, order, cd } = scratchViews(n);
+  const nameBuf = namesScratch.buf;
 
   for (let i = 0; i < n; i++) keys[i] = h28[i]! * INDEX_SPAN + i;
   keys.sort();
@@ -141,7 +202,7 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
       run.sort(cmpNames);
       for (let r = 0; r < run.length; r++) {
         if (r > 0 && cmpNames(run[r - 1]!, run[r]!) === 0) {
-          throw new Error(`duplicate ZAP name ${nameForError(entries[run[r]!]!.name)}`);
+          throw new Error(`duplicate ZAP name ${nameForError(nameBuf.subarray(nameOff[run[r]!]!, nameOff[run[r]! + 1]!))}`);
         }
         order[k + r] = run[r]!;
         cd[run[r]!] = r;
@@ -154,7 +215,7 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
     n,
     names: nameBuf,
     nameOff,
-    values: values.buf,
+    values: valuesScratch.buf,
     valueOff,
     intLen,
     h28,

@@ -9,7 +9,7 @@
 import { saltHalves } from './crc64.js';
 import { encodeFatZap, decodeFatZap, FZAP_MAX_BLOCK_SHIFT, FZAP_MIN_BLOCK_SHIFT } from './fatzap.js';
 import { decodeMicroZap, encodeMicroZap, mzapBlockSize } from './microzap.js';
-import { packEntries } from './packed.js';
+import { packEntries, type PackedEntries } from './packed.js';
 import {
   FZAP_DEFAULT_BLOCK_SHIFT,
   MZAP_MAX_SIZE,
@@ -29,12 +29,17 @@ import { ZAP_LEAF_ARRAY_NCHUNKS, ZAP_LEAF_NUMCHUNKS_BS } from './zapleaf.js';
 /** Leaf chunks a micro entry would take after an upgrade (MZAP_ENT_CHUNKS). */
 const MZAP_ENT_CHUNKS = 1 + ZAP_LEAF_ARRAY_NCHUNKS(MZAP_NAME_LEN) + ZAP_LEAF_ARRAY_NCHUNKS(8);
 
+export function buildZap(entries: readonly ZapEntry[], opts: ZapOptions): ZapImage {
+  return zapFromPacked(() => packEntries(entries, opts.salt, ZAP_MAXNAMELEN - 1), opts);
+}
+
 /**
- * `microInto`: a micro ZAP's block is written there (a view of it is
- * returned, valid until the caller reuses it), for a caller that copies the
- * block away at once.
+ * buildZap from entries packed by `pack` (packEntries or packDirEntries),
+ * called once the options are checked. `microInto`: a micro ZAP's block is
+ * written there (a view of it is returned, valid until the caller reuses
+ * it), for a caller that copies the block away at once.
  */
-export function buildZap(entries: readonly ZapEntry[], opts: ZapOptions, microInto?: Uint8Array): ZapImage {
+export function zapFromPacked(pack: () => PackedEntries, opts: ZapOptions, microInto?: Uint8Array): ZapImage {
   saltHalves(opts.salt);
   if (opts.normflags !== undefined && opts.normflags !== 0) throw new RangeError('ZAP normflags other than 0 are not supported');
   const bs = opts.fatBlockShift ?? FZAP_DEFAULT_BLOCK_SHIFT;
@@ -46,7 +51,7 @@ export function buildZap(entries: readonly ZapEntry[], opts: ZapOptions, microIn
   // zap_get_micro_max_size(): rounded up to a sector, capped at MZAP_MAX_SIZE.
   const microLimit = Math.min(MZAP_MAX_SIZE, Math.ceil(microMax / SPA_MINBLOCKSIZE) * SPA_MINBLOCKSIZE);
 
-  const p = packEntries(entries, opts.salt, ZAP_MAXNAMELEN - 1);
+  const p = pack();
   const microSize = mzapBlockSize(p.n, opts.microBlockRounding ?? 'sector');
   const micro =
     !opts.forceFat &&

@@ -15,7 +15,10 @@
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import type { Inode, NodeType } from '../input/tree.js';
 import { SeedSource } from '../util/seed.js';
-import { buildZap, type ZapEntry } from '../zap/index.js';
+import { type ZapEntry } from '../zap/index.js';
+import { packDirEntries } from '../zap/packed.js';
+import { ZAP_MAXNAMELEN } from '../zap/types.js';
+import { zapFromPacked } from '../zap/zap.js';
 
 /** A directory's ZAP as the writer writes it: the object's block size and its blocks. */
 export interface DirZap {
@@ -114,19 +117,14 @@ export function runDirJobs(batch: DirJobBatch): ArrayBuffer {
   for (let d = 0; d < batch.dirs; d++) {
     const objid = dv.getFloat64(at, true);
     const n = dv.getUint32(at + 8, true);
-    at += 12;
-    const entries: ZapEntry[] = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const type = src[at]!;
-      const child = dv.getFloat64(at + 1, true);
-      const len = dv.getUint16(at + 9, true);
-      at += 11;
-      entries[i] = { name: src.subarray(at, at + len), value: (BigInt(type) << 60n) | BigInt(child) };
-      at += len;
-    }
+    const from = at + 12;
+    at = from;
+    for (let i = 0; i < n; i++) at += 11 + dv.getUint16(at + 9, true);
     let img: DirZap;
     try {
-      img = buildZap(entries, { salt: zapSalt(seed, batch.dataset, objid) }, microBlock);
+      // packed straight from the job's bytes: no object per entry
+      const salt = zapSalt(seed, batch.dataset, objid);
+      img = zapFromPacked(() => packDirEntries(src, from, n, salt, ZAP_MAXNAMELEN - 1).packed, { salt }, microBlock);
     } catch {
       out.u32(1);
       out.u32(0);
