@@ -132,9 +132,9 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
  * `at` in `src`, per entry a DT type (u8), an object number (f64 LE), the
  * name's length (u16 LE) and bytes; each value is (type << 60) | object.
  * No object per entry: a thread that packs a whole tree's directories
- * allocates next to nothing. Returns where the entries end, too.
+ * allocates next to nothing.
  */
-export function packDirEntries(src: Uint8Array, at: number, n: number, salt: bigint, maxNameLen: number): { packed: PackedEntries; end: number } {
+export function packDirEntries(src: Uint8Array, at: number, n: number, salt: bigint, maxNameLen: number): PackedEntries {
   const [shi, slo] = saltHalves(salt);
   if (n >= INDEX_SPAN) throw new RangeError(`too many ZAP entries (${n})`);
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
@@ -170,7 +170,7 @@ export function packDirEntries(src: Uint8Array, at: number, n: number, salt: big
     valueOff[i + 1] = values.len;
     intLen[i] = 8;
   }
-  return { packed: finishPacking(n, true, longest), end: at };
+  return finishPacking(n, true, longest);
 }
 
 /** Order the packed entries by (hash, name) and hand out collision differentiators. */

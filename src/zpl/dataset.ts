@@ -5,9 +5,8 @@
 // streamed one record at a time from its source.
 import * as fs from 'node:fs';
 import { Inode, NodeType, Timespec } from '../input/tree.js';
-import { type ZapEntry } from '../zap/index.js';
+import { buildZap, type ZapEntry } from '../zap/index.js';
 import { writeZapBlocks, writeZapObject } from '../dmu/zapobject.js';
-import { buildZap } from '../zap/index.js';
 import { dirEntries, DirZapsAhead, zapSalt, type DirZap } from './dirzaps.js';
 import { Dnode, newDnode, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
 import { fileAccount, FileData, FileDataWriter, RECORDSIZE } from './filedata.js';

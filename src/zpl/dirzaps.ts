@@ -27,7 +27,7 @@ export interface DirZap {
 }
 
 /** Directory entry types (DT_* of <dirent.h>), the top 4 bits of a ZPL directory entry's value. */
-export const DT: Record<NodeType, number> = {
+const DT: Record<NodeType, number> = {
   fifo: 1, chardev: 2, dir: 4, blockdev: 6, file: 8, symlink: 10, socket: 12,
 };
 
@@ -48,6 +48,13 @@ export function zapSalt(seed: SeedSource, dataset: string, objid: number): bigin
 // (u16) and bytes. Results: per directory a status (u32: 0 built, 1 failed:
 // the writer builds that one itself and meets the error there), the block
 // size and count (u32 each), then the blocks.
+
+/** Bytes before a job's entries (object number, entry count) and before a result's blocks (status, block size, block count). */
+const DIR_HEAD = 12;
+/** Bytes before an entry's name (type, object number, name length). */
+const ENTRY_HEAD = 11;
+const BUILT = 0;
+const FAILED = 1;
 
 /** A growable byte buffer with little-endian writes. */
 class Out {
@@ -99,14 +106,14 @@ export interface DirJobBatch {
   jobs: ArrayBuffer;
 }
 
-/** Build the ZAPs of a batch (the host's side); the results, in job order. */
-// (one at a time on a host: the results are gathered here and sent as one
-// copy; micro ZAP blocks, most of them, are built in one array and copied
-// in: a block each was garbage outside the JS heap that the host, which
-// allocates little else, freed only tens of MB later)
+// (one batch at a time on a host: the results are gathered here and sent
+// as one copy; micro ZAP blocks, most of them, are built in one array and
+// copied in: a block each was garbage outside the JS heap that the host,
+// which allocates little else, freed only tens of MB later)
 const results = new Out();
 const microBlock = new Uint8Array(128 * 1024);
 
+/** Build the ZAPs of a batch (the host's side); the results, in job order. */
 export function runDirJobs(batch: DirJobBatch): ArrayBuffer {
   const seed = new SeedSource(batch.seed);
   const src = new Uint8Array(batch.jobs);
@@ -117,21 +124,21 @@ export function runDirJobs(batch: DirJobBatch): ArrayBuffer {
   for (let d = 0; d < batch.dirs; d++) {
     const objid = dv.getFloat64(at, true);
     const n = dv.getUint32(at + 8, true);
-    const from = at + 12;
+    const from = at + DIR_HEAD;
     at = from;
-    for (let i = 0; i < n; i++) at += 11 + dv.getUint16(at + 9, true);
+    for (let i = 0; i < n; i++) at += ENTRY_HEAD + dv.getUint16(at + 9, true);
     let img: DirZap;
     try {
       // packed straight from the job's bytes: no object per entry
       const salt = zapSalt(seed, batch.dataset, objid);
-      img = zapFromPacked(() => packDirEntries(src, from, n, salt, ZAP_MAXNAMELEN - 1).packed, { salt }, microBlock);
+      img = zapFromPacked(() => packDirEntries(src, from, n, salt, ZAP_MAXNAMELEN - 1), { salt }, microBlock);
     } catch {
-      out.u32(1);
+      out.u32(FAILED);
       out.u32(0);
       out.u32(0);
       continue;
     }
-    out.u32(0);
+    out.u32(BUILT);
     out.u32(img.blockSize);
     out.u32(img.blocks.length);
     for (const b of img.blocks) out.bytes(b);
@@ -148,9 +155,9 @@ export function serveDirJobs(port: MessagePort, ctrl: Int32Array): void {
     } catch {
       // (not the ZAPs' own errors, which runDirJobs reports per directory):
       // the writer builds the whole batch itself and meets whatever it was
-      res = new ArrayBuffer(12 * batch.dirs);
+      res = new ArrayBuffer(DIR_HEAD * batch.dirs);
       const dv = new DataView(res);
-      for (let d = 0; d < batch.dirs; d++) dv.setUint32(12 * d, 1, true);
+      for (let d = 0; d < batch.dirs; d++) dv.setUint32(DIR_HEAD * d, FAILED, true);
     }
     port.postMessage(res, [res]);
     Atomics.add(ctrl, 0, 1);
@@ -281,8 +288,8 @@ export class DirZapsAhead {
       const status = dv.getUint32(at, true);
       const blockSize = dv.getUint32(at + 4, true);
       const n = dv.getUint32(at + 8, true);
-      at += 12;
-      if (status !== 0) {
+      at += DIR_HEAD;
+      if (status !== BUILT) {
         this.results.push(undefined);
         continue;
       }
