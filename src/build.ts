@@ -12,22 +12,14 @@ import { makeImage, type ImageSummary, type Progress } from './image.js';
 import type { ImageOptions } from './options.js';
 import { openInputs, type InputPlan } from './input/pipeline.js';
 import { pathKind } from './input/detect.js';
-import type { Inode, Timespec } from './input/tree.js';
+import type { InputTotals, Inode, Timespec } from './input/tree.js';
 import { parseFsItems, type FsItem } from './cli/fsoptions.js';
 import { fmtSize, OutOfSpaceError } from './vdev/allocator.js';
 import { SPA_MINDEVSIZE, vdevGeometry } from './vdev/geometry.js';
 import { UserError } from './util/errors.js';
 import { formatSize, parseSize } from './util/size.js';
 
-/** What the inputs hold, counted on the finished tree (hard links once). */
-export interface InputTotals {
-  /** Inodes of every type, the root directory included. */
-  entries: number;
-  /** Regular files. */
-  files: number;
-  /** Sum of the regular files' sizes. */
-  bytes: number;
-}
+export type { InputTotals } from './input/tree.js';
 
 /** Progress of a whole build (BuildOptions.onProgress). */
 export interface BuildProgress {
@@ -151,8 +143,8 @@ export async function runBuild(plan: InputPlan, options: ImageOptions, hooks: Bu
   emit?.({ phase: 'scan', files: 0, bytes: 0, written: 0 });
   const source = await openInputs(plan, {
     prewrite: true,
-    onTree: (root) => {
-      total = treeTotals(root);
+    onTree: (root, counted) => {
+      total = counted ?? treeTotals(root);
       emit?.({ ...last, total });
     },
   });

@@ -53,6 +53,22 @@ export interface Dirent {
   /** Raw name bytes (no '/' and no NUL), 1..255 bytes. */
   name: Uint8Array;
   inode: Inode;
+  /**
+   * The same name as a latin1 string (one code unit per byte), where an
+   * input keeps it so (the walk): strings compare in byte order too, and
+   * without the byte array `name` may have to make on each read.
+   */
+  readonly latin1Name?: string;
+}
+
+/** What a tree holds, counted on the finished tree (hard links once). */
+export interface InputTotals {
+  /** Inodes of every type, the root directory included. */
+  entries: number;
+  /** Regular files. */
+  files: number;
+  /** Sum of the regular files' sizes. */
+  bytes: number;
 }
 
 const ZERO_TIME: Timespec = { sec: 0, nsec: 0 };
@@ -88,7 +104,13 @@ export function sortTree(dir: Inode): void {
 }
 
 function isSorted(entries: Dirent[]): boolean {
-  for (let i = 1; i < entries.length; i++) if (compareNames(entries[i - 1]!.name, entries[i]!.name) > 0) return false;
+  for (let i = 1; i < entries.length; i++) {
+    const a = entries[i - 1]!;
+    const b = entries[i]!;
+    const sa = a.latin1Name;
+    const sb = b.latin1Name;
+    if (sa !== undefined && sb !== undefined ? sa > sb : compareNames(a.name, b.name) > 0) return false;
+  }
   return true;
 }
 

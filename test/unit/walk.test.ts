@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { InputContext } from '../../src/image.js';
 import { prewriteData } from '../../src/input/prewrite.js';
-import type { Inode } from '../../src/input/tree.js';
-import { linuxDevice, showPath, timespecFromNs, walkDirectories } from '../../src/input/walk.js';
+import { newDir, sortTree, type Inode } from '../../src/input/tree.js';
+import { linuxDevice, showPath, timespecFromNs, walkCounted, walkDirectories } from '../../src/input/walk.js';
+import { treeTotals } from '../../src/build.js';
 import { UserError } from '../../src/util/errors.js';
 
 /** A source path as fs calls take it (raw bytes for names that are not UTF-8). */
@@ -240,6 +241,33 @@ describe('walkDirectories: one input', () => {
     expect(names(fwd)).toEqual(['.hidden', '0', 'B', 'Z', '_', 'a', 'a-b', 'a.b', 'ab', 'b', '~', Buffer.from('é').toString('latin1')]);
   });
 
+  test('sortTree finds a walked tree sorted and sorts one whose entries were moved, by bytes, mixed with plain entries', () => {
+    const stage = dir('stage');
+    const order = ['b', 'B', 'a', 'é', 'e', '~', 'ab'];
+    for (const n of order) mk(`stage/${n}`, n);
+    mkdirSync(join(stage, 'sub'));
+    linkSync(join(stage, 'a'), join(stage, 'sub', 'z'));
+    linkSync(join(stage, 'a'), join(stage, 'sub', 'y'));
+    const root = walkDirectories([stage]);
+    const want = names(root);
+    const before = [...root.entries!];
+    sortTree(root);
+    // a sorted directory keeps its entries as they are
+    for (let i = 0; i < before.length; i++) expect(root.entries![i]).toBe(before[i]);
+    // walked entries (a file that is its own entry, a hard link's second name)
+    // reversed and mixed with a plain entry between them
+    root.entries!.reverse();
+    const plain = newDir();
+    root.entries!.splice(3, 0, { name: Buffer.from('c'), inode: plain });
+    const sub = child(root, 'sub');
+    sub.entries!.reverse();
+    expect(names(sub)).toEqual(['z', 'y']);
+    sortTree(root);
+    expect(names(root)).toEqual([...want.slice(0, want.indexOf('e')), 'c', ...want.slice(want.indexOf('e'))]);
+    expect(names(root)).toEqual(['B', 'a', 'ab', 'b', 'c', 'e', 'sub', '~', Buffer.from('é').toString('latin1')]);
+    expect(names(sub)).toEqual(['y', 'z']);
+  });
+
   test('trailing slashes on the input do not double in paths', () => {
     const stage = dir('stage');
     mk('stage/f', 'x');
@@ -248,6 +276,31 @@ describe('walkDirectories: one input', () => {
 });
 
 describe('walkDirectories: several inputs merge like makefs', () => {
+  test('walkCounted counts the tree as treeTotals does: hard links once, merged directories once', () => {
+    const a = dir('a');
+    const b = dir('b');
+    dir('a/etc');
+    dir('a/etc/deep');
+    dir('b/etc/deep/er');
+    dir('b/usr');
+    mk('a/etc/passwd', 'root:x:0:0');
+    mk('a/etc/deep/f', '12345');
+    mk('b/etc/group', 'wheel');
+    mk('b/etc/deep/er/g', 'x'.repeat(3000));
+    mk('b/usr/empty', '');
+    symlinkSync('passwd', join(a, 'etc/sym'));
+    // within one input (a file and a symlink) and across the two
+    linkSync(join(a, 'etc/passwd'), join(a, 'etc/passwd.hard'));
+    linkSync(join(a, 'etc/sym'), join(a, 'etc/sym.hard'));
+    linkSync(join(a, 'etc/deep/f'), join(b, 'usr/f.hard'));
+    for (const dirs of [[a], [b], [a, b], [b, a]]) {
+      const { root, totals } = walkCounted(dirs);
+      expect(totals).toEqual(treeTotals(root));
+    }
+    // a: root, etc, deep, passwd(+hard), f, sym(+hard); b adds usr, er, group, g, empty
+    expect(walkCounted([a, b]).totals).toEqual({ entries: 11, files: 5, bytes: 10 + 5 + 5 + 3000 });
+  });
+
   test('same-named directories merge recursively; the first keeps its metadata', () => {
     const a = dir('a');
     const b = dir('b');
