@@ -369,8 +369,10 @@ export class ZplWriter {
   private file(ino: Inode): Dnode {
     this.files++;
     const { bonus, spill } = this.bonus(ino, ino.size);
-    const pre = ino.source?.kind === 'written';
-    const data = ino.source?.kind === 'written' ? ino.source.data : this.streamData(ino);
+    // (a walked file makes its source object on each read)
+    const src = ino.source;
+    const pre = src?.kind === 'written';
+    const data = src?.kind === 'written' ? src.data : this.streamData(ino);
     if (data.size !== ino.size) throw new Error('file data does not match its size');
     this.dataBytes += ino.size;
     if (pre) this.prewritten.add(fileAccount(data));

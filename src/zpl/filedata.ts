@@ -138,9 +138,10 @@ export class FileDataSlab {
     this.starts[c]![i % PER_CHUNK] = d.start;
     const out = this.bps[c]!;
     let o = (i % PER_CHUNK) * BP_COMPACT;
+    // (bytes copied one by one: a subarray per range was the most of
+    // store()'s allocation, once per file of the walk)
     for (const [from, to] of BP_KEPT) {
-      out.set(raw.subarray(from, to), o);
-      o += to - from;
+      for (let b = from; b < to; b++) out[o++] = raw[b]!;
     }
     if (embedded) u64le(out, (i % PER_CHUNK) * BP_COMPACT, this.overflow.put(raw));
     return new WrittenData(this, i);
