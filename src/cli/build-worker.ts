@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { MessageChannel, parentPort } from 'node:worker_threads';
 import { runBuild } from '../build.js';
 import { setImageWriterHost } from '../vdev/imagefile.js';
-import { portChannel, setDirZapHost } from '../zpl/dirzaps.js';
+import { allocDirZapMemory, portChannel, setDirZapHost } from '../zpl/dirzaps.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
 
 const port = parentPort!;
@@ -40,16 +40,18 @@ setImageWriterHost((sab, fd) => {
 });
 
 // Directory ZAPs built ahead of the ZPL writer by the main thread, which
-// idles through that pass (dirzaps.ts): opt-in, TSMAKEFS_DIRZAPS=1. On /usr
-// it takes ~0.3-0.5 s off that pass (~1.9 -> ~1.5 s) but raises the peak
-// RSS by ~15 MiB (the batches' buffers, allocated on one thread and freed
-// by the other's next collection), more than the memory target leaves
-// (bench/RESULTS.md, eighth round).
-if (process.env.TSMAKEFS_DIRZAPS === '1') setDirZapHost(() => {
+// idles through that pass (dirzaps.ts): ~0.2-0.6 s off that pass on /usr
+// (~1.6-2.3 s without), for ~1.3 MiB of shared slots and ~2 MiB more at the
+// peak (bench/RESULTS.md, ninth round). TSMAKEFS_DIRZAPS=0 leaves them to
+// the build thread. One set of slots serves every dataset in turn (the
+// writer has one channel open at a time), each channel its own counter.
+let dirZapSlots: SharedArrayBuffer | undefined;
+if (process.env.TSMAKEFS_DIRZAPS !== '0') setDirZapHost(() => {
   const { port1, port2 } = new MessageChannel();
-  const sab = new SharedArrayBuffer(4);
-  port.postMessage({ t: 'dirzaps', sab, port: port2 } satisfies WorkerMessage, [port2]);
-  return portChannel(port1, new Int32Array(sab));
+  const ctrl = new SharedArrayBuffer(4);
+  dirZapSlots ??= allocDirZapMemory();
+  port.postMessage({ t: 'dirzaps', ctrl, sab: dirZapSlots, port: port2 } satisfies WorkerMessage, [port2]);
+  return portChannel(port1, dirZapSlots, new Int32Array(ctrl));
 });
 
 try {

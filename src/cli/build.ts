@@ -68,8 +68,8 @@ export type WorkerMessage =
   | { t: 'error'; e: WireError }
   /** Run an image writer here (setImageWriterHost): the ring, the image's descriptor, the port adopted buffers come on. */
   | { t: 'writer'; sab: SharedArrayBuffer; fd: number; port: MessagePort }
-  /** Build directory ZAPs here (setDirZapHost): jobs and results go on the port, results are counted in the SAB's word. */
-  | { t: 'dirzaps'; sab: SharedArrayBuffer; port: MessagePort };
+  /** Build directory ZAPs here (setDirZapHost): batches are announced on the port, built in `sab`'s slots and counted in `ctrl`'s word. */
+  | { t: 'dirzaps'; ctrl: SharedArrayBuffer; sab: SharedArrayBuffer; port: MessagePort };
 
 /** An error crossing from the worker: what main.ts's report() needs to word it. */
 export interface WireError {
@@ -189,7 +189,7 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
           case 'dirzaps': {
             // and builds directory ZAPs while the build writes the rest of the objects
             zapPorts.push(m.port);
-            void import('../zpl/dirzaps.js').then(({ serveDirJobs }) => serveDirJobs(m.port, new Int32Array(m.sab)));
+            void import('../zpl/dirzaps.js').then(({ serveDirJobs }) => serveDirJobs(m.port, m.sab, new Int32Array(m.ctrl)));
             break;
           }
         }

@@ -148,14 +148,19 @@ export function packDirEntries(src: Uint8Array, at: number, n: number, salt: big
     const len = dv.getUint16(at + 9, true);
     const from = at + 11;
     at = from + len;
-    if (len === 0 || len > maxNameLen || src.subarray(from, at).indexOf(0) >= 0) {
-      checkName(src.slice(from, at), maxNameLen, 'ZAP entry');
-    }
     if (len > longest) longest = len;
-    h28[i] = zapHash28(shi, slo, src, from, at);
     names.reserve(len);
     const nb = names.buf;
-    for (let k = 0; k < len; k++) nb[names.len + k] = src[from + k]!;
+    // (a NUL is looked for while copying: a view and an indexOf per name
+    // cost more, on shared memory above all)
+    let nul = false;
+    for (let k = 0; k < len; k++) {
+      const b = src[from + k]!;
+      nb[names.len + k] = b;
+      if (b === 0) nul = true;
+    }
+    if (len === 0 || len > maxNameLen || nul) checkName(src.slice(from, at), maxNameLen, 'ZAP entry');
+    h28[i] = zapHash28(shi, slo, src, from, at);
     names.len += len;
     nameOff[i + 1] = names.len;
     // big-endian (type << 60) | obj, obj < 2^53

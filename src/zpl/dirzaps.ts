@@ -10,14 +10,17 @@
 //
 // The command line's main thread is the host: it only writes the image
 // while the build thread works, and waits for the ring most of that pass.
-// Without a host (the library, the unit tests) the writer builds them itself.
+// Batches and results travel through a few fixed slots of shared memory; a
+// directory too large for a slot is built by the writer, as is every one
+// without a host (the library, TSMAKEFS_IN_PROCESS=1, TSMAKEFS_DIRZAPS=0).
 
-import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import type { Inode, NodeType } from '../input/tree.js';
 import { SeedSource } from '../util/seed.js';
 import { type ZapEntry } from '../zap/index.js';
 import { packDirEntries } from '../zap/packed.js';
-import { ZAP_MAXNAMELEN } from '../zap/types.js';
+import { mzapBlockSize } from '../zap/microzap.js';
+import { MZAP_ENT_LEN, MZAP_NAME_LEN, SPA_OLD_MAXBLOCKSIZE, ZAP_MAXNAMELEN } from '../zap/types.js';
 import { zapFromPacked } from '../zap/zap.js';
 
 /** A directory's ZAP as the writer writes it: the object's block size and its blocks. */
@@ -57,125 +60,112 @@ export function zapSalt(seed: SeedSource, dataset: string, objid: number): bigin
   return x === 0n ? 1n : x;
 }
 
-// ---------------------------------------------------------------- wire format
+// ---------------------------------------------------------------- shared memory
 //
-// Jobs: per directory its object number (f64) and entry count (u32), then
-// per entry the DT type (u8), the object number (f64), the name's length
-// (u16) and bytes. Results: per directory a status (u32: 0 built, 1 failed:
-// the writer builds that one itself and meets the error there), the block
-// size and count (u32 each), then the blocks.
+// SLOTS job areas, then SLOTS result areas, in one SharedArrayBuffer the
+// channel owns. A job: per directory its object number (f64) and entry count
+// (u32), then per entry the DT type (u8), the object number (f64), the
+// name's length (u16) and bytes (little-endian). A result: per directory a
+// status (u32), the block size and block count (u32 each), then the blocks.
+// Fixed slots rather than a buffer per batch: batches transferred as buffers
+// of their own were garbage outside the JS heap that each side freed only at
+// its next full collection (~15 MiB more at the peak on /usr).
 
+export const SLOTS = 4;
+export const JOB_SLOT = 64 * 1024;
+export const RESULT_SLOT = 256 * 1024;
 /** Bytes before a job's entries (object number, entry count) and before a result's blocks (status, block size, block count). */
 const DIR_HEAD = 12;
 /** Bytes before an entry's name (type, object number, name length). */
 const ENTRY_HEAD = 11;
 const BUILT = 0;
+/** The host could not build it (bad entries): the writer builds it and meets the error. */
 const FAILED = 1;
+/** Its blocks do not fit what is left of the result slot: the writer builds it. */
+const TOO_BIG = 2;
 
-/** A growable byte buffer with little-endian writes. */
-class Out {
-  buf = new Uint8Array(4096);
-  dv = new DataView(this.buf.buffer);
-  len = 0;
-  room(n: number): void {
-    if (this.len + n <= this.buf.length) return;
-    let cap = this.buf.length * 2;
-    while (cap < this.len + n) cap *= 2;
-    const nb = new Uint8Array(cap);
-    nb.set(this.buf.subarray(0, this.len));
-    this.buf = nb;
-    this.dv = new DataView(nb.buffer);
-  }
-  u8(v: number): void { this.room(1); this.buf[this.len++] = v; }
-  u16(v: number): void { this.room(2); this.dv.setUint16(this.len, v, true); this.len += 2; }
-  u32(v: number): void { this.room(4); this.dv.setUint32(this.len, v, true); this.len += 4; }
-  f64(v: number): void { this.room(8); this.dv.setFloat64(this.len, v, true); this.len += 8; }
-  bytes(b: Uint8Array): void { this.room(b.length); this.buf.set(b, this.len); this.len += b.length; }
-  /** The bytes written, in an ArrayBuffer of their own (to transfer); the buffer starts over. */
-  take(): ArrayBuffer {
-    const b = this.buf.buffer.slice(0, this.len) as ArrayBuffer;
-    this.len = 0;
-    return b;
-  }
+/** The memory of a channel: its job and result slots. */
+export function allocDirZapMemory(): SharedArrayBuffer {
+  return new SharedArrayBuffer(SLOTS * (JOB_SLOT + RESULT_SLOT));
 }
 
-/** Append a directory's job; returns its entry count. */
-function putJob(out: Out, dir: Inode): number {
-  const entries = dir.entries!;
-  out.f64(dir.objid!);
-  out.u32(entries.length);
-  for (const e of entries) {
-    const name = e.name;
-    out.u8(DT[e.inode.type]);
-    out.f64(e.inode.objid!);
-    out.u16(name.length);
-    out.bytes(name);
-  }
-  return entries.length;
+function jobArea(sab: SharedArrayBuffer, slot: number): Buffer {
+  return Buffer.from(sab, slot * JOB_SLOT, JOB_SLOT);
 }
 
-/** A batch of jobs as it travels: the seed and dataset name say every ZAP's salt. */
+function resultArea(sab: SharedArrayBuffer, slot: number): Uint8Array {
+  return new Uint8Array(sab, SLOTS * JOB_SLOT + slot * RESULT_SLOT, RESULT_SLOT);
+}
+
+/** A batch as it is announced: its slot, how many directories, and what every ZAP's salt is drawn from. */
 export interface DirJobBatch {
+  slot: number;
+  dirs: number;
   seed: string;
   dataset: string;
-  dirs: number;
-  jobs: ArrayBuffer;
 }
 
-// (one batch at a time on a host: the results are gathered here and sent
-// as one copy; micro ZAP blocks, most of them, are built in one array and
-// copied in: a block each was garbage outside the JS heap that the host,
-// which allocates little else, freed only tens of MB later)
-const results = new Out();
-const microBlock = new Uint8Array(128 * 1024);
-
-/** Build the ZAPs of a batch (the host's side); the results, in job order. */
-export function runDirJobs(batch: DirJobBatch): ArrayBuffer {
+/**
+ * Build the ZAPs of the batch in `jobs` into `results` (the host's side).
+ * Allocates next to nothing: entries are packed from the job's bytes, no
+ * object per entry, and a micro ZAP (most directories) is encoded where it
+ * goes.
+ */
+export function runDirJobs(batch: DirJobBatch, jobs: Uint8Array, results: Uint8Array): void {
   const seed = new SeedSource(batch.seed);
-  const src = new Uint8Array(batch.jobs);
-  const dv = new DataView(batch.jobs);
-  const out = results;
-  out.len = 0;
+  const jv = new DataView(jobs.buffer, jobs.byteOffset, jobs.byteLength);
+  const rv = new DataView(results.buffer, results.byteOffset, results.byteLength);
   let at = 0;
+  let out = 0;
   for (let d = 0; d < batch.dirs; d++) {
-    const objid = dv.getFloat64(at, true);
-    const n = dv.getUint32(at + 8, true);
+    const objid = jv.getFloat64(at, true);
+    const n = jv.getUint32(at + 8, true);
     const from = at + DIR_HEAD;
     at = from;
-    for (let i = 0; i < n; i++) at += ENTRY_HEAD + dv.getUint16(at + 9, true);
-    let img: DirZap;
+    for (let i = 0; i < n; i++) at += ENTRY_HEAD + jv.getUint16(at + 9, true);
+    const room = results.subarray(out + DIR_HEAD);
+    let status = BUILT;
+    let img: DirZap | undefined;
     try {
-      // packed straight from the job's bytes: no object per entry
       const salt = zapSalt(seed, batch.dataset, objid);
-      img = zapFromPacked(() => packDirEntries(src, from, n, salt, ZAP_MAXNAMELEN - 1), { salt }, microBlock);
+      img = zapFromPacked(() => packDirEntries(jobs, from, n, salt, ZAP_MAXNAMELEN - 1), { salt }, room);
+      if (img.blockSize * img.blocks.length > room.length) status = TOO_BIG;
     } catch {
-      out.u32(FAILED);
-      out.u32(0);
-      out.u32(0);
+      status = FAILED;
+    }
+    rv.setUint32(out, status, true);
+    if (status !== BUILT) {
+      out += DIR_HEAD;
       continue;
     }
-    out.u32(BUILT);
-    out.u32(img.blockSize);
-    out.u32(img.blocks.length);
-    for (const b of img.blocks) out.bytes(b);
+    rv.setUint32(out + 4, img!.blockSize, true);
+    rv.setUint32(out + 8, img!.blocks.length, true);
+    out += DIR_HEAD;
+    for (const b of img!.blocks) {
+      // (a micro ZAP is there already)
+      if (b.buffer !== results.buffer || b.byteOffset !== results.byteOffset + out) results.set(b, out);
+      out += img!.blockSize;
+    }
   }
-  return out.take();
 }
 
-/** The host's side of a channel: build each batch that comes, answer on the port, count it in `ctrl`. */
-export function serveDirJobs(port: MessagePort, ctrl: Int32Array): void {
+/** Build a batch announced on a channel's memory, into its result slot. */
+export function runBatch(sab: SharedArrayBuffer, batch: DirJobBatch): void {
+  const results = resultArea(sab, batch.slot);
+  try {
+    runDirJobs(batch, jobArea(sab, batch.slot), results);
+  } catch {
+    // (not the ZAPs' own errors, which runDirJobs reports per directory):
+    // the writer builds the whole batch itself and meets whatever it was
+    const rv = new DataView(results.buffer, results.byteOffset, results.byteLength);
+    for (let d = 0; d < batch.dirs; d++) rv.setUint32(DIR_HEAD * d, FAILED, true);
+  }
+}
+
+/** The host's side of a channel: build each batch announced on the port, count it in `ctrl`. */
+export function serveDirJobs(port: MessagePort, sab: SharedArrayBuffer, ctrl: Int32Array): void {
   port.on('message', (batch: DirJobBatch) => {
-    let res: ArrayBuffer;
-    try {
-      res = runDirJobs(batch);
-    } catch {
-      // (not the ZAPs' own errors, which runDirJobs reports per directory):
-      // the writer builds the whole batch itself and meets whatever it was
-      res = new ArrayBuffer(DIR_HEAD * batch.dirs);
-      const dv = new DataView(res);
-      for (let d = 0; d < batch.dirs; d++) dv.setUint32(DIR_HEAD * d, FAILED, true);
-    }
-    port.postMessage(res, [res]);
+    runBatch(sab, batch);
     Atomics.add(ctrl, 0, 1);
     Atomics.notify(ctrl, 0);
   });
@@ -183,22 +173,24 @@ export function serveDirJobs(port: MessagePort, ctrl: Int32Array): void {
 
 // ---------------------------------------------------------------- the writer's side
 
-/** A channel to a host: batches go out, results come back in order. */
+/** A channel to a host: the shared slots, batches announced, answers counted in order. */
 export interface DirZapChannel {
+  sab: SharedArrayBuffer;
   post(batch: DirJobBatch): void;
-  /** The next batch's results if they are in. */
-  receive(): ArrayBuffer | undefined;
-  /** Block until results beyond the first `received` batches are in. */
-  wait(received: number): void;
+  /** Batches answered so far. */
+  answered(): number;
+  /** Block until more than `n` batches are answered. */
+  wait(n: number): void;
   close(): void;
 }
 
-/** The channel over a MessagePort whose other end runs serveDirJobs; `ctrl` counts the results it sent. */
-export function portChannel(port: MessagePort, ctrl: Int32Array): DirZapChannel {
+/** The channel over a MessagePort whose other end runs serveDirJobs on `sab`; `ctrl` counts its answers. */
+export function portChannel(port: MessagePort, sab: SharedArrayBuffer, ctrl: Int32Array): DirZapChannel {
   return {
-    post: (batch) => port.postMessage(batch, [batch.jobs]),
-    receive: () => receiveMessageOnPort(port)?.message as ArrayBuffer | undefined,
-    wait: (received) => { Atomics.wait(ctrl, 0, received); },
+    sab,
+    post: (batch) => port.postMessage(batch),
+    answered: () => Atomics.load(ctrl, 0),
+    wait: (n) => { Atomics.wait(ctrl, 0, n); },
     close: () => port.close(),
   };
 }
@@ -212,29 +204,50 @@ export function setDirZapHost(h: DirZapHost | null): void {
   host = h;
 }
 
-/** Entries sent and not yet taken, at most: enough to keep the host ahead, little memory held. */
-const WINDOW_ENTRIES = 16384;
-/** Entries per message: a message costs tens of microseconds, so not one per directory. */
+/** Entries per batch at most: a message costs tens of microseconds, so not one per directory. */
 const BATCH_ENTRIES = 2048;
+/** What the writer's queue says of a directory: built by the host, or to build in place (too large to send). */
+const ON_HOST = 0;
+const IN_PLACE = 1;
+/** Entries of the largest micro ZAP (a 128 KiB block, as zapFromPacked builds by default). */
+const MZAP_MAX_ENTRIES = SPA_OLD_MAXBLOCKSIZE / MZAP_ENT_LEN - 1;
+/** A fat ZAP's blocks for `n` entries, at most (16 KiB leaves at least ~50 entries each, the header, a pointer table): more than a guess, so a batch is closed early rather than its last directories built twice. */
+const fatGuess = (n: number): number => 16384 * (3 + Math.ceil(n / 50));
 
 /**
  * The ZAPs of a dataset's directories, in the order the writer takes them.
- * `send(dirs, from)` sends directories of `dirs` from index `from` while the
- * window has room and returns where it stopped; `take()` gives the next
- * directory's ZAP (undefined: build it in place; the host could not).
+ * `send(objects, from)` sends the directories of `objects` from index
+ * `from` while a slot is free and returns where it stopped; `take()` gives
+ * the next directory's ZAP (undefined: build it in place). The blocks are
+ * views of a shared slot, valid until the next send() or take().
  */
 export class DirZapsAhead {
-  private out = new Out();
-  private batchDirs = 0;
-  private batchEntries = 0;
-  private inFlight = 0;
-  private counts: number[] = [];
-  private countsHead = 0;
-  private results: Array<DirZap | undefined> = [];
-  private resultsHead = 0;
-  private seen = 0;
+  private readonly jobs: Buffer[] = [];
+  private readonly results: Uint8Array[] = [];
+  /** Per directory sent: ON_HOST or IN_PLACE. */
+  private queue: number[] = [];
+  private queueHead = 0;
+  /** Batches posted, answered, released (every directory taken). */
+  private posted = 0;
+  private answered = 0;
+  private released = 0;
+  private releasePending = false;
+  /** The batch being filled (slot posted % SLOTS): job bytes, result bytes expected, directories, entries. */
+  private fillAt = 0;
+  private fillOut = 0;
+  private fillDirs = 0;
+  private fillEntries = 0;
+  /** Directories of each posted batch not yet taken, oldest first. */
+  private batchDirs: number[] = [];
+  /** Where the next result is in the oldest unreleased batch's slot. */
+  private readAt = 0;
 
-  constructor(private readonly ch: DirZapChannel, private readonly seed: string, private readonly dataset: string) {}
+  constructor(private readonly ch: DirZapChannel, private readonly seed: string, private readonly dataset: string) {
+    for (let s = 0; s < SLOTS; s++) {
+      this.jobs.push(jobArea(ch.sab, s));
+      this.results.push(resultArea(ch.sab, s));
+    }
+  }
 
   /** A sender for a dataset's directories, if a host is there. */
   static open(seed: string, dataset: string): DirZapsAhead | null {
@@ -242,84 +255,132 @@ export class DirZapsAhead {
     return ch === null ? null : new DirZapsAhead(ch, seed, dataset);
   }
 
+  private release(): void {
+    if (!this.releasePending) return;
+    this.releasePending = false;
+    this.released++;
+  }
+
   send(objects: readonly Inode[], from: number): number {
+    this.release();
     let i = from;
-    while (i < objects.length && this.inFlight < WINDOW_ENTRIES) {
-      const ino = objects[i++]!;
-      if (ino.type !== 'dir') continue;
-      const n = putJob(this.out, ino);
-      this.batchDirs++;
-      this.batchEntries += n;
-      this.inFlight += n;
-      this.counts.push(n);
-      if (this.batchEntries >= BATCH_ENTRIES) this.post();
+    while (i < objects.length) {
+      // every slot taken (and the one being filled, if any, has no room
+      // left): the host is this far ahead; nothing is measured or copied
+      // until a slot frees
+      if (this.posted - this.released >= SLOTS) break;
+      const ino = objects[i]!;
+      if (ino.type !== 'dir') {
+        i++;
+        continue;
+      }
+      const entries = ino.entries!;
+      let size = DIR_HEAD;
+      let longest = 0;
+      for (const e of entries) {
+        const len = e.latin1Name?.length ?? e.name.length;
+        size += ENTRY_HEAD + len;
+        if (len > longest) longest = len;
+      }
+      const n = entries.length;
+      const result = DIR_HEAD + (n <= MZAP_MAX_ENTRIES && longest < MZAP_NAME_LEN ? mzapBlockSize(n) : fatGuess(n));
+      if (size > JOB_SLOT || result > RESULT_SLOT) {
+        this.queue.push(IN_PLACE);
+        i++;
+        continue;
+      }
+      if (this.fillAt + size > JOB_SLOT || this.fillOut + result > RESULT_SLOT || this.fillEntries >= BATCH_ENTRIES) {
+        this.post();
+        continue;
+      }
+      this.putJob(ino);
+      this.fillAt += size;
+      this.fillOut += result;
+      this.fillDirs++;
+      this.fillEntries += n;
+      this.queue.push(ON_HOST);
+      i++;
+      if (this.fillEntries >= BATCH_ENTRIES) this.post();
     }
     return i;
   }
 
+  private putJob(dir: Inode): void {
+    const buf = this.jobs[this.posted % SLOTS]!;
+    const entries = dir.entries!;
+    let at = this.fillAt;
+    buf.writeDoubleLE(dir.objid!, at);
+    buf.writeUInt32LE(entries.length, at + 8);
+    at += DIR_HEAD;
+    for (const e of entries) {
+      const ino = e.inode;
+      buf[at] = DT[ino.type];
+      buf.writeDoubleLE(ino.objid!, at + 1);
+      // the walk's names go in as the latin1 strings they are kept as, not as a Buffer each
+      const s = e.latin1Name;
+      const len = s !== undefined ? buf.write(s, at + ENTRY_HEAD, 'latin1') : copyName(e.name, buf, at + ENTRY_HEAD);
+      buf.writeUInt16LE(len, at + 9);
+      at += ENTRY_HEAD + len;
+    }
+  }
+
   private post(): void {
-    if (this.batchDirs === 0) return;
-    this.ch.post({ seed: this.seed, dataset: this.dataset, dirs: this.batchDirs, jobs: this.out.take() });
-    this.batchDirs = 0;
-    this.batchEntries = 0;
+    if (this.fillDirs === 0) return;
+    this.ch.post({ slot: this.posted % SLOTS, dirs: this.fillDirs, seed: this.seed, dataset: this.dataset });
+    this.batchDirs.push(this.fillDirs);
+    this.posted++;
+    this.fillAt = 0;
+    this.fillOut = 0;
+    this.fillDirs = 0;
+    this.fillEntries = 0;
   }
 
   take(): DirZap | undefined {
-    if (this.resultsHead === this.results.length) {
-      // the directory wanted may still be in the batch being filled
-      this.post();
-      this.receive();
+    this.release();
+    const kind = this.queue[this.queueHead++]!;
+    if (this.queueHead > 8192) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
     }
-    const img = this.results[this.resultsHead];
-    this.results[this.resultsHead++] = undefined;
-    if (this.resultsHead === this.results.length) {
-      this.results = [];
-      this.resultsHead = 0;
+    if (kind === IN_PLACE) return undefined;
+    // its batch is the oldest not released; posted now if still being filled
+    if (this.batchDirs.length === 0) this.post();
+    while (this.answered <= this.released) {
+      const a = this.ch.answered();
+      if (a > this.answered) this.answered = a;
+      else this.ch.wait(a);
     }
-    this.inFlight -= this.counts[this.countsHead++]!;
-    if (this.countsHead > 4096) {
-      this.counts.splice(0, this.countsHead);
-      this.countsHead = 0;
-    }
-    return img;
-  }
-
-  /** Wait for the next batch of results (the host answers in order). */
-  private receive(): void {
-    for (;;) {
-      const res = this.ch.receive();
-      if (res !== undefined) {
-        this.seen++;
-        this.decode(res);
-        return;
-      }
-      this.ch.wait(this.seen);
-    }
-  }
-
-  private decode(res: ArrayBuffer): void {
-    const dv = new DataView(res);
-    let at = 0;
-    while (at < res.byteLength) {
-      const status = dv.getUint32(at, true);
-      const blockSize = dv.getUint32(at + 4, true);
-      const n = dv.getUint32(at + 8, true);
-      at += DIR_HEAD;
-      if (status !== BUILT) {
-        this.results.push(undefined);
-        continue;
-      }
+    const res = this.results[this.released % SLOTS]!;
+    const rv = new DataView(res.buffer, res.byteOffset, res.byteLength);
+    const at = this.readAt;
+    const status = rv.getUint32(at, true);
+    let out: DirZap | undefined;
+    if (status === BUILT) {
+      const blockSize = rv.getUint32(at + 4, true);
+      const count = rv.getUint32(at + 8, true);
       const blocks: Uint8Array[] = [];
-      for (let b = 0; b < n; b++) {
-        blocks.push(new Uint8Array(res, at, blockSize));
-        at += blockSize;
-      }
-      this.results.push({ blockSize, blocks });
+      for (let b = 0; b < count; b++) blocks.push(res.subarray(at + DIR_HEAD + b * blockSize, at + DIR_HEAD + (b + 1) * blockSize));
+      this.readAt = at + DIR_HEAD + count * blockSize;
+      out = { blockSize, blocks };
+    } else {
+      this.readAt = at + DIR_HEAD;
     }
+    if (--this.batchDirs[0]! === 0) {
+      this.batchDirs.shift();
+      this.readAt = 0;
+      // freed at the next call, once the writer is done with these views
+      this.releasePending = true;
+    }
+    return out;
   }
 
   /** Done with the dataset: the channel closes (the host's side with it). */
   close(): void {
     this.ch.close();
   }
+}
+
+function copyName(name: Uint8Array, buf: Uint8Array, at: number): number {
+  buf.set(name, at);
+  return name.length;
 }

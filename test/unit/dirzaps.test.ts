@@ -9,7 +9,7 @@ import { describe, expect, test } from 'vitest';
 import type { Inode, NodeType } from '../../src/input/tree.js';
 import { SeedSource } from '../../src/util/seed.js';
 import { buildZap } from '../../src/zap/index.js';
-import { dirEntries, DirZapsAhead, runDirJobs, zapSalt, type DirJobBatch, type DirZapChannel } from '../../src/zpl/dirzaps.js';
+import { allocDirZapMemory, dirEntries, DirZapsAhead, runBatch, zapSalt, type DirJobBatch, type DirZapChannel } from '../../src/zpl/dirzaps.js';
 
 const T = { sec: 0, nsec: 0 };
 let nextObj = 10;
@@ -30,8 +30,10 @@ function objects(): Inode[] {
     out.push(inode('file'));
     out.push(dirOf(Array.from({ length: d % 17 }, (_, i) => `e${d}-${i}`), ['file', 'dir', 'symlink', 'chardev', 'fifo']));
   }
-  // long names make a fat ZAP; this many entries a fat ZAP of several leaves, and alone more than a window
+  // long names make a fat ZAP; 300 entries a 19 KB micro ZAP; 20,000 are more than a slot holds
   out.push(dirOf(['x'.repeat(200), 'short']));
+  // fat ZAPs in a row, more of them than one result slot holds
+  for (let d = 0; d < 20; d++) out.push(dirOf([`${'y'.repeat(60)}${d}`, `${'z'.repeat(70)}${d}`]));
   out.push(dirOf(Array.from({ length: 20_000 }, (_, i) => `big-${i}`)));
   for (let d = 0; d < 50; d++) out.push(dirOf(Array.from({ length: 300 }, (_, i) => `m${d}-${i}`)));
   out.push(inode('symlink'));
@@ -39,11 +41,13 @@ function objects(): Inode[] {
 }
 
 /** A host in this thread: each batch is answered when it is posted. */
-function localChannel(log: { posts: number; closed: boolean }): DirZapChannel {
-  const q: ArrayBuffer[] = [];
+function localChannel(log: { posts: number; closed: boolean; inFlight?: number }): DirZapChannel {
+  const sab = allocDirZapMemory();
+  let answered = 0;
   return {
-    post: (b: DirJobBatch) => { log.posts++; q.push(runDirJobs(structuredClone(b))); },
-    receive: () => q.shift(),
+    sab,
+    post: (b: DirJobBatch) => { log.posts++; runBatch(sab, structuredClone(b)); answered++; },
+    answered: () => answered,
     wait: () => { throw new Error('a local channel never waits'); },
     close: () => { log.closed = true; },
   };
@@ -65,6 +69,11 @@ describe('directory ZAPs built ahead', () => {
       if (ino.type !== 'dir') continue;
       dirs++;
       const got = ahead.take();
+      if (ino.entries!.length === 20_000) {
+        // more than a slot holds: the writer builds it itself
+        expect(got).toBeUndefined();
+        continue;
+      }
       const want = buildZap(dirEntries(ino), { salt: zapSalt(seed, 'tp/ds', ino.objid!) });
       expect(got, `directory ${ino.objid}`).toBeDefined();
       expect(got!.blockSize).toBe(want.blockSize);
@@ -72,7 +81,7 @@ describe('directory ZAPs built ahead', () => {
       for (let b = 0; b < want.blocks.length; b++) expect(Buffer.from(got!.blocks[b]!).equals(want.blocks[b]!)).toBe(true);
     }
     ahead.close();
-    expect(dirs).toBe(353);
+    expect(dirs).toBe(373);
     expect(log.posts).toBeGreaterThan(4);
     expect(log.posts).toBeLessThan(dirs / 4);
     expect(log.closed).toBe(true);
