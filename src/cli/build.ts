@@ -163,6 +163,9 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
   // started early by run() when the command line looked like a build
   const worker = takeBuildThread() ?? startBuildThread();
   worker.postMessage(request);
+  // loaded while the build walks, not when its first batch of directories
+  // is already waiting (its first answer came ~50-80 ms late otherwise)
+  const dirZaps = import('../zpl/dirzaps.js');
   progress?.startTimer();
   const writers: Array<{ done: Promise<void>; stop(): void }> = [];
   const zapPorts: MessagePort[] = [];
@@ -189,7 +192,7 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
           case 'dirzaps': {
             // and builds directory ZAPs while the build writes the rest of the objects
             zapPorts.push(m.port);
-            void import('../zpl/dirzaps.js').then(({ serveDirJobs }) => serveDirJobs(m.port, m.sab, new Int32Array(m.ctrl)));
+            void dirZaps.then(({ serveDirJobs }) => serveDirJobs(m.port, m.sab, new Int32Array(m.ctrl)));
             break;
           }
         }

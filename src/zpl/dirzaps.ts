@@ -289,7 +289,8 @@ export class DirZapsAhead {
         i++;
         continue;
       }
-      if (this.fillAt + size > JOB_SLOT || this.fillOut + result > RESULT_SLOT || this.fillEntries >= BATCH_ENTRIES) {
+      // (an empty batch takes any directory that fits a slot: post() always moves on)
+      if (this.fillDirs > 0 && (this.fillAt + size > JOB_SLOT || this.fillOut + result > RESULT_SLOT || this.fillEntries >= BATCH_ENTRIES)) {
         this.post();
         continue;
       }
