@@ -62,8 +62,8 @@ export function zapSalt(seed: SeedSource, dataset: string, objid: number): bigin
 
 // ---------------------------------------------------------------- shared memory
 //
-// SLOTS job areas, then SLOTS result areas, in one SharedArrayBuffer the
-// channel owns. A job: per directory its object number (f64) and entry count
+// SLOTS job areas, then SLOTS result areas, in one SharedArrayBuffer (the
+// channels of a build's datasets, one open at a time, share it). A job: per directory its object number (f64) and entry count
 // (u32), then per entry the DT type (u8), the object number (f64), the
 // name's length (u16) and bytes (little-endian). A result: per directory a
 // status (u32), the block size and block count (u32 each), then the blocks.
