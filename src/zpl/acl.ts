@@ -301,13 +301,15 @@ function trivialMasks(perm: number, isDir: boolean, platform: AclPlatform): Triv
  * sticky do not affect the ACL) whose parent has no inheritable ACEs.
  * Symlinks should pass 0o777, as Linux OpenZFS creates them with that mode.
  */
-const aclMemo = new Map<number, ZnodeAcl>();
+// (an array by mode, kind and platform, not a Map: the ZPL writer asks two
+// or three times per object)
+const aclMemo: Array<ZnodeAcl | undefined> = new Array(0o40000).fill(undefined);
 export function aclForMode(mode: number, kind: 'dir' | 'other', opts: AclOptions = {}): ZnodeAcl {
   const key = Number.isInteger(mode) && mode >= 0 && mode <= 0o7777 ? mode | (kind === 'dir' ? 0o10000 : 0) | (opts.platform === 'freebsd' ? 0o20000 : 0) : -1;
-  const hit = aclMemo.get(key);
+  const hit = key >= 0 ? aclMemo[key] : undefined;
   if (hit) return hit;
   const r = aclForModeUncached(mode, kind, opts);
-  if (key >= 0 && (opts.platform === undefined || opts.platform === 'linux' || opts.platform === 'freebsd')) aclMemo.set(key, r);
+  if (key >= 0 && (opts.platform === undefined || opts.platform === 'linux' || opts.platform === 'freebsd')) aclMemo[key] = r;
   return r;
 }
 function aclForModeUncached(mode: number, kind: 'dir' | 'other', opts: AclOptions = {}): ZnodeAcl {
