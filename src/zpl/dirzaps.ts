@@ -284,7 +284,10 @@ export class DirZapsAhead {
       }
       const n = entries.length;
       const result = DIR_HEAD + (n <= MZAP_MAX_ENTRIES && longest < MZAP_NAME_LEN ? mzapBlockSize(n) : fatGuess(n));
-      if (size > JOB_SLOT || result > RESULT_SLOT) {
+      // (a name longer than a ZAP takes goes in place too, where the writer
+      // meets its error; nor could a slot larger than 64 KiB give its length
+      // in 16 bits)
+      if (size > JOB_SLOT || result > RESULT_SLOT || longest > ZAP_MAXNAMELEN) {
         this.queue.push(IN_PLACE);
         i++;
         continue;

@@ -90,8 +90,11 @@ describe('directory ZAPs built ahead', () => {
   test('a directory the host cannot build comes back empty-handed, the others as usual', () => {
     const bad = dirOf(['same', 'same']);
     const good = dirOf(['a', 'b']);
+    const long = dirOf(['n'.repeat(70_000)]);
     const ahead = new DirZapsAhead(localChannel({ posts: 0, closed: false }), seed.text, 'tp');
-    expect(ahead.send([bad, good], 0)).toBe(2);
+    expect(ahead.send([long, bad, good], 0)).toBe(3);
+    // a name longer than any ZAP's comes back to be built (and refused) in place
+    expect(ahead.take()).toBeUndefined();
     expect(ahead.take()).toBeUndefined();
     expect(Buffer.from(ahead.take()!.blocks[0]!).equals(buildZap(dirEntries(good), { salt: zapSalt(seed, 'tp', good.objid!) }).blocks[0]!)).toBe(true);
     // what the writer then meets building it itself
