@@ -12,7 +12,7 @@ import { makeImage, type ImageSummary, type Progress } from './image.js';
 import type { ImageOptions } from './options.js';
 import { openInputs, type InputPlan } from './input/pipeline.js';
 import { pathKind } from './input/detect.js';
-import type { InputTotals, Inode, Timespec } from './input/tree.js';
+import { countInode, type InputTotals, type Inode, type Timespec } from './input/tree.js';
 import { parseFsItems, type FsItem } from './cli/fsoptions.js';
 import { fmtSize, OutOfSpaceError } from './vdev/allocator.js';
 import { SPA_MINDEVSIZE, vdevGeometry } from './vdev/geometry.js';
@@ -58,11 +58,7 @@ export function treeTotals(root: Inode): InputTotals {
     const ino = stack.pop()!;
     if (seen.has(ino)) continue;
     seen.add(ino);
-    t.entries++;
-    if (ino.type === 'file') {
-      t.files++;
-      t.bytes += ino.size;
-    }
+    countInode(t, ino);
     if (ino.entries) for (const e of ino.entries) stack.push(e.inode);
   }
   return t;

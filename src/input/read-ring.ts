@@ -13,6 +13,7 @@
 
 import { readSync } from 'node:fs';
 import { FLETCHER4_RESERVED } from '../zio/fletcher4-memory.js';
+import { zeroShared } from '../util/zeros.js';
 
 export const READ_SLOTS = 4;
 export const READ_SLOT_BYTES = 1024 * 1024;
@@ -89,19 +90,7 @@ export function readBlock(fd: number, data: Uint8Array, at: number, pos: number,
     if (n === 0) return false;
     got += n;
   }
+  // (0.2 GB of padding on /usr, the tails of its files' last records)
   if (want < block) zeroShared(data, at + want, at + block);
   return true;
-}
-
-// fill() on shared memory stores element by element (2-3 GB/s here, against
-// ~20 for a copy): a file's padding is copied in from zeros instead, 0.2 GB
-// of it for /usr (the tails of its files' last records).
-const ZEROS = new Uint8Array(128 * 1024);
-
-function zeroShared(data: Uint8Array, from: number, to: number): void {
-  while (from < to) {
-    const n = Math.min(to - from, ZEROS.length);
-    data.set(n === ZEROS.length ? ZEROS : ZEROS.subarray(0, n), from);
-    from += n;
-  }
 }

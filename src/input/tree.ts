@@ -71,6 +71,15 @@ export interface InputTotals {
   bytes: number;
 }
 
+/** Count one inode into `t` (the caller sees to each hard-linked inode being counted once). */
+export function countInode(t: InputTotals, ino: Inode): void {
+  t.entries++;
+  if (ino.type === 'file') {
+    t.files++;
+    t.bytes += ino.size;
+  }
+}
+
 const ZERO_TIME: Timespec = { sec: 0, nsec: 0 };
 
 export function newDir(perm = 0o755): Inode {

@@ -7,7 +7,7 @@
 import { isUtf8 } from 'node:buffer';
 import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { fsUserError, UserError } from '../util/errors.js';
-import type { DataSource, Dirent, InputTotals, Inode, NodeType, Timespec } from './tree.js';
+import { countInode, type DataSource, type Dirent, type InputTotals, type Inode, type NodeType, type Timespec } from './tree.js';
 import { WrittenData, type FileDataSlab } from '../zpl/filedata.js';
 
 export interface WalkOptions {
@@ -260,17 +260,9 @@ class Walker {
     // Trailing slashes would only produce "stage//file" in paths and messages.
     const base = Buffer.from(dir.length > 1 ? dir.replace(/\/+$/, '') || '/' : dir);
     const prefix = base[base.length - 1] === 0x2f ? base : Buffer.concat([base, Buffer.from('/')]);
-    this.count(root);
+    countInode(this.totals, root);
     this.walkTree(root, this.arena.copy(prefix));
     return root;
-  }
-
-  private count(ino: Inode): void {
-    this.totals.entries++;
-    if (ino.type === 'file') {
-      this.totals.files++;
-      this.totals.bytes += ino.size;
-    }
   }
 
   // Iterative so that pathologically deep trees cannot overflow the JS stack.
@@ -312,7 +304,7 @@ class Walker {
           this.nameCache.set(s, name);
         }
         const inode = this.visit(childPath, prefix, name);
-        if (!this.relinked) this.count(inode);
+        if (!this.relinked) countInode(this.totals, inode);
         // a file first met here is its own entry (see HostFile)
         entries[i] = inode instanceof HostFile && !this.relinked ? inode : new WalkDirent(name, inode);
         if (inode.type === 'dir') {
@@ -512,12 +504,13 @@ class Merger {
   add(extra: Inode, extraRoot: string): void {
     const input = this.roots.length;
     this.roots.push(extraRoot);
-    this.merged++;
     const pending: Array<{ into: Inode; intoInput: number; from: Inode; rel: string }> = [
       { into: this.base, intoInput: 0, from: extra, rel: '' },
     ];
     while (pending.length > 0) {
       const { into, intoInput, from, rel } = pending.pop()!;
+      // every pair taken here is a directory of this input dropped into one before it
+      this.merged++;
       const existing = new Map<string, Dirent>();
       for (const e of into.entries!) existing.set(nameKey(e.name), e);
       let added = false;
@@ -534,7 +527,6 @@ class Merger {
         if (have.inode.type === 'dir' && e.inode.type === 'dir') {
           // The earlier directory's metadata stays, as in makefs.
           pending.push({ into: have.inode, intoInput: haveInput, from: e.inode, rel: childRel });
-          this.merged++;
           continue;
         }
         throw new UserError(

@@ -8,6 +8,7 @@
 // decoder enforces it.
 
 import { hash28To64, saltHalves, zapHash28 } from './crc64.js';
+import { zeroShared } from '../util/zeros.js';
 import {
   MZAP_ENT_LEN,
   MZAP_NAME_LEN,
@@ -50,8 +51,15 @@ export function encodeMicroZap(p: PackedEntries, salt: bigint, blockSize: number
     throw new RangeError(`micro ZAP block size ${blockSize} is not a positive multiple of ${SPA_MINBLOCKSIZE}`);
   }
   if (p.n > blockSize / MZAP_ENT_LEN - 1) throw new RangeError(`${p.n} entries do not fit a ${blockSize}-byte micro ZAP`);
-  // `into`: written there (cleared first) rather than in an array of its own
-  const block = into !== undefined && into.length >= blockSize ? into.subarray(0, blockSize).fill(0) : new Uint8Array(blockSize);
+  // `into`: written there (cleared first) rather than in an array of its
+  // own; it is a shared result slot for dirzaps.ts
+  let block: Uint8Array;
+  if (into !== undefined && into.length >= blockSize) {
+    block = into.subarray(0, blockSize);
+    zeroShared(block, 0, blockSize);
+  } else {
+    block = new Uint8Array(blockSize);
+  }
   const dv = new DataView(block.buffer, block.byteOffset, block.byteLength);
   dv.setBigUint64(0, ZBT_MICRO, true);
   dv.setBigUint64(8, salt, true);

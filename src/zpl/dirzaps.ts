@@ -63,9 +63,10 @@ export function zapSalt(seed: SeedSource, dataset: string, objid: number): bigin
 // ---------------------------------------------------------------- shared memory
 //
 // SLOTS job areas, then SLOTS result areas, in one SharedArrayBuffer (the
-// channels of a build's datasets, one open at a time, share it). A job: per directory its object number (f64) and entry count
-// (u32), then per entry the DT type (u8), the object number (f64), the
-// name's length (u16) and bytes (little-endian). A result: per directory a
+// channels of a build's datasets, one open at a time, share it). A job: per
+// directory its object number (f64) and entry count (u32), then per entry
+// the DT type (u8), the object number (f64), the name's length (u16) and
+// bytes (little-endian). A result: per directory a
 // status (u32), the block size and block count (u32 each), then the blocks.
 // Fixed slots rather than a buffer per batch: batches transferred as buffers
 // of their own were garbage outside the JS heap that each side freed only at
@@ -84,7 +85,7 @@ const FAILED = 1;
 /** Its blocks do not fit what is left of the result slot: the writer builds it. */
 const TOO_BIG = 2;
 
-/** The memory of a channel: its job and result slots. */
+/** The job and result slots the channels use. */
 export function allocDirZapMemory(): SharedArrayBuffer {
   return new SharedArrayBuffer(SLOTS * (JOB_SLOT + RESULT_SLOT));
 }
