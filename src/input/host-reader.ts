@@ -62,6 +62,8 @@ export class HostFileReader {
   // nothing of it handed over), so a slot is only refilled once written
   private inline: { path: string | Uint8Array; size: number; block: number }[] = [];
   private inlineHead = 0;
+  /** The file being read inline when a read stopped short of a wait (read(sink, false)): the rest of it comes next. */
+  private partial: { fd: number; pos: number; size: number; block: number } | null = null;
   private slot = 0;
   private fill = 0;
   private readonly slotMarks = new Array<number>(READ_SLOTS).fill(0);
@@ -160,13 +162,15 @@ export class HostFileReader {
    * zeros after the data, read whether inline or by the reader thread; it
    * may be given to the image as it is (ImageFile.write adopts it). Throws
    * HostReadError.
+   *
+   * `mayWait` false: read inline only as far as the ring and the image
+   * take blocks without waiting for the image writer, so that the build
+   * can walk on while the writer catches up. false: it stopped there (the
+   * file stays open); the next call goes on with the same file.
    */
-  read(sink: (piece: Uint8Array, block: Uint8Array) => void): void {
+  read(sink: (piece: Uint8Array, block: Uint8Array) => void, mayWait = true): boolean {
+    if (!this.worker) return this.readInline(sink, mayWait);
     const file = this.next++;
-    if (!this.worker) {
-      this.readInline(sink);
-      return;
-    }
     const { ctrl, table, data } = this.ring!;
     for (;;) {
       const slot = this.consumed % READ_SLOTS;
@@ -201,7 +205,7 @@ export class HostFileReader {
           this.releasePassed();
         }
       }
-      if (status === REC_LAST) return;
+      if (status === REC_LAST) return true;
     }
   }
 
@@ -230,41 +234,73 @@ export class HostFileReader {
   }
 
   /** The thread's work done on this one: the file's blocks read into the ring and handed over from there. */
-  private readInline(sink: (piece: Uint8Array, block: Uint8Array) => void): void {
+  private readInline(sink: (piece: Uint8Array, block: Uint8Array) => void, mayWait: boolean): boolean {
     const data = this.ring!.data;
-    const req = this.inline[this.inlineHead]!;
-    this.inline[this.inlineHead++] = undefined as never;
-    if (this.inlineHead > 4096) {
-      this.inline.splice(0, this.inlineHead);
-      this.inlineHead = 0;
+    let f = this.partial;
+    if (f === null) {
+      const req = this.inline[this.inlineHead]!;
+      this.inline[this.inlineHead++] = undefined as never;
+      if (this.inlineHead > 4096) {
+        this.inline.splice(0, this.inlineHead);
+        this.inlineHead = 0;
+      }
+      let fd: number;
+      try {
+        fd = openSync(fsPath(req.path), 'r');
+      } catch (e) {
+        throw asReadError(e);
+      }
+      f = { fd, pos: 0, size: req.size, block: req.block };
     }
-    let fd: number;
+    this.partial = null;
+    let stopped = false;
     try {
-      fd = openSync(fsPath(req.path), 'r');
-    } catch (e) {
-      throw asReadError(e);
-    }
-    try {
-      const block = req.block;
-      let pos = 0;
-      while (pos < req.size) {
+      const block = f.block;
+      while (f.pos < f.size) {
         let off = blockOffset(this.fill, block);
+        if (!mayWait && !this.roomFor(off)) {
+          stopped = true;
+          this.partial = f;
+          return false;
+        }
         if (off < 0) {
           this.nextSlot();
           off = 0;
         }
         const at = (this.slot % READ_SLOTS) * READ_SLOT_BYTES + off;
-        const want = Math.min(block, req.size - pos);
-        if (!readBlock(fd, data, at, pos, want, block)) throw new HostReadError(undefined, undefined, true);
+        const want = Math.min(block, f.size - f.pos);
+        if (!readBlock(f.fd, data, at, f.pos, want, block)) throw new HostReadError(undefined, undefined, true);
         this.fill = off + block;
-        pos += want;
+        f.pos += want;
         sink(data.subarray(at, at + want), data.subarray(at, at + block));
       }
+      return true;
     } catch (e) {
       throw e instanceof HostReadError ? e : asReadError(e);
     } finally {
-      closeSync(fd);
+      if (!stopped) closeSync(f.fd);
     }
+  }
+
+  /**
+   * Whether the next block (at `off` in the open slot, -1: in the next
+   * slot) can be read and handed to the image without waiting for the
+   * image writer. When not, the image is given what it holds, so that the
+   * writer has it to write while the build does other work.
+   */
+  private roomFor(off: number): boolean {
+    const gate = this.gate;
+    if (gate === null) return true;
+    if (off < 0) {
+      const m = this.slotMarks[(this.slot + 1) % READ_SLOTS]!;
+      if (m > 0 && !gate.passed(m)) {
+        gate.nudge();
+        return false;
+      }
+    }
+    if (gate.room()) return true;
+    gate.nudge();
+    return false;
   }
 
   /** Leave the slot being filled for the next one, once the image has written what it took from that one. */
@@ -278,6 +314,10 @@ export class HostFileReader {
 
   /** Stop the thread (after the last file, or when the build fails). */
   close(): void {
+    if (this.partial !== null) {
+      closeSync(this.partial.fd);
+      this.partial = null;
+    }
     if (this.ring) {
       Atomics.store(this.ring.ctrl, R_QUIT, 1);
       Atomics.notify(this.ring.ctrl, R_CONSUMED);

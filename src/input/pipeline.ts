@@ -138,18 +138,21 @@ export async function openInputs(
           // walk goes on: the walk finishes first (its own errors come first,
           // as without the overlap, and the totals are known to the message).
           let dataError: { e: unknown } | undefined;
-          const onDirectory = !overlap ? undefined : (dir: Inode): void => {
-            alongside ??= new Prewriter(dir, ctx, { complete: false });
-            alongside.walked(dir);
-            if (dataError !== undefined) return;
+          const pump = (): void => {
+            if (dataError !== undefined || alongside === undefined) return;
             try {
               alongside.pump();
             } catch (e) {
               dataError = { e };
             }
           };
+          const onDirectory = !overlap ? undefined : (dir: Inode): void => {
+            alongside ??= new Prewriter(dir, ctx, { complete: false });
+            alongside.walked(dir);
+            pump();
+          };
           try {
-            ({ root, totals: walked } = walkCounted(plan.inputs, { timestamp: plan.policy.stamp, onDirectory }));
+            ({ root, totals: walked } = walkCounted(plan.inputs, { timestamp: plan.policy.stamp, onDirectory, onTick: overlap ? pump : undefined }));
           } catch (err) {
             scan?.cancel();
             throw err;

@@ -6,7 +6,7 @@
 // runs, makes one tree give one image whether it came as a directory, a
 // manifest or such a tarball.
 
-import type { InputContext } from '../image.js';
+import type { FileSink, InputContext } from '../image.js';
 import { fsUserError, UserError } from '../util/errors.js';
 import { RECORDSIZE } from '../zpl/filedata.js';
 import { HostFileReader, HostReadError } from './host-reader.js';
@@ -59,6 +59,8 @@ export class Prewriter {
   private readonly inWindow = new Set<Inode>();
   private window: (Pending | undefined)[] = [];
   private head = 0;
+  /** The file at the window's head when pump() left it part-written (its sink stays open). */
+  private writing: Writing | null = null;
   private readonly reader: HostFileReader;
 
   constructor(root: Inode, private readonly ctx: InputContext, opts: { complete: boolean }) {
@@ -71,11 +73,19 @@ export class Prewriter {
     this.cursor.walked!.add(dir);
   }
 
-  /** Request what is known; write the files whose bytes are ready. Never waits for the reader. */
+  /**
+   * Request what is known; write the files whose bytes are ready. Never
+   * waits for the reader, nor for the image writer: where the image's
+   * writer is behind (large files), pump returns, even in the middle of a
+   * file, and the walk goes on meanwhile; the next pump carries on where
+   * this one stopped. The data's order, and so the image, is the same.
+   */
   pump(): void {
     this.fill();
     this.reader.flush();
-    while (this.head < this.window.length && this.reader.ready()) this.writeNext();
+    while (this.head < this.window.length && this.reader.ready()) {
+      if (!this.writeNext(false)) return;
+    }
   }
 
   /** The tree is complete: write everything left. */
@@ -84,7 +94,7 @@ export class Prewriter {
     for (;;) {
       this.fill();
       if (this.head === this.window.length) return;
-      this.writeNext();
+      this.writeNext(true);
     }
   }
 
@@ -106,16 +116,21 @@ export class Prewriter {
     }
   }
 
-  private writeNext(): void {
+  /** Write the file at the window's head (`mayWait` false: as far as goes without waiting); true: it is all written. */
+  private writeNext(mayWait: boolean): boolean {
     const p = this.window[this.head]!;
+    this.writing ??= beginData(p, this.ctx);
+    const written = writeData(this.writing, this.reader, mayWait);
+    if (written === null) return false;
+    this.writing = null;
     this.window[this.head++] = undefined;
     if (this.head === 4 * LOOKAHEAD) {
       this.window.splice(0, this.head);
       this.head = 0;
     }
-    const written = writeData(p, this.ctx, this.reader);
     this.inWindow.delete(p.ino);
     if (written.kind !== 'written') this.done.add(p.ino);
+    return true;
   }
 }
 
@@ -172,19 +187,35 @@ function childPath(parent: string, name: Uint8Array): string {
   return parent === '' ? s : `${parent}/${s}`;
 }
 
-/** Returns the source the data now has (also set on the inode). */
-function writeData(p: Pending, ctx: InputContext, reader: HostFileReader): DataSource {
-  const { ino, src } = p;
-  const sink = ctx.beginFile(ino.size, p.path);
+/** A file whose data is being written: its sink, and what the reader hands its pieces to. */
+interface Writing {
+  p: Pending;
+  sink: FileSink;
+  put: (piece: Uint8Array, block: Uint8Array) => void;
+}
+
+function beginData(p: Pending, ctx: InputContext): Writing {
+  const sink = ctx.beginFile(p.ino.size, p.path);
+  // whole blocks go as they are only where the context named their size
+  // (and so the sink takes them); other sinks get the data of each
+  const whole = ctx.blockSize !== undefined && sink.writeBlock !== undefined;
+  const put = whole ? (piece: Uint8Array, block: Uint8Array) => sink.writeBlock!(block, piece.length) : (piece: Uint8Array) => sink.write(piece);
+  return { p, sink, put };
+}
+
+/**
+ * Write (the rest of) a file's data. Returns the source the data now has
+ * (also set on the inode); null: `mayWait` was false and the reader
+ * stopped before a wait (call again to go on).
+ */
+function writeData(w: Writing, reader: HostFileReader, mayWait: boolean): DataSource | null {
+  const { p: { ino, src }, sink } = w;
   if (src.kind === 'bytes') {
     sink.write(src.data.subarray(0, ino.size));
     return (ino.source = sink.end());
   }
   try {
-    // whole blocks go as they are only where the context named their size
-    // (and so the sink takes them); other sinks get the data of each
-    const whole = ctx.blockSize !== undefined && sink.writeBlock !== undefined;
-    reader.read((piece, block) => (whole ? sink.writeBlock!(block, piece.length) : sink.write(piece)));
+    if (!reader.read(w.put, mayWait)) return null;
   } catch (err) {
     if (!(err instanceof HostReadError)) throw err;
     const shown = showPath(src.path);

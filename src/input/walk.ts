@@ -19,7 +19,16 @@ export interface WalkOptions {
    * (The file data can be written meanwhile: see prewrite.ts.)
    */
   onDirectory?: (dir: Inode) => void;
+  /**
+   * Called every few entries while a directory is being walked, so that a
+   * caller writing the data alongside (prewrite.ts) can keep the image
+   * writer fed while a large directory is walked.
+   */
+  onTick?: () => void;
 }
+
+/** Entries walked between two onTick calls. */
+const TICK_ENTRIES = 32;
 
 /** ZFS stores names in ZAP entries whose keys are limited to 255 bytes. */
 const MAX_NAME_BYTES = 255;
@@ -227,6 +236,7 @@ class Walker {
   private readonly links = new Map<string, Inode>();
   private readonly stamp: Timespec | undefined;
   private readonly onDirectory: ((dir: Inode) => void) | undefined;
+  private readonly onTick: (() => void) | undefined;
   private readonly arena = new Arena();
   /** Where each child's full path is put together for lstat (a new Buffer per entry would be garbage). */
   private scratch = Buffer.allocUnsafeSlow(4096);
@@ -246,6 +256,7 @@ class Walker {
   constructor(opts: WalkOptions) {
     this.stamp = opts.timestamp === undefined ? undefined : Object.freeze({ ...opts.timestamp });
     this.onDirectory = opts.onDirectory;
+    this.onTick = opts.onTick;
   }
 
   walkInput(dir: string): Inode {
@@ -303,6 +314,7 @@ class Walker {
           if (this.nameCache.size === NAME_CACHE_SIZE) this.nameCache.clear();
           this.nameCache.set(s, name);
         }
+        if (this.onTick !== undefined && (i + 1) % TICK_ENTRIES === 0) this.onTick();
         const inode = this.visit(childPath, prefix, name);
         if (!this.relinked) countInode(this.totals, inode);
         // a file first met here is its own entry (see HostFile)

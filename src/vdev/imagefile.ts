@@ -57,6 +57,8 @@ export interface AdoptedBuffer {
   wait(mark: number): void;
   /** Hand the open slot to the writer now if that needs no waiting (so marks pass while the build does other work). */
   nudge(): void;
+  /** Whether a block of this buffer written now goes in without waiting for the writer (a conservative answer). */
+  room(): boolean;
 }
 
 /** Where the writer's announcements of adopted buffers go: its thread, or the port of whoever hosts it. */
@@ -194,6 +196,13 @@ export class ImageFile {
         if (ring === null || this.segCount === 0) return;
         // handOff waits for the slot after this one to be free: only when it is already
         if (this.produced + 1 - Atomics.load(ring.ctrl, CONSUMED) < RING_SLOTS) this.handOff();
+      },
+      room: () => {
+        const ring = this.ring;
+        if (ring === null) return true;
+        // toRing hands the open slot over (and may wait) only when it is full
+        if (this.budget < SLOT_BYTES && this.segCount < MAX_SEGMENTS) return true;
+        return this.produced + 1 - Atomics.load(ring.ctrl, CONSUMED) < RING_SLOTS;
       },
     };
   }
