@@ -32,9 +32,9 @@ export class ObjectWriter {
     for (let i = 0; i < nlevels; i++) this.pending.push([]);
   }
 
-  /** Append the next level-0 block (data.length must equal the object's block size). */
-  push(data: Uint8Array, fill = 1, pre?: Uint8Array | null): void {
-    const bp = this.zio.writeBlock(data, this.dn.type, 0, fill, this.acct, this.dataComp, pre);
+  /** Append the next level-0 block (data.length must equal the object's block size; zeros from `zeroFrom` on, see ZioWriter.writeBlock). */
+  push(data: Uint8Array, fill = 1, pre?: Uint8Array | null, zeroFrom = data.length): void {
+    const bp = this.zio.writeBlock(data, this.dn.type, 0, fill, this.acct, this.dataComp, pre, zeroFrom);
     this.pushBp(bp);
   }
 

@@ -42,9 +42,12 @@ export class ZioWriter {
   /**
    * Write one block. `data.length` is the logical size (a multiple of 512).
    * `pre`, when given, is the block already compressed with `comp` (null:
-   * not worth it), from the worker pool.
+   * not worth it), from the worker pool. `zeroFrom`: every byte of `data`
+   * from there on is zero (a file's last block, padded); stored as it is,
+   * those bytes are not written: space is allocated once and never reused
+   * (bump allocation), so it still reads as zeros in the new image file.
    */
-  writeBlock(data: Uint8Array, type: number, level: number, fill: number, acct: SpaceAccount, comp = this.metaComp, pre?: Uint8Array | null): BlkPtr {
+  writeBlock(data: Uint8Array, type: number, level: number, fill: number, acct: SpaceAccount, comp = this.metaComp, pre?: Uint8Array | null, zeroFrom = data.length): BlkPtr {
     const lsize = data.length;
     if (lsize === 0 || lsize % 512 !== 0) throw new Error(`bad block size ${lsize}`);
     // blocks written into reservations keep their size: no compression there
@@ -69,10 +72,11 @@ export class ZioWriter {
         }
       }
     }
-    return this.place(data.length, phys, usedComp, type, level, fill, acct);
+    return this.place(data.length, phys, usedComp, type, level, fill, acct, phys === data ? zeroFrom : phys.length);
   }
 
-  private place(lsize: number, data: Uint8Array, comp: number, type: number, level: number, fill: number, acct: SpaceAccount): BlkPtr {
+  /** `written`: how much of `data` to write (the rest is zeros the file already has). */
+  private place(lsize: number, data: Uint8Array, comp: number, type: number, level: number, fill: number, acct: SpaceAccount, written = data.length): BlkPtr {
     const psize = data.length;
     let offset: number, asize: number;
     if (this.reserveQueue) {
@@ -82,7 +86,7 @@ export class ZioWriter {
     } else {
       ({ offset, asize } = this.alloc.alloc(psize));
     }
-    this.image.write(VDEV_LABEL_START_SIZE + offset, data);
+    if (written > 0) this.image.write(VDEV_LABEL_START_SIZE + offset, written === data.length ? data : data.subarray(0, written));
     acct.asize += asize; acct.psize += psize; acct.lsize += lsize; acct.blocks++;
     const ch = this.charge;
     ch.asize += asize; ch.psize += psize; ch.lsize += lsize; ch.blocks++;

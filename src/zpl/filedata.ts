@@ -287,7 +287,7 @@ export class FileDataWriter {
   writeBlock(block: Uint8Array, dataLen: number): void {
     if (this.fillLen !== 0) throw new Error('writeBlock after a partial write');
     this.received += dataLen;
-    this.pushBlock(block);
+    this.pushBlock(block, dataLen);
   }
 
   // With a worker pool, records go on its ring as they come and are placed
@@ -296,12 +296,13 @@ export class FileDataWriter {
   private order: boolean[] = [];
   private orderHead = 0;
 
-  private pushBlock(block: Uint8Array): void {
+  /** `dataLen`: the bytes of the file in `block`, zeros after them. */
+  private pushBlock(block: Uint8Array, dataLen = block.length): void {
     const zero = this.comp !== COMP_OFF && isAllZero(block);
     const pool = this.zio.pool;
     if (!pool || this.comp === COMP_OFF) {
       if (zero) this.w.pushHole();
-      else this.w.push(block);
+      else this.w.push(block, 1, undefined, dataLen);
       return;
     }
     if (zero) {
@@ -335,7 +336,7 @@ export class FileDataWriter {
   }
 
   private flushBlock(): void {
-    this.pushBlock(this.buf!);
+    this.pushBlock(this.buf!, this.fillLen);
     this.fillLen = 0;
   }
 

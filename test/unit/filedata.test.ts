@@ -76,3 +76,61 @@ describe('FileDataSlab', () => {
     expect(() => new FileDataSlab().store({ ...data(plain, 0), bp: raw })).toThrow(/more than one DVA/);
   });
 });
+
+// A file's last block is padded with zeros to the block size. Stored
+// uncompressed, only the file's bytes are written: the image file is new and
+// its space is allocated once, so the rest already reads as zeros. What the
+// image then holds must be the whole padded block all the same.
+describe('FileDataWriter: the zero padding of a last block is not written', () => {
+  const MIB = 1024 * 1024;
+  async function run(comp: number, feed: 'chunks' | 'blocks', size: number) {
+    const { ZioWriter } = await import('../../src/zio/writer.js');
+    const { SpaceAllocator } = await import('../../src/vdev/allocator.js');
+    const { FileDataWriter } = await import('../../src/zpl/filedata.js');
+    const { VDEV_LABEL_START_SIZE } = await import('../../src/vdev/geometry.js');
+    const writes: { off: number; len: number }[] = [];
+    const disk = new Uint8Array(16 * MIB);
+    const image = { write: (off: number, d: Uint8Array) => { writes.push({ off: off - VDEV_LABEL_START_SIZE, len: d.length }); disk.set(d, off - VDEV_LABEL_START_SIZE); } };
+    const zio = new ZioWriter(image as never, new SpaceAllocator(4, 22, 12, 16 * MIB), 4);
+    const content = Uint8Array.from({ length: size }, (_, i) => (i * 131 + 7) % 251 + 1); // no zero byte, not compressible to nothing
+    const w = new FileDataWriter(zio, size, 128 * 1024, comp);
+    if (feed === 'chunks') {
+      for (let o = 0; o < size; o += 10_000) w.write(content.subarray(o, Math.min(size, o + 10_000)));
+    } else {
+      for (let o = 0; o < size; o += w.blksz) {
+        const block = new Uint8Array(w.blksz);
+        const n = Math.min(w.blksz, size - o);
+        block.set(content.subarray(o, o + n));
+        w.writeBlock(block, n);
+      }
+    }
+    w.end();
+    return { writes, disk, content, blksz: w.blksz };
+  }
+
+  for (const feed of ['chunks', 'blocks'] as const) {
+    it(`uncompressed, fed in ${feed}: the last block's zeros are left out, the image reads the same`, async () => {
+      const size = 2 * 131072 + 37_856;
+      const { writes, disk, content } = await run(COMP_OFF, feed, size);
+      // three records and one indirect block, in that order
+      expect(writes.slice(0, 3).map((x) => x.len)).toEqual([131072, 131072, 37_856]);
+      // (bump allocation: the records lie one after the other from 0)
+      expect(writes[2]!.off).toBe(2 * 131072);
+      expect(Buffer.from(disk.subarray(0, size)).equals(Buffer.from(content))).toBe(true);
+      expect(disk.subarray(size, 3 * 131072).every((b) => b === 0)).toBe(true);
+    });
+
+    it(`a small file, fed in ${feed}: one block of its size rounded to 512, written up to its last byte`, async () => {
+      const { writes, blksz } = await run(COMP_OFF, feed, 1000);
+      expect(blksz).toBe(1024);
+      expect(writes.map((x) => x.len)).toEqual([1000]);
+    });
+  }
+
+  it('compressed: the compressed block is written whole', async () => {
+    // the last record (5000 bytes, then zeros) compresses to a block of its own size
+    const { writes } = await run(COMP_LZ4, 'chunks', 131072 + 5000);
+    expect(writes.length).toBeGreaterThanOrEqual(2);
+    for (const x of writes) expect(x.len % 512).toBe(0);
+  });
+});
