@@ -139,6 +139,11 @@ export class HostFileReader {
     return false;
   }
 
+  /** Have the image writer take the blocks handed over so far, if it can without a wait. */
+  nudge(): void {
+    this.gate?.nudge();
+  }
+
   private send(): void {
     if (this.batchSizes.length === 0) return;
     // Exact-size arrays, transferred: structured clone copies a view's whole

@@ -86,6 +86,9 @@ export class Prewriter {
     while (this.head < this.window.length && this.reader.ready()) {
       if (!this.writeNext(false)) return;
     }
+    // all known data is in: the image writer gets it now, not once more
+    // has come (a large directory may take a while to walk)
+    this.reader.nudge();
   }
 
   /** The tree is complete: write everything left. */
