@@ -282,63 +282,96 @@ for (const mode of ['thread', 'inline reader', 'inline'] as const) {
   }, 120_000);
 }
 
-// The same hand-over against a writer that writes nothing until made to
-// wait: blocks are kept as the views the reader gave (not copies) and only
-// read when the reader waits for a mark or at the end. A slot refilled
-// before its mark has passed changes bytes not yet "written".
+// Files of random bytes for the reader tests: mostly small, every
+// `bigEvery`-th one `bigSize` bytes, until `total` bytes in all.
+function stageFiles(name: string, total: number, bigEvery: number, bigSize: number, smallMod: number): { path: string; data: Buffer }[] {
+  const dir = join(root, name);
+  mkdirSync(dir, { recursive: true });
+  const r = new Prng(name);
+  const files: { path: string; data: Buffer }[] = [];
+  for (let i = 0, sum = 0; sum < total; i++) {
+    const size = i % bigEvery === 3 ? bigSize : (r.bytes(2)[0]! * 256 + r.bytes(1)[0]!) % smallMod;
+    const data = Buffer.from(r.bytes(size));
+    writeFileSync(join(dir, `f${i}`), data);
+    files.push({ path: join(dir, `f${i}`), data });
+    sum += size;
+  }
+  return files;
+}
+
+/**
+ * An image writer that writes nothing until made to wait: blocks are kept
+ * as the views the reader gave (not copies) and only compared with what
+ * they should hold when a mark they are under passes (or at the end); a
+ * ring slot refilled too early shows as `bad`.
+ */
+class LazyImage {
+  readonly pending: { view: Uint8Array; want: Buffer }[] = [];
+  /** Per mark: how many pending blocks it covers. */
+  readonly marks: number[] = [0];
+  /** Marks passed. */
+  written = 0;
+  private flushed = 0;
+  bad = 0;
+  waits = 0;
+  /** Whether the image's open slot takes another block without a wait. */
+  roomy = true;
+  readonly gate = {
+    mark: () => { this.marks.push(this.pending.length); return this.marks.length - 1; },
+    passed: (m: number) => this.written >= m,
+    wait: (m: number) => { this.waits++; this.flushTo(this.marks[m]!); this.written = Math.max(this.written, m); },
+    nudge: () => {},
+    room: () => this.roomy,
+  };
+
+  /** A block as the reader handed it, and the bytes it must hold when written. */
+  take(view: Uint8Array, data: Buffer, from: number, len: number): void {
+    const want = Buffer.alloc(view.length);
+    data.copy(want, 0, from, from + len);
+    this.pending.push({ view, want });
+  }
+
+  flushTo(n: number): void {
+    for (; this.flushed < n; this.flushed++) {
+      const { view, want } = this.pending[this.flushed]!;
+      if (!Buffer.from(view.buffer, view.byteOffset, view.byteLength).equals(want)) this.bad++;
+    }
+  }
+
+  /** Write everything handed over so far: every mark passes. */
+  catchUp(): void {
+    this.flushTo(this.pending.length);
+    this.written = this.marks.length - 1;
+  }
+}
+
+// The same hand-over against a lazy image writer (LazyImage): no ring slot
+// may be refilled before the blocks in it are written.
 for (const mode of ['thread', 'inline'] as const) {
   test.runIf(mode === 'inline' || haveDist)(`a lazy image writer: no ring slot is refilled before its blocks are written (${mode} reader)`, async () => {
     process.env.TSMAKEFS_READER = mode === 'thread' ? '1' : '0';
     const { HostFileReader } = (mode === 'thread'
       ? await import(pathToFileURL(dist('input/host-reader.js')).href)
       : await import('../../src/input/host-reader.js')) as BlockReaderModule;
-    const dir = join(root, `lazy-${mode}`);
-    mkdirSync(dir, { recursive: true });
-    const r = new Prng(`lazy-${mode}`);
-    const files: { path: string; data: Buffer }[] = [];
-    for (let i = 0, total = 0; total < 24 * MIB; i++) {
-      const size = i % 20 === 3 ? 2 * MIB + 777 : (r.bytes(2)[0]! * 256 + r.bytes(1)[0]!) % 100_000;
-      const data = Buffer.from(r.bytes(size));
-      writeFileSync(join(dir, `f${i}`), data);
-      files.push({ path: join(dir, `f${i}`), data });
-      total += size;
-    }
-    const pending: { view: Uint8Array; want: Buffer }[] = [];
-    const marks: number[] = [0]; // per mark: how many pending blocks it covers
-    let written = 0; // marks passed
-    let flushedBlocks = 0;
-    let bad = 0;
-    const flushTo = (n: number) => {
-      for (; flushedBlocks < n; flushedBlocks++) {
-        const { view, want } = pending[flushedBlocks]!;
-        if (!Buffer.from(view.buffer, view.byteOffset, view.byteLength).equals(want)) bad++;
-      }
-    };
-    const gate = {
-      mark: () => { marks.push(pending.length); return marks.length - 1; },
-      passed: (m: number) => written >= m,
-      wait: (m: number) => { flushTo(marks[m]!); written = Math.max(written, m); },
-      nudge: () => {},
-    };
-    const reader = new HostFileReader(128 * 1024, () => gate);
+    const files = stageFiles(`lazy-${mode}`, 24 * MIB, 20, 2 * MIB + 777, 100_000);
+    const img = new LazyImage();
+    const reader = new HostFileReader(128 * 1024, () => img.gate);
     try {
       for (const f of files) reader.request(f.path, f.data.length);
       for (const f of files) {
         let got = 0;
         reader.read((piece, block) => {
-          const want = Buffer.alloc(block!.length);
-          f.data.copy(want, 0, got, got + piece.length);
-          pending.push({ view: block!, want });
+          img.take(block!, f.data, got, piece.length);
           got += piece.length;
         });
         expect(got).toBe(f.data.length);
       }
-      flushTo(pending.length);
+      img.flushTo(img.pending.length);
     } finally {
       reader.close();
     }
-    expect(bad, 'blocks changed before they were written').toBe(0);
-    expect(written, 'the reader waited for the writer').toBeGreaterThan(0);
+    expect(img.bad, 'blocks changed before they were written').toBe(0);
+    expect(img.written, 'the reader waited for the writer').toBeGreaterThan(0);
   }, 60_000);
 }
 
@@ -356,38 +389,10 @@ test('inline reader without waiting: stops short of a wait, resumes mid-file, sa
       close(): void;
     };
   };
-  const dir = join(root, 'nowait');
-  mkdirSync(dir, { recursive: true });
-  const r = new Prng('nowait');
-  const files: { path: string; data: Buffer }[] = [];
-  for (let i = 0, total = 0; total < 24 * MIB; i++) {
-    const size = i % 15 === 4 ? 3 * MIB + 1234 : (r.bytes(2)[0]! * 256 + r.bytes(1)[0]!) % 90_000;
-    const data = Buffer.from(r.bytes(size));
-    writeFileSync(join(dir, `f${i}`), data);
-    files.push({ path: join(dir, `f${i}`), data });
-    total += size;
-  }
-  const pending: { view: Uint8Array; want: Buffer }[] = [];
-  const marks: number[] = [0];
-  let written = 0;
-  let flushedBlocks = 0;
-  let bad = 0;
-  let waits = 0;
-  let roomy = true; // the image's open slot takes another block
-  const flushTo = (n: number) => {
-    for (; flushedBlocks < n; flushedBlocks++) {
-      const { view, want } = pending[flushedBlocks]!;
-      if (!Buffer.from(view.buffer, view.byteOffset, view.byteLength).equals(want)) bad++;
-    }
-  };
-  const gate = {
-    mark: () => { marks.push(pending.length); return marks.length - 1; },
-    passed: (m: number) => written >= m,
-    wait: (m: number) => { waits++; flushTo(marks[m]!); written = Math.max(written, m); },
-    nudge: () => {},
-    room: () => roomy,
-  };
-  const reader = new HostFileReader(128 * 1024, () => gate);
+  const files = stageFiles('nowait', 24 * MIB, 15, 3 * MIB + 1234, 90_000);
+  const r = new Prng('nowait-room');
+  const img = new LazyImage();
+  const reader = new HostFileReader(128 * 1024, () => img.gate);
   let stops = 0;
   let midFile = 0;
   try {
@@ -395,30 +400,26 @@ test('inline reader without waiting: stops short of a wait, resumes mid-file, sa
     for (const f of files) {
       let got = 0;
       const sink = (piece: Uint8Array, block: Uint8Array) => {
-        const want = Buffer.alloc(block.length);
-        f.data.copy(want, 0, got, got + piece.length);
-        pending.push({ view: block, want });
+        img.take(block, f.data, got, piece.length);
         got += piece.length;
         // now and then the image's open slot is full
-        roomy = r.bytes(1)[0]! > 40;
+        img.roomy = r.bytes(1)[0]! > 40;
       };
       while (!reader.read(sink, false)) {
         stops++;
         if (got > 0 && got < f.data.length) midFile++;
-        // the writer catches up with everything handed over, as it does
-        // while the walk goes on
-        flushTo(pending.length);
-        written = marks.length - 1;
-        roomy = true;
+        // the writer catches up, as it does while the walk goes on
+        img.catchUp();
+        img.roomy = true;
       }
       expect(got).toBe(f.data.length);
     }
-    flushTo(pending.length);
+    img.flushTo(img.pending.length);
   } finally {
     reader.close();
   }
-  expect(bad, 'blocks changed before they were written').toBe(0);
-  expect(waits, 'never waited for the writer').toBe(0);
+  expect(img.bad, 'blocks changed before they were written').toBe(0);
+  expect(img.waits, 'never waited for the writer').toBe(0);
   expect(stops, 'stopped short of a wait').toBeGreaterThan(10);
   expect(midFile, 'stopped in the middle of a file').toBeGreaterThan(0);
 }, 60_000);
