@@ -134,3 +134,37 @@ describe('FileDataWriter: the zero padding of a last block is not written', () =
     for (const x of writes) expect(x.len % 512).toBe(0);
   });
 });
+
+// Indirect blocks are put together in one scratch array shared by every
+// object: a block with few pointers must not carry those of a fuller one
+// written before it.
+describe('indirect blocks', () => {
+  it('hold their own block pointers and zeros, whatever was written before', async () => {
+    const { ZioWriter } = await import('../../src/zio/writer.js');
+    const { SpaceAllocator } = await import('../../src/vdev/allocator.js');
+    const { FileDataWriter } = await import('../../src/zpl/filedata.js');
+    const { decodeBp } = await import('../../src/zio/blkptr.js');
+    const indirect: Uint8Array[] = [];
+    const image = { write: (_off: number, d: Uint8Array) => { if (d.length === 131072) indirect.push(Uint8Array.from(d)); } };
+    const zio = new ZioWriter(image as never, new SpaceAllocator(4, 24, 9, 64 * 1024 * 1024), 4);
+    // (metadata stored plainly, so the image sees the indirect blocks as built)
+    zio.metaComp = COMP_OFF;
+    const file = (blocks: number, seed: number) => {
+      const w = new FileDataWriter(zio, blocks * 512, 512, COMP_OFF);
+      for (let i = 0; i < blocks; i++) w.write(new Uint8Array(512).fill((seed + i) % 255 + 1));
+      return w.end();
+    };
+    // level 1: a full block of 1,024 pointers, then one of 476; level 2: two
+    file(1500, 1);
+    file(3, 7);
+    expect(indirect.length).toBe(4);
+    const used = (b: Uint8Array) => { let n = 0; while (n < 1024 && b.subarray(n * 128, n * 128 + 128).some((x) => x !== 0)) n++; return n; };
+    expect(indirect.map(used)).toEqual([1024, 476, 2, 3]);
+    for (const [i, n] of [[1, 476], [2, 2], [3, 3]] as const) {
+      expect(indirect[i]!.subarray(n * 128).every((x) => x === 0), `block ${i} past its ${n} pointers`).toBe(true);
+    }
+    // and they are the pointers of the file's own blocks (three 512-byte data blocks in a row)
+    const bps = [0, 1, 2].map((i) => decodeBp(indirect[3]!, i * 128));
+    expect(bps.map((bp) => bp.lsize)).toEqual([512, 512, 512]);
+  });
+});
