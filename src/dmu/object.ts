@@ -24,12 +24,14 @@ export function levelsFor(nblocks: number, nblkptr: number): number {
 // maps allocations that large), ~0.2 s on /usr's 2,400 files over a record.
 let scratch: Uint8Array | null = null;
 /** Bytes of the scratch the last indirect block used (the rest is zeros). */
-let indirectUsed = 0;
+let scratchUsed = 0;
 
-function indirectScratch(): Uint8Array {
+/** An indirect block of these block pointers, zeros after them, in the shared scratch. */
+function indirectBlock(bps: readonly BlkPtr[]): Uint8Array {
   scratch ??= new Uint8Array(INDIRECT_BLOCK_SIZE);
-  scratch.fill(0, 0, indirectUsed);
-  indirectUsed = 0;
+  scratch.fill(0, 0, scratchUsed);
+  for (let i = 0; i < bps.length; i++) encodeBp(bps[i]!, scratch, i * BP_SIZE);
+  scratchUsed = bps.length * BP_SIZE;
   return scratch;
 }
 
@@ -86,12 +88,9 @@ export class ObjectWriter {
       this.add(level + 1, HOLE);
       return;
     }
-    const buf = indirectScratch();
-    for (let i = 0; i < list.length; i++) encodeBp(list[i]!, buf, i * BP_SIZE);
-    indirectUsed = list.length * BP_SIZE;
     // (writeBlock takes its bytes before it returns: compressed, or copied
     // into the image writer's ring, so the scratch is free again)
-    this.add(level + 1, this.zio.writeBlock(buf, this.dn.type, level + 1, fill, this.acct));
+    this.add(level + 1, this.zio.writeBlock(indirectBlock(list), this.dn.type, level + 1, fill, this.acct));
   }
 
   /** Write the partial indirect blocks and fill in the dnode's tree fields. */

@@ -2,9 +2,12 @@
 // without their always-zero words): what comes back out must be what went in,
 // byte for byte, for every kind of top block pointer a file can have.
 import { describe, expect, it } from 'vitest';
-import { BP_SIZE, COMP_LZ4, COMP_OFF, CKSUM_FLETCHER4, encodeBp, HOLE, type BlkPtr } from '../../src/zio/blkptr.js';
+import { BP_SIZE, COMP_LZ4, COMP_OFF, CKSUM_FLETCHER4, decodeBp, encodeBp, HOLE, type BlkPtr } from '../../src/zio/blkptr.js';
 import { DMU_OT_PLAIN_FILE_CONTENTS } from '../../src/dmu/types.js';
-import { FileDataSlab, type FileData } from '../../src/zpl/filedata.js';
+import { FileDataSlab, FileDataWriter, type FileData } from '../../src/zpl/filedata.js';
+import { ZioWriter } from '../../src/zio/writer.js';
+import { SpaceAllocator } from '../../src/vdev/allocator.js';
+import { VDEV_LABEL_START_SIZE } from '../../src/vdev/geometry.js';
 
 function cksum(seed: number): Uint8Array {
   return Uint8Array.from({ length: 32 }, (_, i) => (seed * 31 + i * 7) & 0xff);
@@ -83,11 +86,7 @@ describe('FileDataSlab', () => {
 // image then holds must be the whole padded block all the same.
 describe('FileDataWriter: the zero padding of a last block is not written', () => {
   const MIB = 1024 * 1024;
-  async function run(comp: number, feed: 'chunks' | 'blocks', size: number) {
-    const { ZioWriter } = await import('../../src/zio/writer.js');
-    const { SpaceAllocator } = await import('../../src/vdev/allocator.js');
-    const { FileDataWriter } = await import('../../src/zpl/filedata.js');
-    const { VDEV_LABEL_START_SIZE } = await import('../../src/vdev/geometry.js');
+  function run(comp: number, feed: 'chunks' | 'blocks', size: number) {
     const writes: { off: number; len: number }[] = [];
     const disk = new Uint8Array(16 * MIB);
     const image = { write: (off: number, d: Uint8Array) => { writes.push({ off: off - VDEV_LABEL_START_SIZE, len: d.length }); disk.set(d, off - VDEV_LABEL_START_SIZE); } };
@@ -109,9 +108,9 @@ describe('FileDataWriter: the zero padding of a last block is not written', () =
   }
 
   for (const feed of ['chunks', 'blocks'] as const) {
-    it(`uncompressed, fed in ${feed}: the last block's zeros are left out, the image reads the same`, async () => {
+    it(`uncompressed, fed in ${feed}: the last block's zeros are left out, the image reads the same`, () => {
       const size = 2 * 131072 + 37_856;
-      const { writes, disk, content } = await run(COMP_OFF, feed, size);
+      const { writes, disk, content } = run(COMP_OFF, feed, size);
       // three records and one indirect block, in that order
       expect(writes.slice(0, 3).map((x) => x.len)).toEqual([131072, 131072, 37_856]);
       // (bump allocation: the records lie one after the other from 0)
@@ -120,16 +119,16 @@ describe('FileDataWriter: the zero padding of a last block is not written', () =
       expect(disk.subarray(size, 3 * 131072).every((b) => b === 0)).toBe(true);
     });
 
-    it(`a small file, fed in ${feed}: one block of its size rounded to 512, written up to its last byte`, async () => {
-      const { writes, blksz } = await run(COMP_OFF, feed, 1000);
+    it(`a small file, fed in ${feed}: one block of its size rounded to 512, written up to its last byte`, () => {
+      const { writes, blksz } = run(COMP_OFF, feed, 1000);
       expect(blksz).toBe(1024);
       expect(writes.map((x) => x.len)).toEqual([1000]);
     });
   }
 
-  it('compressed: the compressed block is written whole', async () => {
+  it('compressed: the compressed block is written whole', () => {
     // the last record (5000 bytes, then zeros) compresses to a block of its own size
-    const { writes } = await run(COMP_LZ4, 'chunks', 131072 + 5000);
+    const { writes } = run(COMP_LZ4, 'chunks', 131072 + 5000);
     expect(writes.length).toBeGreaterThanOrEqual(2);
     for (const x of writes) expect(x.len % 512).toBe(0);
   });
@@ -139,11 +138,7 @@ describe('FileDataWriter: the zero padding of a last block is not written', () =
 // object: a block with few pointers must not carry those of a fuller one
 // written before it.
 describe('indirect blocks', () => {
-  it('hold their own block pointers and zeros, whatever was written before', async () => {
-    const { ZioWriter } = await import('../../src/zio/writer.js');
-    const { SpaceAllocator } = await import('../../src/vdev/allocator.js');
-    const { FileDataWriter } = await import('../../src/zpl/filedata.js');
-    const { decodeBp } = await import('../../src/zio/blkptr.js');
+  it('hold their own block pointers and zeros, whatever was written before', () => {
     const indirect: Uint8Array[] = [];
     const image = { write: (_off: number, d: Uint8Array) => { if (d.length === 131072) indirect.push(Uint8Array.from(d)); } };
     const zio = new ZioWriter(image as never, new SpaceAllocator(4, 24, 9, 64 * 1024 * 1024), 4);
