@@ -258,13 +258,11 @@ export class HostFileReader {
       f = { fd, pos: 0, size: req.size, block: req.block };
     }
     this.partial = null;
-    let stopped = false;
     try {
       const block = f.block;
       while (f.pos < f.size) {
         let off = blockOffset(this.fill, block);
         if (!mayWait && !this.roomFor(off)) {
-          stopped = true;
           this.partial = f;
           return false;
         }
@@ -283,7 +281,8 @@ export class HostFileReader {
     } catch (e) {
       throw e instanceof HostReadError ? e : asReadError(e);
     } finally {
-      if (!stopped) closeSync(f.fd);
+      // (a file stopped short of a wait stays open for the next call)
+      if (this.partial !== f) closeSync(f.fd);
     }
   }
 
@@ -296,14 +295,8 @@ export class HostFileReader {
   private roomFor(off: number): boolean {
     const gate = this.gate;
     if (gate === null) return true;
-    if (off < 0) {
-      const m = this.slotMarks[(this.slot + 1) % READ_SLOTS]!;
-      if (m > 0 && !gate.passed(m)) {
-        gate.nudge();
-        return false;
-      }
-    }
-    if (gate.room()) return true;
+    const next = off < 0 ? this.slotMarks[(this.slot + 1) % READ_SLOTS]! : 0;
+    if ((next === 0 || gate.passed(next)) && gate.room()) return true;
     gate.nudge();
     return false;
   }

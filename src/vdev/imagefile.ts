@@ -195,14 +195,14 @@ export class ImageFile {
         const ring = this.ring;
         if (ring === null || this.segCount === 0) return;
         // handOff waits for the slot after this one to be free: only when it is already
-        if (this.produced + 1 - Atomics.load(ring.ctrl, CONSUMED) < RING_SLOTS) this.handOff();
+        if (this.nextSlotFree(ring)) this.handOff();
       },
       room: () => {
         const ring = this.ring;
         if (ring === null) return true;
         // toRing hands the open slot over (and may wait) only when it is full
         if (this.budget < SLOT_BYTES && this.segCount < MAX_SEGMENTS) return true;
-        return this.produced + 1 - Atomics.load(ring.ctrl, CONSUMED) < RING_SLOTS;
+        return this.nextSlotFree(ring);
       },
     };
   }
@@ -258,6 +258,11 @@ export class ImageFile {
     segs[seg + 3] = srcOff;
     this.segEnd = offset + len;
     return true;
+  }
+
+  /** Whether the slot after the open one is written already, so that handOff would not wait. */
+  private nextSlotFree(ring: Ring): boolean {
+    return this.produced + 1 - Atomics.load(ring.ctrl, CONSUMED) < RING_SLOTS;
   }
 
   /** Give the slot being filled to the writer thread and wait for the next one to be free. */
