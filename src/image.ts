@@ -3,6 +3,9 @@
 // byte is in place; any failure removes it.
 import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
 import { FileDataSlab, FileDataWriter, fileBlockSize, RECORDSIZE, type FileData } from './zpl/filedata.js';
+import type { CopyQueue } from './vdev/copy-queue.js';
+import { CHUNK_IMAGE_ERROR, CHUNK_SHRANK, CHUNK_SOURCE_ERROR, COPY_PATH_BYTES } from './vdev/copy-ring.js';
+import { getSystemErrorName } from 'node:util';
 import { ImageOptions } from './options.js';
 import { ImageFile, type AdoptedBuffer } from './vdev/imagefile.js';
 import { OutOfSpaceError, SpaceAllocator, fmtSize } from './vdev/allocator.js';
@@ -22,7 +25,22 @@ import { baseRefcounts, FeatureState, labelFeaturesForRead, resolveFeatures } fr
 import { COMP_LZ4, COMP_OFF, COMP_ZLE } from './zio/blkptr.js';
 import { zname } from './dsl/mos.js';
 import { SeedSource } from './util/seed.js';
-import { UserError } from './util/errors.js';
+import { fsUserError, UserError } from './util/errors.js';
+
+/**
+ * Host files from this size on, in a dataset without compression, are
+ * copied into place by whichever thread is free (InputContext.copies);
+ * smaller ones are read by the build through its ring, which costs less
+ * per file (copying files of 8-32 KiB and up too measured no faster on
+ * /usr: bench/RESULTS.md, twelfth round).
+ */
+const COPY_MIN = copyMin(process.env['TSMAKEFS_COPY_MIN']);
+
+/** TSMAKEFS_COPY_MIN (bytes) for measurements; by default files of more than one 128 KiB record. */
+function copyMin(env: string | undefined): number {
+  const n = Number(env);
+  return env !== undefined && env !== '' && Number.isSafeInteger(n) && n >= 1 ? n : 128 * 1024 + 1;
+}
 
 /** Birth txg of every block; the uberblock claims a later txg unless verify-txgs is set. */
 export const DATA_TXG = 4;
@@ -92,6 +110,21 @@ export interface InputContext {
    * writes files alike), so a reader need not put paths together.
    */
   pathsMatter?: boolean;
+  /**
+   * Whether a host file of this size at this path is better copied by the
+   * image (copyFile) than fed to a sink: its blocks are placed before they
+   * are read, and the image writer or whichever thread is free reads them
+   * into place.
+   */
+  copies?(size: number, path: string | undefined, hostPath: string | Uint8Array): boolean;
+  /**
+   * Copy the host file at `hostPath` (read later, maybe by another thread),
+   * where copies() said so. Its data source, final once the input is
+   * complete. `shown`: the host path as errors name it.
+   */
+  copyFile?(size: number, path: string | undefined, hostPath: string | Uint8Array, shown: string): DataSource;
+  /** Take in the copies finished so far (their files' last metadata); cheap, call it now and then. */
+  collectCopies?(): void;
 }
 
 /** One regular file's data on its way into the image. */
@@ -111,6 +144,12 @@ interface SinkBook {
   data(n: number): void;
   /** The file is complete: its data source from now on. */
   ended(d: FileData): DataSource;
+  /** The copies of host files (ImageFile.copier). */
+  copier(): CopyQueue;
+  /** A data source whose FileData comes later, and how it comes (a copied file). */
+  later(): { source: DataSource; fill(d: FileData): void };
+  /** The error to throw for a failed copy (a copy-ring CHUNK_* status and Node's errno). */
+  copyFailed(shown: string, size: number, status: number, errno: number): Error;
 }
 
 /**
@@ -134,6 +173,34 @@ class ImageFileSink implements FileSink {
     let d: FileData;
     try { d = this.w.end(); } catch (e) { this.book.failed(e); }
     return this.book.ended(d);
+  }
+}
+
+/** InputContext.copyFile: the file placed whole now, its blocks copied into place by whoever is free. */
+function copyFile(w: FileDataWriter, hostPath: string | Uint8Array, shown: string, book: SinkBook): DataSource {
+  const { source, fill } = book.later();
+  try {
+    w.copyFrom(hostPath, book.copier(), (d) => {
+      book.data(w.size);
+      fill(d);
+    }, (status, errno) => book.copyFailed(shown, w.size, status, errno));
+  } catch (e) {
+    book.failed(e);
+  }
+  return source;
+}
+
+/**
+ * The error a failed copy of a host file is reported as: the messages of a
+ * file read, or an image written, on the build thread.
+ */
+function copyError(image: string, shown: string, size: number, status: number, errno: number): Error {
+  const err = (syscall: string) => ({ code: getSystemErrorName(errno), errno, syscall });
+  switch (status) {
+    case CHUNK_SHRANK: return new UserError(`${shown}: file shrank while being read (expected ${size} bytes)`);
+    case CHUNK_SOURCE_ERROR: return fsUserError(shown, err('read'));
+    case CHUNK_IMAGE_ERROR: return fsUserError(image, err('write'));
+    default: return new Error(`copying ${shown} into the image failed`);
   }
 }
 
@@ -211,6 +278,12 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
         failed: (err) => { if (err instanceof OutOfSpaceError) outOfSpace = err; throw err; },
         data: (n) => { progress.bytes += n; tick(); },
         ended: (d) => { progress.files++; tick(); return fileSlab.store(d); },
+        copier: () => image.copier(),
+        copyFailed: (shown, size, status, errno) => copyError(opts.image, shown, size, status, errno),
+        later: () => {
+          const source = fileSlab.reserve();
+          return { source, fill: (d) => { progress.files++; image.bytesWritten += d.size; tick(); fileSlab.fill(source.index, d); } };
+        },
       };
       const ctx: InputContext = {
         beginFile(size, path) {
@@ -223,7 +296,22 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
         blockSize: (size, path) => fileBlockSize(size, settingsFor(path).recordsize),
         adoptBuffer: (sab) => image.adopt(sab),
         pathsMatter: uniform === undefined,
+        copies: (size, path, hostPath) => size >= COPY_MIN && settingsFor(path).comp === COMP_OFF
+          && (typeof hostPath === 'string' ? Buffer.byteLength(hostPath) : hostPath.length) <= COPY_PATH_BYTES,
+        copyFile: (size, path, hostPath, shown) => {
+          const st = settingsFor(path);
+          let w: FileDataWriter;
+          try { w = new FileDataWriter(zio, size, st.recordsize, st.comp, true); } catch (e) { book.failed(e); }
+          return copyFile(w, hostPath, shown, book);
+        },
+        collectCopies: () => {
+          try { image.collectCopies(); } catch (e) { book.failed(e); }
+        },
       };
+      // Copies still under way go on while the metadata is written: a
+      // file's FileData is waited for (and its last copies shared) only
+      // when its dnode is made.
+      fileSlab.onMissing = (i) => image.copier().settleUntil(() => fileSlab.has(i));
       root = await source(ctx);
     } else {
       root = source;
@@ -262,6 +350,8 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     progress.phase = 'metadata';
     tick(true);
     const rootInput = writeDataset(plan);
+    // (every copied file's dnode was made, so this only checks)
+    image.settleCopies();
     if (auto) {
       geo = fitGeometry(geo, alloc, opts);
       image.resize(geo.fileSize);

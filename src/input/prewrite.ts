@@ -24,6 +24,8 @@ interface Pending {
   /** Data still outside the image. */
   src: Exclude<DataSource, { kind: 'written' }>;
   path: string;
+  /** A host file the image copies itself (InputContext.copies): not read here. */
+  copy: boolean;
 }
 
 /** Stream every file whose data is still outside the image (host files, in-memory bytes) into it. */
@@ -39,6 +41,10 @@ export function prewriteData(root: Inode, ctx: InputContext): void {
 
 /**
  * The data of every file still outside the image, written in tree order.
+ * Host files the image copies itself (InputContext.copies: large files of
+ * datasets without compression) are only handed over, in the same order;
+ * their blocks were placed when they were handed over, so the order their
+ * bytes go in does not change the image.
  * Built on a finished tree (`complete`), or alongside a directory walk that
  * reads directories in the same order the data goes (each directory's
  * entries sorted, then its subdirectories in name order): the walk reports
@@ -81,9 +87,10 @@ export class Prewriter {
    * this one stopped. The data's order, and so the image, is the same.
    */
   pump(): void {
+    this.ctx.collectCopies?.();
     this.fill();
     this.reader.flush();
-    while (this.head < this.window.length && this.reader.ready()) {
+    while (this.head < this.window.length && (this.window[this.head]!.copy || this.reader.ready())) {
       if (!this.writeNext(false)) return;
     }
     // all known data is in: the image writer gets it now, not once more
@@ -113,19 +120,26 @@ export class Prewriter {
       const src = f.ino.source;
       if (src === undefined || src.kind === 'written') continue;
       this.inWindow.add(f.ino);
+      const copy = src.kind === 'path' && this.ctx.copies?.(f.ino.size, f.path, src.path) === true;
       // (0: the reader's own choice, blocks of a file at the usual record size)
-      if (src.kind === 'path') this.reader.request(src.path, f.ino.size, this.ctx.blockSize?.(f.ino.size, f.path) ?? 0);
-      this.window.push({ ino: f.ino, src, path: f.path });
+      if (src.kind === 'path' && !copy) this.reader.request(src.path, f.ino.size, this.ctx.blockSize?.(f.ino.size, f.path) ?? 0);
+      this.window.push({ ino: f.ino, src, path: f.path, copy });
     }
   }
 
   /** Write the file at the window's head (`mayWait` false: as far as goes without waiting); true: it is all written. */
   private writeNext(mayWait: boolean): boolean {
     const p = this.window[this.head]!;
-    this.writing ??= beginData(p, this.ctx);
-    const written = writeData(this.writing, this.reader, mayWait);
-    if (written === null) return false;
-    this.writing = null;
+    let written: DataSource | null;
+    if (p.copy) {
+      const src = p.src as Extract<DataSource, { kind: 'path' }>;
+      written = p.ino.source = this.ctx.copyFile!(p.ino.size, p.path, src.path, showPath(src.path));
+    } else {
+      this.writing ??= beginData(p, this.ctx);
+      written = writeData(this.writing, this.reader, mayWait);
+      if (written === null) return false;
+      this.writing = null;
+    }
     this.window[this.head++] = undefined;
     if (this.head === 4 * LOOKAHEAD) {
       this.window.splice(0, this.head);

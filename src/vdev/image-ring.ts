@@ -11,6 +11,8 @@
 // another shared buffer the writer was given (the file reader's ring): those
 // are written from where they are, with no copy into the slot.
 
+import { COPY_RING_BYTES, mapCopyRing, type CopyRing } from './copy-ring.js';
+
 export const RING_SLOTS = 4;
 export const SLOT_BYTES = 1024 * 1024;
 export const MAX_SEGMENTS = 1024;
@@ -34,6 +36,8 @@ export const SEG_FIELDS = 4;
 
 export interface Ring {
   sab: SharedArrayBuffer;
+  /** Host files the writer copies itself when it has no slot to write (copy-ring.ts). */
+  copy: CopyRing;
   ctrl: Int32Array;
   /** The failed syscall's errno code ("ENOSPC"), as ASCII. */
   code: Uint8Array;
@@ -49,7 +53,7 @@ export function segBase(slot: number): number {
 }
 
 export function allocRing(): SharedArrayBuffer {
-  return new SharedArrayBuffer(CTRL_WORDS * 4 + CODE_BYTES + RING_SLOTS * SEG_WORDS * 8 + RING_SLOTS * SLOT_BYTES);
+  return new SharedArrayBuffer(CTRL_WORDS * 4 + CODE_BYTES + RING_SLOTS * SEG_WORDS * 8 + RING_SLOTS * SLOT_BYTES + COPY_RING_BYTES);
 }
 
 export function mapRing(sab: SharedArrayBuffer): Ring {
@@ -61,5 +65,6 @@ export function mapRing(sab: SharedArrayBuffer): Ring {
   const segs = new Float64Array(sab, off, RING_SLOTS * SEG_WORDS);
   off += RING_SLOTS * SEG_WORDS * 8;
   const data = new Uint8Array(sab, off, RING_SLOTS * SLOT_BYTES);
-  return { sab, ctrl, code, segs, data };
+  off += RING_SLOTS * SLOT_BYTES;
+  return { sab, ctrl, code, segs, data, copy: mapCopyRing(sab, off) };
 }

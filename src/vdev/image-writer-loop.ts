@@ -1,5 +1,6 @@
 // The image writer's side of the ring (image-ring.ts): pwrite() each slot
-// as the build hands it over. It runs either on a thread of its own
+// as the build hands it over, and between slots copy host files into place
+// (copy-ring.ts). It runs either on a thread of its own
 // (image-writer.ts), waiting with Atomics.wait, or on a thread that has an
 // event loop to keep turning (the command line's main thread, otherwise
 // idle while its build thread works), waiting with Atomics.waitAsync: a
@@ -11,6 +12,7 @@ import {
   CODE_LEN, CONSUMED, ERRNO, FAILED, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES, SRC_SLOT, STARTED, STOPPED,
   type Ring,
 } from './image-ring.js';
+import { ChunkCopier, claimChunk } from './copy-ring.js';
 
 /** The message that announces a buffer the build adopted (ImageFile.adopt). */
 export interface AdoptMessage {
@@ -24,10 +26,26 @@ class RingWriter {
   // message sent before any segment names it; the writer takes it off the
   // port itself when it meets the first such segment.
   private readonly adopted: Uint8Array[] = [];
+  private readonly copier: ChunkCopier;
   consumed = 0;
 
   constructor(sab: SharedArrayBuffer, private readonly fd: number, private readonly port: MessagePort) {
     this.ring = mapRing(sab);
+    this.copier = new ChunkCopier(this.ring.copy, fd);
+  }
+
+  /** Copy the next chunk nobody has taken, unless the build quit or a write failed; false: there was none. */
+  copyOne(): boolean {
+    const ctrl = this.ctrl;
+    if (Atomics.load(ctrl, FAILED) === 1 || Atomics.load(ctrl, QUIT) === 1) return false;
+    const c = claimChunk(this.ring.copy);
+    if (c < 0) return false;
+    this.copier.copy(c);
+    return true;
+  }
+
+  closeFiles(): void {
+    this.copier.close();
   }
 
   get ctrl(): Int32Array {
@@ -116,6 +134,8 @@ export function runImageWriter(sab: SharedArrayBuffer, fd: number, port: Message
       const produced = Atomics.load(ctrl, PRODUCED);
       if (w.consumed === produced) {
         if (Atomics.load(ctrl, QUIT) === 1) break;
+        // no slot to write: a file to copy, if the build posted one
+        if (w.copyOne()) continue;
         Atomics.wait(ctrl, PRODUCED, produced);
         continue;
       }
@@ -124,6 +144,7 @@ export function runImageWriter(sab: SharedArrayBuffer, fd: number, port: Message
   } catch (e) {
     w.fail(e);
   }
+  w.closeFiles();
   w.stopped();
 }
 
@@ -134,6 +155,12 @@ const waitAsync = (Atomics as unknown as {
 
 /** Longest stretch of writing between two turns of the event loop, in ms. */
 const TURN_MS = 20;
+/**
+ * The same while copying files: the loop also serves the build thread's
+ * directory ZAPs (dirzaps.ts), which it waits for while it writes the
+ * metadata, and copies may still be under way then.
+ */
+const COPY_TURN_MS = 2;
 
 /**
  * The writer on a thread with an event loop: it waits without blocking and
@@ -156,6 +183,13 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
         const produced = Atomics.load(ctrl, PRODUCED);
         if (w.consumed === produced) {
           if (Atomics.load(ctrl, QUIT) === 1) break;
+          if (w.copyOne()) {
+            if (performance.now() - turned > COPY_TURN_MS) {
+              await new Promise<void>((resolve) => setImmediate(resolve));
+              turned = performance.now();
+            }
+            continue;
+          }
           const r = waitAsync(ctrl, PRODUCED, produced);
           if (r.async) await r.value;
           turned = performance.now();
@@ -170,6 +204,7 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
     } catch (e) {
       w.fail(e);
     } finally {
+      w.closeFiles();
       w.stopped();
       port.close();
     }

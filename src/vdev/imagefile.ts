@@ -8,6 +8,8 @@ import {
   allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES,
   SRC_SLOT, STARTED, STOPPED, type Ring,
 } from './image-ring.js';
+import { COPY_RING_BYTES, mapCopyRing } from './copy-ring.js';
+import { CopyQueue } from './copy-queue.js';
 
 const COMBINE_LIMIT = 8 * 1024 * 1024;
 
@@ -110,6 +112,7 @@ export class ImageFile {
   private segCount = 0;
   private segEnd = -1;
   private readonly adopted = new Map<ArrayBufferLike, number>();
+  private copies: CopyQueue | null = null;
 
   constructor(readonly finalPath: string, size: number) {
     this.tmpPath = tmpPathFor(finalPath);
@@ -207,6 +210,39 @@ export class ImageFile {
     };
   }
 
+  /**
+   * The queue of host files copied into place by the image writer (and by
+   * the build when it is free); without a writer thread, the build copies
+   * each as it is posted. Settle it before the image is committed.
+   */
+  copier(): CopyQueue {
+    if (this.copies !== null) return this.copies;
+    const ring = this.ring;
+    const writer = this.writer;
+    if (ring === null || writer === null) {
+      this.copies = new CopyQueue(mapCopyRing(new SharedArrayBuffer(COPY_RING_BYTES), 0), this.fd, null);
+    } else {
+      this.copies = new CopyQueue(ring.copy, this.fd, {
+        wake: () => { Atomics.notify(ring.ctrl, PRODUCED); },
+        check: () => {
+          if (Atomics.load(ring.ctrl, FAILED) === 1) throw this.failure(this.writerError());
+          if (Atomics.load(ring.ctrl, STARTED) === 0 && Date.now() - this.writerSince > 60_000) throw new Error('the image writer thread did not start');
+        },
+      });
+    }
+    return this.copies;
+  }
+
+  /** Copy or wait for every file copy still under way (none: nothing to do). */
+  settleCopies(): void {
+    this.copies?.settle();
+  }
+
+  /** Collect the file copies done so far (none: nothing to do). */
+  collectCopies(): void {
+    this.copies?.collect();
+  }
+
   private toRing(offset: number, data: Uint8Array): void {
     const id = this.adopted.size === 0 ? undefined : this.adopted.get(data.buffer);
     if (id !== undefined) {
@@ -287,6 +323,8 @@ export class ImageFile {
       if (Atomics.load(ctrl, FAILED) === 1) throw this.failure(this.writerError());
       const c = Atomics.load(ctrl, CONSUMED);
       if (c >= n) return;
+      // rather than wait for the writer, take a file copy off its hands
+      if (this.copies?.helpOne()) continue;
       waitOnThread(ctrl, CONSUMED, c, STARTED, this.writerSince, 'image writer');
     }
   }
@@ -350,6 +388,8 @@ export class ImageFile {
 
   /** Flush, close and rename over the final path. */
   commit(): void {
+    if (this.copies !== null && !this.copies.settled) throw new Error('image committed with file copies not collected');
+    this.copies?.close();
     this.flush();
     this.stopWriter(false);
     try {
@@ -368,6 +408,7 @@ export class ImageFile {
   abort(): void {
     open.delete(this);
     this.stopWriter(true);
+    this.copies?.close();
     if (this.fd >= 0) {
       try { fs.closeSync(this.fd); } catch { /* already closed */ }
       this.fd = -1;

@@ -377,6 +377,7 @@ export class ZplWriter {
     this.dataBytes += ino.size;
     if (pre) this.prewritten.add(fileAccount(data));
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, data.blksz, DMU_OT_SA, bonus, 1);
+    if (data.ibs !== undefined) dn.indblkshift = data.ibs;
     dn.nlevels = data.nlevels;
     dn.maxblkid = data.maxblkid;
     dn.used = data.used;

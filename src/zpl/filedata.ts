@@ -11,7 +11,9 @@ import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
 import { BlkPtr, BP_SIZE, BpSlab, COMP_OFF, encodeBp } from '../zio/blkptr.js';
 import { rd64le, u64le } from '../util/endian.js';
 import { isAllZero } from '../zio/compress.js';
-import { inPlaceScratch } from '../zio/fletcher4.js';
+import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } from '../zio/fletcher4.js';
+import { PLANNED_INDBLKSHIFT, PlannedObject } from '../dmu/planned.js';
+import type { CopyJob, CopyQueue } from '../vdev/copy-queue.js';
 
 export const RECORDSIZE = 128 * 1024;
 
@@ -38,13 +40,18 @@ export interface FileData {
   /** The allocator range the data was written into (bump allocation keeps it contiguous). */
   start: number;
   end: number;
+  /** The dnode's indblkshift when not the default (17): a planned file's (dmu/planned.ts). */
+  ibs?: number;
 }
 
 // A FileDataSlab's 32-bit numbers per file, in this order (the allocator
-// range is its start, a double, and its length); nlevels (1..5) rides below
-// the block size, which is a multiple of 512, with the flag for a hole.
+// range is its start, a double, and its length); nlevels (1..15) rides below
+// the block size, which is a multiple of 512, with the flags for a planned
+// file's small indirect blocks and for a hole.
 const NUMS = 7;
 const N_SIZE = 0, N_BLK = 1, N_MAXBLKID = 2, N_USED = 3, N_PSIZE = 4, N_LSIZE = 5, N_SPAN = 6;
+const BLK_LEVELS = 16;
+const BLK_PLANNED = 16;
 const BLK_HOLE = 256;
 /** N_BLK of a record kept whole in the slab's map (every real one has a block size). */
 const BLK_WHOLE = 0;
@@ -105,6 +112,13 @@ export class FileDataSlab {
 
   /** Keep `d`; the source the inode takes from now on. */
   store(d: FileData): WrittenData {
+    const src = this.reserve();
+    this.fill(src.index, d);
+    return src;
+  }
+
+  /** The source of a file whose FileData comes later (fill); it must not be read before. */
+  reserve(): WrittenData {
     const i = this.next++;
     const c = Math.floor(i / PER_CHUNK);
     if (c === this.nums.length) {
@@ -112,6 +126,12 @@ export class FileDataSlab {
       this.starts.push(new Float64Array(PER_CHUNK));
       this.bps.push(new Uint8Array(PER_CHUNK * BP_COMPACT));
     }
+    return new WrittenData(this, i);
+  }
+
+  /** Keep `d` under the index reserve() gave. */
+  fill(i: number, d: FileData): void {
+    const c = Math.floor(i / PER_CHUNK);
     const raw = this.scratch;
     if (d.bp instanceof Uint8Array) raw.set(d.bp);
     else encodeBp(d.bp, raw, 0);
@@ -122,14 +142,15 @@ export class FileDataSlab {
     const nums = this.nums[c]!;
     const at = (i % PER_CHUNK) * NUMS;
     const span = d.end - d.start;
+    const planned = d.ibs === PLANNED_INDBLKSHIFT;
     if ((!embedded && !hole && !sameBytes(raw, BIRTH_OFF, this.birth!)) || !fitsU32(d.size) || !fitsU32(d.maxblkid) || !fitsU32(d.used)
-      || !fitsU32(d.psize) || !fitsU32(d.lsize) || !fitsU32(span)) {
+      || !fitsU32(d.psize) || !fitsU32(d.lsize) || !fitsU32(span) || d.nlevels >= BLK_LEVELS || (d.ibs !== undefined && !planned)) {
       nums[at + N_BLK] = BLK_WHOLE;
       this.whole.set(i, { ...d, bp: raw.slice() });
-      return new WrittenData(this, i);
+      return;
     }
     nums[at + N_SIZE] = d.size;
-    nums[at + N_BLK] = d.blksz + d.nlevels + (hole ? BLK_HOLE : 0);
+    nums[at + N_BLK] = d.blksz + d.nlevels + (planned ? BLK_PLANNED : 0) + (hole ? BLK_HOLE : 0);
     nums[at + N_MAXBLKID] = d.maxblkid;
     nums[at + N_USED] = d.used;
     nums[at + N_PSIZE] = d.psize;
@@ -144,26 +165,41 @@ export class FileDataSlab {
       for (let b = from; b < to; b++) out[o++] = raw[b]!;
     }
     if (embedded) u64le(out, (i % PER_CHUNK) * BP_COMPACT, this.overflow.put(raw));
-    return new WrittenData(this, i);
+  }
+
+  /**
+   * Called for an index reserved and not filled yet when get() wants it:
+   * it must fill it (a copy still under way: see makeImage).
+   */
+  onMissing: ((i: number) => void) | null = null;
+
+  /** Whether index `i` is filled. */
+  has(i: number): boolean {
+    const c = Math.floor(i / PER_CHUNK);
+    return this.nums[c]![(i % PER_CHUNK) * NUMS + N_BLK] !== BLK_WHOLE || this.whole.has(i);
   }
 
   /** The FileData stored under `i` (a new object each time). */
   get(i: number): FileData {
+    if (this.onMissing !== null && !this.has(i)) this.onMissing(i);
     const c = Math.floor(i / PER_CHUNK);
     const nums = this.nums[c]!;
     const at = (i % PER_CHUNK) * NUMS;
     const blk = nums[at + N_BLK]!;
     if (blk === BLK_WHOLE) {
-      const d = this.whole.get(i)!;
+      const d = this.whole.get(i);
+      if (d === undefined) throw new Error(`file data ${i} read before it was stored`);
       return { ...d, bp: (d.bp as Uint8Array).slice() };
     }
-    const nlevels = blk % BLK_HOLE;
+    const nlevels = blk % BLK_LEVELS;
     const start = this.starts[c]![i % PER_CHUNK]!;
-    return {
+    const d: FileData = {
       size: nums[at + N_SIZE]!, blksz: blk - (blk % 512), nlevels, maxblkid: nums[at + N_MAXBLKID]!, used: nums[at + N_USED]!,
       bp: this.bp(c, (i % PER_CHUNK) * BP_COMPACT, (blk & BLK_HOLE) !== 0), psize: nums[at + N_PSIZE]!, lsize: nums[at + N_LSIZE]!,
       start, end: start + nums[at + N_SPAN]!,
     };
+    if ((blk & BLK_PLANNED) !== 0) d.ibs = PLANNED_INDBLKSHIFT;
+    return d;
   }
 
   /** A compact block pointer as its 128 bytes (an array of its own: it may outlive the next call). */
@@ -216,6 +252,7 @@ export function fileAccount(d: FileData): SpaceAccount {
  * Block size like OpenZFS: a file that fits one record is one block of its
  * size rounded to a sector; larger files use full records, tail zero-padded.
  */
+
 export function fileBlockSize(size: number, recordsize = RECORDSIZE): number {
   return size <= recordsize ? Math.max(512, Math.ceil(size / 512) * 512) : recordsize;
 }
@@ -244,19 +281,62 @@ function releaseScratch(buf: Uint8Array): void {
 export class FileDataWriter {
   readonly blksz: number;
   private readonly nblocks: number;
-  private readonly w: ObjectWriter;
+  // An uncompressed file of more than one block is placed whole at once
+  // (dmu/planned.ts): its blocks' checksums are kept until its indirect
+  // blocks are built. Any other file goes through an ObjectWriter.
+  private readonly w: ObjectWriter | null = null;
+  private readonly plan: PlannedObject | null = null;
+  private cksums: Uint8Array | null = null;
+  private pushed = 0;
   private buf: Uint8Array | undefined;
   private fillLen = 0;
   private received = 0;
   private readonly start: number;
 
-  /** comp: the dataset's compression; with any, all-zero records become holes as in OpenZFS. */
-  constructor(private readonly zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE, private readonly comp = COMP_OFF) {
+  /**
+   * comp: the dataset's compression; with any, all-zero records become
+   * holes as in OpenZFS. Without, nothing about a file's layout depends on
+   * its bytes: one of more than one block is placed whole at once, and so
+   * is one that is to be copied (`whole`, see copyFrom).
+   */
+  constructor(private readonly zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE, private readonly comp = COMP_OFF, whole = false) {
     this.start = zio.alloc.position;
     this.blksz = fileBlockSize(size, recordsize);
     this.nblocks = size === 0 ? 0 : Math.ceil(size / this.blksz);
+    if (comp === COMP_OFF && (this.nblocks > 1 || (whole && this.nblocks === 1))) {
+      this.plan = new PlannedObject(zio, this.nblocks, this.blksz, DMU_OT_PLAIN_FILE_CONTENTS);
+      this.cksums = new Uint8Array(this.nblocks * CKSUM_BYTES);
+      return;
+    }
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, NO_BONUS, 1);
     this.w = new ObjectWriter(zio, dn, levelsFor(this.nblocks, 1), comp);
+  }
+
+  /**
+   * Have the file's blocks copied into place from the host file at `path`
+   * (by the image writer, or whoever is free: vdev/copy-queue.ts), instead
+   * of being fed; only for a file placed whole. `done` gets its
+   * FileData once they are all in; `failed` makes the error a chunk's
+   * failure is thrown as.
+   */
+  copyFrom(path: string | Uint8Array, queue: CopyQueue, done: (d: FileData) => void, failed: (status: number, errno: number) => Error): void {
+    const plan = this.plan;
+    if (plan === null || this.received !== 0) throw new Error('only a file placed whole, and not fed, can be copied');
+    const job: CopyJob = {
+      path, size: this.size, blksz: this.blksz, nblocks: this.nblocks,
+      offset: (i) => plan.dataOffset(i),
+      done: (cksums) => {
+        this.cksums = cksums;
+        this.pushed = this.nblocks;
+        this.received = this.size;
+        // (a copied file is charged to its dataset from its FileData, as
+        // every file written ahead of its dnode: the object set being
+        // written when the copy ends is any one)
+        done(this.end(false));
+      },
+      failed,
+    };
+    queue.add(job);
   }
 
   /** Feed the next bytes of the file (any chunking). */
@@ -298,15 +378,23 @@ export class FileDataWriter {
 
   /** `dataLen`: the bytes of the file in `block`, zeros after them. */
   private pushBlock(block: Uint8Array, dataLen = block.length): void {
+    if (this.plan !== null) {
+      const i = this.pushed++;
+      fletcher4Into(block, this.cksums!, i * CKSUM_BYTES);
+      // (the zeros after the data need no writing: see ZioWriter.writeBlock)
+      this.zio.image.write(this.plan.dataOffset(i), dataLen === block.length ? block : block.subarray(0, dataLen));
+      return;
+    }
+    const w = this.w!;
     const zero = this.comp !== COMP_OFF && isAllZero(block);
     const pool = this.zio.pool;
     if (!pool || this.comp === COMP_OFF) {
-      if (zero) this.w.pushHole();
-      else this.w.push(block, 1, undefined, dataLen);
+      if (zero) w.pushHole();
+      else w.push(block, 1, undefined, dataLen);
       return;
     }
     if (zero) {
-      if (this.orderHead === this.order.length) this.w.pushHole();
+      if (this.orderHead === this.order.length) w.pushHole();
       else this.order.push(true);
       return;
     }
@@ -324,11 +412,11 @@ export class FileDataWriter {
       this.orderHead = 0;
     }
     if (hole) {
-      this.w.pushHole();
+      this.w!.pushHole();
       return;
     }
     const r = this.zio.pool!.retire();
-    this.w.push(r.input, 1, r.output);
+    this.w!.push(r.input, 1, r.output);
   }
 
   private flushPending(): void {
@@ -344,7 +432,8 @@ export class FileDataWriter {
     return this.received;
   }
 
-  end(): FileData {
+  /** `charge`: the blocks go on the account of the object set being written (ZioWriter.charge), as every block written does. */
+  end(charge = true): FileData {
     if (this.received !== this.size) throw new Error(`got ${this.received} of ${this.size} bytes`);
     if (this.fillLen > 0) {
       this.buf!.fill(0, this.fillLen);
@@ -353,8 +442,20 @@ export class FileDataWriter {
     this.flushPending();
     if (this.buf) releaseScratch(this.buf);
     this.buf = undefined;
-    const dn = this.w.finish();
-    const a = this.w.acct;
+    if (this.plan !== null) {
+      if (this.pushed !== this.nblocks) throw new Error(`got ${this.pushed} of ${this.nblocks} blocks`);
+      const top = this.plan.finish(this.cksums!, charge);
+      this.cksums = null;
+      return {
+        size: this.size, blksz: this.blksz, nlevels: top.nlevels, maxblkid: top.maxblkid,
+        used: top.asize, bp: top.bp, psize: top.psize, lsize: top.lsize,
+        start: this.plan.start, end: this.plan.end,
+        // (one block: the dnode points at it, no indirect block, as any file of one block)
+        ...(top.nlevels > 1 ? { ibs: PLANNED_INDBLKSHIFT } : {}),
+      };
+    }
+    const dn = this.w!.finish();
+    const a = this.w!.acct;
     return {
       size: this.size, blksz: this.blksz, nlevels: dn.nlevels, maxblkid: dn.maxblkid,
       used: dn.used, bp: dn.blkptr[0]!, psize: a.psize, lsize: a.lsize,

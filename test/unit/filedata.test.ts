@@ -134,9 +134,9 @@ describe('FileDataWriter: the zero padding of a last block is not written', () =
   });
 });
 
-// Indirect blocks are put together in one scratch array shared by every
-// object: a block with few pointers must not carry those of a fuller one
-// written before it.
+// Indirect blocks (of files written as they come: compressed ones) are put
+// together in one scratch array shared by every object: a block with few
+// pointers must not carry those of a fuller one written before it.
 describe('indirect blocks', () => {
   it('hold their own block pointers and zeros, whatever was written before', () => {
     const indirect: Uint8Array[] = [];
@@ -145,7 +145,7 @@ describe('indirect blocks', () => {
     // (metadata stored plainly, so the image sees the indirect blocks as built)
     zio.metaComp = COMP_OFF;
     const file = (blocks: number, seed: number) => {
-      const w = new FileDataWriter(zio, blocks * 512, 512, COMP_OFF);
+      const w = new FileDataWriter(zio, blocks * 512, 512, COMP_LZ4);
       for (let i = 0; i < blocks; i++) w.write(new Uint8Array(512).fill((seed + i) % 255 + 1));
       return w.end();
     };

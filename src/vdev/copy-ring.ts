@@ -1,0 +1,249 @@
+// Host files the image writer copies into place itself. A file whose blocks
+// were all placed up front (dmu/planned.ts) need not pass through the build
+// thread at all: the build posts it as chunks of a few blocks (the blocks'
+// image offsets and where they are in the file), and whichever thread is
+// free takes the next chunk: the image writer between ring slots, or the
+// build when it would otherwise wait for the writer or has nothing left to
+// walk. The taker reads the chunk with one read, checksums each block,
+// writes it with one pwrite per contiguous run and leaves the checksums in
+// the chunk's slot, where the build collects them, in order, to build the
+// file's indirect blocks. So big files (the writer's work) overlap small
+// ones (the build's), and neither thread waits on the other while the
+// other has work it could share.
+//
+// The chunk table lives in the image ring's shared memory (image-ring.ts).
+// A chunk's file is named by its job number, and each job's path lies in a
+// slot of its own there (a job is always collected before its slot is
+// used again), so no message goes per file.
+
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } from '../zio/fletcher4.js';
+
+/**
+ * Chunk slots in the table: chunks posted and not yet collected. The table
+ * is the image writer's backlog: up to 256 MiB of big files posted while
+ * the build walks on through small ones, and still being copied while the
+ * build writes the metadata (1024 slots measured no faster on /usr, for
+ * ~2 MB more at the peak).
+ */
+export const COPY_CHUNKS = 256;
+/** Job slots (paths): files posted and not yet collected. */
+export const COPY_JOBS = 256;
+/** Blocks per chunk at most, and bytes per chunk the poster aims at. */
+export const CHUNK_BLOCKS = 16;
+export const CHUNK_BYTES = 1024 * 1024;
+/**
+ * The longest host path a job can name, in bytes: nearly all are shorter,
+ * and the few longer ones (up to PATH_MAX) are read by the build instead.
+ */
+export const COPY_PATH_BYTES = 512;
+
+// control words
+const POSTED = 0; // chunks posted so far
+const CLAIMED = 1; // chunks taken so far (by either thread)
+const CTRL_WORDS = 4;
+// per chunk: description words (job, first block, block count, block size, file size, then the image offsets)
+const D_JOB = 0, D_FIRST = 1, D_COUNT = 2, D_BLKSZ = 3, D_SIZE = 4, D_OFFS = 5;
+const DESC_WORDS = D_OFFS + CHUNK_BLOCKS;
+
+/** How a chunk ended (its status word); the errno word holds Node's (negative) errno for the two errno kinds. */
+export const CHUNK_OK = 0;
+export const CHUNK_SHRANK = 1;
+export const CHUNK_SOURCE_ERROR = 2;
+export const CHUNK_IMAGE_ERROR = 3;
+export const CHUNK_BUG = 4;
+
+export const COPY_RING_BYTES = CTRL_WORDS * 4 + COPY_CHUNKS * 4 + COPY_CHUNKS * 8 + COPY_CHUNKS * DESC_WORDS * 8 + COPY_CHUNKS * CHUNK_BLOCKS * CKSUM_BYTES
+  + COPY_JOBS * 4 + COPY_JOBS * COPY_PATH_BYTES;
+
+export interface CopyRing {
+  ctrl: Int32Array;
+  /** Per slot: the number of the chunk done there, plus one (0: none yet). */
+  done: Int32Array;
+  /** Per slot: status and errno. */
+  status: Int32Array;
+  desc: Float64Array;
+  cksums: Uint8Array;
+  /** Per job slot: the length of its path, and the path's bytes. */
+  pathLen: Int32Array;
+  paths: Uint8Array;
+}
+
+export function mapCopyRing(sab: SharedArrayBuffer, off: number): CopyRing {
+  const ctrl = new Int32Array(sab, off, CTRL_WORDS);
+  off += CTRL_WORDS * 4;
+  const done = new Int32Array(sab, off, COPY_CHUNKS);
+  off += COPY_CHUNKS * 4;
+  const status = new Int32Array(sab, off, COPY_CHUNKS * 2);
+  off += COPY_CHUNKS * 8;
+  const desc = new Float64Array(sab, off, COPY_CHUNKS * DESC_WORDS);
+  off += COPY_CHUNKS * DESC_WORDS * 8;
+  const cksums = new Uint8Array(sab, off, COPY_CHUNKS * CHUNK_BLOCKS * CKSUM_BYTES);
+  off += COPY_CHUNKS * CHUNK_BLOCKS * CKSUM_BYTES;
+  const pathLen = new Int32Array(sab, off, COPY_JOBS);
+  off += COPY_JOBS * 4;
+  const paths = new Uint8Array(sab, off, COPY_JOBS * COPY_PATH_BYTES);
+  return { ctrl, done, status, desc, cksums, pathLen, paths };
+}
+
+/** The bytes of a path as open() takes it. */
+export function pathBytes(path: string | Uint8Array): Uint8Array {
+  return typeof path === 'string' ? Buffer.from(path) : path;
+}
+
+/** Name job `job`'s file (its slot must be free: every chunk of the job before it in the slot collected). */
+export function setJobPath(ring: CopyRing, job: number, path: Uint8Array): void {
+  if (path.length > COPY_PATH_BYTES) throw new RangeError(`copy job path of ${path.length} bytes`);
+  const slot = job % COPY_JOBS;
+  ring.paths.set(path, slot * COPY_PATH_BYTES);
+  // (published with the job's first chunk: postChunk's store of POSTED)
+  ring.pathLen[slot] = path.length;
+}
+
+/** The path of job `job`'s file, as a Buffer open() takes whatever its bytes. */
+function jobPath(ring: CopyRing, job: number): Buffer {
+  const slot = job % COPY_JOBS;
+  const at = slot * COPY_PATH_BYTES;
+  return Buffer.from(ring.paths.subarray(at, at + ring.pathLen[slot]!));
+}
+
+/** Take the next chunk no thread has taken: its number, or -1. */
+export function claimChunk(ring: CopyRing): number {
+  for (;;) {
+    const c = Atomics.load(ring.ctrl, CLAIMED);
+    if (c >= Atomics.load(ring.ctrl, POSTED)) return -1;
+    if (Atomics.compareExchange(ring.ctrl, CLAIMED, c, c + 1) === c) return c;
+  }
+}
+
+export function postedChunks(ring: CopyRing): number {
+  return Atomics.load(ring.ctrl, POSTED);
+}
+
+/** Describe chunk `seq` (its slot must be free) and make it takeable. */
+export function postChunk(ring: CopyRing, seq: number, job: number, first: number, count: number, blksz: number, size: number, offsets: (i: number) => number): void {
+  const slot = seq % COPY_CHUNKS;
+  const d = slot * DESC_WORDS;
+  const desc = ring.desc;
+  desc[d + D_JOB] = job;
+  desc[d + D_FIRST] = first;
+  desc[d + D_COUNT] = count;
+  desc[d + D_BLKSZ] = blksz;
+  desc[d + D_SIZE] = size;
+  for (let b = 0; b < count; b++) desc[d + D_OFFS + b] = offsets(first + b);
+  Atomics.store(ring.ctrl, POSTED, seq + 1);
+}
+
+/** The job a posted chunk belongs to. */
+export function chunkJob(ring: CopyRing, seq: number): number {
+  return ring.desc[(seq % COPY_CHUNKS) * DESC_WORDS + D_JOB]!;
+}
+
+/** The chunk's first block and block count. */
+export function chunkBlocks(ring: CopyRing, seq: number): { first: number; count: number } {
+  const d = (seq % COPY_CHUNKS) * DESC_WORDS;
+  return { first: ring.desc[d + D_FIRST]!, count: ring.desc[d + D_COUNT]! };
+}
+
+export function chunkDone(ring: CopyRing, seq: number): boolean {
+  return Atomics.load(ring.done, seq % COPY_CHUNKS) === seq + 1;
+}
+
+/** Wait up to `ms` for chunk `seq` to be done. */
+export function waitChunk(ring: CopyRing, seq: number, ms: number): void {
+  const slot = seq % COPY_CHUNKS;
+  const v = Atomics.load(ring.done, slot);
+  if (v !== seq + 1) Atomics.wait(ring.done, slot, v, ms);
+}
+
+/**
+ * Copies chunks: a thread's own reader of the files (one open at a time)
+ * and its own buffer, in a checksum kernel's memory so that blocks are
+ * checksummed where they were read to.
+ */
+export class ChunkCopier {
+  private fd = -1;
+  private fdJob = -1;
+  private buf: Uint8Array | null = null;
+
+  constructor(private readonly ring: CopyRing, private readonly imageFd: number) {}
+
+  /** Copy chunk `seq` (taken by this thread) and mark it done, whatever happened. Never throws. */
+  copy(seq: number): void {
+    const ring = this.ring;
+    const slot = seq % COPY_CHUNKS;
+    let status = CHUNK_OK, errno = 0;
+    try {
+      status = this.copyChunk(slot);
+    } catch (e) {
+      const err = e as { errno?: unknown; source?: boolean };
+      if (typeof err.errno === 'number') {
+        status = err.source === false ? CHUNK_IMAGE_ERROR : CHUNK_SOURCE_ERROR;
+        errno = err.errno;
+      } else {
+        status = CHUNK_BUG;
+      }
+    }
+    ring.status[slot * 2] = status;
+    ring.status[slot * 2 + 1] = errno;
+    Atomics.store(ring.done, slot, seq + 1);
+    Atomics.notify(ring.done, slot);
+  }
+
+  private copyChunk(slot: number): number {
+    const desc = this.ring.desc;
+    const d = slot * DESC_WORDS;
+    const job = desc[d + D_JOB]!, first = desc[d + D_FIRST]!, count = desc[d + D_COUNT]!;
+    const blksz = desc[d + D_BLKSZ]!, size = desc[d + D_SIZE]!;
+    const fd = this.open(job);
+    const pos = first * blksz;
+    const len = Math.min(size, (first + count) * blksz) - pos;
+    const span = count * blksz;
+    if (this.buf === null || this.buf.length < span) this.buf = inPlaceScratch(Math.max(span, CHUNK_BYTES));
+    const buf = this.buf;
+    let got = 0;
+    while (got < len) {
+      const n = readSync(fd, buf, got, len - got, pos + got);
+      if (n === 0) return CHUNK_SHRANK;
+      got += n;
+    }
+    buf.fill(0, len, span);
+    const cks = this.ring.cksums;
+    for (let b = 0; b < count; b++) fletcher4Into(buf.subarray(b * blksz, (b + 1) * blksz), cks, (slot * CHUNK_BLOCKS + b) * CKSUM_BYTES);
+    // one pwrite per run of blocks that follow each other in the image; the
+    // zeros past the end of the file are not written (the image file reads
+    // as zeros there: it is new, and the space is allocated once)
+    let b = 0;
+    while (b < count) {
+      const at = desc[d + D_OFFS + b]!;
+      let e = b + 1;
+      while (e < count && desc[d + D_OFFS + e] === at + (e - b) * blksz) e++;
+      const from = b * blksz;
+      const to = Math.min(e * blksz, len);
+      let done = 0;
+      try {
+        while (done < to - from) done += writeSync(this.imageFd, buf, from + done, to - from - done, at + done);
+      } catch (err) {
+        throw Object.assign(err as object, { source: false });
+      }
+      b = e;
+    }
+    return CHUNK_OK;
+  }
+
+  private open(job: number): number {
+    if (this.fdJob === job) return this.fd;
+    this.close();
+    this.fd = openSync(jobPath(this.ring, job), 'r');
+    this.fdJob = job;
+    return this.fd;
+  }
+
+  close(): void {
+    if (this.fd >= 0) {
+      try { closeSync(this.fd); } catch { /* closed */ }
+    }
+    this.fd = -1;
+    this.fdJob = -1;
+  }
+}
