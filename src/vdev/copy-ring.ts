@@ -29,9 +29,9 @@ import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } fr
 export const COPY_CHUNKS = 256;
 /** Job slots (paths): files posted and not yet collected. */
 export const COPY_JOBS = 256;
-/** Blocks per chunk at most, and bytes per chunk the poster aims at. */
+/** Blocks per chunk at most, and bytes per chunk the poster aims at (1 MiB: no faster on /usr, ~2 MB more RSS). */
 export const CHUNK_BLOCKS = 16;
-export const CHUNK_BYTES = 1024 * 1024;
+export const CHUNK_BYTES = 512 * 1024;
 /**
  * The longest host path a job can name, in bytes: nearly all are shorter,
  * and the few longer ones (up to PATH_MAX) are read by the build instead.
