@@ -15,7 +15,7 @@
 // at ashift 12.
 
 import { BlkPtr, BP_SIZE, CKSUM_FLETCHER4, COMP_OFF, encodeBp } from '../zio/blkptr.js';
-import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4 } from '../zio/fletcher4.js';
+import { fletcher4 } from '../zio/fletcher4.js';
 import type { ZioWriter } from '../zio/writer.js';
 import { VDEV_LABEL_START_SIZE } from '../vdev/geometry.js';
 
@@ -40,86 +40,135 @@ export interface PlannedTop {
   lsize: number;
 }
 
+/**
+ * The blocks of one level in allocation order, as runs: bump allocation
+ * keeps them in a row but where a block would straddle a metaslab
+ * boundary, so a file of any size takes a few numbers, not one per block.
+ */
+class LevelRuns {
+  /** Index of each run's first block, and that block's offset. */
+  private readonly firsts: number[] = [];
+  private readonly offsets: number[] = [];
+  private last = -1;
+  count = 0;
+
+  constructor(readonly size: number, readonly asize: number) {}
+
+  add(offset: number): void {
+    if (this.count === 0 || offset !== this.last + this.asize) {
+      this.firsts.push(this.count);
+      this.offsets.push(offset);
+    }
+    this.last = offset;
+    this.count++;
+  }
+
+  offset(i: number): number {
+    const f = this.firsts;
+    let lo = 0, hi = f.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (f[mid]! <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.offsets[lo]! + (i - f[lo]!) * this.asize;
+  }
+}
+
 export class PlannedObject {
   readonly nlevels: number;
-  /** Allocator offsets of every block, level by level (level 0 first). */
-  private readonly offsets: Float64Array;
-  private readonly asizes: Float64Array;
-  /** Where each level starts in `offsets`, and one past the last. */
-  private readonly levelStart: number[] = [0];
+  private readonly levels: LevelRuns[] = [];
   /** The allocator range all of it lies in. */
   readonly start: number;
   readonly end: number;
+  // Block pointers waiting for their indirect block, one partial block per
+  // level (checksums come in block order: an indirect block is written as
+  // soon as its last child is in), and how many of each level are done.
+  private readonly pending: BlkPtr[][] = [];
+  private readonly done: number[] = [];
+  private top: BlkPtr | null = null;
+  private scratch: Uint8Array | null = null;
 
   constructor(private readonly zio: ZioWriter, readonly nblocks: number, readonly blksz: number, private readonly type: number) {
     if (nblocks < 1) throw new Error('a planned object has at least one block');
     this.nlevels = plannedLevels(nblocks);
-    let total = 0;
-    for (let n = nblocks; ; n = Math.ceil(n / PER_IND)) {
-      total += n;
-      this.levelStart.push(total);
-      if (n === 1) break;
-    }
-    this.offsets = new Float64Array(total);
-    this.asizes = new Float64Array(total);
     this.start = zio.alloc.position;
-    for (let i = 0; i < total; i++) {
-      const { offset, asize } = zio.alloc.alloc(i < nblocks ? blksz : IND_SIZE);
-      this.offsets[i] = offset;
-      this.asizes[i] = asize;
+    for (let level = 0, n = nblocks; level < this.nlevels; level++, n = Math.ceil(n / PER_IND)) {
+      const size = level === 0 ? blksz : IND_SIZE;
+      const runs = new LevelRuns(size, zio.alloc.asize(size));
+      for (let i = 0; i < n; i++) runs.add(zio.alloc.alloc(size).offset);
+      this.levels.push(runs);
+      this.pending.push([]);
+      this.done.push(0);
     }
     this.end = zio.alloc.position;
   }
 
   /** The image offset (past the front labels) of level-0 block `i`. */
   dataOffset(i: number): number {
-    return VDEV_LABEL_START_SIZE + this.offsets[i]!;
+    return VDEV_LABEL_START_SIZE + this.levels[0]!.offset(i);
+  }
+
+  /** The next level-0 block's checksum (32 bytes), in block order; its indirect blocks are written as they fill. */
+  push(cksum: Uint8Array): void {
+    const i = this.done[0]!++;
+    if (i >= this.nblocks) throw new Error(`block ${i} of a planned object of ${this.nblocks}`);
+    this.add(0, this.bp(0, i, 1, cksum));
   }
 
   /**
-   * Build and write the indirect blocks from the level-0 blocks' checksums
-   * (CKSUM_BYTES per block, in block order), charge every block to the
-   * object set (`charge`), and return the top block pointer.
+   * After the last push: write the partial indirect blocks, charge every
+   * block to the object set (`charge`), and return the top block pointer.
    */
-  finish(cksums: Uint8Array, charge = true): PlannedTop {
-    const zio = this.zio;
-    let below: BlkPtr[] = [];
-    for (let i = 0; i < this.nblocks; i++) below.push(this.bp(i, 0, this.blksz, 1, cksums.subarray(i * CKSUM_BYTES, (i + 1) * CKSUM_BYTES)));
-    const block = new Uint8Array(IND_SIZE);
-    for (let level = 1; level < this.nlevels; level++) {
-      const first = this.levelStart[level]!;
-      const count = this.levelStart[level + 1]! - first;
-      const above: BlkPtr[] = [];
-      for (let j = 0; j < count; j++) {
-        block.fill(0);
-        let fill = 0;
-        const kids = below.slice(j * PER_IND, (j + 1) * PER_IND);
-        for (let k = 0; k < kids.length; k++) {
-          encodeBp(kids[k]!, block, k * BP_SIZE);
-          fill += kids[k]!.fill;
-        }
-        zio.image.write(VDEV_LABEL_START_SIZE + this.offsets[first + j]!, block);
-        above.push(this.bp(first + j, level, IND_SIZE, fill, fletcher4(block)));
-      }
-      below = above;
+  finish(charge = true): PlannedTop {
+    if (this.done[0] !== this.nblocks) throw new Error(`got ${this.done[0]} of ${this.nblocks} blocks`);
+    for (let level = 0; level < this.nlevels - 1; level++) {
+      if (this.pending[level]!.length > 0) this.flush(level);
     }
-    let asize = 0, psize = 0;
-    for (let i = 0; i < this.offsets.length; i++) {
-      asize += this.asizes[i]!;
-      psize += i < this.nblocks ? this.blksz : IND_SIZE;
+    let asize = 0, psize = 0, blocks = 0;
+    for (const l of this.levels) {
+      asize += l.count * l.asize;
+      psize += l.count * l.size;
+      blocks += l.count;
     }
-    const blocks = this.offsets.length;
     if (charge) {
-      const ch = zio.charge;
+      const ch = this.zio.charge;
       ch.asize += asize; ch.psize += psize; ch.lsize += psize; ch.blocks += blocks;
     }
-    return { bp: below[0]!, nlevels: this.nlevels, maxblkid: this.nblocks - 1, asize, psize, lsize: psize };
+    return { bp: this.top!, nlevels: this.nlevels, maxblkid: this.nblocks - 1, asize, psize, lsize: psize };
   }
 
-  private bp(i: number, level: number, size: number, fill: number, cksum: Uint8Array): BlkPtr {
+  private add(level: number, bp: BlkPtr): void {
+    if (level === this.nlevels - 1) {
+      this.top = bp;
+      return;
+    }
+    const list = this.pending[level]!;
+    list.push(bp);
+    if (list.length === PER_IND) this.flush(level);
+  }
+
+  /** Write the indirect block above the pending pointers of `level`. */
+  private flush(level: number): void {
+    const kids = this.pending[level]!;
+    this.pending[level] = [];
+    const block = (this.scratch ??= new Uint8Array(IND_SIZE));
+    block.fill(0);
+    let fill = 0;
+    for (let k = 0; k < kids.length; k++) {
+      encodeBp(kids[k]!, block, k * BP_SIZE);
+      fill += kids[k]!.fill;
+    }
+    const j = this.done[level + 1]!++;
+    this.zio.image.write(VDEV_LABEL_START_SIZE + this.levels[level + 1]!.offset(j), block);
+    this.add(level + 1, this.bp(level + 1, j, fill, fletcher4(block)));
+  }
+
+  private bp(level: number, i: number, fill: number, cksum: Uint8Array): BlkPtr {
+    const l = this.levels[level]!;
     return {
-      dva: { vdev: 0, offset: this.offsets[i]!, asize: this.asizes[i]! },
-      lsize: size, psize: size, comp: COMP_OFF, cksumType: CKSUM_FLETCHER4,
+      dva: { vdev: 0, offset: l.offset(i), asize: l.asize },
+      lsize: l.size, psize: l.size, comp: COMP_OFF, cksumType: CKSUM_FLETCHER4,
       type: this.type, level, birth: this.zio.txg, fill, cksum: cksum.slice(),
     };
   }

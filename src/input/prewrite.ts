@@ -81,10 +81,12 @@ export class Prewriter {
 
   /**
    * Request what is known; write the files whose bytes are ready. Never
-   * waits for the reader, nor for the image writer: where the image's
-   * writer is behind (large files), pump returns, even in the middle of a
-   * file, and the walk goes on meanwhile; the next pump carries on where
-   * this one stopped. The data's order, and so the image, is the same.
+   * waits for the reader, nor for the image writer's ring: where the
+   * image's writer is behind, pump returns, even in the middle of a file,
+   * and the walk goes on meanwhile; the next pump carries on where this
+   * one stopped. The data's order, and so the image, is the same. (Handing
+   * over a file to copy may wait, or copy a chunk, when the copies' table
+   * is full: see CopyQueue.add.)
    */
   pump(): void {
     this.ctx.collectCopies?.();

@@ -1,7 +1,8 @@
 // The build's side of the copy ring (copy-ring.ts): it posts each file as
 // chunks, takes chunks itself when it has nothing better to do, and
-// collects the finished ones in order, handing each file its checksums
-// once all its chunks are in.
+// collects the finished ones in order, handing each file its blocks'
+// checksums as they come (in block order: its indirect blocks are built
+// as they fill, so nothing is kept per block).
 
 import {
   CHUNK_BLOCKS, CHUNK_BYTES, CHUNK_OK, ChunkCopier, chunkBlocks, chunkDone, chunkJob, claimChunk, COPY_CHUNKS, COPY_JOBS, type CopyRing, pathBytes,
@@ -17,15 +18,16 @@ export interface CopyJob {
   nblocks: number;
   /** The image offset of block `i`. */
   offset(i: number): number;
-  /** Every block is in the image: their checksums, 32 bytes each in block order. */
-  done(cksums: Uint8Array): void;
+  /** Blocks first.. are in the image: their checksums, 32 bytes each (a view valid during the call). Called in block order. */
+  blocks(first: number, cksums: Uint8Array): void;
+  /** Every block is in the image (after the last blocks()). */
+  done(): void;
   /** A chunk failed (a copy-ring CHUNK_* status and Node's errno): the error to throw. */
   failed(status: number, errno: number): Error;
 }
 
 interface LiveJob {
   job: CopyJob;
-  cksums: Uint8Array;
   /** Chunks not collected yet. */
   left: number;
 }
@@ -56,7 +58,7 @@ export class CopyQueue {
   add(job: CopyJob): void {
     const seq = this.nextJob++;
     const per = Math.max(1, Math.min(CHUNK_BLOCKS, Math.floor(CHUNK_BYTES / job.blksz)));
-    const live: LiveJob = { job, cksums: new Uint8Array(job.nblocks * CKSUM_BYTES), left: Math.ceil(job.nblocks / per) };
+    const live: LiveJob = { job, left: Math.ceil(job.nblocks / per) };
     this.jobs.set(seq, live);
     while (this.head <= this.slotLast[seq % COPY_JOBS]!) this.makeRoom();
     setJobPath(this.ring, seq, pathBytes(job.path));
@@ -130,10 +132,10 @@ export class CopyQueue {
     if (status !== CHUNK_OK) throw live.job.failed(status, ring.status[slot * 2 + 1]!);
     const { first, count } = chunkBlocks(ring, seq);
     const from = slot * CHUNK_BLOCKS * CKSUM_BYTES;
-    live.cksums.set(ring.cksums.subarray(from, from + count * CKSUM_BYTES), first * CKSUM_BYTES);
+    live.job.blocks(first, ring.cksums.subarray(from, from + count * CKSUM_BYTES));
     if (--live.left === 0) {
       this.jobs.delete(chunkJob(ring, seq));
-      live.job.done(live.cksums);
+      live.job.done();
     }
   }
 }

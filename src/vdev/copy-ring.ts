@@ -17,7 +17,7 @@
 // used again), so no message goes per file.
 
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } from '../zio/fletcher4.js';
+import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, forgetScratch, inPlaceScratch } from '../zio/fletcher4.js';
 
 /**
  * Chunk slots in the table: chunks posted and not yet collected. The table
@@ -166,7 +166,8 @@ export class ChunkCopier {
   private fdJob = -1;
   private buf: Uint8Array | null = null;
 
-  constructor(private readonly ring: CopyRing, private readonly imageFd: number) {}
+  /** `quit`: the build gave up on the image (its descriptor is about to close): stop before writing. */
+  constructor(private readonly ring: CopyRing, private readonly imageFd: number, private readonly quit: () => boolean = () => false) {}
 
   /** Copy chunk `seq` (taken by this thread) and mark it done, whatever happened. Never throws. */
   copy(seq: number): void {
@@ -199,7 +200,10 @@ export class ChunkCopier {
     const pos = first * blksz;
     const len = Math.min(size, (first + count) * blksz) - pos;
     const span = count * blksz;
-    if (this.buf === null || this.buf.length < span) this.buf = inPlaceScratch(Math.max(span, CHUNK_BYTES));
+    if (this.buf === null || this.buf.length < span) {
+      if (this.buf !== null) forgetScratch(this.buf);
+      this.buf = inPlaceScratch(Math.max(span, CHUNK_BYTES));
+    }
     const buf = this.buf;
     let got = 0;
     while (got < len) {
@@ -215,6 +219,7 @@ export class ChunkCopier {
     // as zeros there: it is new, and the space is allocated once)
     let b = 0;
     while (b < count) {
+      if (this.quit()) return CHUNK_OK; // (nobody will collect it)
       const at = desc[d + D_OFFS + b]!;
       let e = b + 1;
       while (e < count && desc[d + D_OFFS + e] === at + (e - b) * blksz) e++;
@@ -233,17 +238,24 @@ export class ChunkCopier {
 
   private open(job: number): number {
     if (this.fdJob === job) return this.fd;
-    this.close();
+    this.closeFile();
     this.fd = openSync(jobPath(this.ring, job), 'r');
     this.fdJob = job;
     return this.fd;
   }
 
-  close(): void {
+  private closeFile(): void {
     if (this.fd >= 0) {
       try { closeSync(this.fd); } catch { /* closed */ }
     }
     this.fd = -1;
     this.fdJob = -1;
+  }
+
+  /** Close the file being read and let the buffer go. */
+  close(): void {
+    this.closeFile();
+    if (this.buf !== null) forgetScratch(this.buf);
+    this.buf = null;
   }
 }

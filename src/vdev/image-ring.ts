@@ -26,6 +26,10 @@ export const FAILED = 4; // 1: a pwrite failed; the writer skips the rest
 export const ERRNO = 5;
 export const CODE_LEN = 6;
 export const STARTED = 7; // 1: the writer is running
+// counts everything the writer may have to act on (a slot handed over,
+// chunks to copy posted, quit): it reads this first and waits on it, so
+// nothing that comes after its last look is missed
+export const WAKE = 8;
 const CTRL_WORDS = 16;
 const CODE_BYTES = 64;
 

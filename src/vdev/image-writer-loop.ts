@@ -10,7 +10,7 @@ import { writeSync } from 'node:fs';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import {
   CODE_LEN, CONSUMED, ERRNO, FAILED, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES, SRC_SLOT, STARTED, STOPPED,
-  type Ring,
+  WAKE, type Ring,
 } from './image-ring.js';
 import { ChunkCopier, claimChunk } from './copy-ring.js';
 
@@ -31,7 +31,7 @@ class RingWriter {
 
   constructor(sab: SharedArrayBuffer, private readonly fd: number, private readonly port: MessagePort) {
     this.ring = mapRing(sab);
-    this.copier = new ChunkCopier(this.ring.copy, fd);
+    this.copier = new ChunkCopier(this.ring.copy, fd, () => Atomics.load(this.ring.ctrl, QUIT) === 1);
   }
 
   /** Copy the next chunk nobody has taken, unless the build quit or a write failed; false: there was none. */
@@ -131,12 +131,13 @@ export function runImageWriter(sab: SharedArrayBuffer, fd: number, port: Message
   w.started();
   try {
     for (;;) {
+      const wake = Atomics.load(ctrl, WAKE);
       const produced = Atomics.load(ctrl, PRODUCED);
       if (w.consumed === produced) {
         if (Atomics.load(ctrl, QUIT) === 1) break;
         // no slot to write: a file to copy, if the build posted one
         if (w.copyOne()) continue;
-        Atomics.wait(ctrl, PRODUCED, produced);
+        Atomics.wait(ctrl, WAKE, wake);
         continue;
       }
       w.writeNext();
@@ -173,13 +174,15 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
   const ctrl = w.ctrl;
   const stop = (): void => {
     Atomics.store(ctrl, QUIT, 1);
-    Atomics.notify(ctrl, PRODUCED);
+    Atomics.add(ctrl, WAKE, 1);
+    Atomics.notify(ctrl, WAKE);
   };
   const run = async (): Promise<void> => {
     w.started();
     let turned = performance.now();
     try {
       for (;;) {
+        const wake = Atomics.load(ctrl, WAKE);
         const produced = Atomics.load(ctrl, PRODUCED);
         if (w.consumed === produced) {
           if (Atomics.load(ctrl, QUIT) === 1) break;
@@ -190,7 +193,7 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
             }
             continue;
           }
-          const r = waitAsync(ctrl, PRODUCED, produced);
+          const r = waitAsync(ctrl, WAKE, wake);
           if (r.async) await r.value;
           turned = performance.now();
           continue;

@@ -6,7 +6,7 @@ import { errnoCode, fsUserError, UserError } from '../util/errors.js';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import {
   allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES,
-  SRC_SLOT, STARTED, STOPPED, type Ring,
+  SRC_SLOT, STARTED, STOPPED, WAKE, type Ring,
 } from './image-ring.js';
 import { COPY_RING_BYTES, mapCopyRing } from './copy-ring.js';
 import { CopyQueue } from './copy-queue.js';
@@ -19,6 +19,12 @@ const COMBINE_LIMIT = 8 * 1024 * 1024;
  */
 function threadedWrites(): boolean {
   return process.env.TSMAKEFS_IMAGE_WRITER !== '0';
+}
+
+/** Tell the writer there is something new for it (see WAKE). */
+function wakeWriter(ring: Ring): void {
+  Atomics.add(ring.ctrl, WAKE, 1);
+  Atomics.notify(ring.ctrl, WAKE);
 }
 
 /** The temporary name an image is written under until it is complete. */
@@ -223,7 +229,7 @@ export class ImageFile {
       this.copies = new CopyQueue(mapCopyRing(new SharedArrayBuffer(COPY_RING_BYTES), 0), this.fd, null);
     } else {
       this.copies = new CopyQueue(ring.copy, this.fd, {
-        wake: () => { Atomics.notify(ring.ctrl, PRODUCED); },
+        wake: () => wakeWriter(ring),
         check: () => {
           if (Atomics.load(ring.ctrl, FAILED) === 1) throw this.failure(this.writerError());
           if (Atomics.load(ring.ctrl, STARTED) === 0 && Date.now() - this.writerSince > 60_000) throw new Error('the image writer thread did not start');
@@ -308,7 +314,7 @@ export class ImageFile {
     ring.segs[segBase(this.produced % RING_SLOTS)] = this.segCount;
     this.produced++;
     Atomics.store(ring.ctrl, PRODUCED, this.produced);
-    Atomics.notify(ring.ctrl, PRODUCED);
+    wakeWriter(ring);
     this.fill = 0;
     this.budget = 0;
     this.segCount = 0;
@@ -348,21 +354,28 @@ export class ImageFile {
     this.pendLen = 0;
   }
 
-  /** Tell the writer thread to stop; with `wait`, until it has (so the file can be closed under it). */
-  private stopWriter(wait: boolean): void {
+  /**
+   * Tell the writer thread to stop; with `wait`, until it has (so the file
+   * can be closed under it). false: it is still in a write or a copy after
+   * the wait (a source file that hangs its read, say).
+   */
+  private stopWriter(wait: boolean): boolean {
     const ring = this.ring;
-    if (!ring) return;
+    if (!ring) return true;
     this.ring = null;
     Atomics.store(ring.ctrl, QUIT, 1);
-    Atomics.notify(ring.ctrl, PRODUCED);
+    wakeWriter(ring);
     // wait until it is out of any pwrite, so the descriptor can be closed
     // under it; a thread that has not even started has none under way
     const deadline = Date.now() + 10_000;
-    while (wait && Atomics.load(ring.ctrl, STOPPED) === 0 && Date.now() < deadline) {
-      if (Atomics.load(ring.ctrl, STARTED) === 0 && Atomics.wait(ring.ctrl, STARTED, 0, 1000) === 'timed-out') break;
+    let out = !wait;
+    while (wait && Date.now() < deadline) {
+      if (Atomics.load(ring.ctrl, STOPPED) === 1) { out = true; break; }
+      if (Atomics.load(ring.ctrl, STARTED) === 0 && Atomics.wait(ring.ctrl, STARTED, 0, 1000) === 'timed-out') { out = true; break; }
       Atomics.wait(ring.ctrl, STOPPED, 0, 100);
     }
     this.writer = null;
+    return out;
   }
 
   private pwriteAll(data: Uint8Array, offset: number): void {
@@ -407,9 +420,11 @@ export class ImageFile {
   /** Close and remove the temporary file (after an error). Safe to call twice. */
   abort(): void {
     open.delete(this);
-    this.stopWriter(true);
+    // A writer still at work keeps the descriptor: closed under it, its
+    // number could be another file's by the time it writes.
+    const stopped = this.stopWriter(true);
     this.copies?.close();
-    if (this.fd >= 0) {
+    if (this.fd >= 0 && stopped) {
       try { fs.closeSync(this.fd); } catch { /* already closed */ }
       this.fd = -1;
     }

@@ -198,6 +198,11 @@ export function forgetMemory(memory: WebAssembly.Memory): void {
   inPlace.delete(memory.buffer);
 }
 
+/** Let an inPlaceScratch buffer go (its kernel and memory are collected with it). */
+export function forgetScratch(view: Uint8Array): void {
+  inPlace.delete(view.buffer);
+}
+
 /** Fletcher-4 of `data` (length a multiple of 4): 32 bytes, a..d as LE u64. */
 export function fletcher4(data: Uint8Array): Uint8Array {
   return (inPlace.size > 0 ? inPlace.get(data.buffer) ?? fletcher4Kernel : fletcher4Kernel).checksum(data);
@@ -205,7 +210,7 @@ export function fletcher4(data: Uint8Array): Uint8Array {
 
 /** Fletcher-4 of `data` written as 32 bytes into `out` at `outOff`. */
 export function fletcher4Into(data: Uint8Array, out: Uint8Array, outOff: number): void {
-  fletcher4Kernel.checksumInto(data, out, outOff);
+  (inPlace.size > 0 ? inPlace.get(data.buffer) ?? fletcher4Kernel : fletcher4Kernel).checksumInto(data, out, outOff);
 }
 
 /** Fletcher-4 of `data` as [a, b, c, d]. */

@@ -266,6 +266,8 @@ export function fileBlockSize(size: number, recordsize = RECORDSIZE): number {
 // gathered; made at the first small file, not when the module loads.
 let scratch: Uint8Array | undefined;
 let scratchInUse = false;
+/** A planned block's checksum, on its way to its indirect block (which copies it). */
+const cksum = new Uint8Array(CKSUM_BYTES);
 
 function claimScratch(size: number): Uint8Array {
   if (scratchInUse) return new Uint8Array(size);
@@ -286,7 +288,7 @@ export class FileDataWriter {
   // blocks are built. Any other file goes through an ObjectWriter.
   private readonly w: ObjectWriter | null = null;
   private readonly plan: PlannedObject | null = null;
-  private cksums: Uint8Array | null = null;
+  /** Level-0 blocks fed so far (a planned file's). */
   private pushed = 0;
   private buf: Uint8Array | undefined;
   private fillLen = 0;
@@ -305,7 +307,6 @@ export class FileDataWriter {
     this.nblocks = size === 0 ? 0 : Math.ceil(size / this.blksz);
     if (comp === COMP_OFF && (this.nblocks > 1 || (whole && this.nblocks === 1))) {
       this.plan = new PlannedObject(zio, this.nblocks, this.blksz, DMU_OT_PLAIN_FILE_CONTENTS);
-      this.cksums = new Uint8Array(this.nblocks * CKSUM_BYTES);
       return;
     }
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, NO_BONUS, 1);
@@ -325,9 +326,10 @@ export class FileDataWriter {
     const job: CopyJob = {
       path, size: this.size, blksz: this.blksz, nblocks: this.nblocks,
       offset: (i) => plan.dataOffset(i),
-      done: (cksums) => {
-        this.cksums = cksums;
-        this.pushed = this.nblocks;
+      blocks: (_first, cksums) => {
+        for (let at = 0; at < cksums.length; at += CKSUM_BYTES) plan.push(cksums.subarray(at, at + CKSUM_BYTES));
+      },
+      done: () => {
         this.received = this.size;
         // (a copied file is charged to its dataset from its FileData, as
         // every file written ahead of its dnode: the object set being
@@ -379,10 +381,10 @@ export class FileDataWriter {
   /** `dataLen`: the bytes of the file in `block`, zeros after them. */
   private pushBlock(block: Uint8Array, dataLen = block.length): void {
     if (this.plan !== null) {
-      const i = this.pushed++;
-      fletcher4Into(block, this.cksums!, i * CKSUM_BYTES);
       // (the zeros after the data need no writing: see ZioWriter.writeBlock)
-      this.zio.image.write(this.plan.dataOffset(i), dataLen === block.length ? block : block.subarray(0, dataLen));
+      this.zio.image.write(this.plan.dataOffset(this.pushed++), dataLen === block.length ? block : block.subarray(0, dataLen));
+      fletcher4Into(block, cksum, 0);
+      this.plan.push(cksum);
       return;
     }
     const w = this.w!;
@@ -443,9 +445,7 @@ export class FileDataWriter {
     if (this.buf) releaseScratch(this.buf);
     this.buf = undefined;
     if (this.plan !== null) {
-      if (this.pushed !== this.nblocks) throw new Error(`got ${this.pushed} of ${this.nblocks} blocks`);
-      const top = this.plan.finish(this.cksums!, charge);
-      this.cksums = null;
+      const top = this.plan.finish(charge);
       return {
         size: this.size, blksz: this.blksz, nlevels: top.nlevels, maxblkid: top.maxblkid,
         used: top.asize, bp: top.bp, psize: top.psize, lsize: top.lsize,

@@ -9,7 +9,7 @@ import {
   fletcher4SimdSupported,
   fletcher4Variant,
   fletcher4Words,
-  checksumInPlace, forgetMemory, inPlaceScratch,
+  checksumInPlace, forgetMemory, forgetScratch, inPlaceScratch,
 } from '../../src/zio/fletcher4.js';
 import { fletcher4Ref, fletcher4RefBytes } from '../../src/zio/fletcher4-ref.js';
 // @ts-ignore -- plain .mjs build script, no type declarations (tests are not in tsconfig)
@@ -266,12 +266,19 @@ describe('checksums in place on memories that hold blocks', () => {
     expect(() => k.checksum(new Uint8Array(512))).toThrow(/only checksums data inside it/);
   });
 
-  test('inPlaceScratch: a buffer checksummed where it is filled', () => {
+  test('inPlaceScratch: a buffer checksummed where it is filled (fletcher4 and fletcher4Into), until forgotten', () => {
     const s = inPlaceScratch(131072);
+    const out = new Uint8Array(40);
     for (const n of [512, 4096, 131072]) {
       const b = block(n, n);
       s.set(b);
       expect(Buffer.from(fletcher4(s.subarray(0, n)))).toEqual(Buffer.from(fletcher4RefBytes(b)));
+      fletcher4Into(s.subarray(0, n), out, 8);
+      expect(Buffer.from(out.subarray(8))).toEqual(Buffer.from(fletcher4RefBytes(b)));
     }
+    // forgotten, it is one more array to copy in (same sums)
+    forgetScratch(s);
+    fletcher4Into(s.subarray(0, 4096), out, 0);
+    expect(Buffer.from(out.subarray(0, 32))).toEqual(Buffer.from(fletcher4RefBytes(s.subarray(0, 4096))));
   });
 });

@@ -92,9 +92,11 @@ describe('a planned object', () => {
     for (let i = 0; i < n; i++) expect(plan.dataOffset(i)).toBe(VDEV_LABEL_START_SIZE + i * 8192);
     expect(plan.end).toBe(n * 8192 + 3 * 4096);
     const blocks = Array.from({ length: n }, (_, i) => pattern(8192, i + 1));
-    const cksums = new Uint8Array(n * 32);
-    blocks.forEach((b, i) => cksums.set(fletcher4(b), i * 32));
-    const top = plan.finish(cksums);
+    // the first L1 goes out as soon as its 32 children are in, the rest at the end
+    blocks.slice(0, 32).forEach((b) => plan.push(fletcher4(b)));
+    expect(writes.size).toBe(1);
+    blocks.slice(32).forEach((b) => plan.push(fletcher4(b)));
+    const top = plan.finish();
     expect(writes.size).toBe(3);
     const l1 = [0, 1].map((j) => writes.get(VDEV_LABEL_START_SIZE + n * 8192 + j * 4096)!);
     const l2 = writes.get(VDEV_LABEL_START_SIZE + n * 8192 + 2 * 4096)!;

@@ -203,7 +203,7 @@ interface CopyModule {
     copier(): {
       add(job: {
         path: string; size: number; blksz: number; nblocks: number; offset(i: number): number;
-        done(cksums: Uint8Array): void; failed(status: number, errno: number): Error;
+        blocks(first: number, cksums: Uint8Array): void; done(): void; failed(status: number, errno: number): Error;
       }): void;
       collect(): void; settle(): void;
     };
@@ -259,9 +259,18 @@ for (const mode of ['thread', 'inline'] as const) {
       }
       const res: { want: Buffer[]; got?: Uint8Array } = { want };
       results.push(res);
+      // checksums come in block order, chunk by chunk
+      const got = Buffer.alloc(nblocks * 32);
+      let seen = 0;
       copier.add({
         path: fpath, size: fsize, blksz: BLK, nblocks, offset: (b) => offsets[b]!,
-        done: (c) => { res.got = Uint8Array.from(c); }, failed: (status) => new Error(`chunk of f${i} failed: ${status}`),
+        blocks: (first, c) => {
+          expect(first).toBe(seen);
+          got.set(c, first * 32);
+          seen = first + c.length / 32;
+        },
+        done: () => { expect(seen).toBe(nblocks); res.got = got; },
+        failed: (status) => new Error(`chunk of f${i} failed: ${status}`),
       });
       copier.collect();
     }
@@ -545,7 +554,7 @@ for (const workers of [0, 1, 3]) {
 
 describe('image writer hosted on an event loop (the command line\'s main thread)', () => {
   test('writes slot bytes and adopted bytes where the segments say, then stops when told', async () => {
-    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STARTED, STOPPED, FAILED, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STARTED, STOPPED, FAILED, WAKE, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
     const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
     const { MessageChannel } = await import('node:worker_threads');
     const file = join(root, 'hosted.img');
@@ -563,14 +572,18 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
     const base = segBase(0);
     ring.segs.set([2, 8192, 3000, SRC_SLOT, 0, 0, 100, 0, 1000], base);
     Atomics.store(ring.ctrl, PRODUCED, 1);
-    Atomics.notify(ring.ctrl, PRODUCED);
+    // (as the build does: the writer waits on the wake counter)
+    Atomics.add(ring.ctrl, WAKE, 1);
+    Atomics.notify(ring.ctrl, WAKE);
     const deadline = Date.now() + 10_000;
     while (Atomics.load(ring.ctrl, CONSUMED) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     expect(Atomics.load(ring.ctrl, CONSUMED)).toBe(1);
     expect(Atomics.load(ring.ctrl, FAILED)).toBe(0);
     // waiting now, without blocking this thread: told to quit, it stops
     Atomics.store(ring.ctrl, QUIT, 1);
-    Atomics.notify(ring.ctrl, PRODUCED);
+    // (as the build does: the writer waits on the wake counter)
+    Atomics.add(ring.ctrl, WAKE, 1);
+    Atomics.notify(ring.ctrl, WAKE);
     await w.done;
     expect(Atomics.load(ring.ctrl, STOPPED)).toBe(1);
     closeSync(fd);
@@ -583,7 +596,7 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
   });
 
   test('a failed write is recorded for the build; stop() ends a writer whose build is gone', async () => {
-    const { allocRing, mapRing, CONSUMED, PRODUCED, STOPPED, FAILED, CODE_LEN, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+    const { allocRing, mapRing, CONSUMED, PRODUCED, STOPPED, FAILED, CODE_LEN, WAKE, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
     const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
     const { MessageChannel } = await import('node:worker_threads');
     const file = join(root, 'readonly.img');
@@ -595,7 +608,9 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
     const w = hostImageWriter(sab, fd, port2);
     ring.segs.set([1, 0, 512, SRC_SLOT, 0], segBase(0));
     Atomics.store(ring.ctrl, PRODUCED, 1);
-    Atomics.notify(ring.ctrl, PRODUCED);
+    // (as the build does: the writer waits on the wake counter)
+    Atomics.add(ring.ctrl, WAKE, 1);
+    Atomics.notify(ring.ctrl, WAKE);
     const deadline = Date.now() + 10_000;
     while (Atomics.load(ring.ctrl, CONSUMED) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     expect(Atomics.load(ring.ctrl, FAILED)).toBe(1);
