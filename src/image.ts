@@ -3,8 +3,7 @@
 // byte is in place; any failure removes it.
 import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
 import { FileDataSlab, FileDataWriter, fileBlockSize, RECORDSIZE, type FileData } from './zpl/filedata.js';
-import type { CopyQueue } from './vdev/copy-queue.js';
-import { CHUNK_IMAGE_ERROR, CHUNK_SHRANK, CHUNK_SOURCE_ERROR, COPY_PATH_BYTES } from './vdev/copy-ring.js';
+import { CHUNK_IMAGE_ERROR, CHUNK_SHRANK, CHUNK_SOURCE_ERROR, fitsJobPath } from './vdev/copy-ring.js';
 import { getSystemErrorName } from 'node:util';
 import { ImageOptions } from './options.js';
 import { ImageFile, type AdoptedBuffer } from './vdev/imagefile.js';
@@ -144,12 +143,6 @@ interface SinkBook {
   data(n: number): void;
   /** The file is complete: its data source from now on. */
   ended(d: FileData): DataSource;
-  /** The copies of host files (ImageFile.copier). */
-  copier(): CopyQueue;
-  /** A data source whose FileData comes later, and how it comes (a copied file). */
-  later(): { source: DataSource; fill(d: FileData): void };
-  /** The error to throw for a failed copy (a copy-ring CHUNK_* status and Node's errno). */
-  copyFailed(shown: string, size: number, status: number, errno: number): Error;
 }
 
 /**
@@ -174,20 +167,6 @@ class ImageFileSink implements FileSink {
     try { d = this.w.end(); } catch (e) { this.book.failed(e); }
     return this.book.ended(d);
   }
-}
-
-/** InputContext.copyFile: the file placed whole now, its blocks copied into place by whoever is free. */
-function copyFile(w: FileDataWriter, hostPath: string | Uint8Array, shown: string, book: SinkBook): DataSource {
-  const { source, fill } = book.later();
-  try {
-    w.copyFrom(hostPath, book.copier(), (d) => {
-      book.data(w.size);
-      fill(d);
-    }, (status, errno) => book.copyFailed(shown, w.size, status, errno));
-  } catch (e) {
-    book.failed(e);
-  }
-  return source;
 }
 
 /**
@@ -278,12 +257,6 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
         failed: (err) => { if (err instanceof OutOfSpaceError) outOfSpace = err; throw err; },
         data: (n) => { progress.bytes += n; tick(); },
         ended: (d) => { progress.files++; tick(); return fileSlab.store(d); },
-        copier: () => image.copier(),
-        copyFailed: (shown, size, status, errno) => copyError(opts.image, shown, size, status, errno),
-        later: () => {
-          const source = fileSlab.reserve();
-          return { source, fill: (d) => { progress.files++; image.bytesWritten += d.size; tick(); fileSlab.fill(source.index, d); } };
-        },
       };
       const ctx: InputContext = {
         beginFile(size, path) {
@@ -296,17 +269,22 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
         blockSize: (size, path) => fileBlockSize(size, settingsFor(path).recordsize),
         adoptBuffer: (sab) => image.adopt(sab),
         pathsMatter: uniform === undefined,
-        copies: (size, path, hostPath) => size >= COPY_MIN && settingsFor(path).comp === COMP_OFF
-          && (typeof hostPath === 'string' ? Buffer.byteLength(hostPath) : hostPath.length) <= COPY_PATH_BYTES,
+        copies: (size, path, hostPath) => size >= COPY_MIN && settingsFor(path).comp === COMP_OFF && fitsJobPath(hostPath),
+        // the file placed whole now, its blocks copied into place by whoever is free
         copyFile: (size, path, hostPath, shown) => {
           const st = settingsFor(path);
           let w: FileDataWriter;
           try { w = new FileDataWriter(zio, size, st.recordsize, st.comp, true); } catch (e) { book.failed(e); }
-          return copyFile(w, hostPath, shown, book);
+          const source = fileSlab.reserve();
+          w.copyFrom(hostPath, image.copier(), (d) => {
+            fileSlab.fill(source.index, d);
+            progress.files++;
+            image.bytesWritten += d.size;
+            book.data(size);
+          }, (status, errno) => copyError(opts.image, shown, size, status, errno));
+          return source;
         },
-        collectCopies: () => {
-          try { image.collectCopies(); } catch (e) { book.failed(e); }
-        },
+        collectCopies: () => image.collectCopies(),
       };
       // Copies still under way go on while the metadata is written: a
       // file's FileData is waited for (and its last copies shared) only

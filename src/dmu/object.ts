@@ -26,13 +26,18 @@ let scratch: Uint8Array | null = null;
 /** Bytes of the scratch the last indirect block used (the rest is zeros). */
 let scratchUsed = 0;
 
-/** An indirect block of these block pointers, zeros after them, in the shared scratch. */
-function indirectBlock(bps: readonly BlkPtr[]): Uint8Array {
+/**
+ * An indirect block of `size` bytes (128 KiB unless given) holding these
+ * block pointers, zeros after them, in the shared scratch: valid until the
+ * next call (the writes it goes to take its bytes before they return).
+ */
+export function indirectBlock(bps: readonly BlkPtr[], size = INDIRECT_BLOCK_SIZE): Uint8Array {
+  if (bps.length * BP_SIZE > size) throw new Error(`${bps.length} block pointers in an indirect block of ${size} bytes`);
   scratch ??= new Uint8Array(INDIRECT_BLOCK_SIZE);
   scratch.fill(0, 0, scratchUsed);
   for (let i = 0; i < bps.length; i++) encodeBp(bps[i]!, scratch, i * BP_SIZE);
   scratchUsed = bps.length * BP_SIZE;
-  return scratch;
+  return size === INDIRECT_BLOCK_SIZE ? scratch : scratch.subarray(0, size);
 }
 
 export class ObjectWriter {

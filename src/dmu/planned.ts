@@ -14,7 +14,8 @@
 // uncompressed 4 KiB block takes the same 4 KiB as a compressed one would
 // at ashift 12.
 
-import { BlkPtr, BP_SIZE, CKSUM_FLETCHER4, COMP_OFF, encodeBp } from '../zio/blkptr.js';
+import { BlkPtr, BP_SIZE, CKSUM_FLETCHER4, COMP_OFF } from '../zio/blkptr.js';
+import { indirectBlock } from './object.js';
 import { fletcher4 } from '../zio/fletcher4.js';
 import type { ZioWriter } from '../zio/writer.js';
 import { VDEV_LABEL_START_SIZE } from '../vdev/geometry.js';
@@ -87,7 +88,6 @@ export class PlannedObject {
   private readonly pending: BlkPtr[][] = [];
   private readonly done: number[] = [];
   private top: BlkPtr | null = null;
-  private scratch: Uint8Array | null = null;
 
   constructor(private readonly zio: ZioWriter, readonly nblocks: number, readonly blksz: number, private readonly type: number) {
     if (nblocks < 1) throw new Error('a planned object has at least one block');
@@ -107,6 +107,11 @@ export class PlannedObject {
   /** The image offset (past the front labels) of level-0 block `i`. */
   dataOffset(i: number): number {
     return VDEV_LABEL_START_SIZE + this.levels[0]!.offset(i);
+  }
+
+  /** Level-0 blocks whose checksums are in: the next push is block `pushed`. */
+  get pushed(): number {
+    return this.done[0]!;
   }
 
   /** The next level-0 block's checksum (32 bytes), in block order; its indirect blocks are written as they fill. */
@@ -152,13 +157,9 @@ export class PlannedObject {
   private flush(level: number): void {
     const kids = this.pending[level]!;
     this.pending[level] = [];
-    const block = (this.scratch ??= new Uint8Array(IND_SIZE));
-    block.fill(0);
+    const block = indirectBlock(kids, IND_SIZE);
     let fill = 0;
-    for (let k = 0; k < kids.length; k++) {
-      encodeBp(kids[k]!, block, k * BP_SIZE);
-      fill += kids[k]!.fill;
-    }
+    for (const k of kids) fill += k.fill;
     const j = this.done[level + 1]!++;
     this.zio.image.write(VDEV_LABEL_START_SIZE + this.levels[level + 1]!.offset(j), block);
     this.add(level + 1, this.bp(level + 1, j, fill, fletcher4(block)));

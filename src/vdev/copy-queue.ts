@@ -5,11 +5,10 @@
 // as they fill, so nothing is kept per block).
 
 import {
-  CHUNK_BLOCKS, CHUNK_BYTES, CHUNK_OK, ChunkCopier, chunkBlocks, chunkDone, chunkJob, claimChunk, COPY_CHUNKS, COPY_JOBS, type CopyRing, pathBytes,
-  postChunk, setJobPath, waitChunk,
+  CHUNK_BLOCKS, CHUNK_BYTES, CHUNK_OK, ChunkCopier, chunkBlocks, chunkDone, chunkJob, COPY_CHUNKS, COPY_JOBS, type CopyRing, pathBytes, postChunk,
+  setJobPath, waitChunk,
 } from './copy-ring.js';
 import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES } from '../zio/fletcher4.js';
-
 
 export interface CopyJob {
   path: string | Uint8Array;
@@ -81,10 +80,7 @@ export class CopyQueue {
 
   /** Copy one chunk nobody has taken; false: there was none. */
   helpOne(): boolean {
-    const c = claimChunk(this.ring);
-    if (c < 0) return false;
-    this.copier.copy(c);
-    return true;
+    return this.copier.copyNext();
   }
 
   /** Copy or wait for every chunk posted, and collect them all. */
@@ -127,14 +123,15 @@ export class CopyQueue {
   private take(seq: number): void {
     const ring = this.ring;
     const slot = seq % COPY_CHUNKS;
-    const live = this.jobs.get(chunkJob(ring, seq))!;
+    const job = chunkJob(ring, seq);
+    const live = this.jobs.get(job)!;
     const status = ring.status[slot * 2]!;
     if (status !== CHUNK_OK) throw live.job.failed(status, ring.status[slot * 2 + 1]!);
     const { first, count } = chunkBlocks(ring, seq);
     const from = slot * CHUNK_BLOCKS * CKSUM_BYTES;
     live.job.blocks(first, ring.cksums.subarray(from, from + count * CKSUM_BYTES));
     if (--live.left === 0) {
-      this.jobs.delete(chunkJob(ring, seq));
+      this.jobs.delete(job);
       live.job.done();
     }
   }

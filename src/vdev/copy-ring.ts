@@ -91,6 +91,11 @@ export function pathBytes(path: string | Uint8Array): Uint8Array {
   return typeof path === 'string' ? Buffer.from(path) : path;
 }
 
+/** Whether a job can name this path (COPY_PATH_BYTES). */
+export function fitsJobPath(path: string | Uint8Array): boolean {
+  return (typeof path === 'string' ? Buffer.byteLength(path) : path.length) <= COPY_PATH_BYTES;
+}
+
 /** Name job `job`'s file (its slot must be free: every chunk of the job before it in the slot collected). */
 export function setJobPath(ring: CopyRing, job: number, path: Uint8Array): void {
   if (path.length > COPY_PATH_BYTES) throw new RangeError(`copy job path of ${path.length} bytes`);
@@ -108,16 +113,12 @@ function jobPath(ring: CopyRing, job: number): Buffer {
 }
 
 /** Take the next chunk no thread has taken: its number, or -1. */
-export function claimChunk(ring: CopyRing): number {
+function claimChunk(ring: CopyRing): number {
   for (;;) {
     const c = Atomics.load(ring.ctrl, CLAIMED);
     if (c >= Atomics.load(ring.ctrl, POSTED)) return -1;
     if (Atomics.compareExchange(ring.ctrl, CLAIMED, c, c + 1) === c) return c;
   }
-}
-
-export function postedChunks(ring: CopyRing): number {
-  return Atomics.load(ring.ctrl, POSTED);
 }
 
 /** Describe chunk `seq` (its slot must be free) and make it takeable. */
@@ -169,8 +170,16 @@ export class ChunkCopier {
   /** `quit`: the build gave up on the image (its descriptor is about to close): stop before writing. */
   constructor(private readonly ring: CopyRing, private readonly imageFd: number, private readonly quit: () => boolean = () => false) {}
 
+  /** Take the next chunk nobody has taken and copy it; false: there was none. */
+  copyNext(): boolean {
+    const c = claimChunk(this.ring);
+    if (c < 0) return false;
+    this.copy(c);
+    return true;
+  }
+
   /** Copy chunk `seq` (taken by this thread) and mark it done, whatever happened. Never throws. */
-  copy(seq: number): void {
+  private copy(seq: number): void {
     const ring = this.ring;
     const slot = seq % COPY_CHUNKS;
     let status = CHUNK_OK, errno = 0;

@@ -30,6 +30,12 @@ export const STARTED = 7; // 1: the writer is running
 // chunks to copy posted, quit): it reads this first and waits on it, so
 // nothing that comes after its last look is missed
 export const WAKE = 8;
+
+/** Tell the writer there is something new for it (see WAKE). */
+export function wakeWriter(ctrl: Int32Array): void {
+  Atomics.add(ctrl, WAKE, 1);
+  Atomics.notify(ctrl, WAKE);
+}
 const CTRL_WORDS = 16;
 const CODE_BYTES = 64;
 

@@ -10,9 +10,9 @@ import { writeSync } from 'node:fs';
 import { receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
 import {
   CODE_LEN, CONSUMED, ERRNO, FAILED, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES, SRC_SLOT, STARTED, STOPPED,
-  WAKE, type Ring,
+  WAKE, type Ring, wakeWriter,
 } from './image-ring.js';
-import { ChunkCopier, claimChunk } from './copy-ring.js';
+import { ChunkCopier } from './copy-ring.js';
 
 /** The message that announces a buffer the build adopted (ImageFile.adopt). */
 export interface AdoptMessage {
@@ -38,10 +38,7 @@ class RingWriter {
   copyOne(): boolean {
     const ctrl = this.ctrl;
     if (Atomics.load(ctrl, FAILED) === 1 || Atomics.load(ctrl, QUIT) === 1) return false;
-    const c = claimChunk(this.ring.copy);
-    if (c < 0) return false;
-    this.copier.copy(c);
-    return true;
+    return this.copier.copyNext();
   }
 
   closeFiles(): void {
@@ -174,8 +171,7 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
   const ctrl = w.ctrl;
   const stop = (): void => {
     Atomics.store(ctrl, QUIT, 1);
-    Atomics.add(ctrl, WAKE, 1);
-    Atomics.notify(ctrl, WAKE);
+    wakeWriter(ctrl);
   };
   const run = async (): Promise<void> => {
     w.started();
@@ -184,22 +180,20 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
       for (;;) {
         const wake = Atomics.load(ctrl, WAKE);
         const produced = Atomics.load(ctrl, PRODUCED);
+        let turnAfter = TURN_MS;
         if (w.consumed === produced) {
           if (Atomics.load(ctrl, QUIT) === 1) break;
-          if (w.copyOne()) {
-            if (performance.now() - turned > COPY_TURN_MS) {
-              await new Promise<void>((resolve) => setImmediate(resolve));
-              turned = performance.now();
-            }
+          if (!w.copyOne()) {
+            const r = waitAsync(ctrl, WAKE, wake);
+            if (r.async) await r.value;
+            turned = performance.now();
             continue;
           }
-          const r = waitAsync(ctrl, WAKE, wake);
-          if (r.async) await r.value;
-          turned = performance.now();
-          continue;
+          turnAfter = COPY_TURN_MS;
+        } else {
+          w.writeNext();
         }
-        w.writeNext();
-        if (performance.now() - turned > TURN_MS) {
+        if (performance.now() - turned > turnAfter) {
           await new Promise<void>((resolve) => setImmediate(resolve));
           turned = performance.now();
         }

@@ -6,7 +6,7 @@ import { errnoCode, fsUserError, UserError } from '../util/errors.js';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import {
   allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES,
-  SRC_SLOT, STARTED, STOPPED, WAKE, type Ring,
+  SRC_SLOT, STARTED, STOPPED, type Ring, wakeWriter,
 } from './image-ring.js';
 import { COPY_RING_BYTES, mapCopyRing } from './copy-ring.js';
 import { CopyQueue } from './copy-queue.js';
@@ -19,12 +19,6 @@ const COMBINE_LIMIT = 8 * 1024 * 1024;
  */
 function threadedWrites(): boolean {
   return process.env.TSMAKEFS_IMAGE_WRITER !== '0';
-}
-
-/** Tell the writer there is something new for it (see WAKE). */
-function wakeWriter(ring: Ring): void {
-  Atomics.add(ring.ctrl, WAKE, 1);
-  Atomics.notify(ring.ctrl, WAKE);
 }
 
 /** The temporary name an image is written under until it is complete. */
@@ -229,7 +223,7 @@ export class ImageFile {
       this.copies = new CopyQueue(mapCopyRing(new SharedArrayBuffer(COPY_RING_BYTES), 0), this.fd, null);
     } else {
       this.copies = new CopyQueue(ring.copy, this.fd, {
-        wake: () => wakeWriter(ring),
+        wake: () => wakeWriter(ring.ctrl),
         check: () => {
           if (Atomics.load(ring.ctrl, FAILED) === 1) throw this.failure(this.writerError());
           if (Atomics.load(ring.ctrl, STARTED) === 0 && Date.now() - this.writerSince > 60_000) throw new Error('the image writer thread did not start');
@@ -314,7 +308,7 @@ export class ImageFile {
     ring.segs[segBase(this.produced % RING_SLOTS)] = this.segCount;
     this.produced++;
     Atomics.store(ring.ctrl, PRODUCED, this.produced);
-    wakeWriter(ring);
+    wakeWriter(ring.ctrl);
     this.fill = 0;
     this.budget = 0;
     this.segCount = 0;
@@ -364,7 +358,7 @@ export class ImageFile {
     if (!ring) return true;
     this.ring = null;
     Atomics.store(ring.ctrl, QUIT, 1);
-    wakeWriter(ring);
+    wakeWriter(ring.ctrl);
     // wait until it is out of any pwrite, so the descriptor can be closed
     // under it; a thread that has not even started has none under way
     const deadline = Date.now() + 10_000;

@@ -252,7 +252,6 @@ export function fileAccount(d: FileData): SpaceAccount {
  * Block size like OpenZFS: a file that fits one record is one block of its
  * size rounded to a sector; larger files use full records, tail zero-padded.
  */
-
 export function fileBlockSize(size: number, recordsize = RECORDSIZE): number {
   return size <= recordsize ? Math.max(512, Math.ceil(size / 512) * 512) : recordsize;
 }
@@ -284,12 +283,10 @@ export class FileDataWriter {
   readonly blksz: number;
   private readonly nblocks: number;
   // An uncompressed file of more than one block is placed whole at once
-  // (dmu/planned.ts): its blocks' checksums are kept until its indirect
-  // blocks are built. Any other file goes through an ObjectWriter.
+  // (dmu/planned.ts), its indirect blocks written as their blocks'
+  // checksums come in. Any other file goes through an ObjectWriter.
   private readonly w: ObjectWriter | null = null;
   private readonly plan: PlannedObject | null = null;
-  /** Level-0 blocks fed so far (a planned file's). */
-  private pushed = 0;
   private buf: Uint8Array | undefined;
   private fillLen = 0;
   private received = 0;
@@ -382,7 +379,7 @@ export class FileDataWriter {
   private pushBlock(block: Uint8Array, dataLen = block.length): void {
     if (this.plan !== null) {
       // (the zeros after the data need no writing: see ZioWriter.writeBlock)
-      this.zio.image.write(this.plan.dataOffset(this.pushed++), dataLen === block.length ? block : block.subarray(0, dataLen));
+      this.zio.image.write(this.plan.dataOffset(this.plan.pushed), dataLen === block.length ? block : block.subarray(0, dataLen));
       fletcher4Into(block, cksum, 0);
       this.plan.push(cksum);
       return;

@@ -554,7 +554,7 @@ for (const workers of [0, 1, 3]) {
 
 describe('image writer hosted on an event loop (the command line\'s main thread)', () => {
   test('writes slot bytes and adopted bytes where the segments say, then stops when told', async () => {
-    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STARTED, STOPPED, FAILED, WAKE, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STARTED, STOPPED, FAILED, wakeWriter, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
     const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
     const { MessageChannel } = await import('node:worker_threads');
     const file = join(root, 'hosted.img');
@@ -572,18 +572,14 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
     const base = segBase(0);
     ring.segs.set([2, 8192, 3000, SRC_SLOT, 0, 0, 100, 0, 1000], base);
     Atomics.store(ring.ctrl, PRODUCED, 1);
-    // (as the build does: the writer waits on the wake counter)
-    Atomics.add(ring.ctrl, WAKE, 1);
-    Atomics.notify(ring.ctrl, WAKE);
+    wakeWriter(ring.ctrl); // (as the build does: the writer waits on the wake counter)
     const deadline = Date.now() + 10_000;
     while (Atomics.load(ring.ctrl, CONSUMED) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     expect(Atomics.load(ring.ctrl, CONSUMED)).toBe(1);
     expect(Atomics.load(ring.ctrl, FAILED)).toBe(0);
     // waiting now, without blocking this thread: told to quit, it stops
     Atomics.store(ring.ctrl, QUIT, 1);
-    // (as the build does: the writer waits on the wake counter)
-    Atomics.add(ring.ctrl, WAKE, 1);
-    Atomics.notify(ring.ctrl, WAKE);
+    wakeWriter(ring.ctrl); // (as the build does: the writer waits on the wake counter)
     await w.done;
     expect(Atomics.load(ring.ctrl, STOPPED)).toBe(1);
     closeSync(fd);
@@ -596,7 +592,7 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
   });
 
   test('a failed write is recorded for the build; stop() ends a writer whose build is gone', async () => {
-    const { allocRing, mapRing, CONSUMED, PRODUCED, STOPPED, FAILED, CODE_LEN, WAKE, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+    const { allocRing, mapRing, CONSUMED, PRODUCED, STOPPED, FAILED, CODE_LEN, wakeWriter, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
     const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
     const { MessageChannel } = await import('node:worker_threads');
     const file = join(root, 'readonly.img');
@@ -608,9 +604,7 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
     const w = hostImageWriter(sab, fd, port2);
     ring.segs.set([1, 0, 512, SRC_SLOT, 0], segBase(0));
     Atomics.store(ring.ctrl, PRODUCED, 1);
-    // (as the build does: the writer waits on the wake counter)
-    Atomics.add(ring.ctrl, WAKE, 1);
-    Atomics.notify(ring.ctrl, WAKE);
+    wakeWriter(ring.ctrl); // (as the build does: the writer waits on the wake counter)
     const deadline = Date.now() + 10_000;
     while (Atomics.load(ring.ctrl, CONSUMED) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     expect(Atomics.load(ring.ctrl, FAILED)).toBe(1);
