@@ -25,6 +25,7 @@ import { COMP_LZ4, COMP_OFF, COMP_ZLE } from './zio/blkptr.js';
 import { zname } from './dsl/mos.js';
 import { SeedSource } from './util/seed.js';
 import { fsUserError, UserError } from './util/errors.js';
+import { showPath } from './input/walk.js';
 
 /**
  * Host files from this size on, in a dataset without compression, are
@@ -119,9 +120,9 @@ export interface InputContext {
   /**
    * Copy the host file at `hostPath` (read later, maybe by another thread),
    * where copies() said so. Its data source, final once the input is
-   * complete. `shown`: the host path as errors name it.
+   * complete.
    */
-  copyFile?(size: number, path: string | undefined, hostPath: string | Uint8Array, shown: string): DataSource;
+  copyFile?(size: number, path: string | undefined, hostPath: string | Uint8Array): DataSource;
   /** Take in the copies finished so far (their files' last metadata); cheap, call it now and then. */
   collectCopies?(): void;
 }
@@ -173,7 +174,9 @@ class ImageFileSink implements FileSink {
  * The error a failed copy of a host file is reported as: the messages of a
  * file read, or an image written, on the build thread.
  */
-function copyError(image: string, shown: string, size: number, status: number, errno: number): Error {
+function copyError(image: string, hostPath: string | Uint8Array, size: number, status: number, errno: number): Error {
+  // (the path as errors name it, made only for an error: a file may wait long to be copied)
+  const shown = showPath(hostPath);
   const err = (syscall: string) => ({ code: getSystemErrorName(errno), errno, syscall });
   switch (status) {
     case CHUNK_SHRANK: return new UserError(`${shown}: file shrank while being read (expected ${size} bytes)`);
@@ -271,7 +274,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
         pathsMatter: uniform === undefined,
         copies: (size, path, hostPath) => size >= COPY_MIN && settingsFor(path).comp === COMP_OFF && fitsJobPath(hostPath),
         // the file placed whole now, its blocks copied into place by whoever is free
-        copyFile: (size, path, hostPath, shown) => {
+        copyFile: (size, path, hostPath) => {
           const st = settingsFor(path);
           let w: FileDataWriter;
           try { w = new FileDataWriter(zio, size, st.recordsize, st.comp, true); } catch (e) { book.failed(e); }
@@ -281,7 +284,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
             progress.files++;
             image.bytesWritten += d.size;
             book.data(size);
-          }, (status, errno) => copyError(opts.image, shown, size, status, errno));
+          }, (status, errno) => copyError(opts.image, hostPath, size, status, errno));
           return source;
         },
         collectCopies: () => image.collectCopies(),
@@ -290,6 +293,8 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       // file's FileData is waited for (and its last copies shared) only
       // when its dnode is made.
       fileSlab.onMissing = (i) => image.copier().settleUntil(() => fileSlab.has(i));
+      // (and the files queued behind a full table are posted as it empties)
+      fileSlab.onGet = () => image.collectCopies();
       root = await source(ctx);
     } else {
       root = source;

@@ -45,61 +45,66 @@ export interface PlannedTop {
  * The blocks of one level in allocation order, as runs: bump allocation
  * keeps them in a row but where a block would straddle a metaslab
  * boundary, so a file of any size takes a few numbers, not one per block.
+ * The first run is two fields: a file waiting to be copied keeps its
+ * layout this way, and most levels are one run.
  */
 class LevelRuns {
-  /** Index of each run's first block, and that block's offset. */
-  private readonly firsts: number[] = [];
-  private readonly offsets: number[] = [];
-  private last = -1;
+  private off0 = 0;
+  /** Each later run's first block and that block's offset, in pairs. */
+  private more: number[] | null = null;
+  private last = 0;
   count = 0;
 
   constructor(readonly size: number, readonly asize: number) {}
 
   add(offset: number): void {
-    if (this.count === 0 || offset !== this.last + this.asize) {
-      this.firsts.push(this.count);
-      this.offsets.push(offset);
-    }
+    if (this.count === 0) this.off0 = offset;
+    else if (offset !== this.last + this.asize) (this.more ??= []).push(this.count, offset);
     this.last = offset;
     this.count++;
   }
 
   offset(i: number): number {
-    const f = this.firsts;
-    let lo = 0, hi = f.length - 1;
+    const m = this.more;
+    if (m === null || i < m[0]!) return this.off0 + i * this.asize;
+    let lo = 0, hi = m.length / 2 - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (f[mid]! <= i) lo = mid;
+      if (m[2 * mid]! <= i) lo = mid;
       else hi = mid - 1;
     }
-    return this.offsets[lo]! + (i - f[lo]!) * this.asize;
+    return m[2 * lo + 1]! + (i - m[2 * lo]!) * this.asize;
   }
 }
 
 export class PlannedObject {
   readonly nlevels: number;
-  private readonly levels: LevelRuns[] = [];
+  private readonly levels: LevelRuns[];
   /** The allocator range all of it lies in. */
   readonly start: number;
   readonly end: number;
   // Block pointers waiting for their indirect block, one partial block per
   // level (checksums come in block order: an indirect block is written as
   // soon as its last child is in), and how many of each level are done.
-  private readonly pending: BlkPtr[][] = [];
-  private readonly done: number[] = [];
+  private readonly pending: Array<BlkPtr[] | undefined>;
+  private readonly done: number[];
   private top: BlkPtr | null = null;
 
   constructor(private readonly zio: ZioWriter, readonly nblocks: number, readonly blksz: number, private readonly type: number) {
     if (nblocks < 1) throw new Error('a planned object has at least one block');
     this.nlevels = plannedLevels(nblocks);
     this.start = zio.alloc.position;
+    // (arrays of their final length: one grown by push() takes room for 17
+    // at once, and a file waiting to be copied keeps these while it waits)
+    this.levels = new Array<LevelRuns>(this.nlevels);
+    this.done = new Array<number>(this.nlevels).fill(0);
+    // a level's list is made at its first pointer
+    this.pending = new Array<BlkPtr[] | undefined>(this.nlevels).fill(undefined);
     for (let level = 0, n = nblocks; level < this.nlevels; level++, n = Math.ceil(n / PER_IND)) {
       const size = level === 0 ? blksz : IND_SIZE;
       const runs = new LevelRuns(size, zio.alloc.asize(size));
       for (let i = 0; i < n; i++) runs.add(zio.alloc.alloc(size).offset);
-      this.levels.push(runs);
-      this.pending.push([]);
-      this.done.push(0);
+      this.levels[level] = runs;
     }
     this.end = zio.alloc.position;
   }
@@ -128,7 +133,7 @@ export class PlannedObject {
   finish(charge = true): PlannedTop {
     if (this.done[0] !== this.nblocks) throw new Error(`got ${this.done[0]} of ${this.nblocks} blocks`);
     for (let level = 0; level < this.nlevels - 1; level++) {
-      if (this.pending[level]!.length > 0) this.flush(level);
+      if ((this.pending[level]?.length ?? 0) > 0) this.flush(level);
     }
     let asize = 0, psize = 0, blocks = 0;
     for (const l of this.levels) {
@@ -148,7 +153,7 @@ export class PlannedObject {
       this.top = bp;
       return;
     }
-    const list = this.pending[level]!;
+    const list = (this.pending[level] ??= []);
     list.push(bp);
     if (list.length === PER_IND) this.flush(level);
   }

@@ -135,7 +135,7 @@ export class Prewriter {
     let written: DataSource | null;
     if (p.copy) {
       const src = p.src as Extract<DataSource, { kind: 'path' }>;
-      written = p.ino.source = this.ctx.copyFile!(p.ino.size, p.path, src.path, showPath(src.path));
+      written = p.ino.source = this.ctx.copyFile!(p.ino.size, p.path, src.path);
     } else {
       this.writing ??= beginData(p, this.ctx);
       written = writeData(this.writing, this.reader, mayWait);

@@ -25,11 +25,23 @@ export interface CopyJob {
   failed(status: number, errno: number): Error;
 }
 
+/** A job posted or waiting: its number, blocks per chunk, the next block to post, and the chunks not collected yet. */
 interface LiveJob {
+  seq: number;
   job: CopyJob;
-  /** Chunks not collected yet. */
+  per: number;
+  next: number;
   left: number;
 }
+
+/**
+ * Files queued behind a full table, at most: the build walks on rather
+ * than copying (a file waiting costs its job's few small objects), so the
+ * copies it could not hand over fill the writer's time while the build
+ * writes the metadata, where the writer had nothing to do. Past this many,
+ * the build copies too, as it does when there is no writer thread.
+ */
+const MAX_WAITING = 4096;
 
 export interface CopyPeer {
   /** Wake the writer: chunks are there to take. */
@@ -46,6 +58,9 @@ export class CopyQueue {
   private head = 0;
   /** Per job slot: the last chunk of the job that had it (free once collected). */
   private readonly slotLast = new Array<number>(COPY_JOBS).fill(-1);
+  /** Jobs waiting for room in the table, in the order they came, from waitFrom on; the first may be partly posted. */
+  private waiting: LiveJob[] = [];
+  private waitFrom = 0;
   private readonly copier: ChunkCopier;
 
   /** `peer`: the image writer that shares the chunks (null: this thread copies every chunk, as it posts it). */
@@ -53,29 +68,56 @@ export class CopyQueue {
     this.copier = new ChunkCopier(ring, imageFd);
   }
 
-  /** Post a file's blocks to be copied into place. */
+  /** Queue a file's blocks to be copied into place; they are posted as the table has room. */
   add(job: CopyJob): void {
     const seq = this.nextJob++;
     const per = Math.max(1, Math.min(CHUNK_BLOCKS, Math.floor(CHUNK_BYTES / job.blksz)));
-    const live: LiveJob = { job, left: Math.ceil(job.nblocks / per) };
+    const live: LiveJob = { seq, job, per, next: 0, left: Math.ceil(job.nblocks / per) };
     this.jobs.set(seq, live);
-    while (this.head <= this.slotLast[seq % COPY_JOBS]!) this.makeRoom();
-    setJobPath(this.ring, seq, pathBytes(job.path));
-    for (let first = 0; first < job.nblocks; first += per) {
-      while (this.posted - this.head >= COPY_CHUNKS) this.makeRoom();
-      postChunk(this.ring, this.posted++, seq, first, Math.min(per, job.nblocks - first), job.blksz, job.size, (i) => job.offset(i));
-    }
-    this.slotLast[seq % COPY_JOBS] = this.posted - 1;
+    this.waiting.push(live);
     if (this.peer === null) {
       this.settle();
       return;
     }
-    this.peer.wake();
+    this.post();
+    while (this.waiting.length - this.waitFrom > MAX_WAITING) this.makeRoom();
+  }
+
+  /** Post the waiting jobs' chunks while the table has room, in order; wake the writer if any was. */
+  private post(): void {
+    const before = this.posted;
+    while (this.waitFrom < this.waiting.length) {
+      const q = this.waiting[this.waitFrom]!;
+      const job = q.job;
+      if (q.next === 0) {
+        // its path's slot is free once the job that had it is collected
+        if (this.head <= this.slotLast[q.seq % COPY_JOBS]!) break;
+        setJobPath(this.ring, q.seq, pathBytes(job.path));
+      }
+      while (q.next < job.nblocks && this.posted - this.head < COPY_CHUNKS) {
+        postChunk(this.ring, this.posted++, q.seq, q.next, Math.min(q.per, job.nblocks - q.next), job.blksz, job.size, (i) => job.offset(i));
+        q.next += q.per;
+      }
+      if (q.next < job.nblocks) break;
+      this.slotLast[q.seq % COPY_JOBS] = this.posted - 1;
+      this.waitFrom++;
+    }
+    // (the posted jobs' entries let go now and then, not one shift per job)
+    if (this.waitFrom === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitFrom = 0;
+    } else if (this.waitFrom >= 1024) {
+      this.waiting = this.waiting.slice(this.waitFrom);
+      this.waitFrom = 0;
+    }
+    if (this.posted > before) this.peer?.wake();
   }
 
   /** Collect the chunks done so far, in order (files whose chunks are all in are done). */
   collect(): void {
+    const head = this.head;
     while (this.head < this.posted && chunkDone(this.ring, this.head)) this.take(this.head++);
+    if (this.head > head || this.head === this.posted) this.post();
   }
 
   /** Copy one chunk nobody has taken; false: there was none. */
@@ -92,21 +134,21 @@ export class CopyQueue {
   settleUntil(enough: () => boolean): void {
     for (;;) {
       this.collect();
-      if (this.head === this.posted || enough()) return;
+      if (this.settled || enough()) return;
       if (!this.helpOne()) this.waitHead();
     }
   }
 
   /** Every chunk posted is collected (every file handed its checksums). */
   get settled(): boolean {
-    return this.head === this.posted;
+    return this.head === this.posted && this.waitFrom === this.waiting.length;
   }
 
   close(): void {
     this.copier.close();
   }
 
-  /** The table (or a job slot) is full: collect the oldest chunk, copying one or waiting if need be. */
+  /** The table (or a job slot) is full: collect the oldest chunk, copying one or waiting if need be (collect posts more). */
   private makeRoom(): void {
     const head = this.head;
     this.collect();

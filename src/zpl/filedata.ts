@@ -173,6 +173,12 @@ export class FileDataSlab {
    */
   onMissing: ((i: number) => void) | null = null;
 
+  /**
+   * Called at each get(): lets the copies still under way move on (see
+   * makeImage), as the metadata is written in between.
+   */
+  onGet: (() => void) | null = null;
+
   /** Whether index `i` is filled. */
   has(i: number): boolean {
     const c = Math.floor(i / PER_CHUNK);
@@ -181,6 +187,7 @@ export class FileDataSlab {
 
   /** The FileData stored under `i` (a new object each time). */
   get(i: number): FileData {
+    this.onGet?.();
     if (this.onMissing !== null && !this.has(i)) this.onMissing(i);
     const c = Math.floor(i / PER_CHUNK);
     const nums = this.nums[c]!;
@@ -279,6 +286,36 @@ function releaseScratch(buf: Uint8Array): void {
   if (buf.buffer === scratch?.buffer) scratchInUse = false;
 }
 
+/**
+ * A file being copied into place, as the copy queue sees it: one object
+ * (not a record of closures), as up to thousands of files may wait for the
+ * table at once.
+ */
+class CopiedFile implements CopyJob {
+  readonly size: number;
+  readonly blksz: number;
+  readonly nblocks: number;
+
+  constructor(private readonly w: FileDataWriter, private readonly plan: PlannedObject, readonly path: string | Uint8Array,
+    private readonly then: (d: FileData) => void, readonly failed: (status: number, errno: number) => Error) {
+    this.size = w.size;
+    this.blksz = w.blksz;
+    this.nblocks = plan.nblocks;
+  }
+
+  offset(i: number): number {
+    return this.plan.dataOffset(i);
+  }
+
+  blocks(_first: number, cksums: Uint8Array): void {
+    for (let at = 0; at < cksums.length; at += CKSUM_BYTES) this.plan.push(cksums.subarray(at, at + CKSUM_BYTES));
+  }
+
+  done(): void {
+    this.then(this.w.copied());
+  }
+}
+
 export class FileDataWriter {
   readonly blksz: number;
   private readonly nblocks: number;
@@ -320,22 +357,16 @@ export class FileDataWriter {
   copyFrom(path: string | Uint8Array, queue: CopyQueue, done: (d: FileData) => void, failed: (status: number, errno: number) => Error): void {
     const plan = this.plan;
     if (plan === null || this.received !== 0) throw new Error('only a file placed whole, and not fed, can be copied');
-    const job: CopyJob = {
-      path, size: this.size, blksz: this.blksz, nblocks: this.nblocks,
-      offset: (i) => plan.dataOffset(i),
-      blocks: (_first, cksums) => {
-        for (let at = 0; at < cksums.length; at += CKSUM_BYTES) plan.push(cksums.subarray(at, at + CKSUM_BYTES));
-      },
-      done: () => {
-        this.received = this.size;
-        // (a copied file is charged to its dataset from its FileData, as
-        // every file written ahead of its dnode: the object set being
-        // written when the copy ends is any one)
-        done(this.end(false));
-      },
-      failed,
-    };
-    queue.add(job);
+    queue.add(new CopiedFile(this, plan, path, done, failed));
+  }
+
+  /** A copied file's blocks are all in (CopiedFile): its FileData, not charged to any object set. */
+  copied(): FileData {
+    this.received = this.size;
+    // (a copied file is charged to its dataset from its FileData, as every
+    // file written ahead of its dnode: the object set being written when
+    // the copy ends is any one)
+    return this.end(false);
   }
 
   /** Feed the next bytes of the file (any chunking). */
