@@ -16,7 +16,12 @@ import { FLETCHER4_RESERVED } from '../zio/fletcher4-memory.js';
 import { zeroShared } from '../util/zeros.js';
 
 export const READ_SLOTS = 4;
-export const READ_SLOT_BYTES = 1024 * 1024;
+/**
+ * A slot: four records of the largest size (128 KiB), or dozens of small
+ * files. 1 MiB slots measured no faster on /usr and cost 2 MiB more RSS
+ * (the ring is resident all along).
+ */
+export const READ_SLOT_BYTES = 512 * 1024;
 export const MAX_RECORDS = 1024;
 
 // control words (Int32Array indexes)
