@@ -208,6 +208,9 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
   const progress: Progress = { phase: 'data', files: 0, bytes: 0, written: 0 };
   // the image filling up while an input reader writes: kept, as the reader may wrap the error
   let outOfSpace: OutOfSpaceError | undefined;
+  // Bytes of files placed for copying whose copies are not done: allocated
+  // already, so an out-of-space estimate counts them as read.
+  let copying = 0;
   try {
     const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, capacity);
     const zio = new ZioWriter(image, alloc, DATA_TXG);
@@ -279,7 +282,9 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
           let w: FileDataWriter;
           try { w = new FileDataWriter(zio, size, st.recordsize, st.comp, true); } catch (e) { book.failed(e); }
           const source = fileSlab.reserve();
+          copying += size;
           w.copyFrom(hostPath, image.copier(), (d) => {
+            copying -= size;
             fileSlab.fill(source.index, d);
             progress.files++;
             image.bytesWritten += d.size;
@@ -373,7 +378,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     image.abort();
     const oos = e instanceof OutOfSpaceError ? e : outOfSpace;
     if (oos) {
-      oos.bytesRead = progress.bytes;
+      oos.bytesRead = progress.bytes + copying;
       throw oos;
     }
     throw e;

@@ -171,7 +171,21 @@ export async function openInputs(
           // merged ones included, and checking that again cost ~0.4 s on
           // /usr, a Buffer per name, on the one thread the build waits for)
           if (scan) {
-            if (applyHostXattrs(root, plan.inputs, await scan.done) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+            // while getfattr finishes (if it has not), the copies' table is
+            // kept fed: the image writer would run dry in ~0.1 s otherwise
+            let fedError: { e: unknown } | undefined;
+            const feed = setInterval(() => {
+              if (fedError !== undefined) return;
+              try { ctx.collectCopies?.(); } catch (e) { fedError = { e }; }
+            }, 20);
+            let dumps;
+            try {
+              dumps = await scan.done;
+            } finally {
+              clearInterval(feed);
+            }
+            if (fedError !== undefined) throw fedError.e;
+            if (applyHostXattrs(root, plan.inputs, dumps) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
           }
           break;
         }

@@ -84,9 +84,9 @@ export class Prewriter {
    * waits for the reader, nor for the image writer's ring: where the
    * image's writer is behind, pump returns, even in the middle of a file,
    * and the walk goes on meanwhile; the next pump carries on where this
-   * one stopped. The data's order, and so the image, is the same. (Handing
-   * over a file to copy may wait, or copy a chunk, when the copies' table
-   * is full: see CopyQueue.add.)
+   * one stopped. The data's order, and so the image, is the same. (A file
+   * to copy is queued when the copies' table is full; only past thousands
+   * queued does handing one over wait, or copy a chunk: see CopyQueue.add.)
    */
   pump(): void {
     this.ctx.collectCopies?.();

@@ -59,7 +59,7 @@ export class CopyQueue {
   /** Per job slot: the last chunk of the job that had it (free once collected). */
   private readonly slotLast = new Array<number>(COPY_JOBS).fill(-1);
   /** Jobs waiting for room in the table, in the order they came, from waitFrom on; the first may be partly posted. */
-  private waiting: LiveJob[] = [];
+  private waiting: Array<LiveJob | undefined> = [];
   private waitFrom = 0;
   private readonly copier: ChunkCopier;
 
@@ -79,7 +79,8 @@ export class CopyQueue {
       this.settle();
       return;
     }
-    this.post();
+    // (what the writer finished since the last look makes room first)
+    this.collect();
     while (this.waiting.length - this.waitFrom > MAX_WAITING) this.makeRoom();
   }
 
@@ -90,8 +91,10 @@ export class CopyQueue {
       const q = this.waiting[this.waitFrom]!;
       const job = q.job;
       if (q.next === 0) {
-        // its path's slot is free once the job that had it is collected
-        if (this.head <= this.slotLast[q.seq % COPY_JOBS]!) break;
+        // named only when its first chunk can go in too (a full table is
+        // looked at on every collect); its path's slot is free once the
+        // job that had it is collected
+        if (this.posted - this.head >= COPY_CHUNKS || this.head <= this.slotLast[q.seq % COPY_JOBS]!) break;
         setJobPath(this.ring, q.seq, pathBytes(job.path));
       }
       while (q.next < job.nblocks && this.posted - this.head < COPY_CHUNKS) {
@@ -100,7 +103,8 @@ export class CopyQueue {
       }
       if (q.next < job.nblocks) break;
       this.slotLast[q.seq % COPY_JOBS] = this.posted - 1;
-      this.waitFrom++;
+      // (let go of it here: the entries before waitFrom go only now and then)
+      this.waiting[this.waitFrom++] = undefined;
     }
     // (the posted jobs' entries let go now and then, not one shift per job)
     if (this.waitFrom === this.waiting.length) {
@@ -115,9 +119,8 @@ export class CopyQueue {
 
   /** Collect the chunks done so far, in order (files whose chunks are all in are done). */
   collect(): void {
-    const head = this.head;
     while (this.head < this.posted && chunkDone(this.ring, this.head)) this.take(this.head++);
-    if (this.head > head || this.head === this.posted) this.post();
+    if (this.waitFrom < this.waiting.length) this.post();
   }
 
   /** Copy one chunk nobody has taken; false: there was none. */

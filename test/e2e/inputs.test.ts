@@ -17,7 +17,7 @@ import { dirname, join, relative } from 'node:path';
 import { afterAll, describe, test } from 'vitest';
 import { type BuildResult, describeBuild, sha256File, TmpArea, TSMAKEFS_BIN } from '../helpers/build.js';
 import { diffListings, dirNlinkReliable, listingOf, vmCheck, zdbCheck } from '../helpers/oracles.js';
-import { run } from '../helpers/proc.js';
+import { run, which } from '../helpers/proc.js';
 import { makeDevice, makeFifo, makefsInputsTree, Prng } from '../helpers/trees.js';
 
 const MIN = 60_000;
@@ -584,4 +584,34 @@ describe.concurrent("makefs's multi_staging tests", () => {
     expect(readdirSync(join(expected, 'dir')).sort()).toEqual(['bar', 'baz', 'foo']);
     await expectKernelListing(expect, image, 'ti_ms2', expected, signal);
   }, 10 * MIN);
+});
+
+// getfattr runs alongside the walk and the build waits for it at the walk's
+// end, keeping the copies of big files fed meanwhile (src/input/pipeline.ts).
+// A getfattr that is slow to finish must change nothing: the same image,
+// xattrs included.
+describe.concurrent('a slow getfattr', () => {
+  const real = which('getfattr');
+  test.runIf(real !== undefined)('the image is the one a prompt getfattr gives', async ({ expect }) => {
+    const stage = tmp.dir('slow-getfattr-stage');
+    const r = new Prng('slow-getfattr');
+    for (let i = 0; i < 24; i++) writeFileSync(join(stage, `big${i}`), Buffer.from(r.bytes(200_000 + i * 40_000)));
+    mkdirSync(join(stage, 'etc'));
+    writeFileSync(join(stage, 'etc', 'small'), 'x\n');
+    const setfattr = which('setfattr');
+    if (setfattr !== undefined) await run(setfattr, ['-n', 'user.kind', '-v', 'big', join(stage, 'big3')]);
+    const bin = tmp.dir('slow-getfattr-bin');
+    writeFileSync(join(bin, 'getfattr'), `#!/bin/sh\nsleep 1\nexec ${real} "$@"\n`);
+    chmodSync(join(bin, 'getfattr'), 0o755);
+    const out = tmp.dir('slow-getfattr-out');
+    const images: string[] = [];
+    for (const slow of [false, true]) {
+      const image = join(out, `${slow}.img`);
+      const env = { ...process.env, PATH: slow ? `${bin}:${process.env.PATH}` : process.env.PATH };
+      const b = await run(process.execPath, [TSMAKEFS_BIN, '-t', 'zfs', '-o', 'poolname=slow,fs=slow;compression=off', '-s', '128m', '-T', '1700000000', image, stage], { env });
+      expect(b.status, b.stderr).toBe(0);
+      images.push(await sha256File(image));
+    }
+    expect(images[1]).toBe(images[0]);
+  }, 5 * MIN);
 });

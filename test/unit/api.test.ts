@@ -211,6 +211,25 @@ describe('buildImage errors', () => {
     const ok = await buildImage({ image: join(out, 'x.img'), inputs: [big], poolName: 'tank', size: `${m![2]}m`, workers: WORKERS });
     expect(ok.datasets[0]!.dataBytes).toBe(buf.length);
   });
+
+  test('an image too small says the size it needs, with files still being copied in', async () => {
+    // uncompressed: the big files are placed when met and copied in later
+    // (many may still be queued when the image runs out): placed counts as read
+    const many = join(tmp, 'many');
+    mkdirSync(many);
+    for (let i = 0; i < 40; i++) writeFileSync(join(many, `f${i}`), noise(2 * 2 ** 20 + i, 777 + i));
+    const out = outDir('small-copies');
+    const opts = { image: join(out, 'x.img'), inputs: [many], poolName: 'tank', datasets: ['tank;compression=off'], workers: WORKERS };
+    const err = await buildImage({ ...opts, size: '64m' }).then(() => undefined, (e: unknown) => e);
+    const m = /^image size 64 MiB is too small for the data: it needs about (\d+) MiB .*; use -s (\d+)m, or leave out -s/.exec((err as Error).message);
+    expect(m, String(err)).not.toBeNull();
+    // 80 MiB of data, labels and a little metadata: no less, and not counted twice
+    expect(Number(m![1])).toBeGreaterThanOrEqual(84);
+    expect(Number(m![1])).toBeLessThan(120);
+    expect(readdirSync(out)).toEqual([]);
+    const ok = await buildImage({ ...opts, size: `${m![2]}m` });
+    expect(ok.datasets[0]!.dataBytes).toBe(40 * 2 * 2 ** 20 + 780);
+  });
 });
 
 describe('the building blocks', () => {

@@ -286,9 +286,9 @@ for (const mode of ['thread', 'inline'] as const) {
 }
 
 // More files than the table has job slots, and one of more chunks than the
-// table holds: the build does not copy them itself while it walks (nothing
-// here collects) but queues them; they are posted as the table empties,
-// and still go in whole, in order, with their own checksums.
+// table holds: with the writer thread the build does not copy them itself
+// as it hands them over but queues them; they are posted as the table
+// empties, and still go in whole, in order, with their own checksums.
 for (const mode of ['thread', 'inline'] as const) {
   test.runIf(mode === 'inline' || haveDist)(`copied files (${mode}): a queue longer than the table waits its turn`, async () => {
     process.env.TSMAKEFS_IMAGE_WRITER = mode === 'thread' ? '1' : '0';
@@ -340,7 +340,7 @@ for (const mode of ['thread', 'inline'] as const) {
         failed: (status) => new Error(`chunk of f${i} failed: ${status}`),
       });
     }
-    // (with the writer thread: at most one table's worth can have been posted, and nothing collected)
+    // (with the writer thread: the last file's chunks are not collected yet, or not even posted)
     if (mode === 'thread') expect(copier.settled).toBe(false);
     copier.settle();
     expect(copier.settled).toBe(true);
