@@ -210,6 +210,18 @@ interface CopyModule {
   };
 }
 
+/** An image of `size` bytes and its copy queue, a folder for the files to copy, and what the image should hold. */
+async function copyFixture(name: string, mode: 'thread' | 'inline', size: number) {
+  process.env.TSMAKEFS_IMAGE_WRITER = mode === 'thread' ? '1' : '0';
+  const { ImageFile } = (await import(pathToFileURL(dist('vdev/imagefile.js')).href)) as CopyModule;
+  const { fletcher4 } = await import(pathToFileURL(dist('zio/fletcher4.js')).href) as { fletcher4(d: Uint8Array): Uint8Array };
+  const dir = join(root, `${name}-${mode}`);
+  mkdirSync(dir, { recursive: true });
+  const path = join(root, `${name}-${mode}.img`);
+  const img = new ImageFile(path, size);
+  return { fletcher4, dir, r: new Prng(`${name}-${mode}`), path, img, expected: Buffer.alloc(size), copier: img.copier() };
+}
+
 // Files copied into place by whichever thread is free (vdev/copy-ring.ts):
 // with the writer thread, it and the build share the chunks; without, the
 // build copies each as it posts it. Either way every block lands at its
@@ -218,17 +230,8 @@ interface CopyModule {
 // are those of each zero-padded block, in block order.
 for (const mode of ['thread', 'inline'] as const) {
   test.runIf(mode === 'inline' || haveDist)(`copied files (${mode}): every block at its offset, checksums in block order`, async () => {
-    process.env.TSMAKEFS_IMAGE_WRITER = mode === 'thread' ? '1' : '0';
-    const { ImageFile } = (await import(pathToFileURL(dist('vdev/imagefile.js')).href)) as CopyModule;
-    const { fletcher4 } = await import(pathToFileURL(dist('zio/fletcher4.js')).href) as { fletcher4(d: Uint8Array): Uint8Array };
-    const dir = join(root, `copies-${mode}`);
-    mkdirSync(dir, { recursive: true });
-    const r = new Prng(`copies-${mode}`);
     const size = 160 * MIB;
-    const path = join(root, `copies-${mode}.img`);
-    const img = new ImageFile(path, size);
-    const expected = Buffer.alloc(size);
-    const copier = img.copier();
+    const { fletcher4, dir, r, path, img, expected, copier } = await copyFixture('copies', mode, size);
     const BLK = 128 * 1024;
     let next = 8192;
     const results: { want: Buffer[]; got?: Uint8Array }[] = [];
@@ -291,17 +294,8 @@ for (const mode of ['thread', 'inline'] as const) {
 // empties, and still go in whole, in order, with their own checksums.
 for (const mode of ['thread', 'inline'] as const) {
   test.runIf(mode === 'inline' || haveDist)(`copied files (${mode}): a queue longer than the table waits its turn`, async () => {
-    process.env.TSMAKEFS_IMAGE_WRITER = mode === 'thread' ? '1' : '0';
-    const { ImageFile } = (await import(pathToFileURL(dist('vdev/imagefile.js')).href)) as CopyModule;
-    const { fletcher4 } = await import(pathToFileURL(dist('zio/fletcher4.js')).href) as { fletcher4(d: Uint8Array): Uint8Array };
-    const dir = join(root, `queue-${mode}`);
-    mkdirSync(dir, { recursive: true });
-    const r = new Prng(`queue-${mode}`);
     const size = 64 * MIB;
-    const path = join(root, `queue-${mode}.img`);
-    const img = new ImageFile(path, size);
-    const expected = Buffer.alloc(size);
-    const copier = img.copier();
+    const { fletcher4, dir, r, path, img, expected, copier } = await copyFixture('queue', mode, size);
     const BLK = 4096;
     let next = 8192;
     const done: boolean[] = [];
