@@ -174,7 +174,7 @@ class ImageFileSink implements FileSink {
  * The error a failed copy of a host file is reported as: the messages of a
  * file read, or an image written, on the build thread.
  */
-function copyError(image: string, hostPath: string | Uint8Array, size: number, status: number, errno: number): Error {
+function copyError(image: string, hostPath: string | Uint8Array, size: number, status: number, errno: number, message?: string): Error {
   // (the path as errors name it, made only for an error: a file may wait long to be copied)
   const shown = showPath(hostPath);
   const err = (syscall: string) => ({ code: getSystemErrorName(errno), errno, syscall });
@@ -182,7 +182,7 @@ function copyError(image: string, hostPath: string | Uint8Array, size: number, s
     case CHUNK_SHRANK: return new UserError(`${shown}: file shrank while being read (expected ${size} bytes)`);
     case CHUNK_SOURCE_ERROR: return fsUserError(shown, err('read'));
     case CHUNK_IMAGE_ERROR: return fsUserError(image, err('write'));
-    default: return new Error(`copying ${shown} into the image failed`);
+    default: return new Error(`copying ${shown} into the image failed: ${message ?? 'no reason given'}`);
   }
 }
 
@@ -289,7 +289,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
             progress.files++;
             image.bytesWritten += d.size;
             book.data(size);
-          }, (status, errno) => copyError(opts.image, hostPath, size, status, errno));
+          }, (status, errno, message) => copyError(opts.image, hostPath, size, status, errno, message));
           return source;
         },
         collectCopies: () => image.collectCopies(),

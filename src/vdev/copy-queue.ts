@@ -5,7 +5,7 @@
 // as they fill, so nothing is kept per block).
 
 import {
-  CHUNK_BLOCKS, CHUNK_BYTES, CHUNK_OK, ChunkCopier, chunkBlocks, chunkDone, chunkJob, COPY_CHUNKS, COPY_JOBS, type CopyRing, pathBytes, postChunk,
+  CHUNK_BLOCKS, CHUNK_BUG, CHUNK_BYTES, CHUNK_OK, ChunkCopier, chunkBugMessage, chunkBlocks, chunkDone, chunkJob, COPY_CHUNKS, COPY_JOBS, type CopyRing, pathBytes, postChunk,
   setJobPath, waitChunk,
 } from './copy-ring.js';
 import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES } from '../zio/fletcher4.js';
@@ -21,8 +21,8 @@ export interface CopyJob {
   blocks(first: number, cksums: Uint8Array): void;
   /** Every block is in the image (after the last blocks()). */
   done(): void;
-  /** A chunk failed (a copy-ring CHUNK_* status and Node's errno): the error to throw. */
-  failed(status: number, errno: number): Error;
+  /** A chunk failed (a copy-ring CHUNK_* status, Node's errno, and for CHUNK_BUG the exception's message): the error to throw. */
+  failed(status: number, errno: number, message?: string): Error;
 }
 
 /** A job posted or waiting: its number, blocks per chunk, the next block to post, and the chunks not collected yet. */
@@ -171,7 +171,7 @@ export class CopyQueue {
     const job = chunkJob(ring, seq);
     const live = this.jobs.get(job)!;
     const status = ring.status[slot * 2]!;
-    if (status !== CHUNK_OK) throw live.job.failed(status, ring.status[slot * 2 + 1]!);
+    if (status !== CHUNK_OK) throw live.job.failed(status, ring.status[slot * 2 + 1]!, status === CHUNK_BUG ? chunkBugMessage(ring, seq) : undefined);
     const { first, count } = chunkBlocks(ring, seq);
     const from = slot * CHUNK_BLOCKS * CKSUM_BYTES;
     live.job.blocks(first, ring.cksums.subarray(from, from + count * CKSUM_BYTES));

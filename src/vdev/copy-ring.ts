@@ -46,7 +46,11 @@ const CTRL_WORDS = 4;
 const D_JOB = 0, D_FIRST = 1, D_COUNT = 2, D_BLKSZ = 3, D_SIZE = 4, D_OFFS = 5;
 const DESC_WORDS = D_OFFS + CHUNK_BLOCKS;
 
-/** How a chunk ended (its status word); the errno word holds Node's (negative) errno for the two errno kinds. */
+/**
+ * How a chunk ended (its status word); the errno word holds Node's
+ * (negative) errno for the two errno kinds, and for CHUNK_BUG the length of
+ * the exception's message, which takes the place of the chunk's checksums.
+ */
 export const CHUNK_OK = 0;
 export const CHUNK_SHRANK = 1;
 export const CHUNK_SOURCE_ERROR = 2;
@@ -146,6 +150,13 @@ export function chunkBlocks(ring: CopyRing, seq: number): { first: number; count
   return { first: ring.desc[d + D_FIRST]!, count: ring.desc[d + D_COUNT]! };
 }
 
+/** The message of a chunk that ended in CHUNK_BUG. */
+export function chunkBugMessage(ring: CopyRing, seq: number): string {
+  const slot = seq % COPY_CHUNKS;
+  const at = slot * CHUNK_BLOCKS * CKSUM_BYTES;
+  return Buffer.from(ring.cksums.subarray(at, at + ring.status[slot * 2 + 1]!)).toString();
+}
+
 export function chunkDone(ring: CopyRing, seq: number): boolean {
   return Atomics.load(ring.done, seq % COPY_CHUNKS) === seq + 1;
 }
@@ -192,6 +203,11 @@ export class ChunkCopier {
         errno = err.errno;
       } else {
         status = CHUNK_BUG;
+        // (the message where the checksums would be: the build reports it)
+        const at = slot * CHUNK_BLOCKS * CKSUM_BYTES;
+        const msg = Buffer.from(String(e instanceof Error ? e.message : e)).subarray(0, CHUNK_BLOCKS * CKSUM_BYTES);
+        ring.cksums.set(msg, at);
+        errno = msg.length;
       }
     }
     ring.status[slot * 2] = status;

@@ -297,7 +297,7 @@ class CopiedFile implements CopyJob {
   readonly nblocks: number;
 
   constructor(private readonly w: FileDataWriter, private readonly plan: PlannedObject, readonly path: string | Uint8Array,
-    private readonly then: (d: FileData) => void, readonly failed: (status: number, errno: number) => Error) {
+    private readonly then: (d: FileData) => void, readonly failed: (status: number, errno: number, message?: string) => Error) {
     this.size = w.size;
     this.blksz = w.blksz;
     this.nblocks = plan.nblocks;
@@ -354,7 +354,7 @@ export class FileDataWriter {
    * FileData once they are all in; `failed` makes the error a chunk's
    * failure is thrown as.
    */
-  copyFrom(path: string | Uint8Array, queue: CopyQueue, done: (d: FileData) => void, failed: (status: number, errno: number) => Error): void {
+  copyFrom(path: string | Uint8Array, queue: CopyQueue, done: (d: FileData) => void, failed: (status: number, errno: number, message?: string) => Error): void {
     const plan = this.plan;
     if (plan === null || this.received !== 0) throw new Error('only a file placed whole, and not fed, can be copied');
     queue.add(new CopiedFile(this, plan, path, done, failed));

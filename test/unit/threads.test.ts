@@ -203,7 +203,7 @@ interface CopyModule {
     copier(): {
       add(job: {
         path: string; size: number; blksz: number; nblocks: number; offset(i: number): number;
-        blocks(first: number, cksums: Uint8Array): void; done(): void; failed(status: number, errno: number): Error;
+        blocks(first: number, cksums: Uint8Array): void; done(): void; failed(status: number, errno: number, message?: string): Error;
       }): void;
       collect(): void; settle(): void; readonly settled: boolean;
     };
@@ -342,6 +342,32 @@ for (const mode of ['thread', 'inline'] as const) {
     img.commit();
     expect(readFileSync(path).equals(expected)).toBe(true);
   }, 120_000);
+}
+
+// A chunk that fails with an exception of no errno (a bug) says why: its
+// message comes back in the chunk's slot instead of the checksums.
+for (const mode of ['thread', 'inline'] as const) {
+  test.runIf(mode === 'inline' || haveDist)(`copied files (${mode}): a chunk that fails for no errno says why`, async () => {
+    const { dir, path, img, copier } = await copyFixture('bug', mode, 8 * MIB);
+    const fpath = join(dir, 'f');
+    writeFileSync(fpath, Buffer.alloc(20_000, 7));
+    let seen: [number, number, string | undefined] | undefined;
+    // 4,098-byte blocks: fletcher4 takes whole 32-bit words only (inline,
+    // add() copies at once and throws; with the writer, settle() does)
+    expect(() => {
+      copier.add({
+        path: fpath, size: 20_000, blksz: 4098, nblocks: 5, offset: (b) => 8192 + b * 8192,
+        blocks: () => { throw new Error('no block should come back'); },
+        done: () => { throw new Error('the file should not be done'); },
+        failed: (status, errno, message) => { seen = [status, errno, message]; return new Error(`failed: ${message}`); },
+      });
+      copier.settle();
+    }).toThrow(/failed: fletcher4: length 4098 is not a multiple of 4/);
+    expect(seen![0]).toBe(4); // CHUNK_BUG
+    expect(seen![1]).toBe(seen![2]!.length);
+    img.abort();
+    expect(existsSync(path)).toBe(false);
+  }, 60_000);
 }
 
 interface AdoptModule {
