@@ -5,7 +5,7 @@
 // as they fill, so nothing is kept per block).
 
 import {
-  CHUNK_BLOCKS, CHUNK_BUG, CHUNK_BYTES, CHUNK_OK, ChunkCopier, chunkBugMessage, chunkBlocks, chunkDone, chunkJob, COPY_CHUNKS, COPY_JOBS, type CopyRing, pathBytes, postChunk,
+  CHUNK_BLOCKS, CHUNK_BUG, CHUNK_BYTES, CHUNK_OK, ChunkCopier, chunkBugMessage, chunkBlocks, cksumsAt, chunkDone, chunkJob, COPY_CHUNKS, COPY_JOBS, type CopyRing, pathBytes, postChunk,
   setJobPath, waitChunk,
 } from './copy-ring.js';
 import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES } from '../zio/fletcher4.js';
@@ -103,10 +103,10 @@ export class CopyQueue {
       }
       if (q.next < job.nblocks) break;
       this.slotLast[q.seq % COPY_JOBS] = this.posted - 1;
-      // (let go of it here: the entries before waitFrom go only now and then)
+      // a posted job is let go at once; the array is cut down only now and
+      // then (not one shift per job)
       this.waiting[this.waitFrom++] = undefined;
     }
-    // (the posted jobs' entries let go now and then, not one shift per job)
     if (this.waitFrom === this.waiting.length) {
       this.waiting.length = 0;
       this.waitFrom = 0;
@@ -173,7 +173,7 @@ export class CopyQueue {
     const status = ring.status[slot * 2]!;
     if (status !== CHUNK_OK) throw live.job.failed(status, ring.status[slot * 2 + 1]!, status === CHUNK_BUG ? chunkBugMessage(ring, seq) : undefined);
     const { first, count } = chunkBlocks(ring, seq);
-    const from = slot * CHUNK_BLOCKS * CKSUM_BYTES;
+    const from = cksumsAt(slot);
     live.job.blocks(first, ring.cksums.subarray(from, from + count * CKSUM_BYTES));
     if (--live.left === 0) {
       this.jobs.delete(job);

@@ -21,7 +21,7 @@ import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, forgetScratch, inPl
 
 /**
  * Chunk slots in the table: chunks posted and not yet collected. The table
- * is the image writer's backlog: up to 256 MiB of big files posted while
+ * is the image writer's backlog: up to 128 MiB of big files posted while
  * the build walks on through small ones, and still being copied while the
  * build writes the metadata (1024 slots measured no faster on /usr, for
  * ~2 MB more at the peak).
@@ -150,10 +150,15 @@ export function chunkBlocks(ring: CopyRing, seq: number): { first: number; count
   return { first: ring.desc[d + D_FIRST]!, count: ring.desc[d + D_COUNT]! };
 }
 
+/** Where a chunk slot's checksums (or its CHUNK_BUG message) begin in `cksums`. */
+export function cksumsAt(slot: number): number {
+  return slot * CHUNK_BLOCKS * CKSUM_BYTES;
+}
+
 /** The message of a chunk that ended in CHUNK_BUG. */
 export function chunkBugMessage(ring: CopyRing, seq: number): string {
   const slot = seq % COPY_CHUNKS;
-  const at = slot * CHUNK_BLOCKS * CKSUM_BYTES;
+  const at = cksumsAt(slot);
   return Buffer.from(ring.cksums.subarray(at, at + ring.status[slot * 2 + 1]!)).toString();
 }
 
@@ -204,9 +209,8 @@ export class ChunkCopier {
       } else {
         status = CHUNK_BUG;
         // (the message where the checksums would be: the build reports it)
-        const at = slot * CHUNK_BLOCKS * CKSUM_BYTES;
         const msg = Buffer.from(String(e instanceof Error ? e.message : e)).subarray(0, CHUNK_BLOCKS * CKSUM_BYTES);
-        ring.cksums.set(msg, at);
+        ring.cksums.set(msg, cksumsAt(slot));
         errno = msg.length;
       }
     }
@@ -238,7 +242,8 @@ export class ChunkCopier {
     }
     buf.fill(0, len, span);
     const cks = this.ring.cksums;
-    for (let b = 0; b < count; b++) fletcher4Into(buf.subarray(b * blksz, (b + 1) * blksz), cks, (slot * CHUNK_BLOCKS + b) * CKSUM_BYTES);
+    const at = cksumsAt(slot);
+    for (let b = 0; b < count; b++) fletcher4Into(buf.subarray(b * blksz, (b + 1) * blksz), cks, at + b * CKSUM_BYTES);
     // one pwrite per run of blocks that follow each other in the image; the
     // zeros past the end of the file are not written (the image file reads
     // as zeros there: it is new, and the space is allocated once)

@@ -203,14 +203,19 @@ export function forgetScratch(view: Uint8Array): void {
   inPlace.delete(view.buffer);
 }
 
+/** The kernel that checksums `data`: its memory's own if it lies in an in-place buffer, else the shared one. */
+function kernelFor(data: Uint8Array): Fletcher4Kernel {
+  return inPlace.size > 0 ? inPlace.get(data.buffer) ?? fletcher4Kernel : fletcher4Kernel;
+}
+
 /** Fletcher-4 of `data` (length a multiple of 4): 32 bytes, a..d as LE u64. */
 export function fletcher4(data: Uint8Array): Uint8Array {
-  return (inPlace.size > 0 ? inPlace.get(data.buffer) ?? fletcher4Kernel : fletcher4Kernel).checksum(data);
+  return kernelFor(data).checksum(data);
 }
 
 /** Fletcher-4 of `data` written as 32 bytes into `out` at `outOff`. */
 export function fletcher4Into(data: Uint8Array, out: Uint8Array, outOff: number): void {
-  (inPlace.size > 0 ? inPlace.get(data.buffer) ?? fletcher4Kernel : fletcher4Kernel).checksumInto(data, out, outOff);
+  kernelFor(data).checksumInto(data, out, outOff);
 }
 
 /** Fletcher-4 of `data` as [a, b, c, d]. */
