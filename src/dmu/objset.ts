@@ -51,7 +51,8 @@ export class ObjsetWriter {
   private flushBlock(): void {
     if (this.blockFill === 0) this.meta.pushHole();
     else this.meta.push(this.block, this.blockFill);
-    this.block = new Uint8Array(DNODE_BLOCK_SIZE);
+    // (the write took its bytes: the same block serves the next 32 dnodes)
+    this.block.fill(0);
     this.blockFill = 0;
     this.blockId++;
   }

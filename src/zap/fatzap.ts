@@ -115,8 +115,24 @@ export interface FatEncoded {
   ptrtblShift: number;
 }
 
-/** Writes the fat ZAP of p with 2^bs-byte blocks; every entry must fit in a leaf. */
-export function encodeFatZap(p: PackedEntries, salt: bigint, bs: number): FatEncoded {
+/**
+ * A fat ZAP laid out (leaves planned, pointer table sized) whose blocks are
+ * encoded one at a time: a directory of tens of thousands of entries is
+ * megabytes of leaves, and a writer that takes them in block order needs
+ * only one at once (see dmu/zapobject.ts).
+ */
+export interface FatZapPlan {
+  blockSize: number;
+  /** Blocks in all: the header, the leaves, the external pointer table's. */
+  total: number;
+  numLeafs: number;
+  ptrtblShift: number;
+  /** Encode block `b` into `into` (blockSize bytes, all zero). */
+  encodeBlock(b: number, into: Uint8Array): void;
+}
+
+/** Plans the fat ZAP of p with 2^bs-byte blocks; every entry must fit in a leaf. */
+export function planFatZap(p: PackedEntries, salt: bigint, bs: number): FatZapPlan {
   saltHalves(salt);
   if (!Number.isInteger(bs) || bs < FZAP_MIN_BLOCK_SHIFT || bs > FZAP_MAX_BLOCK_SHIFT) {
     throw new RangeError(`fat ZAP block shift ${bs} outside ${FZAP_MIN_BLOCK_SHIFT}..${FZAP_MAX_BLOCK_SHIFT}`);
@@ -141,35 +157,63 @@ export function encodeFatZap(p: PackedEntries, salt: bigint, bs: number): FatEnc
   const bsize = 1 << bs;
   const numLeafs = leaves.length;
   const total = 1 + numLeafs + ptrBlks;
-  const buf = new Uint8Array(total * bsize);
+  const slotsPerBlock = bsize / 8;
+
+  /** Point the table's slots [from, to) at their leaves, the table's slot `base` at byte `off` of `dv`. */
+  const fillTable = (dv: DataView, off: number, base: number, from: number, to: number): void => {
+    // leaves are numbered in prefix order, so their slot ranges follow one another
+    for (let k = 0; k < numLeafs; k++) {
+      const l = leaves[k]!;
+      const span = 2 ** (shift - l.prefixLen);
+      const start = l.prefix * span;
+      const lo = Math.max(start, from), hi = Math.min(start + span, to);
+      for (let s = lo; s < hi; s++) dv.setUint32(off + 8 * (s - base), 1 + k, true);
+    }
+  };
+
+  const encodeBlock = (b: number, into: Uint8Array): void => {
+    if (into.length !== bsize) throw new RangeError(`fat ZAP block ${b} into ${into.length} bytes, not ${bsize}`);
+    const dv = new DataView(into.buffer, into.byteOffset, bsize);
+    if (b === 0) {
+      dv.setBigUint64(ZAP_BLOCK_TYPE, ZBT_HEADER, true);
+      dv.setBigUint64(ZAP_MAGIC_OFF, ZAP_MAGIC, true);
+      dv.setBigUint64(ZT_BLK, BigInt(ptrBlks ? 1 + numLeafs : 0), true);
+      dv.setBigUint64(ZT_NUMBLKS, BigInt(ptrBlks), true);
+      dv.setBigUint64(ZT_SHIFT, BigInt(shift), true);
+      dv.setBigUint64(ZT_NEXTBLK, 0n, true);
+      dv.setBigUint64(ZT_BLKS_COPIED, 0n, true);
+      dv.setBigUint64(ZAP_FREEBLK, BigInt(total), true);
+      dv.setBigUint64(ZAP_NUM_LEAFS, BigInt(numLeafs), true);
+      dv.setBigUint64(ZAP_NUM_ENTRIES, BigInt(p.n), true);
+      dv.setBigUint64(ZAP_SALT, salt, true);
+      dv.setBigUint64(ZAP_NORMFLAGS, 0n, true);
+      dv.setBigUint64(ZAP_FLAGS, 0n, true);
+      if (ptrBlks === 0) fillTable(dv, bsize / 2, 0, 0, 2 ** shift);
+    } else if (b <= numLeafs) {
+      const l = leaves[b - 1]!;
+      encodeZapLeaf({ block: into, bs, prefix: l.prefix, prefixLen: l.prefixLen, p, from: l.from, to: l.to });
+    } else if (b < total) {
+      const base = (b - 1 - numLeafs) * slotsPerBlock;
+      fillTable(dv, 0, base, base, base + slotsPerBlock);
+    } else {
+      throw new RangeError(`fat ZAP block ${b} of ${total}`);
+    }
+  };
+  return { blockSize: bsize, total, numLeafs, ptrtblShift: shift, encodeBlock };
+}
+
+/** Writes the fat ZAP of p with 2^bs-byte blocks; every entry must fit in a leaf. */
+export function encodeFatZap(p: PackedEntries, salt: bigint, bs: number): FatEncoded {
+  const plan = planFatZap(p, salt, bs);
+  const bsize = plan.blockSize;
+  const buf = new Uint8Array(plan.total * bsize);
   const blocks: Uint8Array[] = [];
-  for (let b = 0; b < total; b++) blocks.push(buf.subarray(b * bsize, (b + 1) * bsize));
-
-  const hdr = new DataView(buf.buffer, 0, bsize);
-  hdr.setBigUint64(ZAP_BLOCK_TYPE, ZBT_HEADER, true);
-  hdr.setBigUint64(ZAP_MAGIC_OFF, ZAP_MAGIC, true);
-  hdr.setBigUint64(ZT_BLK, BigInt(ptrBlks ? 1 + numLeafs : 0), true);
-  hdr.setBigUint64(ZT_NUMBLKS, BigInt(ptrBlks), true);
-  hdr.setBigUint64(ZT_SHIFT, BigInt(shift), true);
-  hdr.setBigUint64(ZT_NEXTBLK, 0n, true);
-  hdr.setBigUint64(ZT_BLKS_COPIED, 0n, true);
-  hdr.setBigUint64(ZAP_FREEBLK, BigInt(total), true);
-  hdr.setBigUint64(ZAP_NUM_LEAFS, BigInt(numLeafs), true);
-  hdr.setBigUint64(ZAP_NUM_ENTRIES, BigInt(p.n), true);
-  hdr.setBigUint64(ZAP_SALT, salt, true);
-  hdr.setBigUint64(ZAP_NORMFLAGS, 0n, true);
-  hdr.setBigUint64(ZAP_FLAGS, 0n, true);
-
-  const tblOff = ptrBlks ? (1 + numLeafs) * bsize : bsize / 2;
-  const tbl = new DataView(buf.buffer, tblOff, 8 * 2 ** shift);
-  leaves.forEach((l, k) => {
-    const blkid = 1 + k;
-    const span = 2 ** (shift - l.prefixLen);
-    const start = l.prefix * span;
-    for (let s = start; s < start + span; s++) tbl.setUint32(8 * s, blkid, true);
-    encodeZapLeaf({ block: blocks[blkid]!, bs, prefix: l.prefix, prefixLen: l.prefixLen, p, from: l.from, to: l.to });
-  });
-  return { blockSize: bsize, blocks, numLeafs, ptrtblShift: shift };
+  for (let b = 0; b < plan.total; b++) {
+    const block = buf.subarray(b * bsize, (b + 1) * bsize);
+    plan.encodeBlock(b, block);
+    blocks.push(block);
+  }
+  return { blockSize: bsize, blocks, numLeafs: plan.numLeafs, ptrtblShift: plan.ptrtblShift };
 }
 
 function log2Exact(n: number): number {

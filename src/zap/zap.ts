@@ -7,7 +7,7 @@
 // hashes get cds 0, 1, 2... in bytewise name order, whatever the input order.
 
 import { saltHalves } from './crc64.js';
-import { encodeFatZap, decodeFatZap, FZAP_MAX_BLOCK_SHIFT, FZAP_MIN_BLOCK_SHIFT } from './fatzap.js';
+import { encodeFatZap, decodeFatZap, FZAP_MAX_BLOCK_SHIFT, FZAP_MIN_BLOCK_SHIFT, planFatZap } from './fatzap.js';
 import { decodeMicroZap, encodeMicroZap, mzapBlockSize } from './microzap.js';
 import { packEntries, type PackedEntries } from './packed.js';
 import {
@@ -40,6 +40,48 @@ export function buildZap(entries: readonly ZapEntry[], opts: ZapOptions): ZapIma
  * it), for a caller that copies the block away at once.
  */
 export function zapFromPacked(pack: () => PackedEntries, opts: ZapOptions, microInto?: Uint8Array): ZapImage {
+  const z = chooseZap(pack, opts);
+  if (z.micro) {
+    return { kind: 'micro', blockSize: z.microSize, blocks: [encodeMicroZap(z.p, opts.salt, z.microSize, microInto)], numEntries: z.p.n };
+  }
+  const fat = encodeFatZap(z.p, opts.salt, z.bs);
+  return { kind: 'fat', blockSize: fat.blockSize, blocks: fat.blocks, numEntries: z.p.n };
+}
+
+/**
+ * A ZAP's blocks to be encoded one at a time, in block order, each into a
+ * buffer the caller reuses: what a large directory is written from, so
+ * that its megabytes of leaves are never all in memory. The packed entries
+ * behind it live in shared scratch: valid until the next packing.
+ */
+export interface ZapBlockSource {
+  kind: 'micro' | 'fat';
+  blockSize: number;
+  count: number;
+  numEntries: number;
+  /** Encode block `b` into `into` (blockSize bytes, all zero). */
+  encodeBlock(b: number, into: Uint8Array): void;
+}
+
+/** zapFromPacked, as a ZapBlockSource. */
+export function zapSourceFromPacked(pack: () => PackedEntries, opts: ZapOptions): ZapBlockSource {
+  const z = chooseZap(pack, opts);
+  const { p } = z;
+  if (z.micro) {
+    return {
+      kind: 'micro', blockSize: z.microSize, count: 1, numEntries: p.n,
+      encodeBlock: (b, into) => {
+        if (b !== 0 || into.length !== z.microSize) throw new RangeError(`micro ZAP block ${b} into ${into.length} bytes`);
+        encodeMicroZap(p, opts.salt, z.microSize, into);
+      },
+    };
+  }
+  const plan = planFatZap(p, opts.salt, z.bs);
+  return { kind: 'fat', blockSize: plan.blockSize, count: plan.total, numEntries: p.n, encodeBlock: plan.encodeBlock };
+}
+
+/** Check the options, pack the entries, and pick micro or fat the way OpenZFS would. */
+function chooseZap(pack: () => PackedEntries, opts: ZapOptions): { p: PackedEntries; micro: boolean; microSize: number; bs: number } {
   saltHalves(opts.salt);
   if (opts.normflags !== undefined && opts.normflags !== 0) throw new RangeError('ZAP normflags other than 0 are not supported');
   const bs = opts.fatBlockShift ?? FZAP_DEFAULT_BLOCK_SHIFT;
@@ -61,11 +103,7 @@ export function zapFromPacked(pack: () => PackedEntries, opts: ZapOptions, micro
     // mze_canfit_fzap_leaf(): OpenZFS upgrades rather than let one hash value
     // gather more entries than a fat leaf could take after a later upgrade.
     p.maxCollisions * MZAP_ENT_CHUNKS < ZAP_LEAF_NUMCHUNKS_BS(bs);
-  if (micro) {
-    return { kind: 'micro', blockSize: microSize, blocks: [encodeMicroZap(p, opts.salt, microSize, microInto)], numEntries: p.n };
-  }
-  const fat = encodeFatZap(p, opts.salt, bs);
-  return { kind: 'fat', blockSize: fat.blockSize, blocks: fat.blocks, numEntries: p.n };
+  return { p, micro, microSize, bs };
 }
 
 /**

@@ -5,10 +5,10 @@
 // streamed one record at a time from its source.
 import * as fs from 'node:fs';
 import { Inode, NodeType, Timespec } from '../input/tree.js';
-import { buildZap, type ZapEntry } from '../zap/index.js';
-import { writeZapBlocks, writeZapObject } from '../dmu/zapobject.js';
-import { dirEntries, DirZapsAhead, zapSalt, type DirZap } from './dirzaps.js';
-import { Dnode, newDnode, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
+import { type ZapEntry } from '../zap/index.js';
+import { writeZapBlocks, writeZapObject, writeZapSource } from '../dmu/zapobject.js';
+import { dirZapSource, DirZapsAhead, zapSalt, type DirZap } from './dirzaps.js';
+import { Dnode, newDnode, DN_MAX_BONUSLEN, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
 import { fileAccount, FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
 import { fullMetaLevels, ObjsetWriter } from '../dmu/objset.js';
 import {
@@ -95,6 +95,25 @@ function znodeFlags(acl: ZnodeAcl): number {
   return f;
 }
 
+/** Directory entries under `root`, every name of a hard-linked inode counted. */
+function countEntries(root: Inode): number {
+  let n = 0;
+  const stack: Inode[] = [root];
+  // (a directory met twice is counted once: planTree reports it)
+  const seen = new Set<Inode>(stack);
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    n += dir.entries!.length;
+    for (const e of dir.entries!) {
+      if (e.inode.type === 'dir' && !seen.has(e.inode)) {
+        seen.add(e.inode);
+        stack.push(e.inode);
+      }
+    }
+  }
+  return n;
+}
+
 export class ZplWriter {
   // Each inode's object number lives on the inode (Inode.objid, as makefs
   // keeps its inode numbers): a Map from inode to number cost ~47 bytes per
@@ -110,6 +129,14 @@ export class ZplWriter {
   private dirs = 0;
   private dataBytes = 0;
   private readBuf = Buffer.allocUnsafe(RECORDSIZE);
+  /**
+   * Where plain znodes' SAs are encoded: each dnode is stored (its bonus
+   * copied into the dnode block) before the next bonus is made. Slices of
+   * node's Buffer pool were ~30 MB of off-heap garbage on /usr, which
+   * collections of the (small) young generation free too late to keep
+   * out of the peak RSS.
+   */
+  private readonly bonusScratch = new Uint8Array(DN_MAX_BONUSLEN);
   /** Data written before this writer ran (tar input), charged to this dataset too. */
   private prewritten = new SpaceAccount();
   private xattrCache = new Map<Inode, Uint8Array>();
@@ -140,6 +167,12 @@ export class ZplWriter {
 
   /** Number every inode and count links, in the order objects will be written. */
   private planTree(): void {
+    // sized once for every entry (a hard link's other names counted too, a
+    // few words): grown by doubling, the two arrays were ~1 MB larger than
+    // needed at /usr's peak
+    const upTo = FIRST_TREE_OBJ + countEntries(this.root);
+    this.parents = new Int32Array(upTo);
+    this.links = new Int32Array(upTo);
     this.setPlan(this.root, ROOT_OBJ, ROOT_OBJ, 2);
     this.layouts.number(LAYOUT_ZNODE);
     // pre-order over directories; a directory's entries get consecutive numbers
@@ -317,7 +350,7 @@ export class ZplWriter {
     // is written in place, without a Map of small arrays
     if (extra === undefined) {
       const lay = this.layoutFor(ino);
-      if (!lay.spill && isZnodeLayout(lay.bonus)) return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), this.znodeFields(ino, size)) };
+      if (!lay.spill && isZnodeLayout(lay.bonus)) return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), this.znodeFields(ino, size), this.bonusScratch) };
     }
     const values = this.saValues(ino, size);
     if (extra) values.set(extra[0], extra[1]);
@@ -338,8 +371,10 @@ export class ZplWriter {
     this.dirs++;
     const p = this.planOf(ino);
     const { bonus, spill } = this.bonus(ino, 2 + ino.entries!.length);
-    const img = built ?? buildZap(dirEntries(ino), { salt: zapSalt(this.seed, this.name, p.objid) });
-    const dn = writeZapBlocks(this.zio, DMU_OT_DIRECTORY_CONTENTS, img, { bonustype: DMU_OT_SA, bonus, nblkptr: 1 });
+    const opts = { bonustype: DMU_OT_SA, bonus, nblkptr: 1 };
+    const dn = built !== undefined
+      ? writeZapBlocks(this.zio, DMU_OT_DIRECTORY_CONTENTS, built, opts)
+      : writeZapSource(this.zio, DMU_OT_DIRECTORY_CONTENTS, dirZapSource(ino, zapSalt(this.seed, this.name, p.objid)), opts);
     return this.withSpill(dn, spill);
   }
 

@@ -17,11 +17,11 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Inode, NodeType } from '../input/tree.js';
 import { SeedSource } from '../util/seed.js';
-import { type ZapEntry } from '../zap/index.js';
+import { buildZap, type ZapEntry } from '../zap/index.js';
 import { packDirEntries } from '../zap/packed.js';
 import { mzapBlockSize } from '../zap/microzap.js';
 import { MZAP_ENT_LEN, MZAP_NAME_LEN, SPA_OLD_MAXBLOCKSIZE, ZAP_MAXNAMELEN } from '../zap/types.js';
-import { zapFromPacked } from '../zap/zap.js';
+import { zapFromPacked, zapSourceFromPacked, type ZapBlockSource } from '../zap/zap.js';
 
 /** A directory's ZAP as the writer writes it: the object's block size and its blocks. */
 export interface DirZap {
@@ -312,21 +312,10 @@ export class DirZapsAhead {
 
   private putJob(dir: Inode): void {
     const buf = this.jobs[this.posted % SLOTS]!;
-    const entries = dir.entries!;
-    let at = this.fillAt;
+    const at = this.fillAt;
     buf.writeDoubleLE(dir.objid!, at);
-    buf.writeUInt32LE(entries.length, at + 8);
-    at += DIR_HEAD;
-    for (const e of entries) {
-      const ino = e.inode;
-      buf[at] = DT[ino.type];
-      buf.writeDoubleLE(ino.objid!, at + 1);
-      // the walk's names go in as the latin1 strings they are kept as, not as a Buffer each
-      const s = e.latin1Name;
-      const len = s !== undefined ? buf.write(s, at + ENTRY_HEAD, 'latin1') : copyName(e.name, buf, at + ENTRY_HEAD);
-      buf.writeUInt16LE(len, at + 9);
-      at += ENTRY_HEAD + len;
-    }
+    buf.writeUInt32LE(dir.entries!.length, at + 8);
+    putEntries(dir, buf, at + DIR_HEAD);
   }
 
   private post(): void {
@@ -383,6 +372,57 @@ export class DirZapsAhead {
   close(): void {
     this.ch.close();
   }
+}
+
+/** A job's entries of `dir`, from `at` on in `buf`; returns where they end. */
+function putEntries(dir: Inode, buf: Buffer, at: number): number {
+  for (const e of dir.entries!) {
+    const ino = e.inode;
+    buf[at] = DT[ino.type];
+    buf.writeDoubleLE(ino.objid!, at + 1);
+    // the walk's names go in as the latin1 strings they are kept as, not as a Buffer each
+    const s = e.latin1Name;
+    const len = s !== undefined ? buf.write(s, at + ENTRY_HEAD, 'latin1') : copyName(e.name, buf, at + ENTRY_HEAD);
+    buf.writeUInt16LE(len, at + 9);
+    at += ENTRY_HEAD + len;
+  }
+  return at;
+}
+
+/** Where a directory too large for the slots is packed on the writer's own thread. */
+let inPlaceJob = Buffer.alloc(0);
+
+/**
+ * The ZAP of a directory built on the writer's thread (too large for the
+ * slots, or no host), as blocks to be encoded one at a time: from its
+ * entries packed as a job is, with no object per entry, and never all its
+ * leaves at once (/usr/share/man/man1's 17,880 entries were ~10 MB at the
+ * peak built whole). Entries the packed path refuses go through buildZap,
+ * so its error is the one reported.
+ */
+export function dirZapSource(dir: Inode, salt: bigint): ZapBlockSource {
+  const entries = dir.entries!;
+  let size = 0;
+  let longest = 0;
+  for (const e of entries) {
+    const len = e.latin1Name?.length ?? e.name.length;
+    size += ENTRY_HEAD + len;
+    if (len > longest) longest = len;
+  }
+  if (longest <= ZAP_MAXNAMELEN) {
+    if (inPlaceJob.length < size) inPlaceJob = Buffer.allocUnsafeSlow(Math.max(size, 2 * inPlaceJob.length));
+    putEntries(dir, inPlaceJob, 0);
+    try {
+      return zapSourceFromPacked(() => packDirEntries(inPlaceJob, 0, entries.length, salt, ZAP_MAXNAMELEN - 1), { salt });
+    } catch {
+      // (met again below, as buildZap words it)
+    }
+  }
+  const img = buildZap(dirEntries(dir), { salt });
+  return {
+    kind: img.kind, blockSize: img.blockSize, count: img.blocks.length, numEntries: img.numEntries,
+    encodeBlock: (b, into) => into.set(img.blocks[b]!),
+  };
 }
 
 function copyName(name: Uint8Array, buf: Uint8Array, at: number): number {

@@ -152,10 +152,12 @@ const ZNODE_FIXED = ZNODE_HDR + 7 * 8 + 4 * 16 + 2 * 8;
  * (checked by a unit test), written in place, since every file and
  * directory of a tree is one of these.
  */
-export function encodeZnodeSa(layoutNum: number, f: ZnodeFields): Uint8Array {
-  // every byte is written below: a slice of node's shared pool will do (an
-  // array of its own per inode was a malloc each, most of this function)
-  const buf: Uint8Array = Buffer.allocUnsafe(ZNODE_FIXED + f.aces.length);
+export function encodeZnodeSa(layoutNum: number, f: ZnodeFields, into?: Uint8Array): Uint8Array {
+  // every byte is written below: `into` (a caller's scratch) or a slice of
+  // node's shared pool will do (an array of its own per inode was a malloc
+  // each, most of this function)
+  const len = ZNODE_FIXED + f.aces.length;
+  const buf: Uint8Array = into !== undefined && into.length >= len ? into.subarray(0, len) : Buffer.allocUnsafe(len);
   u32le(buf, 0, SA_MAGIC);
   u16le(buf, 4, layoutNum | ((ZNODE_HDR / 8) << 10));
   u16le(buf, 6, f.aces.length);

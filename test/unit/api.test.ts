@@ -272,6 +272,16 @@ describe('the building blocks', () => {
     }
   });
 
+  test('a tree with one directory in two places is refused', async () => {
+    const t = { sec: T, nsec: 0 };
+    const file: Inode = { type: 'file', perm: 0o644, uid: 0, gid: 0, size: 0, atime: t, mtime: t, ctime: t, crtime: t, source: { kind: 'bytes', data: new Uint8Array(0) } };
+    const shared: Inode = { type: 'dir', perm: 0o755, uid: 0, gid: 0, size: 0, atime: t, mtime: t, ctime: t, crtime: t, entries: [{ name: Buffer.from('f'), inode: file }] };
+    const root: Inode = { ...shared, entries: [{ name: Buffer.from('a'), inode: shared }, { name: Buffer.from('b'), inode: shared }] };
+    const img = join(outDir('shared-dir'), 'x.img');
+    await expect(makeImage(root, { ...api.imageOptionsOf({ image: img, inputs: [], poolName: 'dag', size: '64m' }), workers: WORKERS }))
+      .rejects.toThrow(/directory linked twice: b/);
+  });
+
   test('index.ts exports the API the README documents', () => {
     for (const name of [
       'buildImage', 'makeImage', 'openInputs', 'walkDirectories', 'verifyImage', 'openPool', 'treeTotals',

@@ -9,7 +9,8 @@ import { describe, expect, test } from 'vitest';
 import type { Inode, NodeType } from '../../src/input/tree.js';
 import { SeedSource } from '../../src/util/seed.js';
 import { buildZap } from '../../src/zap/index.js';
-import { allocDirZapMemory, dirEntries, DirZapsAhead, runBatch, zapSalt, type DirJobBatch, type DirZapChannel } from '../../src/zpl/dirzaps.js';
+import { allocDirZapMemory, dirEntries, dirZapSource, DirZapsAhead, runBatch, zapSalt, type DirJobBatch, type DirZapChannel } from '../../src/zpl/dirzaps.js';
+import type { ZapBlockSource } from '../../src/zap/zap.js';
 
 const T = { sec: 0, nsec: 0 };
 let nextObj = 10;
@@ -107,5 +108,42 @@ describe('directory ZAPs built ahead', () => {
     expect(zapSalt(seed, 'tp/x', 5)).not.toBe(a);
     expect(zapSalt(new SeedSource('other'), 'tp', 5)).not.toBe(a);
     expect(zapSalt(new SeedSource('dirzaps-test'), 'tp', 5)).toBe(a);
+  });
+
+  /** A source's blocks, each encoded into a zeroed buffer of its own. */
+  function drain(src: ZapBlockSource): Buffer[] {
+    const out: Buffer[] = [];
+    for (let b = 0; b < src.count; b++) {
+      const block = new Uint8Array(src.blockSize);
+      src.encodeBlock(b, block);
+      out.push(Buffer.from(block));
+    }
+    return out;
+  }
+
+  test('a directory built in place, block by block, is the ZAP buildZap makes of it', () => {
+    const cases = [
+      dirOf([]),
+      dirOf(Array.from({ length: 300 }, (_, i) => `m-${i}`), ['file', 'dir', 'symlink']),
+      dirOf(['x'.repeat(200), 'short']),
+      dirOf(Array.from({ length: 20_000 }, (_, i) => `big-${i}`)),
+    ];
+    for (const dir of cases) {
+      const salt = zapSalt(seed, 'tp', dir.objid!);
+      const want = buildZap(dirEntries(dir), { salt });
+      const src = dirZapSource(dir, salt);
+      expect([src.kind, src.blockSize, src.count, src.numEntries]).toEqual([want.kind, want.blockSize, want.blocks.length, want.numEntries]);
+      const got = drain(src);
+      got.forEach((b, i) => expect(b.equals(want.blocks[i]!)).toBe(true));
+    }
+  });
+
+  test('a directory built in place with entries no ZAP takes fails as buildZap does', () => {
+    expect(() => dirZapSource(dirOf(['same', 'same']), 1n)).toThrow(/duplicate ZAP name/);
+    const long = dirOf(['n'.repeat(300)]);
+    let want = '';
+    try { buildZap(dirEntries(long), { salt: 1n }); } catch (e) { want = (e as Error).message; }
+    expect(want).not.toBe('');
+    expect(() => dirZapSource(long, 1n)).toThrow(want);
   });
 });

@@ -16,6 +16,9 @@ import {
   type ZapEntry,
   type ZapImage,
 } from '../../src/zap/index.js';
+import { packEntries } from '../../src/zap/packed.js';
+import { ZAP_MAXNAMELEN } from '../../src/zap/types.js';
+import { zapSourceFromPacked } from '../../src/zap/zap.js';
 
 const POLY = 0xc96c5795d7870f42n;
 const M64 = (1n << 64n) - 1n;
@@ -719,6 +722,23 @@ describe('fat ZAP', () => {
     }
     expectRoundTrip(img, entries);
   }, 120_000);
+
+  test('block by block (zapSourceFromPacked) gives the blocks of the whole image, pointer table blocks too', () => {
+    const entries: ZapEntry[] = Array.from({ length: 3000 }, (_, i) => ({ name: enc(`entry-${i}`), value: i }));
+    for (const opts of [{ salt: SALT }, { salt: SALT, fatBlockShift: 9 }, { salt: SALT, forceFat: true }]) {
+      const whole = buildZap(entries, opts);
+      const src = zapSourceFromPacked(() => packEntries(entries, SALT, ZAP_MAXNAMELEN - 1), opts);
+      expect([src.kind, src.blockSize, src.count]).toEqual([whole.kind, whole.blockSize, whole.blocks.length]);
+      for (let b = 0; b < src.count; b++) {
+        const block = new Uint8Array(src.blockSize);
+        src.encodeBlock(b, block);
+        expect(Buffer.from(block).equals(whole.blocks[b]!)).toBe(true);
+      }
+      expect(() => src.encodeBlock(src.count, new Uint8Array(src.blockSize))).toThrow(RangeError);
+    }
+    // (fatBlockShift 9: a 32-slot embedded table, so 3,000 entries need blocks of their own for it)
+    expect(checkFatStructure(buildZap(entries, { salt: SALT, fatBlockShift: 9 })).ztNumBlks).toBeGreaterThan(0);
+  });
 
   test('300,000-entry directory: external pointer table after the leaves', () => {
     const names = numberedNames('f', 300_000);
