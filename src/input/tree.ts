@@ -3,6 +3,7 @@
 // in its source and is streamed when the image is written, so memory grows
 // with the number of entries, never with their bytes.
 import type { FileData } from '../zpl/filedata.js';
+import { UserError } from '../util/errors.js';
 
 export type NodeType = 'file' | 'dir' | 'symlink' | 'fifo' | 'socket' | 'chardev' | 'blockdev';
 
@@ -101,6 +102,24 @@ export function compareNames(a: Uint8Array, b: Uint8Array): number {
 }
 
 /** Sort a directory's entries in byte order, recursively. */
+/**
+ * Refuse a tree (a library caller's) in which a directory is reached twice:
+ * in two places it would be two objects with one parent, and inside itself
+ * every walk over the tree would go on forever.
+ */
+export function checkDirsOnce(root: Inode): void {
+  const seen = new Set<Inode>([root]);
+  const stack: Inode[] = [root];
+  while (stack.length > 0) {
+    for (const e of stack.pop()!.entries ?? []) {
+      if (e.inode.type !== 'dir') continue;
+      if (seen.has(e.inode)) throw new UserError(`directory linked twice: ${Buffer.from(e.name).toString()}`);
+      seen.add(e.inode);
+      stack.push(e.inode);
+    }
+  }
+}
+
 export function sortTree(dir: Inode): void {
   const stack: Inode[] = [dir];
   while (stack.length > 0) {

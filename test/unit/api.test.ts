@@ -282,6 +282,17 @@ describe('the building blocks', () => {
       .rejects.toThrow(/directory linked twice: b/);
   });
 
+  test('a tree whose directory contains itself is refused, not walked forever', async () => {
+    const t = { sec: T, nsec: 0 };
+    const dir: Inode = { type: 'dir', perm: 0o755, uid: 0, gid: 0, size: 0, atime: t, mtime: t, ctime: t, crtime: t, entries: [] };
+    dir.entries!.push({ name: Buffer.from('loop'), inode: dir });
+    const root: Inode = { ...dir, entries: [{ name: Buffer.from('d'), inode: dir }] };
+    const img = join(outDir('cycle'), 'x.img');
+    await expect(makeImage(root, { ...api.imageOptionsOf({ image: img, inputs: [], poolName: 'cyc', size: '64m' }), workers: WORKERS }))
+      .rejects.toThrow(/directory linked twice: loop/);
+    expect(existsSync(img)).toBe(false);
+  });
+
   test('index.ts exports the API the README documents', () => {
     for (const name of [
       'buildImage', 'makeImage', 'openInputs', 'walkDirectories', 'verifyImage', 'openPool', 'treeTotals',
