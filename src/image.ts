@@ -1,7 +1,7 @@
 // makeImage: the whole pipeline from a tree model to a finished image file.
 // The image is written under a temporary name and renamed only when every
 // byte is in place; any failure removes it.
-import { checkDirsOnce, DataSource, Inode, newDir, sortTree } from './input/tree.js';
+import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
 import { FileDataSlab, FileDataWriter, fileBlockSize, RECORDSIZE, type FileData } from './zpl/filedata.js';
 import { CHUNK_IMAGE_ERROR, CHUNK_SHRANK, CHUNK_SOURCE_ERROR, fitsJobPath } from './vdev/copy-ring.js';
 import { getSystemErrorName } from 'node:util';
@@ -302,10 +302,9 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       fileSlab.onGet = () => image.collectCopies();
       root = await source(ctx);
     } else {
-      // (trees from our own inputs are built with each directory once)
-      checkDirsOnce(source);
       root = source;
     }
+    // (and refuses a directory met twice: see sortTree)
     sortTree(root);
 
     splitTree(plan, root, opts.rootPath);

@@ -101,33 +101,27 @@ export function compareNames(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-/** Sort a directory's entries in byte order, recursively. */
 /**
- * Refuse a tree (a library caller's) in which a directory is reached twice:
- * in two places it would be two objects with one parent, and inside itself
- * every walk over the tree would go on forever.
+ * Sort a directory's entries in byte order, recursively; and refuse a tree
+ * (a library caller's: our inputs make each directory once) in which a
+ * directory is reached twice: in two places it would be one object with
+ * two parents, and inside itself every walk over the tree would go on
+ * forever.
  */
-export function checkDirsOnce(root: Inode): void {
-  const seen = new Set<Inode>([root]);
-  const stack: Inode[] = [root];
-  while (stack.length > 0) {
-    for (const e of stack.pop()!.entries ?? []) {
-      if (e.inode.type !== 'dir') continue;
-      if (seen.has(e.inode)) throw new UserError(`directory linked twice: ${Buffer.from(e.name).toString()}`);
-      seen.add(e.inode);
-      stack.push(e.inode);
-    }
-  }
-}
-
 export function sortTree(dir: Inode): void {
   const stack: Inode[] = [dir];
+  const seen = new Set<Inode>(stack);
   while (stack.length > 0) {
     const d = stack.pop()!;
     // (walks hand over sorted directories, and the tree is sorted more than
     // once on its way: a sort would copy every array to find that out)
     if (!isSorted(d.entries!)) d.entries!.sort((x, y) => compareNames(x.name, y.name));
-    for (const e of d.entries!) if (e.inode.type === 'dir') stack.push(e.inode);
+    for (const e of d.entries!) {
+      if (e.inode.type !== 'dir') continue;
+      if (seen.has(e.inode)) throw new UserError(`directory linked twice: ${Buffer.from(e.name).toString()}`);
+      seen.add(e.inode);
+      stack.push(e.inode);
+    }
   }
 }
 

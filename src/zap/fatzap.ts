@@ -159,15 +159,24 @@ export function planFatZap(p: PackedEntries, salt: bigint, bs: number): FatZapPl
   const total = 1 + numLeafs + ptrBlks;
   const slotsPerBlock = bsize / 8;
 
+  // Leaves are numbered in prefix order, so their slot ranges follow one
+  // another and cover the table: leaf k owns [ends[k-1], ends[k]).
+  const ends = new Float64Array(numLeafs);
+  for (let k = 0; k < numLeafs; k++) {
+    const l = leaves[k]!;
+    ends[k] = (l.prefix + 1) * 2 ** (shift - l.prefixLen);
+  }
   /** Point the table's slots [from, to) at their leaves, the table's slot `base` at byte `off` of `dv`. */
   const fillTable = (dv: DataView, off: number, base: number, from: number, to: number): void => {
-    // leaves are numbered in prefix order, so their slot ranges follow one another
-    for (let k = 0; k < numLeafs; k++) {
-      const l = leaves[k]!;
-      const span = 2 ** (shift - l.prefixLen);
-      const start = l.prefix * span;
-      const lo = Math.max(start, from), hi = Math.min(start + span, to);
-      for (let s = lo; s < hi; s++) dv.setUint32(off + 8 * (s - base), 1 + k, true);
+    // the first leaf ending past `from`
+    let lo = 0, hi = numLeafs - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ends[mid]! > from) hi = mid;
+      else lo = mid + 1;
+    }
+    for (let k = lo, s = from; k < numLeafs && s < to; k++) {
+      for (const end = Math.min(ends[k]!, to); s < end; s++) dv.setUint32(off + 8 * (s - base), 1 + k, true);
     }
   };
 

@@ -95,21 +95,18 @@ function znodeFlags(acl: ZnodeAcl): number {
   return f;
 }
 
-/** Directory entries under `root`, every name of a hard-linked inode counted. */
+/**
+ * Directory entries under `root`, every name of a hard-linked inode
+ * counted. (A tree gets here sorted, so with each directory once: sortTree
+ * refuses any other.)
+ */
 function countEntries(root: Inode): number {
   let n = 0;
   const stack: Inode[] = [root];
-  // (a directory met twice is counted once: planTree reports it)
-  const seen = new Set<Inode>(stack);
   while (stack.length > 0) {
     const dir = stack.pop()!;
     n += dir.entries!.length;
-    for (const e of dir.entries!) {
-      if (e.inode.type === 'dir' && !seen.has(e.inode)) {
-        seen.add(e.inode);
-        stack.push(e.inode);
-      }
-    }
+    for (const e of dir.entries!) if (e.inode.type === 'dir') stack.push(e.inode);
   }
   return n;
 }

@@ -389,8 +389,13 @@ function putEntries(dir: Inode, buf: Buffer, at: number): number {
   return at;
 }
 
-/** Where a directory too large for the slots is packed on the writer's own thread. */
+/**
+ * Where a directory too large for the slots is packed on the writer's own
+ * thread (its bytes are copied out as they are packed); one larger than
+ * IN_PLACE_KEEP is packed in a buffer of its own, not kept for later.
+ */
 let inPlaceJob = Buffer.alloc(0);
+const IN_PLACE_KEEP = 1 << 20;
 
 /**
  * The ZAP of a directory built on the writer's thread (too large for the
@@ -410,10 +415,11 @@ export function dirZapSource(dir: Inode, salt: bigint): ZapBlockSource {
     if (len > longest) longest = len;
   }
   if (longest <= ZAP_MAXNAMELEN) {
-    if (inPlaceJob.length < size) inPlaceJob = Buffer.allocUnsafeSlow(Math.max(size, 2 * inPlaceJob.length));
-    putEntries(dir, inPlaceJob, 0);
+    if (inPlaceJob.length < size && size <= IN_PLACE_KEEP) inPlaceJob = Buffer.allocUnsafeSlow(Math.min(IN_PLACE_KEEP, Math.max(size, 2 * inPlaceJob.length)));
+    const job = size <= inPlaceJob.length ? inPlaceJob : Buffer.allocUnsafeSlow(size);
+    putEntries(dir, job, 0);
     try {
-      return zapSourceFromPacked(() => packDirEntries(inPlaceJob, 0, entries.length, salt, ZAP_MAXNAMELEN - 1), { salt });
+      return zapSourceFromPacked(() => packDirEntries(job, 0, entries.length, salt, ZAP_MAXNAMELEN - 1), { salt });
     } catch {
       // (met again below, as buildZap words it)
     }
