@@ -36,7 +36,18 @@ const DT: Record<NodeType, number> = {
 
 /** A ZPL directory's entry: its name, and the type and object number of what it names. */
 export function dirEntries(ino: Inode): ZapEntry[] {
-  return ino.entries!.map((e) => ({ name: e.name, value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(e.inode.objid!) }));
+  return ino.entries!.map((e) => ({ name: e.name, value: (BigInt(DT[e.inode.type]) << 60n) | BigInt(objidOf(e)) }));
+}
+
+/**
+ * An entry's object number. The ZPL writer numbers every inode before it
+ * writes a directory; a library caller's tree that skipped that would
+ * otherwise get entries naming object 0 (packed) or a bare TypeError.
+ */
+function objidOf(e: { name: Uint8Array; inode: Inode }): number {
+  const id = e.inode.objid;
+  if (id === undefined) throw new Error(`directory entry ${Buffer.from(e.name).toString()} has no object number`);
+  return id;
 }
 
 // A salt only has to differ from ZAP to ZAP and be the same from build to
@@ -379,7 +390,7 @@ function putEntries(dir: Inode, buf: Buffer, at: number): number {
   for (const e of dir.entries!) {
     const ino = e.inode;
     buf[at] = DT[ino.type];
-    buf.writeDoubleLE(ino.objid!, at + 1);
+    buf.writeDoubleLE(ino.objid ?? objidOf(e), at + 1);
     // the walk's names go in as the latin1 strings they are kept as, not as a Buffer each
     const s = e.latin1Name;
     const len = s !== undefined ? buf.write(s, at + ENTRY_HEAD, 'latin1') : copyName(e.name, buf, at + ENTRY_HEAD);

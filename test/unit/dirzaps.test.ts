@@ -146,4 +146,13 @@ describe('directory ZAPs built ahead', () => {
     expect(want).not.toBe('');
     expect(() => dirZapSource(long, 1n)).toThrow(want);
   });
+
+  test('an entry whose inode has no object number is refused by both paths, by name', () => {
+    for (const count of [3, 20_000]) {
+      const dir = dirOf(Array.from({ length: count }, (_, i) => `n${i}`));
+      delete dir.entries![1]!.inode.objid;
+      expect(() => dirZapSource(dir, 1n)).toThrow('directory entry n1 has no object number');
+      expect(() => dirEntries(dir)).toThrow('directory entry n1 has no object number');
+    }
+  });
 });
