@@ -63,9 +63,13 @@ export class CopyQueue {
   private waitFrom = 0;
   private readonly copier: ChunkCopier;
 
-  /** `peer`: the image writer that shares the chunks (null: this thread copies every chunk, as it posts it). */
-  constructor(private readonly ring: CopyRing, imageFd: number, private readonly peer: CopyPeer | null) {
-    this.copier = new ChunkCopier(ring, imageFd);
+  /**
+   * `peer`: the image writer that shares the chunks (null: this thread
+   * copies every chunk, as it posts it); `stage`: where this thread reads
+   * the chunks it takes, for the writer to write (see STAGE_SLOTS).
+   */
+  constructor(private readonly ring: CopyRing, imageFd: number, private readonly peer: CopyPeer | null, stage: WebAssembly.Memory | null = null) {
+    this.copier = new ChunkCopier(ring, imageFd, undefined, peer === null ? null : stage);
   }
 
   /** Queue a file's blocks to be copied into place; they are posted as the table has room. */
@@ -123,9 +127,11 @@ export class CopyQueue {
     if (this.waitFrom < this.waiting.length) this.post();
   }
 
-  /** Copy one chunk nobody has taken; false: there was none. */
+  /** Copy one chunk nobody has taken (or read it for the writer to write); false: there was none, or no room to stage it. */
   helpOne(): boolean {
-    return this.copier.copyNext();
+    if (!this.copier.copyNext()) return false;
+    this.peer?.wake();
+    return true;
   }
 
   /** Copy or wait for every chunk posted, and collect them all. */

@@ -12,7 +12,7 @@ import {
   CODE_LEN, CONSUMED, ERRNO, FAILED, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES, SRC_SLOT, STARTED, STOPPED,
   WAKE, type Ring, wakeWriter,
 } from './image-ring.js';
-import { ChunkCopier } from './copy-ring.js';
+import { ChunkCopier, writeStaged } from './copy-ring.js';
 
 /** The message that announces a buffer the build adopted (ImageFile.adopt). */
 export interface AdoptMessage {
@@ -39,6 +39,12 @@ class RingWriter {
     const ctrl = this.ctrl;
     if (Atomics.load(ctrl, FAILED) === 1 || Atomics.load(ctrl, QUIT) === 1) return false;
     return this.copier.copyNext();
+  }
+
+  /** Write the oldest chunk the build read for us, if any (skipped once the build quit or a write failed); false: none. */
+  writeStaged(): boolean {
+    const ctrl = this.ctrl;
+    return writeStaged(this.ring.copy, this.fd, (id) => this.source(id), () => Atomics.load(ctrl, FAILED) === 1 || Atomics.load(ctrl, QUIT) === 1);
   }
 
   closeFiles(): void {
@@ -129,6 +135,8 @@ export function runImageWriter(sab: SharedArrayBuffer, fd: number, port: Message
   try {
     for (;;) {
       const wake = Atomics.load(ctrl, WAKE);
+      // first what the build read for us: its stage slots free again
+      if (w.writeStaged()) continue;
       const produced = Atomics.load(ctrl, PRODUCED);
       if (w.consumed === produced) {
         if (Atomics.load(ctrl, QUIT) === 1) break;
@@ -181,7 +189,9 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
         const wake = Atomics.load(ctrl, WAKE);
         const produced = Atomics.load(ctrl, PRODUCED);
         let turnAfter = TURN_MS;
-        if (w.consumed === produced) {
+        if (w.writeStaged()) {
+          turnAfter = COPY_TURN_MS;
+        } else if (w.consumed === produced) {
           if (Atomics.load(ctrl, QUIT) === 1) break;
           if (!w.copyOne()) {
             const r = waitAsync(ctrl, WAKE, wake);

@@ -8,7 +8,8 @@ import {
   allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES,
   SRC_SLOT, STARTED, STOPPED, type Ring, wakeWriter,
 } from './image-ring.js';
-import { COPY_RING_BYTES, mapCopyRing } from './copy-ring.js';
+import { allocStage, COPY_RING_BYTES, mapCopyRing, setStage } from './copy-ring.js';
+import { checksumInPlace } from '../zio/fletcher4.js';
 import { CopyQueue } from './copy-queue.js';
 
 const COMBINE_LIMIT = 8 * 1024 * 1024;
@@ -222,13 +223,18 @@ export class ImageFile {
     if (ring === null || writer === null) {
       this.copies = new CopyQueue(mapCopyRing(new SharedArrayBuffer(COPY_RING_BYTES), 0), this.fd, null);
     } else {
+      const stage = allocStage();
+      checksumInPlace(stage);
+      const sab = stage.buffer as unknown as SharedArrayBuffer;
+      this.adopt(sab);
+      setStage(ring.copy, this.adopted.get(sab)!);
       this.copies = new CopyQueue(ring.copy, this.fd, {
         wake: () => wakeWriter(ring.ctrl),
         check: () => {
           if (Atomics.load(ring.ctrl, FAILED) === 1) throw this.failure(this.writerError());
           if (Atomics.load(ring.ctrl, STARTED) === 0 && Date.now() - this.writerSince > 60_000) throw new Error('the image writer thread did not start');
         },
-      });
+      }, stage);
     }
     return this.copies;
   }
