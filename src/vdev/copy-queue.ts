@@ -6,7 +6,7 @@
 
 import {
   CHUNK_BLOCKS, CHUNK_BUG, CHUNK_BYTES, CHUNK_OK, ChunkCopier, chunkBugMessage, chunkBlocks, cksumsAt, chunkDone, chunkJob, COPY_CHUNKS, COPY_JOBS, type CopyRing, pathBytes, postChunk,
-  setJobPath, waitChunk,
+  setJobPath, stageFull, waitChunk, waitStage,
 } from './copy-ring.js';
 import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES } from '../zio/fletcher4.js';
 
@@ -165,10 +165,15 @@ export class CopyQueue {
     if (!this.helpOne()) this.waitHead();
   }
 
-  /** Wait for the oldest chunk, taken by the writer. */
+  /**
+   * Wait for the oldest chunk, taken by the writer; or, when the stage is
+   * full, for the writer to write a staged chunk: a slot free is more work
+   * this thread can take (the oldest may be the writer's own for a while).
+   */
   private waitHead(): void {
     this.peer?.check();
-    waitChunk(this.ring, this.head, 1000);
+    if (this.copier.staging && stageFull(this.ring)) waitStage(this.ring, 1000);
+    else waitChunk(this.ring, this.head, 1000);
   }
 
   private take(seq: number): void {

@@ -185,6 +185,17 @@ export function chunkDone(ring: CopyRing, seq: number): boolean {
   return Atomics.load(ring.done, seq % COPY_CHUNKS) === seq + 1;
 }
 
+/** Whether the build's stage is full: every slot holds a chunk the writer has not written yet. */
+export function stageFull(ring: CopyRing): boolean {
+  return Atomics.load(ring.ctrl, STAGED) - Atomics.load(ring.ctrl, UNSTAGED) >= STAGE_SLOTS;
+}
+
+/** Wait up to `ms` for the writer to write a staged chunk (a stage slot to come free). */
+export function waitStage(ring: CopyRing, ms: number): void {
+  const v = Atomics.load(ring.ctrl, UNSTAGED);
+  if (Atomics.load(ring.ctrl, STAGED) - v >= STAGE_SLOTS) Atomics.wait(ring.ctrl, UNSTAGED, v, ms);
+}
+
 /** Wait up to `ms` for chunk `seq` to be done. */
 export function waitChunk(ring: CopyRing, seq: number, ms: number): void {
   const slot = seq % COPY_CHUNKS;
@@ -273,6 +284,7 @@ export function writeStaged(ring: CopyRing, fd: number, source: (id: number) => 
   }
   // (the slot is free before the chunk is done: the build counts slots first)
   Atomics.store(ring.ctrl, UNSTAGED, n + 1);
+  Atomics.notify(ring.ctrl, UNSTAGED);
   finish(ring, seq, status, errno);
   return true;
 }
@@ -293,6 +305,11 @@ export class ChunkCopier {
   private buf: Uint8Array | null = null;
   private readonly stageView: Uint8Array | null;
 
+  /** Whether this copier leaves its writes to the writer. */
+  get staging(): boolean {
+    return this.stage !== null;
+  }
+
   /** `quit`: the build gave up on the image (its descriptor is about to close): stop before writing. */
   constructor(private readonly ring: CopyRing, private readonly imageFd: number, private readonly quit: () => boolean = () => false, private readonly stage: WebAssembly.Memory | null = null) {
     this.stageView = stage === null ? null : new Uint8Array(stage.buffer, STAGE_OFF, STAGE_SLOTS * CHUNK_BYTES);
@@ -301,7 +318,7 @@ export class ChunkCopier {
   /** Take the next chunk nobody has taken and copy it; false: there was none (or the stage is full). */
   copyNext(): boolean {
     const ring = this.ring;
-    if (this.stage !== null && Atomics.load(ring.ctrl, STAGED) - Atomics.load(ring.ctrl, UNSTAGED) >= STAGE_SLOTS) return false;
+    if (this.stage !== null && stageFull(ring)) return false;
     const c = claimChunk(ring);
     if (c < 0) return false;
     this.copy(c);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import {
   allocStage, CHUNK_IMAGE_ERROR, CHUNK_OK, ChunkCopier, chunkDone, cksumsAt, COPY_RING_BYTES, mapCopyRing, postChunk, setJobPath, setStage,
-  STAGE_SLOTS, writeStaged, type CopyRing,
+  stageFull, STAGE_SLOTS, waitStage, writeStaged, type CopyRing,
 } from '../../src/vdev/copy-ring.js';
 import { checksumInPlace, fletcher4 } from '../../src/zio/fletcher4.js';
 
@@ -56,6 +56,11 @@ describe('chunks the build reads for the image writer', () => {
     // the build takes as many as its stage holds, then no more
     for (let c = 0; c < STAGE_SLOTS; c++) expect(build.copyNext()).toBe(true);
     expect(build.copyNext()).toBe(false);
+    expect(stageFull(ring)).toBe(true);
+    // waiting for a free slot waits while there is none (up to its time limit)
+    let t = performance.now();
+    waitStage(ring, 60);
+    expect(performance.now() - t).toBeGreaterThanOrEqual(50);
     for (let c = 0; c < STAGE_SLOTS; c++) expect(chunkDone(ring, c)).toBe(false);
     // their checksums are there before the write
     const block = (b: number): Buffer => {
@@ -69,7 +74,11 @@ describe('chunks the build reads for the image writer', () => {
     expect(writeStaged(ring, img, source, () => false)).toBe(true);
     expect(chunkDone(ring, 0)).toBe(true);
     expect(chunkDone(ring, 1)).toBe(false);
-    // a slot is free again: the build takes the next chunk
+    // a slot is free again: no wait, and the build takes the next chunk
+    expect(stageFull(ring)).toBe(false);
+    t = performance.now();
+    waitStage(ring, 60);
+    expect(performance.now() - t).toBeLessThan(50);
     expect(build.copyNext()).toBe(true);
     while (writeStaged(ring, img, source, () => false));
     expect(build.copyNext()).toBe(true);
