@@ -28,6 +28,56 @@ export function tmpPathFor(finalPath: string, pid = process.pid): string {
   return path.join(dir, `.${path.basename(finalPath)}.tsmakefs-${pid}.tmp`);
 }
 
+/** How long a dead build's temporary image must have gone unwritten before another build of the same image removes it. */
+export const STALE_TMP_MS = 60_000;
+
+/**
+ * Remove the temporary images of earlier builds of the same image that can
+ * never finish. A build killed with SIGKILL (the out-of-memory killer, a CI
+ * job's time limit) cannot remove its own, and it is as large as the image.
+ * Only a file named as tmpPathFor names them, whose process is gone from
+ * this host and which nothing has written for STALE_TMP_MS (a build in
+ * another PID namespace sharing the directory keeps writing its own).
+ */
+export function removeStaleTemps(finalPath: string, now = Date.now()): string[] {
+  const dir = path.dirname(path.resolve(finalPath));
+  const prefix = `.${path.basename(finalPath)}.tsmakefs-`;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const digits = name.slice(prefix.length, -'.tmp'.length);
+    if (!/^[1-9][0-9]{0,9}$/.test(digits)) continue;
+    const pid = Number(digits);
+    if (pid === process.pid || pid > 0x7fffffff || processExists(pid)) continue;
+    const at = path.join(dir, name);
+    try {
+      const st = fs.lstatSync(at);
+      if (!st.isFile() || now - st.mtimeMs < STALE_TMP_MS) continue;
+      fs.unlinkSync(at);
+      removed.push(at);
+    } catch {
+      // gone meanwhile, or not ours to remove
+    }
+  }
+  return removed;
+}
+
+/** Whether process `pid` exists (EPERM: it does, another user's). */
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: unknown }).code !== 'ESRCH';
+  }
+}
+
 // Every ImageFile between creation and commit/abort, so that a signal
 // handler (or a library user's) can remove the temporary files of builds
 // that will never finish: abortOpenImageFiles().
@@ -121,6 +171,7 @@ export class ImageFile {
     let isDir = false;
     try { isDir = fs.statSync(finalPath).isDirectory(); } catch { /* absent: fine */ }
     if (isDir) throw new UserError(`${finalPath}: Is a directory`);
+    removeStaleTemps(finalPath);
     try {
       this.fd = fs.openSync(this.tmpPath, 'w', 0o644);
     } catch (e) {
