@@ -46,7 +46,7 @@ const MAX_WAITING = 4096;
 export interface CopyPeer {
   /** Wake the writer: chunks are there to take. */
   wake(): void;
-  /** Throw if the writer thread has failed (it may hold a chunk it will never finish). */
+  /** Throw if the writer thread has failed (it may hold a chunk it will never finish), or the image was aborted. */
   check(): void;
 }
 
@@ -129,6 +129,7 @@ export class CopyQueue {
 
   /** Copy one chunk nobody has taken (or read it for the writer to write); false: there was none, or no room to stage it. */
   helpOne(): boolean {
+    this.peer?.check();
     if (!this.copier.copyNext()) return false;
     this.peer?.wake();
     return true;

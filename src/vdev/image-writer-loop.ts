@@ -135,7 +135,10 @@ export function runImageWriter(sab: SharedArrayBuffer, fd: number, port: Message
   try {
     for (;;) {
       const wake = Atomics.load(ctrl, WAKE);
-      // first what the build read for us: its stage slots free again
+      // first what the build read for us, before even a slot it may be
+      // waiting for (four chunks' writes at most): its stage slots come
+      // free, so it can go on taking reads off this thread (a slot first
+      // measured no faster, 5 pairs on /usr)
       if (w.writeStaged()) continue;
       const produced = Atomics.load(ctrl, PRODUCED);
       if (w.consumed === produced) {
@@ -189,6 +192,7 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
         const wake = Atomics.load(ctrl, WAKE);
         const produced = Atomics.load(ctrl, PRODUCED);
         let turnAfter = TURN_MS;
+        // (staged chunks first, as in runImageWriter)
         if (w.writeStaged()) {
           turnAfter = COPY_TURN_MS;
         } else if (w.consumed === produced) {

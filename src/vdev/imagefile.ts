@@ -282,6 +282,9 @@ export class ImageFile {
       this.copies = new CopyQueue(ring.copy, this.fd, {
         wake: () => wakeWriter(ring.ctrl),
         check: () => {
+          // aborted: the writer is told to quit and the descriptor closes,
+          // so a copy may not be staged (nobody would write it) or made
+          if (this.ring === null) throw new Error(`${this.finalPath}: the image was aborted`);
           if (Atomics.load(ring.ctrl, FAILED) === 1) throw this.failure(this.writerError());
           if (Atomics.load(ring.ctrl, STARTED) === 0 && Date.now() - this.writerSince > 60_000) throw new Error('the image writer thread did not start');
         },
@@ -377,8 +380,10 @@ export class ImageFile {
   private waitConsumed(n: number): void {
     const ctrl = this.ring!.ctrl;
     for (;;) {
-      if (Atomics.load(ctrl, FAILED) === 1) throw this.failure(this.writerError());
       const c = Atomics.load(ctrl, CONSUMED);
+      // (looked at after CONSUMED: the writer sets FAILED before it counts
+      // the failed slot, so a failure is never missed on the way out)
+      if (Atomics.load(ctrl, FAILED) === 1) throw this.failure(this.writerError());
       if (c >= n) return;
       // rather than wait for the writer, take a file copy off its hands
       if (this.copies?.helpOne()) continue;

@@ -370,6 +370,29 @@ for (const mode of ['thread', 'inline'] as const) {
   }, 60_000);
 }
 
+// A build that goes on after its image was aborted (a library caller's
+// abortOpenImageFiles during the walk) gets an error from its next copy:
+// the writer has quit, so a chunk staged for it would never be written
+// and the build would wait for it for ever.
+test.runIf(haveDist)('copied files (thread): a copy after the image was aborted fails at once', async () => {
+  const { dir, path, img, copier } = await copyFixture('aborted', 'thread', 8 * MIB);
+  const fpath = join(dir, 'f');
+  writeFileSync(fpath, Buffer.alloc(4 * MIB, 3));
+  img.abort();
+  const t = performance.now();
+  expect(() => {
+    copier.add({
+      path: fpath, size: 4 * MIB, blksz: 128 * 1024, nblocks: 32, offset: (b) => 8192 + b * 128 * 1024,
+      blocks: () => { throw new Error('no block should come back'); },
+      done: () => { throw new Error('the file should not be done'); },
+      failed: (status) => new Error(`chunk failed: ${status}`),
+    });
+    copier.settle();
+  }).toThrow(/the image was aborted/);
+  expect(performance.now() - t).toBeLessThan(900);
+  expect(existsSync(path)).toBe(false);
+}, 30_000);
+
 interface AdoptModule {
   ImageFile: new (path: string, size: number) => {
     write(off: number, data: Uint8Array): void; commit(): void; abort(): void;
