@@ -10,9 +10,9 @@
 // file's indirect blocks. The build, though, leaves its chunks' writes to
 // the writer (STAGE_SLOTS), so only one thread writes into the image
 // (but for chunks of one block larger than a stage slot, records over
-// 512 KiB, which the build still copies whole). So big files (the writer's work) overlap small
-// ones (the build's), and neither thread waits on the other while the
-// other has work it could share.
+// 512 KiB, which the build still copies whole). So big files (the
+// writer's work) overlap small ones (the build's), and neither thread
+// waits on the other while the other has work it could share.
 //
 // The chunk table lives in the image ring's shared memory (image-ring.ts).
 // A chunk's file is named by its job number, and each job's path lies in a

@@ -52,9 +52,10 @@ export function removeStaleTemps(finalPath: string, now = Date.now()): string[] 
   for (const name of names) {
     if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
     const digits = name.slice(prefix.length, -'.tmp'.length);
-    if (!/^[1-9][0-9]{0,9}$/.test(digits)) continue;
+    // (at most nine digits: a pid kill() takes, never 0, which would name our process group)
+    if (!/^[1-9][0-9]{0,8}$/.test(digits)) continue;
     const pid = Number(digits);
-    if (pid === process.pid || pid > 0x7fffffff || processExists(pid)) continue;
+    if (pid === process.pid || processExists(pid)) continue;
     const at = path.join(dir, name);
     try {
       const st = fs.lstatSync(at);
