@@ -25,7 +25,7 @@ export interface BuildInvocation {
   kind: 'build';
   /**
    * Inputs in makefs order: the first is a staging directory, a tarball
-   * (plain or gzip, "-" for standard input) or an mtree manifest; further
+   * (plain or compressed, "-" for standard input) or an mtree manifest; further
    * ones are directories merged into it.
    */
   inputs: string[];
@@ -92,9 +92,10 @@ function zfsOptionHelp(): string {
     ...FS_OPTION_HELP.map(([k, d]) => `  ${k.padEnd(width)}  ${d}`),
     '',
     'Sizes take the suffixes b (512), k, m, g, t, w (4) and products such as 2x4k.',
-    'The first input may be a directory, a tar archive (ustar, pax or GNU, plain or',
-    'gzip; - reads standard input) or an mtree manifest such as FreeBSD\'s METALOG',
-    '(file data is read relative to the current directory).',
+    'The first input may be a directory, a tar archive (ustar, pax or GNU; plain,',
+    'gzip, or bzip2, xz, zstd, lzip by the host\'s command; - reads standard input)',
+    'or an mtree manifest such as FreeBSD\'s METALOG (file data is read relative to',
+    'the current directory).',
     'Times: -F spec times win, then -T, then each entry\'s own; entries without one',
     'get SOURCE_DATE_EPOCH (else 0); without -T, SOURCE_DATE_EPOCH also caps every time.',
     'Accepted for makefs compatibility and ignored: -B -b -d -f -p -R -S -Z, -O 0.',

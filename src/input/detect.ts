@@ -1,17 +1,26 @@
 // What the first input is, from what it holds rather than its name: a
-// directory, a tarball (plain or gzip), or else an mtree manifest, which is
-// what makefs takes any regular file for. "-" is standard input, tar or
-// manifest alike.
+// directory, a tarball (plain or compressed), or else an mtree manifest,
+// which is what makefs takes any regular file for. "-" is standard input,
+// tar or manifest alike.
 
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { fsUserError, UserError } from '../util/errors.js';
 
-export type InputKind = 'dir' | 'tar' | 'tar.gz' | 'manifest';
+/**
+ * How a tarball is compressed. gzip is undone in-process (node's zlib);
+ * the others by the host's own command, as `tar -a` would.
+ */
+export type TarCompression = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'lzip';
+
+export type InputKind =
+  | { kind: 'tar'; compression: TarCompression | null }
+  | { kind: 'manifest' };
 
 // Magic numbers long enough that no manifest text starts with them
 // ("BZh" and "LZIP" are text, so their version byte is part of the check).
-const OTHER_COMPRESSION: Array<[string, Array<number | [number, number]>]> = [
+const COMPRESSION_MAGIC: Array<[TarCompression, Array<number | [number, number]>]> = [
+  ['gzip', [0x1f, 0x8b]],
   ['bzip2', [0x42, 0x5a, 0x68, [0x31, 0x39]]],
   ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]],
   ['zstd', [0x28, 0xb5, 0x2f, 0xfd]],
@@ -34,15 +43,12 @@ function isTarHeader(b: Uint8Array): boolean {
   return sum === parseInt(field, 8);
 }
 
-/** Classify by content; `name` is for the message about unsupported compression. */
-export function sniff(head: Uint8Array, name: string): Exclude<InputKind, 'dir'> {
-  if (startsWith(head, [0x1f, 0x8b])) return 'tar.gz';
-  for (const [what, magic] of OTHER_COMPRESSION) {
-    if (startsWith(head, magic)) {
-      throw new UserError(`${name}: ${what}-compressed input is not supported (only gzip); decompress it, e.g. into standard input ('-')`);
-    }
+/** Classify by content: a compressed stream is taken for a compressed tarball. */
+export function sniff(head: Uint8Array): InputKind {
+  for (const [compression, magic] of COMPRESSION_MAGIC) {
+    if (startsWith(head, magic)) return { kind: 'tar', compression };
   }
-  return isTarHeader(head) ? 'tar' : 'manifest';
+  return isTarHeader(head) ? { kind: 'tar', compression: null } : { kind: 'manifest' };
 }
 
 /** What a path names: a directory, a regular file (sniffed by reading its start), or something only readable once (a FIFO). */
@@ -60,7 +66,7 @@ export function pathKind(path: string): 'dir' | 'file' | 'stream' {
 }
 
 /** The kind of a regular file, from its first block. */
-export function sniffFile(path: string): Exclude<InputKind, 'dir'> {
+export function sniffFile(path: string): InputKind {
   const head = Buffer.alloc(512);
   let n = 0;
   let fd: number | undefined;
@@ -76,7 +82,7 @@ export function sniffFile(path: string): Exclude<InputKind, 'dir'> {
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
-  return sniff(head.subarray(0, n), path);
+  return sniff(head.subarray(0, n));
 }
 
 /**

@@ -10,7 +10,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { InputContext, TreeSource } from '../image.js';
 import { fsUserError, UserError } from '../util/errors.js';
-import { type InputKind, pathKind, peek, sniff, sniffFile } from './detect.js';
+import { pathKind, peek, sniff, sniffFile, type TarCompression } from './detect.js';
 import { readManifest } from './manifest.js';
 import type { Warn } from './mtree.js';
 import { forceOwners, ownerOverride } from './owners.js';
@@ -47,7 +47,7 @@ export interface InputPlan {
 type Primary =
   | { kind: 'dir' }
   | { kind: 'manifest'; name: string; data: Uint8Array }
-  | { kind: 'tar' | 'tar.gz'; name: string; stream: Readable };
+  | { kind: 'tar'; compression: TarCompression | null; name: string; stream: Readable };
 
 const STDIN_NAME = '(stdin)';
 
@@ -63,9 +63,9 @@ async function readAll(stream: Readable, name: string): Promise<Buffer> {
 
 async function fromStream(stream: Readable, name: string): Promise<Primary> {
   const { head, rest } = await peek(stream, 512);
-  const kind: Exclude<InputKind, 'dir'> = head.length === 0 ? 'tar' : sniff(head, name);
-  if (kind === 'manifest') return { kind, name, data: await readAll(rest, name) };
-  return { kind, name, stream: rest };
+  const what = head.length === 0 ? { kind: 'tar' as const, compression: null } : sniff(head);
+  if (what.kind === 'manifest') return { kind: 'manifest', name, data: await readAll(rest, name) };
+  return { ...what, name, stream: rest };
 }
 
 async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
@@ -73,15 +73,15 @@ async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
   const what = pathKind(input);
   if (what === 'dir') return { kind: 'dir' };
   if (what === 'stream') return fromStream(createReadStream(input), input);
-  const kind = sniffFile(input);
-  if (kind === 'manifest') {
+  const content = sniffFile(input);
+  if (content.kind === 'manifest') {
     try {
-      return { kind, name: input, data: readFileSync(input) };
+      return { kind: 'manifest', name: input, data: readFileSync(input) };
     } catch (err) {
       throw fsUserError(input, err);
     }
   }
-  return { kind, name: input, stream: createReadStream(input, { highWaterMark: 1 << 20 }) };
+  return { ...content, name: input, stream: createReadStream(input, { highWaterMark: 1 << 20 }) };
 }
 
 /**
@@ -200,7 +200,7 @@ export async function openInputs(
           // of a directory build's start-up otherwise
           const { readTar } = await import('./tar.js');
           root = await readTar(primary.stream, ctx, {
-            name: primary.name, gzip: primary.kind === 'tar.gz', policy: plan.policy,
+            name: primary.name, compression: primary.compression, policy: plan.policy,
             users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
           });
           mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });

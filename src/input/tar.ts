@@ -14,6 +14,8 @@
 
 import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { hostDecompressor } from './decompress.js';
+import type { TarCompression } from './detect.js';
 import { extract, type Extract, type Header } from 'tar-stream';
 import type { InputContext } from '../image.js';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
@@ -28,7 +30,8 @@ import { showPath } from './walk.js';
 export interface TarOptions {
   /** How messages name the archive: its path, or "(stdin)". */
   name: string;
-  gzip: boolean;
+  /** null: a plain tarball. */
+  compression: TarCompression | null;
   policy: TimePolicy;
   /** -N: resolve member uname/gname here; unknown names keep the numeric ids. */
   users?: UserDb;
@@ -210,15 +213,21 @@ export async function readTar(input: Readable, ctx: InputContext, opts: TarOptio
   // latin1 turns header names into strings byte for byte (the typings omit the option).
   const ex = extract({ filenameEncoding: 'latin1' } as Parameters<typeof extract>[0]);
   const pax = new PaxTap(ex);
-  const gz = opts.gzip ? createGunzip() : undefined;
+  const gz = opts.compression === 'gzip' ? createGunzip() : undefined;
+  const host = opts.compression !== null && opts.compression !== 'gzip' ? hostDecompressor(opts.compression, input) : undefined;
   let failure: unknown;
   const fail = (e: unknown): void => {
     failure ??= e;
     ex.destroy(e as Error);
   };
+  // what tar-stream itself found wrong with the bytes it was given
+  let parseError: unknown;
+  ex.on('error', (e) => {
+    if (failure === undefined) parseError ??= e;
+  });
   input.on('error', fail);
   gz?.on('error', fail);
-  (gz ? input.pipe(gz) : input).pipe(ex as unknown as Writable);
+  (gz ? input.pipe(gz) : host ? host.output : input).pipe(ex as unknown as Writable);
 
   const tree = new TarTree(ctx, opts.policy);
   const at: MemberState = {};
@@ -226,9 +235,22 @@ export async function readTar(input: Readable, ctx: InputContext, opts: TarOptio
     for await (const entry of ex) {
       await readMember(entry as unknown as Entry, pax.take(), tree, ctx, opts, at);
     }
+    // a command that failed, or could not run, may have stopped where a
+    // tarball can end (or before it began)
+    const why = await host?.status();
+    if (why) throw new UserError(`${opts.name}: ${why}`);
   } catch (err) {
+    // Bytes that are no tarball (cut short, garbled) are most likely the
+    // command's failure on corrupt or truncated input: the rest of its
+    // output is let run to the end, and its status decides the message.
+    if (host !== undefined && parseError !== undefined && (failure ?? err) === parseError) {
+      host.output.resume();
+      const why = await host.status();
+      if (why) throw new UserError(`${opts.name}: ${why}`);
+    }
     throw describeFailure(failure ?? err, opts.name, at);
   } finally {
+    host?.kill();
     gz?.destroy();
     input.destroy();
   }

@@ -149,6 +149,23 @@ describe.concurrent('an image too small for the data', () => {
   });
 });
 
+describe.concurrent('a compressed tarball that does not decompress', () => {
+  test('a cut-short .txz, as a file and on stdin: xz\'s complaint, exit 1, no image', async () => {
+    const out = tmp.dir('bad-txz');
+    const txz = join(tmp.dir('bad-txz-in'), 'base.txz');
+    const whole = spawnSync('sh', ['-c', `tar -C '${big}' -cf - blob0 | xz -0 -T1`], { maxBuffer: 256 * MIB });
+    expect(whole.status, String(whole.stderr)).toBe(0);
+    writeFileSync(txz, (whole.stdout as Buffer).subarray(0, 10 * MIB));
+    const img = join(out, 'disk.img');
+    const line = /^tsmakefs: (.*base\.txz|\(stdin\)): not valid xz data \(xz exit 1: \(stdin\): Unexpected end of input\)$/;
+    expectClean(await buildImage(['-o', 'poolname=tank', img, txz]), line, out);
+    const piped = spawnSync('sh', ['-c', `'${process.execPath}' '${TSMAKEFS_BIN}' -o poolname=tank '${img}' - < '${txz}'`], {
+      encoding: 'utf8', cwd: REPO_ROOT,
+    });
+    expectClean({ status: piped.status, stdout: piped.stdout, stderr: piped.stderr, ms: 0, command: 'tsmakefs IMG - < base.txz' }, line, out);
+  });
+});
+
 // option mistakes: reported before anything is read or written
 const OPTION_CASES: Array<[string, string[], RegExp]> = [
   ['pool name starting with a digit', ['-o', 'poolname=9lives'], /-o poolname: .*9lives|pool name.*(begin|start)/i],

@@ -51,7 +51,7 @@ function recorder(): Recorder {
 }
 
 async function read(archive: Buffer, o: Partial<TarOptions> = {}, ctx: Recorder = recorder()): Promise<Inode> {
-  return readTar(Readable.from([archive]), ctx, { name: 'T.tar', gzip: false, policy: {}, warn: () => {}, ...o });
+  return readTar(Readable.from([archive]), ctx, { name: 'T.tar', compression: null, policy: {}, warn: () => {}, ...o });
 }
 
 async function failure(p: Promise<unknown>): Promise<string> {
@@ -209,7 +209,7 @@ describe('archives from GNU tar', () => {
     writeFileSync(Buffer.concat([Buffer.from(`${d}/`), BAD]), 'bytes');
     utimesSync(join(d, longDir, longName), 1_700_000_000.25, 1_700_000_000.25);
     const walked = snapshot(walkDirectories([d])) as { entries: Array<[string, unknown]> };
-    const pax = await read(gzipSync(gnuTar(d, 'pax')), { gzip: true });
+    const pax = await read(gzipSync(gnuTar(d, 'pax')), { compression: 'gzip' });
     expect(snapshot(pax)).toEqual(walked);
     // the gnu format keeps whole seconds only
     const gnu = snapshot(await read(gnuTar(d, 'gnu'))) as typeof walked;
@@ -302,7 +302,7 @@ describe('hand-made archives', () => {
     const archive = tarOf([{ name: 'big', data: big }]);
     // arrive as a stream of 64 KiB reads, the way a file or pipe delivers it
     const pieces = Array.from({ length: Math.ceil(archive.length / 65536) }, (_, i) => archive.subarray(i * 65536, (i + 1) * 65536));
-    await readTar(Readable.from(pieces), ctx, { name: 'T.tar', gzip: false, policy: {}, warn: () => {} });
+    await readTar(Readable.from(pieces), ctx, { name: 'T.tar', compression: null, policy: {}, warn: () => {} });
     expect(ctx.begun).toEqual([4 << 20]);
     expect(ctx.chunks.length).toBeGreaterThan(10);
     expect(Math.max(...ctx.chunks)).toBeLessThanOrEqual(65536);
@@ -316,12 +316,54 @@ describe('errors: one line naming the archive and the member', () => {
     expect(await failure(read(good().subarray(0, 3000)))).toBe("T.tar: truncated archive: member 'a' is cut short (5000 bytes expected)");
     expect(await failure(read(good().subarray(0, 5632 + 100)))).toBe("T.tar: truncated archive after member 'a'");
     const gz = gzipSync(good());
-    expect(await failure(read(gz.subarray(0, gz.length - 20), { gzip: true }))).toMatch(/^T\.tar: truncated gzip data/);
+    expect(await failure(read(gz.subarray(0, gz.length - 20), { compression: 'gzip' }))).toMatch(/^T\.tar: truncated gzip data/);
   });
 
   test('not a tar archive, or not gzip', async () => {
     expect(await failure(read(Buffer.alloc(1024, 0x41)))).toBe('T.tar: not a valid tar archive (bad header at the start)');
-    expect(await failure(read(good(), { gzip: true }))).toMatch(/^T\.tar: not valid gzip data/);
+    expect(await failure(read(good(), { compression: 'gzip' }))).toMatch(/^T\.tar: not valid gzip data/);
+  });
+
+  test('xz, zstd and bzip2 by the host\'s commands: the same tree; their failures by name', async () => {
+    const archive = good();
+    const plain = snapshot(await read(archive));
+    const squeeze = (cmd: string): Buffer => {
+      const r = spawnSync(cmd, ['-c'], { input: archive, maxBuffer: 1 << 24 });
+      expect(r.status, `${cmd} -c: ${String(r.stderr)}`).toBe(0);
+      return r.stdout;
+    };
+    const xz = squeeze('xz');
+    for (const [compression, data] of [['xz', xz], ['zstd', squeeze('zstd')], ['bzip2', squeeze('bzip2')]] as const) {
+      expect(snapshot(await read(data, { compression })), compression).toEqual(plain);
+    }
+    // delivered in small pieces, as standard input does
+    const pieces = Array.from({ length: Math.ceil(xz.length / 100) }, (_, i) => xz.subarray(i * 100, (i + 1) * 100));
+    expect(snapshot(await readTar(Readable.from(pieces), recorder(), { name: 'T.tar', compression: 'xz', policy: {}, warn: () => {} }))).toEqual(plain);
+
+    expect(await failure(read(xz.subarray(0, xz.length - 30), { compression: 'xz' }))).toMatch(
+      /^T\.tar: not valid xz data \(xz exit 1: \(stdin\): Unexpected end of input\)$/,
+    );
+    const corrupt = Buffer.from(xz);
+    corrupt[xz.length >> 1] ^= 0xff;
+    expect(await failure(read(corrupt, { compression: 'xz' }))).toMatch(/^T\.tar: not valid xz data \(xz exit 1: .*corrupt/);
+    expect(await failure(read(archive, { compression: 'zstd' }))).toMatch(/^T\.tar: not valid zstd data \(zstd exit 1/);
+    // what the archive holds is still named by member, and the command stopped
+    const linked = spawnSync('xz', ['-c'], { input: tarOf([{ name: 'l', type: '1', linkname: 'nowhere' }]) }).stdout;
+    expect(await failure(read(linked, { compression: 'xz' }))).toBe(
+      "T.tar: member 'l': hard link to 'nowhere', which is not in the archive before it",
+    );
+  });
+
+  test('a compressor that is not installed is named, not taken for an empty archive', async () => {
+    const path = process.env.PATH;
+    process.env.PATH = join(tmp, 'no-commands-here');
+    try {
+      expect(await failure(read(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), { compression: 'zstd' }))).toBe(
+        "T.tar: reading zstd-compressed input needs the zstd command, which is not on PATH; install it, or give the tarball decompressed",
+      );
+    } finally {
+      process.env.PATH = path;
+    }
   });
 
   test('members the image cannot hold', async () => {
