@@ -166,7 +166,7 @@ export async function runBuild(plan: InputPlan, options: ImageOptions, hooks: Bu
 export interface BuildOptions {
   /** Image file to write (written under a temporary name, renamed when complete). */
   image: string;
-  /** A staging directory, tarball, mtree manifest or "-" (stdin), then directories to merge in. */
+  /** A staging directory, tarball, mtree manifest or "-" (stdin), then directories or tarballs to merge in. */
   inputs: string[];
   poolName: string;
   /** Exact image size (-s). Leave out to size the image to fit (plus freePercent). */

@@ -26,7 +26,7 @@ export interface BuildInvocation {
   /**
    * Inputs in makefs order: the first is a staging directory, a tarball
    * (plain or compressed, "-" for standard input) or an mtree manifest; further
-   * ones are directories merged into it.
+   * ones are directories or tarballs merged into it.
    */
   inputs: string[];
   options: ImageOptions;
@@ -95,7 +95,8 @@ function zfsOptionHelp(): string {
     'The first input may be a directory, a tar archive (ustar, pax or GNU; plain,',
     'gzip, or bzip2, xz, zstd, lzip by the host\'s command; - reads standard input)',
     'or an mtree manifest such as FreeBSD\'s METALOG (file data is read relative to',
-    'the current directory).',
+    'the current directory). Later inputs, directories or tarballs, are merged into',
+    'it in order (same-named directories merge, the first one\'s attributes win).',
     'Times: -F spec times win, then -T, then each entry\'s own; entries without one',
     'get SOURCE_DATE_EPOCH (else 0); without -T, SOURCE_DATE_EPOCH also caps every time.',
     'Accepted for makefs compatibility and ignored: -B -b -d -f -p -R -S -Z, -O 0.',
@@ -137,7 +138,7 @@ function program(sizes: Array<[SizeFlag, string]>, out: { text: string }): Comma
     .option('--force-uid <uid>', 'every file and directory owned by this user (number or name)')
     .option('--force-gid <gid>', 'every file and directory in this group (number or name)')
     .argument('<image>', 'image file to write')
-    .argument('<directory...>', 'a directory, tarball, manifest or - (stdin), then directories to merge in')
+    .argument('<directory...>', 'a directory, tarball, manifest or - (stdin), then directories or tarballs to merge in')
     .addHelpText('after', zfsOptionHelp());
   for (const flags of ['-b <free-blocks>', '-f <free-files>', '-R <roundup>', '-S <sector-size>', '-d <debug-mask>', '-Z', '-p']) {
     cmd.addOption(new Option(flags).hideHelp());

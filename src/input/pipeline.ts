@@ -1,6 +1,7 @@
 // Every input, one tree: the first input is a directory, a tarball (file or
-// "-") or a manifest; further inputs are directories merged into it (as
-// makefs merges extra directories into a directory or manifest). Then, in
+// "-") or a manifest; further inputs are directories and tarballs merged
+// into it in order (as makefs merges extra directories into a directory or
+// manifest; base.txz then kernel.txz is a FreeBSD system). Then, in
 // this order: the -F spec (and -x), --all-root/--force-uid/--force-gid, the
 // SOURCE_DATE_EPOCH clamp, and the file data written in tree order (see
 // prewrite.ts). Everything that can be checked before the image file exists
@@ -19,13 +20,13 @@ import { prewriteData, Prewriter } from './prewrite.js';
 import { applySpec } from './spec.js';
 import { clampTimes, type TimePolicy } from './times.js';
 import type { DataSource, InputTotals, Inode } from './tree.js';
-import { mergeDirectories, walkCounted } from './walk.js';
+import { InputMerger, walkCounted } from './walk.js';
 import { applyHostXattrs, startHostXattrs } from './xattrs.js';
 
 export interface InputPlan {
   /** Read the staged files' extended attributes (directory inputs). */
   xattrs?: boolean;
-  /** Positional inputs: the first may be a directory, tarball, manifest or "-"; the rest are directories. */
+  /** Positional inputs: the first may be a directory, tarball, manifest or "-"; the rest are directories or tarballs. */
   inputs: string[];
   policy: TimePolicy;
   /** -N. */
@@ -68,6 +69,19 @@ async function fromStream(stream: Readable, name: string): Promise<Primary> {
   return { ...what, name, stream: rest };
 }
 
+/** An input after the first: a staging directory or a tarball (file), merged into the tree in order. */
+type LaterInput = { kind: 'dir'; path: string } | { kind: 'tar'; path: string; compression: TarCompression | null };
+
+function laterInput(x: string): LaterInput {
+  if (x === '-') throw new UserError('-: only the first input may be standard input');
+  const what = pathKind(x);
+  if (what === 'dir') return { kind: 'dir', path: x };
+  if (what === 'stream') throw new UserError(`${x}: only the first input may be a pipe or device`);
+  const content = sniffFile(x);
+  if (content.kind === 'manifest') throw new UserError(`${x}: only the first input may be a manifest (later ones are directories or tarballs)`);
+  return { ...content, path: x };
+}
+
 async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
   if (input === '-') return fromStream(plan.stdin ?? process.stdin, STDIN_NAME);
   const what = pathKind(input);
@@ -97,11 +111,7 @@ export async function openInputs(
 ): Promise<TreeSource> {
   if (plan.inputs.length === 0) throw new UserError('no input given');
   const [first, ...extras] = plan.inputs as [string, ...string[]];
-  for (const x of extras) {
-    if (x === '-' || pathKind(x) !== 'dir') {
-      throw new UserError(`${x}: Not a directory`); // only the first input may be a tarball or manifest
-    }
-  }
+  const later = extras.map(laterInput);
   const users: UserDb = plan.userDbDir !== undefined ? userDbFromDir(plan.userDbDir) : hostUserDb();
   const override = ownerOverride(
     plan.allRoot,
@@ -129,11 +139,33 @@ export async function openInputs(
     // data is written while it is walked (the same order, the same image).
     let alongside: Prewriter | undefined;
     const overlap = opts.prewrite && primary.kind === 'dir' && plan.inputs.length === 1 && spec === undefined;
+    // The directories up to the first later tarball are walked as one;
+    // what follows is merged in order once they are.
+    const firstTar = later.findIndex((x) => x.kind === 'tar');
+    const walkedTogether = firstTar < 0 ? later : later.slice(0, firstTar);
+    const mergedAfter = firstTar < 0 ? [] : later.slice(firstTar);
+    const readTarball = async (stream: Readable, name: string, compression: TarCompression | null): Promise<Inode> => {
+      // tar-stream and its dependencies load only for a tarball: ~40 ms
+      // of a directory build's start-up otherwise
+      const { readTar } = await import('./tar.js');
+      return readTar(stream, ctx, {
+        name, compression, policy: plan.policy,
+        users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
+      });
+    };
+    const mergeLater = async (base: Inode, baseName: string, inputs: LaterInput[]): Promise<void> => {
+      const merger = new InputMerger(base, baseName, { timestamp: plan.policy.stamp });
+      for (const x of inputs) {
+        if (x.kind === 'dir') merger.directory(x.path);
+        else merger.tree(await readTarball(createReadStream(x.path, { highWaterMark: 1 << 20 }), x.path, x.compression), x.path);
+      }
+    };
     try {
       switch (primary.kind) {
         case 'dir': {
           // getfattr reads the xattrs in processes of its own while we walk
-          const scan = plan.xattrs ? startHostXattrs(plan.inputs) : undefined;
+          const dirInputs = [first, ...later.filter((x) => x.kind === 'dir').map((x) => x.path)];
+          const scan = plan.xattrs ? startHostXattrs(dirInputs) : undefined;
           // A file that cannot be read, or an image that fills up, while the
           // walk goes on: the walk finishes first (its own errors come first,
           // as without the overlap, and the totals are known to the message).
@@ -152,7 +184,13 @@ export async function openInputs(
             pump();
           };
           try {
-            ({ root, totals: walked } = walkCounted(plan.inputs, { timestamp: plan.policy.stamp, onDirectory, onTick: overlap ? pump : undefined }));
+            ({ root, totals: walked } = walkCounted([first, ...walkedTogether.map((x) => x.path)], {
+              timestamp: plan.policy.stamp, onDirectory, onTick: overlap ? pump : undefined,
+            }));
+            if (mergedAfter.length > 0) {
+              await mergeLater(root, first, mergedAfter);
+              walked = undefined; // counted before the tarballs came in
+            }
           } catch (err) {
             scan?.cancel();
             throw err;
@@ -185,7 +223,7 @@ export async function openInputs(
               clearInterval(feed);
             }
             if (fedError !== undefined) throw fedError.e;
-            if (applyHostXattrs(root, plan.inputs, dumps) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+            if (applyHostXattrs(root, dirInputs, dumps) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
           }
           break;
         }
@@ -193,18 +231,11 @@ export async function openInputs(
           root = readManifest(primary.data, {
             name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn,
           });
-          mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
+          await mergeLater(root, primary.name, later);
           break;
-        default: {
-          // tar-stream and its dependencies load only for a tarball: ~40 ms
-          // of a directory build's start-up otherwise
-          const { readTar } = await import('./tar.js');
-          root = await readTar(primary.stream, ctx, {
-            name: primary.name, compression: primary.compression, policy: plan.policy,
-            users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
-          });
-          mergeDirectories(root, primary.name, extras, { timestamp: plan.policy.stamp });
-        }
+        default:
+          root = await readTarball(primary.stream, primary.name, primary.compression);
+          await mergeLater(root, primary.name, later);
       }
       if (spec !== undefined) {
         applySpec(root, spec, {

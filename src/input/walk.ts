@@ -73,10 +73,32 @@ export function walkCounted(dirs: string[], opts: WalkOptions = {}): { root: Ino
  * (`baseName` names it in messages), with walkDirectories's rules.
  */
 export function mergeDirectories(base: Inode, baseName: string, dirs: string[], opts: WalkOptions = {}): Inode {
-  const walker = new Walker(opts);
-  const merger = new Merger(base, baseName);
-  for (const d of dirs) merger.add(walker.walkInput(d), d);
+  const merger = new InputMerger(base, baseName, opts);
+  for (const d of dirs) merger.directory(d);
   return base;
+}
+
+/**
+ * Later inputs merged into a tree one at a time, in their order, with
+ * walkDirectories's rules: staging directories, walked here, and trees
+ * read elsewhere (later tarballs), named in messages by `name`.
+ */
+export class InputMerger {
+  readonly #walker: Walker;
+  readonly #merger: Merger;
+
+  constructor(base: Inode, baseName: string, opts: WalkOptions = {}) {
+    this.#walker = new Walker(opts);
+    this.#merger = new Merger(base, baseName);
+  }
+
+  directory(dir: string): void {
+    this.#merger.add(this.#walker.walkInput(dir), dir);
+  }
+
+  tree(tree: Inode, name: string): void {
+    this.#merger.add(tree, name);
+  }
 }
 
 /**

@@ -317,6 +317,43 @@ describe.concurrent('one tree, every input kind, one image', () => {
     await expectKernelListing(expect, metalog, pool, stage, signal);
   }, 10 * MIN);
 
+  test('later tarballs merge in order, as base.txz then kernel.txz do: tar + tar, tar + directory, directory + tar; zdb clean; the kernel lists the whole tree', async ({ expect, signal }) => {
+    const stage = tmp.dir('merge-stage');
+    equalityTree(stage);
+    const work = tmp.dir('merge-inputs');
+    // "base" is everything but home/, "kernel" home/ alone (no root entry:
+    // the first input's root directory stays, as makefs merges)
+    const base = join(work, 'base.txz');
+    const kernel = join(work, 'kernel.tzst');
+    const tarOpts = '--format=pax --sort=name --numeric-owner';
+    await sh('bash', ['-c', `tar ${tarOpts} -C "$0" --exclude=./home -cf - . | xz > "$1"`, stage, base]);
+    await sh('bash', ['-c', `tar ${tarOpts} -C "$0" -cf - ./home | zstd -q > "$1"`, stage, kernel]);
+    const baseDir = tmp.dir('merge-base-dir');
+    await sh('bash', ['-c', 'tar -C "$0" --exclude=./home -cf - . | tar -C "$1" -xpf -', stage, baseDir]);
+    const homeDir = tmp.dir('merge-home-dir');
+    await sh('cp', ['-a', join(stage, 'home'), homeDir]);
+    const pool = 'ti_merge';
+    const opts = ['-t', 'zfs', '-s', '128m', '-o', `poolname=${pool}`];
+    const builds: Array<[string, Build]> = await Promise.all(([
+      ['tar + tar', tsmakefs(tmp.file('merge-tt.img'), opts, [base, kernel])],
+      ['tar + directory', tsmakefs(tmp.file('merge-td.img'), opts, [base, homeDir])],
+      ['directory + tar', tsmakefs(tmp.file('merge-dt.img'), opts, [baseDir, kernel])],
+    ] as Array<[string, Promise<Build>]>).map(async ([w, p]) => [w, await p] as [string, Build]));
+    for (const [, b] of builds) await expectBuilt(expect, b);
+    for (const [, b] of builds) await expectZdbClean(expect, b.image, pool, signal);
+    await expectKernelListing(expect, builds[0]![1].image, pool, stage, signal);
+    await expectKernelListing(expect, builds[2]![1].image, pool, stage, signal);
+
+    // a name in both is an error naming both, as between directories
+    const clash = tmp.dir('merge-clash');
+    mkdirSync(join(clash, 'etc'));
+    writeFileSync(join(clash, 'etc', 'rc.conf'), 'again\n');
+    const c = await tsmakefs(tmp.file('merge-clash.img'), opts, [base, clash]);
+    expect(c.status, describeBuild(c)).toBe(1);
+    expect(c.stderr).toBe(`tsmakefs: ${clash}/etc/rc.conf: cannot merge file with existing file ${base}/etc/rc.conf\n`);
+    expect(existsSync(c.image)).toBe(false);
+  }, 10 * MIN);
+
   test('long names and link targets, non-UTF-8 names, sub-second times: directory = pax = METALOG; and makefs\'s inputs as pax', async ({ expect, signal }) => {
     const stage = tmp.dir('long-stage');
     longTree(stage);

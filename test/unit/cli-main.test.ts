@@ -81,7 +81,7 @@ describe('main', () => {
       [['-s', '1g', 'img', stage], 'tsmakefs: a pool name must be specified with -o poolname=NAME\n'],
       [['-s', '1g', '-o', 'poolname=z,x=1', 'img', stage], "tsmakefs: unknown -o option 'x'\n"],
       [['-s', '1g', '-o', 'poolname=z', 'img', join(tmp, 'nope')], `tsmakefs: ${join(tmp, 'nope')}: No such file or directory\n`],
-      [['-s', '1g', '-o', 'poolname=z', 'img', stage, join(stage, 'etc/rc.conf')], `tsmakefs: ${join(stage, 'etc/rc.conf')}: Not a directory\n`],
+      [['-s', '1g', '-o', 'poolname=z', 'img', stage, join(stage, 'etc/rc.conf')], `tsmakefs: ${join(stage, 'etc/rc.conf')}: only the first input may be a manifest (later ones are directories or tarballs)\n`],
       [['-s', '1g', '-o', 'poolname=z', 'img', stage, stage], `tsmakefs: ${stage}/etc/rc.conf: cannot merge file with existing file ${stage}/etc/rc.conf\n`],
     ];
     for (const [argv, err] of cases) {

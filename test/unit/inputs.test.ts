@@ -250,10 +250,31 @@ describe('input detection', () => {
     expect(sniff(Buffer.from('#mtree 2.0\n./a type=file\n'))).toEqual({ kind: 'manifest' });
   });
 
-  test('only the first input may be a tarball, manifest or "-"', async () => {
-    expect(await asyncFailure(source(plan([stage, '-'])))).toBe('-: Not a directory');
-    expect(await asyncFailure(source(plan([stage, tarOf('gnu')])))).toBe(`${join(tmp, 'stage-gnu.tar')}: Not a directory`);
+  test('later inputs are directories or tarballs: merged in order; "-", a manifest or a pipe only first', async () => {
+    expect(await asyncFailure(source(plan([stage, '-'])))).toBe('-: only the first input may be standard input');
+    expect(await asyncFailure(source(plan([stage, join(tmp, 'METALOG')])))).toBe(
+      `${join(tmp, 'METALOG')}: only the first input may be a manifest (later ones are directories or tarballs)`,
+    );
+    expect(await asyncFailure(source(plan([stage, '/dev/null'])))).toBe('/dev/null: only the first input may be a pipe or device');
     expect(await asyncFailure(source(plan([join(tmp, 'nope')])))).toBe(`${join(tmp, 'nope')}: No such file or directory`);
+    // the same tree twice clashes, named in both
+    expect(await asyncFailure(source(plan([stage, tarOf('gnu')])).then(treeInMemory))).toBe(
+      `${join(tmp, 'stage-gnu.tar')}/a: cannot merge file with existing file ${stage}/a`,
+    );
+    // a tarball of b/ alone, merged into a directory and into a tarball without it: the whole tree
+    const whole = picture(await tree(plan([stage])));
+    const onlyB = join(tmp, 'only-b.tar');
+    const noB = join(tmp, 'no-b.tar');
+    const tarArgs = ['--format=pax', '--sort=name', '--numeric-owner', '-C', stage];
+    expect(spawnSync('tar', [...tarArgs, '-cf', onlyB, './b']).status).toBe(0);
+    expect(spawnSync('tar', [...tarArgs, '--exclude=./b', '-cf', noB, '.']).status).toBe(0);
+    const bDir = join(tmp, 'b-only-dir');
+    mkdirSync(bDir);
+    expect(spawnSync('tar', ['-C', bDir, '-xpf', onlyB]).status).toBe(0);
+    // (hard links across inputs are two files: b/hard is a link to a, which b/ alone does not hold)
+    const relinked = { ...whole, '/b/hard': whole['/a'] };
+    expect(picture(await tree(plan([noB, onlyB])))).toEqual(relinked);
+    expect(picture(await tree(plan([noB, bDir])))).toEqual(relinked);
   });
 });
 
