@@ -227,15 +227,24 @@ export async function openInputs(
           }
           break;
         }
-        case 'manifest':
-          root = readManifest(primary.data, {
-            name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn,
-          });
-          await mergeLater(root, primary.name, later);
-          break;
-        default:
-          root = await readTarball(primary.stream, primary.name, primary.compression);
-          await mergeLater(root, primary.name, later);
+        default: {
+          // a manifest or tarball keeps its own xattrs; later directories'
+          // are read by getfattr as a directory input's are
+          const laterDirs = later.filter((x) => x.kind === 'dir').map((x) => x.path);
+          const scan = plan.xattrs && laterDirs.length > 0 ? startHostXattrs(laterDirs) : undefined;
+          try {
+            root = primary.kind === 'manifest'
+              ? readManifest(primary.data, { name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn })
+              : await readTarball(primary.stream, primary.name, primary.compression);
+            await mergeLater(root, primary.name, later);
+          } catch (err) {
+            scan?.cancel();
+            throw err;
+          }
+          if (scan && applyHostXattrs(root, laterDirs, await scan.done) === null) {
+            plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+          }
+        }
       }
       if (spec !== undefined) {
         applySpec(root, spec, {

@@ -275,6 +275,14 @@ describe('input detection', () => {
     const relinked = { ...whole, '/b/hard': whole['/a'] };
     expect(picture(await tree(plan([noB, onlyB])))).toEqual(relinked);
     expect(picture(await tree(plan([noB, bDir])))).toEqual(relinked);
+    // a later directory's xattrs are read after a tarball or manifest as after a directory
+    expect(spawnSync('setfattr', ['-n', 'user.later', '-v', 'yes', join(bDir, 'b', 'c')]).status).toBe(0);
+    const cOf = (root: Inode): Inode => root.entries!.find((e) => Buffer.from(e.name).toString() === 'b')!.inode.entries!.find((e) => Buffer.from(e.name).toString() === 'c')!.inode;
+    for (const first of [noB, join(tmp, 'METALOG-no-b')]) {
+      if (first !== noB) writeFileSync(first, METALOG.split('\n').filter((l) => !l.startsWith('./b')).join('\n'));
+      const c = cOf(await tree(plan([first, bDir], { xattrs: true })));
+      expect(Object.fromEntries(c.xattrs ?? []), first).toEqual({ 'user.later': Buffer.from('yes') });
+    }
   });
 });
 
