@@ -47,7 +47,6 @@ export function hostDecompressor(compression: HostCompression, input: Readable):
   // stdin (EPIPE) is only the echo of that.
   child.stdin.on('error', () => {});
   input.pipe(child.stdin);
-  let killed = false;
   const ended = new Promise<string | null>((resolve) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
       resolve(err.code === 'ENOENT'
@@ -64,8 +63,7 @@ export function hostDecompressor(compression: HostCompression, input: Readable):
     output: child.stdout,
     status: () => ended,
     kill: () => {
-      if (killed || child.exitCode !== null || child.signalCode !== null) return;
-      killed = true;
+      if (child.killed || child.exitCode !== null || child.signalCode !== null) return;
       input.unpipe(child.stdin);
       child.kill();
     },

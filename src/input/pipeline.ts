@@ -82,6 +82,11 @@ function laterInput(x: string): LaterInput {
   return { ...content, path: x };
 }
 
+/** A tarball file, read in large pieces. */
+function tarFileStream(path: string): Readable {
+  return createReadStream(path, { highWaterMark: 1 << 20 });
+}
+
 async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
   if (input === '-') return fromStream(plan.stdin ?? process.stdin, STDIN_NAME);
   const what = pathKind(input);
@@ -95,7 +100,7 @@ async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
       throw fsUserError(input, err);
     }
   }
-  return { ...content, name: input, stream: createReadStream(input, { highWaterMark: 1 << 20 }) };
+  return { ...content, name: input, stream: tarFileStream(input) };
 }
 
 /**
@@ -153,18 +158,23 @@ export async function openInputs(
         users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
       });
     };
+    // directory inputs after the first, whose xattrs getfattr reads
+    const laterDirs = later.filter((x) => x.kind === 'dir').map((x) => x.path);
+    const applyXattrs = (root: Inode, dirs: string[], dumps: Parameters<typeof applyHostXattrs>[2]): void => {
+      if (applyHostXattrs(root, dirs, dumps) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+    };
     const mergeLater = async (base: Inode, baseName: string, inputs: LaterInput[]): Promise<void> => {
       const merger = new InputMerger(base, baseName, { timestamp: plan.policy.stamp });
       for (const x of inputs) {
         if (x.kind === 'dir') merger.directory(x.path);
-        else merger.tree(await readTarball(createReadStream(x.path, { highWaterMark: 1 << 20 }), x.path, x.compression), x.path);
+        else merger.tree(await readTarball(tarFileStream(x.path), x.path, x.compression), x.path);
       }
     };
     try {
       switch (primary.kind) {
         case 'dir': {
           // getfattr reads the xattrs in processes of its own while we walk
-          const dirInputs = [first, ...later.filter((x) => x.kind === 'dir').map((x) => x.path)];
+          const dirInputs = [first, ...laterDirs];
           const scan = plan.xattrs ? startHostXattrs(dirInputs) : undefined;
           // A file that cannot be read, or an image that fills up, while the
           // walk goes on: the walk finishes first (its own errors come first,
@@ -223,14 +233,13 @@ export async function openInputs(
               clearInterval(feed);
             }
             if (fedError !== undefined) throw fedError.e;
-            if (applyHostXattrs(root, dirInputs, dumps) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+            applyXattrs(root, dirInputs, dumps);
           }
           break;
         }
         default: {
           // a manifest or tarball keeps its own xattrs; later directories'
           // are read by getfattr as a directory input's are
-          const laterDirs = later.filter((x) => x.kind === 'dir').map((x) => x.path);
           const scan = plan.xattrs && laterDirs.length > 0 ? startHostXattrs(laterDirs) : undefined;
           try {
             root = primary.kind === 'manifest'
@@ -241,9 +250,7 @@ export async function openInputs(
             scan?.cancel();
             throw err;
           }
-          if (scan && applyHostXattrs(root, laterDirs, await scan.done) === null) {
-            plan.warn('getfattr is not installed: extended attributes of the input are not stored');
-          }
+          if (scan) applyXattrs(root, laterDirs, await scan.done);
         }
       }
       if (spec !== undefined) {
