@@ -48,7 +48,10 @@ export function sniff(head: Uint8Array): InputKind {
   for (const [compression, magic] of COMPRESSION_MAGIC) {
     if (startsWith(head, magic)) return { kind: 'tar', compression };
   }
-  return isTarHeader(head) ? { kind: 'tar', compression: null } : { kind: 'manifest' };
+  if (isTarHeader(head)) return { kind: 'tar', compression: null };
+  // A manifest is text: a NUL byte means binary data, most likely a tarball
+  // cut short within its first header, which tar then names as such.
+  return head.includes(0) ? { kind: 'tar', compression: null } : { kind: 'manifest' };
 }
 
 /** What a path names: a directory, a regular file (sniffed by reading its start), or something only readable once (a FIFO). */

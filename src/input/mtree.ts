@@ -224,7 +224,10 @@ function resolvePath(raw: string, cwd: Uint8Array[], where: string): Uint8Array[
     if (p === '' || p === '.') continue;
     if (p === '..') throw new UserError(`${where}: path '${raw}' may not contain '..'`);
     const bytes = Buffer.from(p, 'latin1');
-    if (bytes.length > MAX_NAME_BYTES) throw new UserError(`${where}: name '${showPath(bytes)}' longer than ${MAX_NAME_BYTES} bytes`);
+    if (bytes.length > MAX_NAME_BYTES) {
+      // (the start of it: a line of a file that is no manifest can be megabytes long)
+      throw new UserError(`${where}: name '${showPath(bytes.subarray(0, 40))}...' longer than ${MAX_NAME_BYTES} bytes`);
+    }
     out.push(bytes);
   }
   return out;

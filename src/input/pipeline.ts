@@ -7,10 +7,11 @@
 // prewrite.ts). Everything that can be checked before the image file exists
 // (inputs, -N, owner names, the spec file) is checked in openInputs.
 
-import { createReadStream, readFileSync } from 'node:fs';
+import { createReadStream, readFileSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { InputContext, TreeSource } from '../image.js';
 import { fsUserError, UserError } from '../util/errors.js';
+import { decompressorMissing } from './decompress.js';
 import { pathKind, peek, sniff, sniffFile, type TarCompression } from './detect.js';
 import { readManifest } from './manifest.js';
 import type { Warn } from './mtree.js';
@@ -19,7 +20,7 @@ import { hostUserDb, resolveGroup, resolveUser, userDbFromDir, type UserDb } fro
 import { prewriteData, Prewriter } from './prewrite.js';
 import { applySpec } from './spec.js';
 import { clampTimes, type TimePolicy } from './times.js';
-import type { DataSource, InputTotals, Inode } from './tree.js';
+import type { DataSource, Dirent, InputTotals, Inode } from './tree.js';
 import { InputMerger, walkCounted } from './walk.js';
 import { applyHostXattrs, startHostXattrs } from './xattrs.js';
 
@@ -78,8 +79,19 @@ function laterInput(x: string): LaterInput {
   if (what === 'dir') return { kind: 'dir', path: x };
   if (what === 'stream') throw new UserError(`${x}: only the first input may be a pipe or device`);
   const content = sniffFile(x);
-  if (content.kind === 'manifest') throw new UserError(`${x}: only the first input may be a manifest (later ones are directories or tarballs)`);
+  if (content.kind === 'manifest') {
+    if (isEmptyFile(x)) throw new UserError(`${x}: empty file, not a tarball (later inputs are directories or tarballs)`);
+    throw new UserError(`${x}: only the first input may be a manifest (later ones are directories or tarballs)`);
+  }
   return { ...content, path: x };
+}
+
+function isEmptyFile(path: string): boolean {
+  try {
+    return statSync(path).size === 0;
+  } catch (err) {
+    throw fsUserError(path, err);
+  }
 }
 
 /** A tarball file, read in large pieces. */
@@ -132,6 +144,16 @@ export async function openInputs(
     }
   }
   const primary = await openPrimary(first, plan);
+  for (const [name, compression] of [
+    ...(primary.kind === 'tar' ? [[primary.name, primary.compression] as const] : []),
+    ...later.flatMap((x) => (x.kind === 'tar' ? [[x.path, x.compression] as const] : [])),
+  ]) {
+    const missing = decompressorMissing(compression);
+    if (missing !== null) {
+      if (primary.kind === 'tar') primary.stream.destroy();
+      throw new UserError(`${name}: ${missing}`);
+    }
+  }
   if (primary.kind === 'manifest' && spec !== undefined) {
     throw new UserError(`-F: a spec applies to directory and tarball inputs; ${primary.name} is a manifest (put the metadata in it)`);
   }
@@ -158,13 +180,17 @@ export async function openInputs(
         users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
       });
     };
-    // directory inputs after the first, whose xattrs getfattr reads
+    // directory inputs after the first, whose xattrs getfattr reads, and
+    // their places in the merge (the first input is 0)
     const laterDirs = later.filter((x) => x.kind === 'dir').map((x) => x.path);
-    const applyXattrs = (root: Inode, dirs: string[], dumps: Parameters<typeof applyHostXattrs>[2]): void => {
-      if (applyHostXattrs(root, dirs, dumps) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+    const laterDirInputs = later.flatMap((x, i) => (x.kind === 'dir' ? [i + 1] : []));
+    const applyXattrs = (merger: InputMerger, dirs: string[], inputs: number[], dumps: Parameters<typeof applyHostXattrs>[2]): void => {
+      const owners = { inputs, originOf: (e: Dirent) => merger.originOf(e) };
+      if (applyHostXattrs(merger.root, dirs, dumps, owners) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
     };
-    const mergeLater = async (base: Inode, baseName: string, inputs: LaterInput[]): Promise<void> => {
-      const merger = new InputMerger(base, baseName, { timestamp: plan.policy.stamp });
+    // one merger for the whole input list: hard links span every
+    // directory input, and a clash names the input that holds the other entry
+    const mergeLater = async (merger: InputMerger, inputs: LaterInput[]): Promise<void> => {
       for (const x of inputs) {
         if (x.kind === 'dir') merger.directory(x.path);
         else merger.tree(await readTarball(tarFileStream(x.path), x.path, x.compression), x.path);
@@ -176,6 +202,7 @@ export async function openInputs(
           // getfattr reads the xattrs in processes of its own while we walk
           const dirInputs = [first, ...laterDirs];
           const scan = plan.xattrs ? startHostXattrs(dirInputs) : undefined;
+          let merger: InputMerger;
           // A file that cannot be read, or an image that fills up, while the
           // walk goes on: the walk finishes first (its own errors come first,
           // as without the overlap, and the totals are known to the message).
@@ -194,11 +221,11 @@ export async function openInputs(
             pump();
           };
           try {
-            ({ root, totals: walked } = walkCounted([first, ...walkedTogether.map((x) => x.path)], {
+            ({ root, totals: walked, merger } = walkCounted([first, ...walkedTogether.map((x) => x.path)], {
               timestamp: plan.policy.stamp, onDirectory, onTick: overlap ? pump : undefined,
             }));
             if (mergedAfter.length > 0) {
-              await mergeLater(root, first, mergedAfter);
+              await mergeLater(merger, mergedAfter);
               walked = undefined; // counted before the tarballs came in
             }
           } catch (err) {
@@ -233,7 +260,7 @@ export async function openInputs(
               clearInterval(feed);
             }
             if (fedError !== undefined) throw fedError.e;
-            applyXattrs(root, dirInputs, dumps);
+            applyXattrs(merger, dirInputs, [0, ...laterDirInputs], dumps);
           }
           break;
         }
@@ -241,16 +268,18 @@ export async function openInputs(
           // a manifest or tarball keeps its own xattrs; later directories'
           // are read by getfattr as a directory input's are
           const scan = plan.xattrs && laterDirs.length > 0 ? startHostXattrs(laterDirs) : undefined;
+          const merger = new InputMerger({ timestamp: plan.policy.stamp });
           try {
             root = primary.kind === 'manifest'
               ? readManifest(primary.data, { name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn })
               : await readTarball(primary.stream, primary.name, primary.compression);
-            await mergeLater(root, primary.name, later);
+            merger.tree(root, primary.name);
+            await mergeLater(merger, later);
           } catch (err) {
             scan?.cancel();
             throw err;
           }
-          if (scan) applyXattrs(root, laterDirs, await scan.done);
+          if (scan) applyXattrs(merger, laterDirs, laterDirInputs, await scan.done);
         }
       }
       if (spec !== undefined) {

@@ -23,7 +23,7 @@ import type { Warn } from './mtree.js';
 import { mergePax, paxNumber, paxText, paxTime, paxXattrs, parsePaxRecords, type PaxRecords } from './pax.js';
 import type { UserDb } from './passwd.js';
 import { defaultTime, entryTime, setTimes, type TimePolicy } from './times.js';
-import { newDir, type Inode, type NodeType, type Timespec } from './tree.js';
+import { adoptListed, markImplicit, newDir, type Inode, type NodeType, type Timespec } from './tree.js';
 import { TreeBuilder } from './treebuild.js';
 import { showPath } from './walk.js';
 
@@ -114,12 +114,14 @@ class TarTree {
   constructor(private readonly ctx: InputContext, private readonly policy: TimePolicy) {
     const root = newDir(0o755);
     setTimes(root, defaultTime(policy));
+    markImplicit(root);
     this.builder = new TreeBuilder(root);
   }
 
   private implicitDir = (): Inode => {
     const d = newDir(0o755);
     setTimes(d, defaultTime(this.policy));
+    markImplicit(d);
     return d;
   };
 
@@ -135,7 +137,7 @@ class TarTree {
   place(parts: Uint8Array[], inode: Inode, where: string): void {
     if (parts.length === 0) {
       if (inode.type !== 'dir') throw new UserError(`${where}: the archive's top directory is not a directory member`);
-      adoptMetadata(this.builder.root, inode);
+      adoptListed(this.builder.root, inode);
       return;
     }
     const parent = this.builder.parentOf(parts, this.implicitDir, where);
@@ -143,7 +145,7 @@ class TarTree {
     const old = this.builder.child(parent, name)?.inode;
     if (old !== undefined) {
       if (old.type === 'dir' && inode.type === 'dir') {
-        adoptMetadata(old, inode);
+        adoptListed(old, inode);
         return;
       }
       if (old.type === 'dir') {
@@ -169,15 +171,6 @@ class TarTree {
   }
 }
 
-/** A later directory member's metadata, keeping the directory's contents. */
-function adoptMetadata(dir: Inode, from: Inode): void {
-  dir.perm = from.perm;
-  dir.uid = from.uid;
-  dir.gid = from.gid;
-  setTimes(dir, from.mtime);
-  if (from.xattrs) dir.xattrs = from.xattrs;
-  else delete dir.xattrs;
-}
 
 /** Where reading is, for messages: the member whose data is being read, else the last one read. */
 interface MemberState {
@@ -187,7 +180,7 @@ interface MemberState {
 }
 
 /** What went wrong, as one line naming the archive and, where known, the member. */
-function describeFailure(err: unknown, name: string, at: MemberState): UserError {
+function describeFailure(err: unknown, name: string, at: MemberState, compression: TarCompression | null): UserError {
   if (err instanceof UserError) return err.message.startsWith(name) ? err : new UserError(`${name}: ${err.message}`);
   const msg = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown }).code;
@@ -203,10 +196,15 @@ function describeFailure(err: unknown, name: string, at: MemberState): UserError
     return new UserError(`${name}: truncated archive${at.last ? ` after member '${at.last}'` : ''}`);
   }
   if (/Invalid tar header/.test(msg)) {
-    return new UserError(`${name}: not a valid tar archive (bad header${at.last ? ` after member '${at.last}'` : ' at the start'})`);
+    // (a compressed manifest, say: what the command gave was no tarball)
+    const of = compression === null ? '' : ` of the ${compression}-decompressed data`;
+    return new UserError(`${name}: not a valid tar archive (bad header${at.last ? ` after member '${at.last}'` : ` at the start${of}`})`);
   }
   return new UserError(`${name}: ${msg}`);
 }
+
+/** How long a decompressing command whose output is no tarball is given to exit with its own complaint. */
+const COMMAND_GRACE_MS = 1000;
 
 /** Read a tarball from `input` into a tree, writing file data through `ctx`. */
 export async function readTar(input: Readable, ctx: InputContext, opts: TarOptions): Promise<Inode> {
@@ -241,14 +239,17 @@ export async function readTar(input: Readable, ctx: InputContext, opts: TarOptio
     if (why) throw new UserError(`${opts.name}: ${why}`);
   } catch (err) {
     // Bytes that are no tarball (cut short, garbled) are most likely the
-    // command's failure on corrupt or truncated input: the rest of its
-    // output is let run to the end, and its status decides the message.
+    // command's failure on corrupt or truncated input, and then it exits
+    // at once with its own complaint, which makes the better message. It
+    // is given a moment, not the rest of its input: valid compressed data
+    // around something that is no tarball would be decoded to the end (on
+    // standard input, until the writer closes it) before the error showed.
     if (host !== undefined && parseError !== undefined && (failure ?? err) === parseError) {
       host.output.resume();
-      const why = await host.status();
+      const why = await host.status(COMMAND_GRACE_MS);
       if (why) throw new UserError(`${opts.name}: ${why}`);
     }
-    throw describeFailure(failure ?? err, opts.name, at);
+    throw describeFailure(failure ?? err, opts.name, at, opts.compression);
   } finally {
     host?.kill();
     gz?.destroy();

@@ -91,6 +91,37 @@ export function newDir(perm = 0o755): Inode {
   };
 }
 
+// Directories an archive implies but never lists (a member "usr/bin/x"
+// with no "usr/" member): they have no attributes of their own, only
+// defaults, so the first input that does list them gives theirs, within an
+// archive and across merged inputs alike. A WeakSet rather than a field:
+// few inodes are ever in it, and the tree's hot objects keep their shape.
+const implicitDirs = new WeakSet<Inode>();
+
+/** Mark a directory made up for a path an input never listed. */
+export function markImplicit(dir: Inode): void {
+  implicitDirs.add(dir);
+}
+
+/** Whether a directory's attributes are only defaults (markImplicit). */
+export function isImplicit(dir: Inode): boolean {
+  return implicitDirs.has(dir);
+}
+
+/** A listed directory's attributes given to one that only had defaults; its entries stay. */
+export function adoptListed(dir: Inode, from: Inode): void {
+  dir.perm = from.perm;
+  dir.uid = from.uid;
+  dir.gid = from.gid;
+  dir.atime = from.atime;
+  dir.mtime = from.mtime;
+  dir.ctime = from.ctime;
+  dir.crtime = from.crtime;
+  if (from.xattrs) dir.xattrs = from.xattrs;
+  else delete dir.xattrs;
+  implicitDirs.delete(dir);
+}
+
 /** Byte-wise comparison of names (C locale order), the only order the writer uses. */
 export function compareNames(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);

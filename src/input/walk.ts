@@ -7,7 +7,7 @@
 import { isUtf8 } from 'node:buffer';
 import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { fsUserError, UserError } from '../util/errors.js';
-import { countInode, type DataSource, type Dirent, type InputTotals, type Inode, type NodeType, type Timespec } from './tree.js';
+import { adoptListed, countInode, isImplicit, type DataSource, type Dirent, type InputTotals, type Inode, type NodeType, type Timespec } from './tree.js';
 import { WrittenData, type FileDataSlab } from '../zpl/filedata.js';
 
 export interface WalkOptions {
@@ -58,14 +58,11 @@ export function walkDirectories(dirs: string[], opts: WalkOptions = {}): Inode {
  * every inode, for hard links) cost ~0.2 s on /usr between the walk and the
  * rest of the build.
  */
-export function walkCounted(dirs: string[], opts: WalkOptions = {}): { root: Inode; totals: InputTotals } {
+export function walkCounted(dirs: string[], opts: WalkOptions = {}): { root: Inode; totals: InputTotals; merger: InputMerger } {
   if (dirs.length === 0) throw new UserError('no input directory given');
-  const walker = new Walker(opts);
-  const trees = dirs.map((d) => walker.walkInput(d));
-  const merger = new Merger(trees[0]!, dirs[0]!);
-  for (let i = 1; i < trees.length; i++) merger.add(trees[i]!, dirs[i]!);
-  // a later input's directory that merged into an earlier one is not in the tree
-  return { root: trees[0]!, totals: { ...walker.totals, entries: walker.totals.entries - merger.merged } };
+  const merger = new InputMerger(opts);
+  for (const d of dirs) merger.directory(d);
+  return { root: merger.root, totals: merger.totals, merger };
 }
 
 /**
@@ -73,31 +70,66 @@ export function walkCounted(dirs: string[], opts: WalkOptions = {}): { root: Ino
  * (`baseName` names it in messages), with walkDirectories's rules.
  */
 export function mergeDirectories(base: Inode, baseName: string, dirs: string[], opts: WalkOptions = {}): Inode {
-  const merger = new InputMerger(base, baseName, opts);
+  const merger = new InputMerger(opts);
+  merger.tree(base, baseName);
   for (const d of dirs) merger.directory(d);
   return base;
 }
 
 /**
- * Later inputs merged into a tree one at a time, in their order, with
- * walkDirectories's rules: staging directories, walked here, and trees
- * read elsewhere (later tarballs), named in messages by `name`.
+ * Inputs merged into one tree, one at a time, in their order, with
+ * walkDirectories's rules: staging directories, walked here, and trees read
+ * elsewhere (tarballs, a manifest), named in messages by `name`. The first
+ * input is the base. One merger serves the whole input list, so that hard
+ * links span every directory input and a clash names the input that really
+ * holds the earlier entry.
  */
 export class InputMerger {
   readonly #walker: Walker;
-  readonly #merger: Merger;
+  #merger: Merger | undefined;
+  #root: Inode | undefined;
 
-  constructor(base: Inode, baseName: string, opts: WalkOptions = {}) {
+  constructor(opts: WalkOptions = {}) {
     this.#walker = new Walker(opts);
-    this.#merger = new Merger(base, baseName);
   }
 
   directory(dir: string): void {
-    this.#merger.add(this.#walker.walkInput(dir), dir);
+    this.#add(this.#walker.walkInput(dir), dir, false);
   }
 
+  /** A tree read from an archive or manifest: its entries are named in messages as its members. */
   tree(tree: Inode, name: string): void {
-    this.#merger.add(tree, name);
+    this.#add(tree, name, true);
+  }
+
+  /** The merged tree: the first input's root. */
+  get root(): Inode {
+    if (this.#root === undefined) throw new Error('InputMerger: no input yet');
+    return this.#root;
+  }
+
+  /** What the walked directories hold, each hard-linked inode once, less the directories merged away (trees added whole are not counted). */
+  get totals(): InputTotals {
+    const t = this.#walker.totals;
+    return { ...t, entries: t.entries - (this.#merger?.merged ?? 0) };
+  }
+
+  /**
+   * The input (0 for the first, in the order added) an entry came from, if
+   * it was adopted from a later input; undefined: the same input as the
+   * directory holding it.
+   */
+  originOf(e: Dirent): number | undefined {
+    return this.#merger?.originOf(e);
+  }
+
+  #add(tree: Inode, name: string, isArchive: boolean): void {
+    if (this.#merger === undefined) {
+      this.#merger = new Merger(tree, name, isArchive);
+      this.#root = tree;
+    } else {
+      this.#merger.add(tree, name, isArchive);
+    }
   }
 }
 
@@ -527,17 +559,25 @@ function joinShown(base: string, rel: string): string {
  */
 class Merger {
   private readonly roots: string[];
+  /** Per input: whether it is an archive or manifest (its entries are members), not a directory. */
+  private readonly archives: boolean[];
   private readonly origin = new Map<Dirent, number>();
   /** Directories of later inputs merged into earlier ones (and so dropped), roots included. */
   merged = 0;
 
-  constructor(private readonly base: Inode, baseRoot: string) {
+  constructor(private readonly base: Inode, baseRoot: string, baseIsArchive: boolean) {
     this.roots = [baseRoot];
+    this.archives = [baseIsArchive];
   }
 
-  add(extra: Inode, extraRoot: string): void {
+  originOf(e: Dirent): number | undefined {
+    return this.origin.get(e);
+  }
+
+  add(extra: Inode, extraRoot: string, isArchive: boolean): void {
     const input = this.roots.length;
     this.roots.push(extraRoot);
+    this.archives.push(isArchive);
     const pending: Array<{ into: Inode; intoInput: number; from: Inode; rel: string }> = [
       { into: this.base, intoInput: 0, from: extra, rel: '' },
     ];
@@ -545,6 +585,9 @@ class Merger {
       const { into, intoInput, from, rel } = pending.pop()!;
       // every pair taken here is a directory of this input dropped into one before it
       this.merged++;
+      // The earlier directory's metadata stays, as in makefs, unless it had
+      // none (an archive only implied it).
+      if (isImplicit(into) && !isImplicit(from)) adoptListed(into, from);
       const existing = new Map<string, Dirent>();
       for (const e of into.entries!) existing.set(nameKey(e.name), e);
       let added = false;
@@ -559,13 +602,13 @@ class Merger {
         }
         const haveInput = this.origin.get(have) ?? intoInput;
         if (have.inode.type === 'dir' && e.inode.type === 'dir') {
-          // The earlier directory's metadata stays, as in makefs.
           pending.push({ into: have.inode, intoInput: haveInput, from: e.inode, rel: childRel });
           continue;
         }
         throw new UserError(
-          `${joinShown(extraRoot, childRel)}: cannot merge ${describe(e.inode.type)} with existing ` +
-            `${describe(have.inode.type)} ${joinShown(this.roots[haveInput]!, childRel)}`,
+          `${this.archives[input] ? `${extraRoot}: member '${childRel}'` : joinShown(extraRoot, childRel)}: cannot merge ` +
+            `${describe(e.inode.type)} with existing ${describe(have.inode.type)} ` +
+            `${this.archives[haveInput] ? `'${childRel}' of ${this.roots[haveInput]!}` : joinShown(this.roots[haveInput]!, childRel)}`,
         );
       }
       if (added) into.entries!.sort((a, b) => Buffer.compare(a.name, b.name));

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { setPriority } from 'node:os';
 import * as path from 'node:path';
-import { compareNames, splitPath, type Inode } from './tree.js';
+import { compareNames, splitPath, type Dirent, type Inode } from './tree.js';
 import { UserError } from '../util/errors.js';
 
 const NAMESPACES = '^(user|trusted|security)\\.';
@@ -32,22 +32,37 @@ function decodeValue(v: string): Uint8Array {
   throw new Error(`unexpected getfattr value ${v.slice(0, 20)}`);
 }
 
-function lookup(root: Inode, comps: Buffer[]): Inode | undefined {
+/**
+ * Where the merge put each entry (InputMerger.originOf), and which input
+ * each dump is of: a dump's xattrs go only to the inodes its own input
+ * gave the tree, never to an earlier input's inode at the same path.
+ */
+export interface XattrOwners {
+  /** Per dump: the index of its input in the merge. */
+  inputs: readonly number[];
+  originOf(e: Dirent): number | undefined;
+}
+
+/** The inode at `comps` below root, and the input it came from (-1 without owners). */
+function lookup(root: Inode, comps: Buffer[], owners: XattrOwners | undefined): { inode: Inode; input: number } | undefined {
   let cur: Inode | undefined = root;
+  let input = owners === undefined ? -1 : 0;
   for (const c of comps) {
     if (!cur?.entries) return undefined;
-    let lo = 0, hi = cur.entries.length - 1, found: Inode | undefined;
+    let lo = 0, hi = cur.entries.length - 1, found: Dirent | undefined;
     // entries are sorted by name bytes once the tree is sorted; fall back to a scan otherwise
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       const d = compareNames(cur.entries[mid]!.name, c);
-      if (d === 0) { found = cur.entries[mid]!.inode; break; }
+      if (d === 0) { found = cur.entries[mid]!; break; }
       if (d < 0) lo = mid + 1; else hi = mid - 1;
     }
-    found ??= cur.entries.find((e) => compareNames(e.name, c) === 0)?.inode;
-    cur = found;
+    found ??= cur.entries.find((e) => compareNames(e.name, c) === 0);
+    if (found === undefined) return undefined;
+    if (owners !== undefined) input = owners.originOf(found) ?? input;
+    cur = found.inode;
   }
-  return cur;
+  return { inode: cur, input };
 }
 
 interface Dump {
@@ -97,11 +112,13 @@ export function startHostXattrs(dirs: readonly string[]): XattrScan {
 
 /**
  * Attach the xattrs of each input directory (from startHostXattrs, in the
- * same order) to the tree's inodes (the first input that has a path wins,
- * as for merged directories). Returns how many inodes got xattrs; null
- * when getfattr is not installed.
+ * same order) to the tree's inodes. With `owners`, a path's xattrs come
+ * from the input its inode came from, as its other attributes do (a
+ * directory merged into an earlier input's keeps the earlier one's, even
+ * if that one has none); without, the first dump that has a path wins.
+ * Returns how many inodes got xattrs; null when getfattr is not installed.
  */
-export function applyHostXattrs(root: Inode, dirs: readonly string[], dumps: readonly Dump[]): number | null {
+export function applyHostXattrs(root: Inode, dirs: readonly string[], dumps: readonly Dump[], owners?: XattrOwners): number | null {
   let count = 0;
   for (let i = 0; i < dirs.length; i++) {
     const dir = dirs[i]!;
@@ -127,7 +144,8 @@ export function applyHostXattrs(root: Inode, dirs: readonly string[], dumps: rea
         const rel = p.equals(Buffer.from(abs)) ? Buffer.alloc(0) : p.subarray(0, prefix.length).equals(prefix) ? p.subarray(prefix.length) : undefined;
         current = undefined;
         if (rel === undefined) continue;
-        current = lookup(root, splitPath(rel));
+        const at = lookup(root, splitPath(rel), owners);
+        current = at !== undefined && (owners === undefined || at.input === owners.inputs[i]) ? at.inode : undefined;
         isNew = current !== undefined && current.xattrs === undefined;
         if (isNew) { current!.xattrs = new Map(); count++; }
         continue;

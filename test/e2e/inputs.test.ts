@@ -350,7 +350,7 @@ describe.concurrent('one tree, every input kind, one image', () => {
     writeFileSync(join(clash, 'etc', 'rc.conf'), 'again\n');
     const c = await tsmakefs(tmp.file('merge-clash.img'), opts, [base, clash]);
     expect(c.status, describeBuild(c)).toBe(1);
-    expect(c.stderr).toBe(`tsmakefs: ${clash}/etc/rc.conf: cannot merge file with existing file ${base}/etc/rc.conf\n`);
+    expect(c.stderr).toBe(`tsmakefs: ${clash}/etc/rc.conf: cannot merge file with existing file 'etc/rc.conf' of ${base}\n`);
     expect(existsSync(c.image)).toBe(false);
   }, 10 * MIN);
 

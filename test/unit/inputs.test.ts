@@ -256,10 +256,29 @@ describe('input detection', () => {
       `${join(tmp, 'METALOG')}: only the first input may be a manifest (later ones are directories or tarballs)`,
     );
     expect(await asyncFailure(source(plan([stage, '/dev/null'])))).toBe('/dev/null: only the first input may be a pipe or device');
+    writeFileSync(join(tmp, 'empty.tar'), '');
+    expect(await asyncFailure(source(plan([stage, join(tmp, 'empty.tar')])))).toBe(
+      `${join(tmp, 'empty.tar')}: empty file, not a tarball (later inputs are directories or tarballs)`,
+    );
+    // a missing decompressor is named before any input is read
+    const zst = join(tmp, 'later.tar.zst');
+    writeFileSync(zst, Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), Buffer.alloc(600)]));
+    const pathBefore = process.env.PATH;
+    process.env.PATH = join(tmp, 'no-commands-here');
+    try {
+      expect(await asyncFailure(source(plan([stage, zst])))).toBe(
+        `${zst}: reading zstd-compressed input needs the zstd command, which is not on PATH; install it, or give the tarball decompressed`,
+      );
+    } finally {
+      process.env.PATH = pathBefore;
+    }
+    // a tarball cut short within its first header is still a tarball (a manifest is text)
+    writeFileSync(join(tmp, 'short.tar'), readFileSync(tarOf('gnu')).subarray(0, 300));
+    expect(await asyncFailure(source(plan([join(tmp, 'short.tar')])).then(treeInMemory))).toBe(`${join(tmp, 'short.tar')}: truncated archive`);
     expect(await asyncFailure(source(plan([join(tmp, 'nope')])))).toBe(`${join(tmp, 'nope')}: No such file or directory`);
     // the same tree twice clashes, named in both
     expect(await asyncFailure(source(plan([stage, tarOf('gnu')])).then(treeInMemory))).toBe(
-      `${join(tmp, 'stage-gnu.tar')}/a: cannot merge file with existing file ${stage}/a`,
+      `${join(tmp, 'stage-gnu.tar')}: member 'a': cannot merge file with existing file ${stage}/a`,
     );
     // a tarball of b/ alone, merged into a directory and into a tarball without it: the whole tree
     const whole = picture(await tree(plan([stage])));
@@ -282,6 +301,69 @@ describe('input detection', () => {
       if (first !== noB) writeFileSync(first, METALOG.split('\n').filter((l) => !l.startsWith('./b')).join('\n'));
       const c = cOf(await tree(plan([first, bDir], { xattrs: true })));
       expect(Object.fromEntries(c.xattrs ?? []), first).toEqual({ 'user.later': Buffer.from('yes') });
+    }
+  });
+
+  test('one merge for the whole input list: hard links span a tarball between directories, clashes name the right input, xattrs stay with their input', async () => {
+    const m = join(tmp, 'merge-list');
+    const d1 = join(m, 'd1'), d2 = join(m, 'd2'), src = join(m, 'src');
+    for (const d of [join(d1, 'etc'), join(d2, 'sub'), join(d2, 'etc'), src]) mkdirSync(d, { recursive: true });
+    writeFileSync(join(d1, 'f'), 'linked');
+    linkSync(join(d1, 'f'), join(d2, 'g'));
+    writeFileSync(join(d2, 'sub', 'x'), 'x');
+    writeFileSync(join(src, 'other'), 'o');
+    const t = join(m, 't.tar');
+    expect(spawnSync('tar', ['--sort=name', '-C', src, '-cf', t, 'other']).status).toBe(0);
+    const link = (root: Inode): boolean => {
+      const byName = (n: string): Inode => root.entries!.find((e) => Buffer.from(e.name).toString() === n)!.inode;
+      return byName('f') === byName('g');
+    };
+    // a hard link across two directories stays one inode wherever the tarball stands
+    expect(link(await tree(plan([d1, d2, t])))).toBe(true);
+    expect(link(await tree(plan([d1, t, d2])))).toBe(true);
+    expect(link(await tree(plan([t, d1, d2])))).toBe(true);
+    // a clash after a tarball names the directory that holds the other entry
+    mkdirSync(join(src, 'sub'));
+    writeFileSync(join(src, 'sub', 'x'), 'y');
+    const t2 = join(m, 't2.tar');
+    expect(spawnSync('tar', ['--sort=name', '-C', src, '-cf', t2, 'sub']).status).toBe(0);
+    expect(await asyncFailure(source(plan([d1, d2, t2])).then(treeInMemory))).toBe(`${t2}: member 'sub/x': cannot merge file with existing file ${d2}/sub/x`);
+    expect(await asyncFailure(source(plan([t, d1, d2, t2])).then(treeInMemory))).toBe(`${t2}: member 'sub/x': cannot merge file with existing file ${d2}/sub/x`);
+    expect(await asyncFailure(source(plan([t2, d2])).then(treeInMemory))).toBe(`${d2}/sub/x: cannot merge file with existing file 'sub/x' of ${t2}`);
+    // a later directory's xattrs go to what that directory gave the tree, not
+    // to an earlier input's entry at the same path (its root, a merged directory)
+    for (const [p, v] of [[d2, 'root'], [join(d2, 'etc'), 'etc'], [join(d2, 'sub'), 'sub']] as const) {
+      expect(spawnSync('setfattr', ['-n', 'user.later', '-v', v, p]).status).toBe(0);
+    }
+    // a directory an archive only implies takes the attributes of the first
+    // input that lists it
+    const imp = join(m, 'imp');
+    mkdirSync(join(imp, 'usr', 'bin'), { recursive: true });
+    writeFileSync(join(imp, 'usr', 'bin', 'x'), 'x');
+    spawnSync('chmod', ['700', join(imp, 'usr')]);
+    utimesSync(join(imp, 'usr'), 1_000_000_000, 1_000_000_000);
+    const implied = join(m, 'implied.tar'), listed = join(m, 'listed.tar');
+    expect(spawnSync('tar', ['--sort=name', '-C', imp, '-cf', implied, 'usr/bin/x']).status).toBe(0);
+    expect(spawnSync('tar', ['--sort=name', '--no-recursion', '-C', imp, '-cf', listed, 'usr']).status).toBe(0);
+    const usrOnly = join(m, 'usr-only');
+    mkdirSync(join(usrOnly, 'usr'), { recursive: true });
+    spawnSync('chmod', ['700', join(usrOnly, 'usr')]);
+    utimesSync(join(usrOnly, 'usr'), 1_000_000_000, 1_000_000_000);
+    for (const inputs of [[implied, listed], [implied, usrOnly]]) {
+      const usr = (await tree(plan(inputs))).entries!.find((e) => Buffer.from(e.name).toString() === 'usr')!.inode;
+      expect([usr.perm.toString(8), usr.mtime.sec], inputs.join(' ')).toEqual(['700', 1_000_000_000]);
+    }
+    // but a listed directory keeps its own
+    const usrOf = async (inputs: string[]): Promise<Inode> => (await tree(plan(inputs))).entries!.find((e) => Buffer.from(e.name).toString() === 'usr')!.inode;
+    expect((await usrOf([listed, implied])).perm.toString(8)).toBe('700');
+    spawnSync('chmod', ['755', join(usrOnly, 'usr')]);
+    expect((await usrOf([listed, usrOnly])).perm.toString(8)).toBe('700');
+    for (const inputs of [[d1, d2], [t, d1, d2], [d1, t, d2]]) {
+      const root = await tree(plan(inputs, { xattrs: true }));
+      const at = (n: string): Inode => root.entries!.find((e) => Buffer.from(e.name).toString() === n)!.inode;
+      expect(root.xattrs, inputs.join(' ')).toBeUndefined();
+      expect(at('etc').xattrs, inputs.join(' ')).toBeUndefined();
+      expect(Object.fromEntries(at('sub').xattrs ?? []), inputs.join(' ')).toEqual({ 'user.later': Buffer.from('sub') });
     }
   });
 });

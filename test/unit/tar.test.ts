@@ -341,17 +341,58 @@ describe('errors: one line naming the archive and the member', () => {
     expect(snapshot(await readTar(Readable.from(pieces), recorder(), { name: 'T.tar', compression: 'xz', policy: {}, warn: () => {} }))).toEqual(plain);
 
     expect(await failure(read(xz.subarray(0, xz.length - 30), { compression: 'xz' }))).toMatch(
-      /^T\.tar: not valid xz data \(xz exit 1: \(stdin\): Unexpected end of input\)$/,
+      /^T\.tar: truncated xz data \(xz exit 1: \(stdin\): Unexpected end of input\)$/,
     );
     const corrupt = Buffer.from(xz);
     corrupt[xz.length >> 1] ^= 0xff;
     expect(await failure(read(corrupt, { compression: 'xz' }))).toMatch(/^T\.tar: not valid xz data \(xz exit 1: .*corrupt/);
     expect(await failure(read(archive, { compression: 'zstd' }))).toMatch(/^T\.tar: not valid zstd data \(zstd exit 1/);
+    // valid xz around something that is no tarball, on a stream that does
+    // not end (standard input from a writer that keeps it open): the tar
+    // error, after a moment, not when the writer lets go
+    // (bytes that do not compress: xz reads its input a buffer at a time)
+    const noise = Buffer.alloc(3 << 20);
+    for (let i = 0, x = 1; i < noise.length; i++) noise[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
+    const junk = spawnSync('xz', ['-0', '-c'], { input: noise, maxBuffer: 1 << 24 }).stdout;
+    const open = new Readable({ read() {} });
+    open.push(junk);
+    const t0 = Date.now();
+    expect(await failure(readTar(open, recorder(), { name: 'T.tar', compression: 'xz', policy: {}, warn: () => {} }))).toBe(
+      'T.tar: not a valid tar archive (bad header at the start of the xz-decompressed data)',
+    );
+    expect(Date.now() - t0).toBeLessThan(5000);
     // what the archive holds is still named by member, and the command stopped
     const linked = spawnSync('xz', ['-c'], { input: tarOf([{ name: 'l', type: '1', linkname: 'nowhere' }]) }).stdout;
     expect(await failure(read(linked, { compression: 'xz' }))).toBe(
       "T.tar: member 'l': hard link to 'nowhere', which is not in the archive before it",
     );
+  });
+
+  test('a command stopped from outside is not taken for bad data; an xz without -T (BusyBox) still decodes', async () => {
+    const bin = join(tmp, 'fake-bin');
+    mkdirSync(bin, { recursive: true });
+    const realXz = spawnSync('sh', ['-c', 'command -v xz'], { encoding: 'utf8' }).stdout.trim();
+    // an xz that is killed as the OOM killer would
+    writeFileSync(join(bin, 'xz'), '#!/bin/sh\nkill -KILL $$\n', { mode: 0o755 });
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      expect(await failure(read(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0]), { compression: 'xz' }))).toBe(
+        'T.tar: the xz command was stopped by SIGKILL before the end of its input',
+      );
+      // BusyBox's xz: no -T
+      writeFileSync(join(bin, 'xz'), [
+        '#!/bin/sh',
+        'case "$*" in *--version*) echo "xz (BusyBox v1.36.1) multi-call binary"; exit 0;; *-T*) echo "xz: invalid option -- \'T\'" >&2; exit 1;; esac',
+        `exec ${realXz} "$@"`,
+        '',
+      ].join('\n'), { mode: 0o755 });
+      const archive = good();
+      const xz = spawnSync(realXz, ['-c'], { input: archive, maxBuffer: 1 << 24 }).stdout;
+      expect(snapshot(await read(xz, { compression: 'xz' }))).toEqual(snapshot(await read(archive)));
+    } finally {
+      process.env.PATH = path;
+    }
   });
 
   test('a compressor that is not installed is named, not taken for an empty archive', async () => {
