@@ -75,6 +75,8 @@ export interface HostDecompressor {
    * null (nothing of its own to say).
    */
   status(graceMs?: number): Promise<string | null>;
+  /** What the command said on stderr though it succeeded (bzip2's "trailing garbage after EOF ignored"), as one line; '' if nothing. */
+  remarks(): string;
   /** Stop the command (the read failed for a reason of its own). */
   kill(): void;
 }
@@ -92,6 +94,7 @@ export function hostDecompressor(compression: HostCompression, input: Readable):
   // stdin (EPIPE) is only the echo of that.
   child.stdin.on('error', () => {});
   input.pipe(child.stdin);
+  const firstLine = (): string | undefined => stderr.split('\n').map((l) => l.trim()).find((l) => l !== '')?.replace(new RegExp(`^${cmd}: `), '');
   // kill() was ours: the read already failed for a reason of its own
   let stoppedByUs = false;
   const ended = new Promise<string | null>((resolve) => {
@@ -102,7 +105,7 @@ export function hostDecompressor(compression: HostCompression, input: Readable):
       if (code === 0) return resolve(null);
       // stopped from outside (the OOM killer, a kill): nothing said of the data
       if (code === null) return resolve(stoppedByUs ? null : `the ${cmd} command was stopped by ${signal} before the end of its input`);
-      const line = stderr.split('\n').map((l) => l.trim()).find((l) => l !== '')?.replace(new RegExp(`^${cmd}: `), '');
+      const line = firstLine();
       const cutShort = line !== undefined && /unexpected end|end of (input|file)|truncated/i.test(line);
       resolve(`${cutShort ? `truncated ${compression} data` : `not valid ${compression} data`} (${cmd} exit ${code}${line ? `: ${line}` : ''})`);
     });
@@ -126,6 +129,7 @@ export function hostDecompressor(compression: HostCompression, input: Readable):
       });
       return Promise.race([ended, late]).finally(() => clearTimeout(timer));
     },
+    remarks: () => firstLine() ?? '',
     kill,
   };
 }

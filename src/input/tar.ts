@@ -237,6 +237,8 @@ export async function readTar(input: Readable, ctx: InputContext, opts: TarOptio
     // tarball can end (or before it began)
     const why = await host?.status();
     if (why) throw new UserError(`${opts.name}: ${why}`);
+    const remarks = host?.remarks();
+    if (remarks) opts.warn(`${opts.name}: ${remarks}`);
   } catch (err) {
     // Bytes that are no tarball (cut short, garbled) are most likely the
     // command's failure on corrupt or truncated input, and then it exits

@@ -336,6 +336,11 @@ describe('errors: one line naming the archive and the member', () => {
     for (const [compression, data] of [['xz', xz], ['zstd', squeeze('zstd')], ['bzip2', squeeze('bzip2')]] as const) {
       expect(snapshot(await read(data, { compression })), compression).toEqual(plain);
     }
+    // what a command says though it succeeds is passed on as a warning
+    const warnings: string[] = [];
+    const garbage = Buffer.concat([squeeze('bzip2'), Buffer.from('garbage')]);
+    expect(snapshot(await read(garbage, { compression: 'bzip2', warn: (m) => warnings.push(m) }))).toEqual(plain);
+    expect(warnings).toEqual(['T.tar: (stdin): trailing garbage after EOF ignored']);
     // delivered in small pieces, as standard input does
     const pieces = Array.from({ length: Math.ceil(xz.length / 100) }, (_, i) => xz.subarray(i * 100, (i + 1) * 100));
     expect(snapshot(await readTar(Readable.from(pieces), recorder(), { name: 'T.tar', compression: 'xz', policy: {}, warn: () => {} }))).toEqual(plain);
