@@ -9,6 +9,7 @@ import type { ImageOptions } from '../options.js';
 import type { BuildInvocation } from './args.js';
 import { isInspectCommand } from './commands.js';
 import { packageVersion } from './version.js';
+import { checkArgvBytes, readCmdline } from './rawargv.js';
 
 export interface CliIO {
   stdout(text: string): void;
@@ -107,6 +108,12 @@ export function looksLikeBuild(argv: readonly string[]): boolean {
 
 /** What bin/tsmakefs calls. */
 export async function run(argv: readonly string[] = process.argv.slice(2)): Promise<void> {
+  try {
+    checkArgvBytes(argv, readCmdline());
+  } catch (err) {
+    process.exitCode = report(err, processIO);
+    return;
+  }
   // the build thread boots while the options are parsed (build-thread.ts)
   if (looksLikeBuild(argv)) (await import('./build-thread.js')).prestartBuildThread();
   process.exitCode = await main(argv);

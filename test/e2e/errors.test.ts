@@ -96,6 +96,15 @@ describe.concurrent('the output path', () => {
     expectClean(b, line, out);
   });
 
+  test('a name whose bytes are not UTF-8 is refused, not written under another name', async () => {
+    // node would hand over "a\ufffd.img" for a\xff.img: the bytes must reach
+    // the command as the kernel has them, so a shell passes them
+    const out = tmp.dir('nonutf8');
+    const r = spawnSync('sh', ['-c', `exec "$0" "$1" -o poolname=tank -s 64m "$2/$(printf 'a\\377.img')" "$3"`, process.execPath, TSMAKEFS_BIN, out, stage], { encoding: 'utf8' });
+    const b: BuildResult = { status: r.status, stdout: r.stdout, stderr: r.stderr, ms: 0, command: 'tsmakefs ... a\\xff.img' };
+    expectClean(b, /a\\xff\.img: argument is not valid UTF-8/, out);
+  });
+
   test('inside the input directory', async () => {
     const input = tmp.dir('self');
     writeFileSync(join(input, 'f'), 'x');
