@@ -186,7 +186,7 @@ export async function openInputs(
     const laterDirInputs = later.flatMap((x, i) => (x.kind === 'dir' ? [i + 1] : []));
     const applyXattrs = (merger: InputMerger, dirs: string[], inputs: number[], dumps: Parameters<typeof applyHostXattrs>[2]): void => {
       const owners = { inputs, originOf: (e: Dirent) => merger.originOf(e) };
-      if (applyHostXattrs(merger.root, dirs, dumps, owners) === null) plan.warn('getfattr is not installed: extended attributes of the input are not stored');
+      if (applyHostXattrs(merger.root, dirs, dumps, owners) === null) plan.warn('getfattr is not installed (the attr package): extended attributes of the input are not stored; -o xattrs=off leaves them out without this warning');
     };
     // one merger for the whole input list: hard links span every
     // directory input, and a clash names the input that holds the other entry

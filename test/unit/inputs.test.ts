@@ -304,6 +304,27 @@ describe('input detection', () => {
     }
   });
 
+  test('without getfattr, xattrs are left out with one warning that says how to silence it', async () => {
+    const xdir = join(tmp, 'xattr-nogetfattr');
+    mkdirSync(xdir);
+    writeFileSync(join(xdir, 'f'), 'x');
+    expect(spawnSync('setfattr', ['-n', 'user.k', '-v', 'v', join(xdir, 'f')]).status).toBe(0);
+    const warnings: string[] = [];
+    const path = process.env['PATH'];
+    process.env['PATH'] = join(tmp, 'no-such-bin');
+    let root: Inode;
+    try {
+      root = await tree(plan([xdir], { xattrs: true, warn: (w: string) => void warnings.push(w) }));
+    } finally {
+      process.env['PATH'] = path;
+    }
+    expect(warnings).toEqual(['getfattr is not installed (the attr package): extended attributes of the input are not stored; -o xattrs=off leaves them out without this warning']);
+    expect(root.entries![0]!.inode.xattrs).toBeUndefined();
+    // and with getfattr the same tree has them
+    const f = (await tree(plan([xdir], { xattrs: true }))).entries![0]!.inode;
+    expect(Object.fromEntries(f.xattrs ?? [])).toEqual({ 'user.k': Buffer.from('v') });
+  });
+
   test('one merge for the whole input list: hard links span a tarball between directories, clashes name the right input, xattrs stay with their input', async () => {
     const m = join(tmp, 'merge-list');
     const d1 = join(m, 'd1'), d2 = join(m, 'd2'), src = join(m, 'src');
