@@ -418,13 +418,14 @@ function shellQuote(s) {
 }
 
 /**
- * Run tsmakefs. opts: bin (another checkout's bin/tsmakefs), cwd, env (the
- * whole environment), umask (e.g. "077": run through sh), nodeArgs (before
- * the script, e.g. --import), wrapper (a command to run node under, e.g.
- * ['faketime', '...']), timeoutMs. Never rejects on a failed build.
+ * Run tsmakefs. opts: bin (another checkout's bin/tsmakefs), node (another
+ * Node.js binary than this one), cwd, env (the whole environment), umask
+ * (e.g. "077": run through sh), nodeArgs (before the script, e.g.
+ * --import), wrapper (a command to run node under, e.g. ['faketime',
+ * '...']), timeoutMs. Never rejects on a failed build.
  */
 export function runTsmakefs(args, opts = {}) {
-  const node = [process.execPath, ...(opts.nodeArgs ?? []), opts.bin ?? TSMAKEFS_BIN, ...args];
+  const node = [opts.node ?? process.execPath, ...(opts.nodeArgs ?? []), opts.bin ?? TSMAKEFS_BIN, ...args];
   let argv = [...(opts.wrapper ?? []), ...node];
   if (opts.umask !== undefined) argv = ['sh', '-c', `umask ${opts.umask} && exec "$@"`, 'sh', ...argv];
   const command = argv.map(shellQuote).join(' ');

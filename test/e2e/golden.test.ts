@@ -55,6 +55,8 @@ export interface TsmakefsRun {
 }
 export interface RunOptions {
   bin?: string;
+  /** Another Node.js binary to run tsmakefs with. */
+  node?: string;
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   umask?: string;
