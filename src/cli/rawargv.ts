@@ -9,6 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { isUtf8 } from 'node:buffer';
 import { UserError } from '../util/errors.js';
+import { showPath } from '../util/showpath.js';
 
 /** The process's command line as the kernel holds it (NUL-terminated arguments), where the system shows it. */
 export function readCmdline(): Uint8Array | undefined {
@@ -42,27 +43,6 @@ export function checkArgvBytes(argv: readonly string[], cmdline: Uint8Array | un
   if (!tail.every((b, i) => b.toString('utf8') === argv[i])) return;
   const bad = tail.find((b) => !isUtf8(b));
   if (bad !== undefined) {
-    throw new UserError(`${escapeBytes(bad)}: argument is not valid UTF-8, which node cannot pass on as a file name; give it a UTF-8 name (a symlink to it will do)`);
+    throw new UserError(`${showPath(bad)}: argument is not valid UTF-8, which node cannot pass on as a file name; give it a UTF-8 name (a symlink to it will do)`);
   }
-}
-
-/** `b` as text, each byte that is not part of a UTF-8 character (and each control byte) as \xHH. */
-export function escapeBytes(b: Uint8Array): string {
-  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  let out = '';
-  for (let i = 0; i < buf.length;) {
-    const c = buf[i]!;
-    const len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (len === 1 && c >= 0x20 && c !== 0x7f) {
-      out += String.fromCharCode(c);
-      i++;
-    } else if (len > 1 && i + len <= buf.length && isUtf8(buf.subarray(i, i + len))) {
-      out += buf.toString('utf8', i, i + len);
-      i += len;
-    } else {
-      out += `\\x${c.toString(16).padStart(2, '0')}`;
-      i++;
-    }
-  }
-  return out;
 }

@@ -7,8 +7,12 @@
 import { isUtf8 } from 'node:buffer';
 import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { fsUserError, UserError } from '../util/errors.js';
+import { showPath } from '../util/showpath.js';
 import { adoptListed, countInode, isImplicit, type DataSource, type Dirent, type InputTotals, type Inode, type NodeType, type Timespec } from './tree.js';
 import { WrittenData, type FileDataSlab } from '../zpl/filedata.js';
+
+// (messages elsewhere spell paths with it too; it lives where the command line can take it alone)
+export { showPath };
 
 export interface WalkOptions {
   /** `-T`: replaces every time of every inode, for reproducible images. */
@@ -520,16 +524,6 @@ export function hostPath(path: Buffer): string | Uint8Array {
   return isUtf8(path) ? path.toString('utf8') : path;
 }
 
-/** A path for messages: UTF-8 where it is, \xNN for bytes that are not. */
-export function showPath(path: Uint8Array | string): string {
-  if (typeof path === 'string') return path;
-  const buf = Buffer.from(path.buffer, path.byteOffset, path.byteLength);
-  const s = buf.toString('utf8');
-  if (Buffer.from(s).equals(buf)) return s;
-  let out = '';
-  for (const b of buf) out += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, '0')}`;
-  return out;
-}
 
 function nameKey(name: Uint8Array): string {
   // latin1 maps bytes 1:1 to code units, so distinct names never collide.
