@@ -434,7 +434,7 @@ class Walker {
           break;
         case 'chardev':
         case 'blockdev':
-          [inode.rdevMajor, inode.rdevMinor] = linuxDevice(st.rdev);
+          [inode.rdevMajor, inode.rdevMinor] = hostDevice(st.rdev);
           break;
       }
     }
@@ -513,6 +513,31 @@ export function linuxDevice(rdev: bigint): [major: number, minor: number] {
   const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
   const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
   return [Number(major), Number(minor)];
+}
+
+/**
+ * A staged device node's st_rdev as major and minor, split the way the
+ * host that ran lstat packs dev_t: each system has its own layout, and
+ * taking a Mac's or a FreeBSD host's number for Linux's would store
+ * another device. Systems not named here are taken for Linux's layout.
+ */
+export function hostDevice(rdev: bigint, platform: NodeJS.Platform = process.platform): [major: number, minor: number] {
+  switch (platform) {
+    case 'darwin':
+      // 8 major bits above 24 minor bits (a 32-bit dev_t)
+      return [Number((rdev >> 24n) & 0xffn), Number(rdev & 0xffffffn)];
+    case 'freebsd':
+      // FreeBSD 12's 64-bit dev_t keeps the old 32-bit layout's places
+      // (major in bits 8-15, minor around it) and puts the wider parts above
+      return [
+        Number(((rdev >> 32n) & 0xffffff00n) | ((rdev >> 8n) & 0xffn)),
+        Number(((rdev >> 24n) & 0xff00n) | (rdev & 0xffff00ffn)),
+      ];
+    case 'openbsd':
+      return [Number((rdev >> 8n) & 0xffn), Number((rdev & 0xffn) | ((rdev & 0xffff0000n) >> 8n))];
+    default:
+      return linuxDevice(rdev);
+  }
 }
 
 /**

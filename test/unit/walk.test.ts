@@ -9,7 +9,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import type { InputContext } from '../../src/image.js';
 import { prewriteData } from '../../src/input/prewrite.js';
 import { newDir, sortTree, type Inode } from '../../src/input/tree.js';
-import { linuxDevice, showPath, timespecFromNs, walkCounted, walkDirectories } from '../../src/input/walk.js';
+import { hostDevice, linuxDevice, showPath, timespecFromNs, walkCounted, walkDirectories } from '../../src/input/walk.js';
 import { treeTotals } from '../../src/build.js';
 import { UserError } from '../../src/util/errors.js';
 
@@ -180,6 +180,32 @@ describe('walkDirectories: one input', () => {
       expect(linuxDevice(makedev(ma, mi))).toEqual([Number(ma), Number(mi)]);
     }
     expect(linuxDevice(0x103n)).toEqual([1, 3]);
+  });
+
+  test('hostDevice splits st_rdev the way the host that ran lstat packs it', () => {
+    // each system's makedev, as its sys/types.h builds dev_t
+    const makedev: Record<string, (ma: bigint, mi: bigint) => bigint> = {
+      linux: (ma, mi) => ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n),
+      darwin: (ma, mi) => (ma << 24n) | mi,
+      freebsd: (ma, mi) => ((ma & 0xffffff00n) << 32n) | ((ma & 0xffn) << 8n) | ((mi & 0xff00n) << 24n) | (mi & 0xffff00ffn),
+      openbsd: (ma, mi) => ((ma & 0xffn) << 8n) | (mi & 0xffn) | ((mi & 0xffff00n) << 8n),
+    };
+    const pairs: Record<string, [bigint, bigint][]> = {
+      linux: [[1n, 3n], [259n, 70000n], [0xfffffn, 0xfffffn]],
+      darwin: [[3n, 2n], [1n, 0x12345n], [0xffn, 0xffffffn]],
+      freebsd: [[0n, 0x13n], [0xabn, 0x12345n], [0x1234n, 0xfedcba98n]],
+      openbsd: [[2n, 2n], [0x44n, 0x123456n]],
+    };
+    for (const [platform, list] of Object.entries(pairs)) {
+      for (const [ma, mi] of list) {
+        expect(hostDevice(makedev[platform]!(ma, mi), platform as NodeJS.Platform), `${platform} ${ma},${mi}`).toEqual([Number(ma), Number(mi)]);
+      }
+    }
+    // a Mac's /dev/null (3, 2) is not Linux's 0, 0x3002
+    expect(hostDevice(0x3000002n, 'darwin')).toEqual([3, 2]);
+    expect(hostDevice(0x3000002n, 'linux')).toEqual(linuxDevice(0x3000002n));
+    // systems without a layout of their own here are taken for Linux's
+    expect(hostDevice(0x103n, 'aix')).toEqual([1, 3]);
   });
 
   test('hard links anywhere in the input share one inode', () => {
