@@ -544,6 +544,7 @@ async function main() {
     outDir,
     outFs: outFs.tmpfs ? 'tmpfs' : 'disk',
     tsmakefs: `${path.relative(process.cwd(), tsm) || tsm} ${tsmOpts.join(' ')} -s SIZE IMAGE TREE`,
+    hostMemory: hostMemoryNotes(),
   };
 
   // startup
@@ -686,12 +687,34 @@ function cpuModel() {
   return os.cpus()[0]?.model ?? '?';
 }
 
+/**
+ * What of the host's memory management the guest can see and that swings
+ * both tools' times on a VM (RESULTS.md, nineteenth round): freed memory
+ * handed back to the host, whose next use faults there (tmpfs writes 3-6x
+ * slower), and DAMON reclaim dropping page cache not read for a while.
+ */
+function hostMemoryNotes() {
+  const notes = [];
+  try {
+    const order = fs.readFileSync('/sys/module/page_reporting/parameters/page_reporting_order', 'utf8').trim();
+    const reported = Number(fs.readFileSync('/sys/module/page_reporting/parameters/reported_kib', 'utf8'));
+    notes.push(`free page reporting on (order ${order}${Number.isFinite(reported) ? `, ${fmtBytes(reported * KiB)} reported so far` : ''})`);
+  } catch { /* not reported, or no such module */ }
+  try {
+    const kdamonds = fs.readdirSync('/sys/kernel/mm/damon/admin/kdamonds').filter((d) => /^\d+$/.test(d));
+    const on = kdamonds.filter((d) => fs.readFileSync(`/sys/kernel/mm/damon/admin/kdamonds/${d}/state`, 'utf8').trim() === 'on');
+    if (on.length) notes.push(`DAMON running (${on.length} kdamond${on.length > 1 ? 's' : ''}: page cache may be reclaimed between runs)`);
+  } catch { /* no DAMON */ }
+  return notes;
+}
+
 function printReport(r, o) {
   const m = r.machine;
   const lines = [];
   lines.push(`Machine: ${m.cpu}, ${m.nproc} CPUs, ${m.memory} RAM, Node ${m.node}, Linux ${m.kernel}, ${m.tar}`);
   lines.push(`Date: ${m.date}; outputs on ${m.outFs} (${m.outDir}); warm cache; median of ${o.reps} run(s)`);
   lines.push(`Command: node ${m.tsmakefs}; tar -cf OUT.tar -C TREE .`);
+  if (m.hostMemory?.length) lines.push(`Host memory: ${m.hostMemory.join('; ')}; timings of both tools swing with it (bench/RESULTS.md, nineteenth round)`);
   if (r.startup) lines.push(`Startup (median of 10): tsmakefs --version ${r.startup.versionMs.toFixed(0)} ms wall, ${r.startup.versionCpuMs.toFixed(0)} ms CPU; node -e 0: ${r.startup.nodeMs.toFixed(0)} ms wall, ${r.startup.nodeCpuMs.toFixed(0)} ms CPU`);
   lines.push('');
   const done = r.trees.filter((t) => !t.skipped);
