@@ -690,7 +690,7 @@ function cpuModel() {
 /**
  * What of the host's memory management the guest can see and that swings
  * both tools' times on a VM (RESULTS.md, nineteenth round): freed memory
- * handed back to the host, whose next use faults there (tmpfs writes 3-6x
+ * handed back to the host, whose next use faults there (tmpfs writes 3-7x
  * slower), and DAMON reclaim dropping page cache not read for a while.
  */
 function hostMemoryNotes() {
