@@ -549,7 +549,6 @@ export function hostPath(path: Buffer): string | Uint8Array {
   return isUtf8(path) ? path.toString('utf8') : path;
 }
 
-
 function nameKey(name: Uint8Array): string {
   // latin1 maps bytes 1:1 to code units, so distinct names never collide.
   return Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');

@@ -172,12 +172,13 @@ describe('walkDirectories: one input', () => {
     expect(child(root, 'big')).toMatchObject({ type: 'blockdev', rdevMajor: 259, rdevMinor: 70000 });
   });
 
+  // makedev(major, minor) as glibc builds it.
+  const linuxMakedev = (ma: bigint, mi: bigint): bigint =>
+    ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+
   test('linuxDevice splits dev_t like glibc', () => {
-    // makedev(major, minor) as glibc builds it.
-    const makedev = (ma: bigint, mi: bigint): bigint =>
-      ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
     for (const [ma, mi] of [[0n, 0n], [1n, 3n], [8n, 17n], [259n, 70000n], [0xfffffn, 0xfffffn], [0xabcden, 0x12345n], [4095n, 255n], [4096n, 256n]] as const) {
-      expect(linuxDevice(makedev(ma, mi))).toEqual([Number(ma), Number(mi)]);
+      expect(linuxDevice(linuxMakedev(ma, mi))).toEqual([Number(ma), Number(mi)]);
     }
     expect(linuxDevice(0x103n)).toEqual([1, 3]);
   });
@@ -185,7 +186,7 @@ describe('walkDirectories: one input', () => {
   test('hostDevice splits st_rdev the way the host that ran lstat packs it', () => {
     // each system's makedev, as its sys/types.h builds dev_t
     const makedev: Record<string, (ma: bigint, mi: bigint) => bigint> = {
-      linux: (ma, mi) => ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n),
+      linux: linuxMakedev,
       darwin: (ma, mi) => (ma << 24n) | mi,
       freebsd: (ma, mi) => ((ma & 0xffffff00n) << 32n) | ((ma & 0xffn) << 8n) | ((mi & 0xff00n) << 24n) | (mi & 0xffff00ffn),
       openbsd: (ma, mi) => ((ma & 0xffn) << 8n) | (mi & 0xffn) | ((mi & 0xffff00n) << 8n),
