@@ -15,7 +15,7 @@ import { pathKind } from './input/detect.js';
 import { countInode, type InputTotals, type Inode, type Timespec } from './input/tree.js';
 import { parseFsItems, type FsItem } from './cli/fsoptions.js';
 import { fmtSize, OutOfSpaceError } from './vdev/allocator.js';
-import { SPA_MINDEVSIZE, vdevGeometry } from './vdev/geometry.js';
+import { normalClassSpace, spaSlopSpace, SPA_MINDEVSIZE, vdevGeometry, writableSpace } from './vdev/geometry.js';
 import { UserError } from './util/errors.js';
 import { formatSize, parseSize } from './util/size.js';
 
@@ -153,11 +153,28 @@ export async function runBuild(plan: InputPlan, options: ImageOptions, hooks: Bu
         emit?.({ ...p, total });
       },
     });
+    if (options.size !== undefined) warnIfBornFull(summary, plan.warn);
     return { ...summary, input: total, elapsedMs: performance.now() - start };
   } catch (e) {
     if (e instanceof OutOfSpaceError) e.message = outOfSpaceMessage(e, total, options);
     throw e;
   }
+}
+
+/** Less than this for the datasets to write, and a pool of a given size (-s) is as good as full. */
+const WRITABLE_MIN = 1024 * 1024;
+
+/**
+ * A pool that holds the data but leaves its datasets nothing to write:
+ * OpenZFS keeps a slop of at least 128 MiB (or half the pool) from ordinary
+ * writes, so a -s just above the data's size makes a system that cannot
+ * write a log file once booted. The image is valid; the user is told.
+ */
+function warnIfBornFull(s: ImageSummary, warn: (message: string) => void): void {
+  const available = writableSpace(s.metaslabs, s.metaslabSize) - s.allocated;
+  if (available >= WRITABLE_MIN) return;
+  const slop = spaSlopSpace(normalClassSpace(s.metaslabs, s.metaslabSize));
+  warn(`${s.image}: the pool's datasets can write ${available > 0 ? `only ${fmtSize(available)}` : 'nothing'}: OpenZFS keeps ${fmtSize(slop)} of a pool this size from ordinary writes (a larger -s, or none, leaves them room)`);
 }
 
 // ---------------------------------------------------------------- the library's entry point

@@ -8,7 +8,7 @@ import { getSystemErrorName } from 'node:util';
 import { ImageOptions } from './options.js';
 import { ImageFile, type AdoptedBuffer } from './vdev/imagefile.js';
 import { OutOfSpaceError, SpaceAllocator, fmtSize } from './vdev/allocator.js';
-import { defaultMsShift, SPA_MINDEVSIZE, VDEV_LABEL_END_SIZE, VDEV_LABEL_START_SIZE, vdevGeometry, type VdevGeometry } from './vdev/geometry.js';
+import { defaultMsShift, dspaceFor, SPA_MINDEVSIZE, VDEV_LABEL_END_SIZE, VDEV_LABEL_START_SIZE, vdevGeometry, writableSpace, type VdevGeometry } from './vdev/geometry.js';
 import { buildLabel, labelOffsets, uberblockSlotSize } from './vdev/label.js';
 import { labelConfig } from './vdev/config.js';
 import { packNvlist } from './vdev/nvlist.js';
@@ -391,33 +391,52 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
 const MIB = 1024 * 1024;
 /** Room for the MOS still to be written after the datasets: generous, it is cut away anyway. */
 const MOS_ALLOWANCE = 64 * MIB;
+/**
+ * The MOS as the free margin counts it: 0.1-0.5 MiB for trees up to /usr's
+ * (space maps, DSL objects, config), so 8 MiB is plenty. Only the margin
+ * uses it; MOS_ALLOWANCE is what makes sure the MOS can be written.
+ */
+const MOS_ESTIMATE = 8 * MIB;
 
 /** The sparse file an auto-sized image is first written into, and its metaslab size while writing. */
 const AUTO_CAPACITY = 4 * 1024 ** 4;
 const AUTO_MS_SHIFT = 24;
 
-/** Default margin of an auto-sized image: room for ZFS's own reserve (1/32) and some growth. */
+/** Default margin of an auto-sized image, percent of the used space, writable once the pool is imported. */
 export const DEFAULT_FREE_PERCENT = 10;
 
 /**
  * The final geometry of an auto-sized image, once `used` bytes of the
  * allocatable area are taken: used plus the MOS allowance plus the free
- * margin, in whole metaslabs, at least 64 MiB and within -M/-m.
+ * margin, in whole metaslabs, at least 64 MiB and within -M/-m. The margin
+ * is space the datasets can write to (their `available`): beyond the slop
+ * OpenZFS holds back from ordinary writes, which is at least 128 MiB or
+ * half the pool, so that a small image is not born full. Where -m leaves
+ * no room for that, the image is as large as -m allows.
  */
 function fitGeometry(geo: VdevGeometry, alloc: SpaceAllocator, opts: ImageOptions): VdevGeometry {
   const free = opts.freePercent ?? DEFAULT_FREE_PERCENT;
-  const want = (alloc.position + MOS_ALLOWANCE) * (1 + free / 100);
+  const need = (alloc.position + MOS_ALLOWANCE) * (1 + free / 100);
+  const writable = (alloc.position + MOS_ESTIMATE) * (1 + free / 100);
+  const want = Math.max(need, dspaceFor(writable));
   if (opts.msSize === undefined) alloc.regroup(Math.max(geo.msShift, defaultMsShift(Math.max(want, SPA_MINDEVSIZE))));
   const ms = alloc.msSize;
-  let count = Math.max(Math.ceil(want / ms), Math.ceil((SPA_MINDEVSIZE - VDEV_LABEL_START_SIZE - VDEV_LABEL_END_SIZE) / ms));
-  if (opts.minSize !== undefined) count = Math.max(count, Math.floor((opts.minSize - VDEV_LABEL_START_SIZE - VDEV_LABEL_END_SIZE) / ms));
+  const labels = VDEV_LABEL_START_SIZE + VDEV_LABEL_END_SIZE;
+  const floor = Math.ceil((SPA_MINDEVSIZE - labels) / ms);
+  let count = Math.max(Math.ceil(need / ms), floor);
+  if (opts.minSize !== undefined) count = Math.max(count, Math.floor((opts.minSize - labels) / ms));
   count = Math.min(count, alloc.msCount);
-  const fileSize = count * ms + VDEV_LABEL_START_SIZE + VDEV_LABEL_END_SIZE;
+  const fileSize = count * ms + labels;
   if (opts.maxSize !== undefined && fileSize > opts.maxSize) {
     throw new UserError(`the data needs an image of ${fmtSize(fileSize)}, more than the maximum ${fmtSize(opts.maxSize)} (-m)`);
   }
+  // then the writable margin, as far as -m and the sparse file allow
+  const most = Math.min(alloc.msCount, opts.maxSize === undefined ? Infinity : Math.floor((opts.maxSize - labels) / ms));
+  count = Math.max(count, Math.min(Math.ceil(want / ms), most));
+  // (one metaslab more where OpenZFS sets one aside for its embedded log)
+  while (count < most && writableSpace(count, ms) < writable) count++;
   alloc.shrink(count);
-  return vdevGeometry(fileSize, geo.ashift, ms);
+  return vdevGeometry(count * ms + labels, geo.ashift, ms);
 }
 
 /** Worker threads: TSMAKEFS_WORKERS, else one per core up to 4. */

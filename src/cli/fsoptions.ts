@@ -48,7 +48,7 @@ export const FS_OPTION_HELP: ReadonlyArray<readonly [string, string]> = [
   ['fs=NAME[;PROP=VAL...]', 'declare a dataset (repeatable; quote the ;)'],
   ['bootfs=NAME', 'dataset the pool boots from'],
   ['compatibility=SET', `pool features as zpool create names them: legacy (none), grub2-2.06, openzfs-2.1-freebsd, ... (default ${'grub2-2.06'})`],
-  ['free=PERCENT', 'without -s: free space to leave, percent of the used space (default 10)'],
+  ['free=PERCENT', 'without -s: space left for the datasets to write, percent of the used space (default 10)'],
   ['xattrs=on|off', 'store extended attributes from the input (default on)'],
   ['preset=freebsd', "FreeBSD's release dataset layout (zroot/ROOT/default on /, ...)"],
   ['nowarn', 'accepted for makefs compatibility, no effect'],

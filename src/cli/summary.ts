@@ -7,6 +7,7 @@
 import type { BuildSummary } from '../build.js';
 import type { DatasetSummary } from '../image.js';
 import { fmtSize } from '../vdev/allocator.js';
+import { writableSpace } from '../vdev/geometry.js';
 
 /** Logical / physical bytes, as zfs's compressratio (1 when nothing is stored). */
 export function compressRatio(lsize: number, psize: number): number {
@@ -40,6 +41,8 @@ export interface SummaryJson {
   capacity: number;
   allocated: number;
   free: number;
+  /** What the datasets can still write (zfs's `available` before quotas and reservations): free space less OpenZFS's slop reservation. */
+  available: number;
   metaslabs: number;
   metaslabSize: number;
   logicalBytes: number;
@@ -76,6 +79,7 @@ export function summaryJson(s: BuildSummary): SummaryJson {
     capacity: s.vdevAsize,
     allocated: s.allocated,
     free: Math.max(0, s.vdevAsize - s.allocated),
+    available: Math.max(0, writableSpace(s.metaslabs, s.metaslabSize) - s.allocated),
     metaslabs: s.metaslabs,
     metaslabSize: s.metaslabSize,
     logicalBytes: lsize,
@@ -113,7 +117,7 @@ export function formatSummary(summary: object): string {
   const head = [
     ['image', `${j.image}, ${fmtSize(j.size)}, ${j.metaslabs} metaslab${j.metaslabs === 1 ? '' : 's'} of ${fmtSize(j.metaslabSize)}`],
     ['pool', `${j.pool}, guid ${j.poolGuid}`],
-    ['allocated', `${fmtSize(j.allocated)} of ${fmtSize(j.capacity)}${pct}, ${fmtSize(j.free)} free`],
+    ['allocated', `${fmtSize(j.allocated)} of ${fmtSize(j.capacity)}${pct}, ${fmtSize(j.free)} free, ${fmtSize(j.available)} available`],
     ['data', `${files} file${files === 1 ? '' : 's'}, ${fmtSize(bytes)}`],
     ['compression', `${j.compressRatio.toFixed(2)}x (${fmtSize(j.logicalBytes)} logical, ${fmtSize(j.physicalBytes)} physical)`],
     ['elapsed', seconds(summary.elapsedMs)],

@@ -47,3 +47,44 @@ export function vdevGeometry(fileSize: number, ashift: number, msSize?: number):
   const msCount = Math.floor(asize / 2 ** msShift);
   return { fileSize, psize, asize, ashift, msShift, msCount };
 }
+
+// OpenZFS keeps a slop reservation out of reach of ordinary writes
+// (spa_get_slop_space in spa_misc.c): 1/32 of the normal class's space, at
+// least 128 MiB but never more than half the pool, at most 128 GiB. On a
+// small pool that is far more than 1/32: a 224 MiB pool reserves 112 MiB.
+const SPA_SLOP_SHIFT = 5;
+const SPA_MIN_SLOP = 128 * 1024 * 1024;
+const SPA_MAX_SLOP = 128 * 1024 ** 3;
+/** At this many metaslabs OpenZFS sets one aside for the embedded log class (zfs_embedded_slog_min_ms). */
+export const EMBEDDED_SLOG_MIN_MS = 64;
+
+/** The slop reservation of a pool whose normal class holds `dspace` bytes (the embedded log's share of it left out: that only makes it smaller). */
+export function spaSlopSpace(dspace: number): number {
+  const slop = Math.min(Math.floor(dspace / 2 ** SPA_SLOP_SHIFT), SPA_MAX_SLOP);
+  return Math.max(slop, Math.min(Math.floor(dspace / 2), SPA_MIN_SLOP));
+}
+
+/**
+ * What ordinary writes (the datasets' `available`, the pool's used space
+ * included) can have of a single-vdev pool of `msCount` metaslabs of
+ * `msSize` bytes, before anything is allocated.
+ */
+export function writableSpace(msCount: number, msSize: number): number {
+  const dspace = normalClassSpace(msCount, msSize);
+  return dspace - spaSlopSpace(dspace);
+}
+
+/** The normal class's space (spa_get_dspace) of a single-vdev pool: every metaslab but the embedded log's. */
+export function normalClassSpace(msCount: number, msSize: number): number {
+  return (msCount >= EMBEDDED_SLOG_MIN_MS ? msCount - 1 : msCount) * msSize;
+}
+
+/** The least normal-class space whose writable part (dspace minus the slop) is at least `writable` bytes. */
+export function dspaceFor(writable: number): number {
+  // dspace - slop grows with dspace: dspace/2 up to 256 MiB, dspace - 128 MiB
+  // up to 4 GiB, 31/32 of it up to 4 TiB, then dspace - 128 GiB
+  if (writable <= SPA_MIN_SLOP) return 2 * writable;
+  if (writable <= 2 ** SPA_SLOP_SHIFT * SPA_MIN_SLOP - SPA_MIN_SLOP) return writable + SPA_MIN_SLOP;
+  if (writable <= 2 ** SPA_SLOP_SHIFT * SPA_MAX_SLOP - SPA_MAX_SLOP) return Math.ceil(writable * 2 ** SPA_SLOP_SHIFT / (2 ** SPA_SLOP_SHIFT - 1));
+  return writable + SPA_MAX_SLOP;
+}

@@ -148,7 +148,7 @@ describe('the summary', () => {
     expect(formatSummary(SUMMARY)).toBe([
       'image        disk.img, 1.0 GiB, 8 metaslabs of 127 MiB',
       'pool         zroot, guid 123456789',
-      'allocated    254 MiB of 1016 MiB (25%), 762 MiB free',
+      'allocated    254 MiB of 1016 MiB (25%), 762 MiB free, 634 MiB available',
       'data         1000 files, 500 MiB',
       'compression  2.00x (504 MiB logical, 252 MiB physical)',
       'elapsed      4.3 s',
@@ -168,7 +168,7 @@ describe('the summary', () => {
     expect(j).toEqual(summaryJson(SUMMARY));
     expect(j).toMatchObject({
       image: 'disk.img', pool: 'zroot', poolGuid: '123456789', size: 1024 * MIB, capacity: 1016 * MIB,
-      allocated: 254 * MIB, free: 762 * MIB, metaslabs: 8, metaslabSize: 127 * MIB,
+      allocated: 254 * MIB, free: 762 * MIB, available: 634 * MIB, metaslabs: 8, metaslabSize: 127 * MIB,
       logicalBytes: 504 * MIB + 64 * 1024, physicalBytes: 252 * MIB + 64 * 1024, compressRatio: 2,
       input: { entries: 1201, files: 1000, bytes: 500 * MIB }, elapsedSeconds: 4.321,
     });
