@@ -412,12 +412,13 @@ export const DEFAULT_FREE_PERCENT = 10;
  * is space the datasets can write to (their `available`): beyond the slop
  * OpenZFS holds back from ordinary writes, which is at least 128 MiB or
  * half the pool, so that a small image is not born full. Where -m leaves
- * no room for that, the image is as large as -m allows.
+ * no room for that, the image is as large as -m allows; free=0 leaves none.
  */
 function fitGeometry(geo: VdevGeometry, alloc: SpaceAllocator, opts: ImageOptions): VdevGeometry {
   const free = opts.freePercent ?? DEFAULT_FREE_PERCENT;
   const need = (alloc.position + MOS_ALLOWANCE) * (1 + free / 100);
-  const writable = (alloc.position + MOS_ESTIMATE) * (1 + free / 100);
+  // (free=0 asks for no room to write: the smallest image that holds the data)
+  const writable = free > 0 ? (alloc.position + MOS_ESTIMATE) * (1 + free / 100) : 0;
   const want = Math.max(need, dspaceFor(writable));
   if (opts.msSize === undefined) alloc.regroup(Math.max(geo.msShift, defaultMsShift(Math.max(want, SPA_MINDEVSIZE))));
   const ms = alloc.msSize;
@@ -434,7 +435,7 @@ function fitGeometry(geo: VdevGeometry, alloc: SpaceAllocator, opts: ImageOption
   const most = Math.min(alloc.msCount, opts.maxSize === undefined ? Infinity : Math.floor((opts.maxSize - labels) / ms));
   count = Math.max(count, Math.min(Math.ceil(want / ms), most));
   // (one metaslab more where OpenZFS sets one aside for its embedded log)
-  while (count < most && writableSpace(count, ms) < writable) count++;
+  while (writable > 0 && count < most && writableSpace(count, ms) < writable) count++;
   alloc.shrink(count);
   return vdevGeometry(count * ms + labels, geo.ashift, ms);
 }

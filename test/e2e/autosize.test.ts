@@ -40,7 +40,7 @@ function zfsSize(text: string): number {
 }
 
 describe.each(Object.keys(TREES))('auto-size: %s', (name) => {
-  test.for<number | undefined>([undefined, 30])('free=%s', { timeout: 300_000 }, async (free, { signal }) => {
+  test.for<number | undefined>([undefined, 30, 0])('free=%s', { timeout: 300_000 }, async (free, { signal }) => {
     const stage = tmp.dir(name.replace(/\W+/g, '-'));
     TREES[name]!(stage);
     stampTimes(stage);
@@ -61,6 +61,8 @@ describe.each(Object.keys(TREES))('auto-size: %s', (name) => {
     const forMos = (s.allocated + ALLOWANCE) * (1 + pct);
     const forSlop = dspaceFor((s.allocated + MOS_ESTIMATE) * (1 + pct)) + s.metaslabSize;
     expect(asize).toBeLessThanOrEqual(Math.max(forMos, forSlop, 64 * MIB) + s.metaslabSize);
+    // free=0 asks for no room to write: no more than the data and the allowance
+    if (free === 0) expect(asize).toBeLessThanOrEqual(Math.max(s.allocated + ALLOWANCE, 64 * MIB) + s.metaslabSize);
     const z = await zdbCheck(img);
     expect(z.ok, z.output).toBe(true);
     if (name === 'random 150 MiB' && free === undefined) {
