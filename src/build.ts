@@ -15,7 +15,7 @@ import { pathKind } from './input/detect.js';
 import { countInode, type InputTotals, type Inode, type Timespec } from './input/tree.js';
 import { parseFsItems, type FsItem } from './cli/fsoptions.js';
 import { fmtSize, OutOfSpaceError } from './vdev/allocator.js';
-import { normalClassSpace, spaSlopSpace, SPA_MINDEVSIZE, vdevGeometry, writableSpace } from './vdev/geometry.js';
+import { poolSlopSpace, SPA_MINDEVSIZE, vdevGeometry, writableSpace } from './vdev/geometry.js';
 import { UserError } from './util/errors.js';
 import { formatSize, parseSize } from './util/size.js';
 
@@ -173,7 +173,7 @@ const WRITABLE_MIN = 1024 * 1024;
 function warnIfBornFull(s: ImageSummary, warn: (message: string) => void): void {
   const available = writableSpace(s.metaslabs, s.metaslabSize) - s.allocated;
   if (available >= WRITABLE_MIN) return;
-  const slop = spaSlopSpace(normalClassSpace(s.metaslabs, s.metaslabSize));
+  const slop = poolSlopSpace(s.metaslabs, s.metaslabSize);
   warn(`${s.image}: the pool's datasets can write ${available > 0 ? `only ${fmtSize(available)}` : 'nothing'}: OpenZFS keeps ${fmtSize(slop)} of a pool this size from ordinary writes (a larger -s, or none, leaves them room)`);
 }
 

@@ -26,9 +26,10 @@ function highbit64(v: number): number {
 }
 
 /**
- * Metaslab size like OpenZFS's vdev_metaslab_set_size(): about 200 metaslabs
- * on large vdevs, at least 16 on small ones, 512 MiB in between, never below
- * 16 MiB (SPA_MAXBLOCKSIZE) or above 16 GiB.
+ * Metaslab size like OpenZFS's vdev_metaslab_set_size(): at least 16
+ * metaslabs on small vdevs, 512 MiB in between, never below 16 MiB
+ * (SPA_MAXBLOCKSIZE) or above 16 GiB; but never more than
+ * MAX_HISTOGRAMLESS_MS metaslabs where OpenZFS would make ~200 (see there).
  */
 export function defaultMsShift(asize: number): number {
   const defaultShift = 29, minCount = 16, defaultCount = 200;
@@ -37,8 +38,23 @@ export function defaultMsShift(asize: number): number {
   if (count < minCount) shift = highbit64(Math.floor(asize / minCount));
   else if (count > defaultCount) shift = highbit64(Math.floor(asize / defaultCount));
   else shift = defaultShift;
-  return Math.min(Math.max(shift, 24), 34);
+  shift = Math.min(Math.max(shift, 24), 34);
+  while (shift < 34 && Math.floor(asize / 2 ** shift) > MAX_HISTOGRAMLESS_MS) shift++;
+  return shift;
 }
+
+/**
+ * The most metaslabs a pool whose space maps carry no histogram may have
+ * while spacemap_histogram is enabled. Importing such a pool, OpenZFS
+ * (2.3 at least) marks each of those space maps for an upgrade, which puts
+ * its metaslab on the txg's dirty list; with more than
+ * zfs_embedded_slog_min_ms (64) metaslabs it then moves one to the
+ * embedded log class by freeing and re-making it, and at txg 0 it does not
+ * take the freed one off that list: the first sync dereferences it and the
+ * kernel oopses in metaslab_sync (seen with 127 and 199 metaslabs). tsmakefs
+ * writes histogram-less (24-byte) space maps, so it keeps to 64.
+ */
+export const MAX_HISTOGRAMLESS_MS = 64;
 
 export function vdevGeometry(fileSize: number, ashift: number, msSize?: number): VdevGeometry {
   const psize = Math.floor(fileSize / VDEV_LABEL_SIZE) * VDEV_LABEL_SIZE;
@@ -55,12 +71,17 @@ export function vdevGeometry(fileSize: number, ashift: number, msSize?: number):
 const SPA_SLOP_SHIFT = 5;
 const SPA_MIN_SLOP = 128 * 1024 * 1024;
 const SPA_MAX_SLOP = 128 * 1024 ** 3;
-/** At this many metaslabs OpenZFS sets one aside for the embedded log class (zfs_embedded_slog_min_ms). */
+/** Above this many metaslabs OpenZFS sets one aside for the embedded log class (zfs_embedded_slog_min_ms). */
 export const EMBEDDED_SLOG_MIN_MS = 64;
 
-/** The slop reservation of a pool whose normal class holds `dspace` bytes (the embedded log's share of it left out: that only makes it smaller). */
-export function spaSlopSpace(dspace: number): number {
-  const slop = Math.min(Math.floor(dspace / 2 ** SPA_SLOP_SHIFT), SPA_MAX_SLOP);
+/**
+ * The slop reservation of a pool whose normal class holds `dspace` bytes
+ * and whose embedded log class `embeddedLog` (the log's space is taken off
+ * the 1/32, up to half of it, before the 128 MiB floor applies).
+ */
+export function spaSlopSpace(dspace: number, embeddedLog = 0): number {
+  let slop = Math.min(Math.floor(dspace / 2 ** SPA_SLOP_SHIFT), SPA_MAX_SLOP);
+  slop -= Math.min(embeddedLog, Math.floor(slop / 2));
   return Math.max(slop, Math.min(Math.floor(dspace / 2), SPA_MIN_SLOP));
 }
 
@@ -70,16 +91,24 @@ export function spaSlopSpace(dspace: number): number {
  * `msSize` bytes, before anything is allocated.
  */
 export function writableSpace(msCount: number, msSize: number): number {
-  const dspace = normalClassSpace(msCount, msSize);
-  return dspace - spaSlopSpace(dspace);
+  return normalClassSpace(msCount, msSize) - poolSlopSpace(msCount, msSize);
+}
+
+/** The slop reservation of a single-vdev pool of `msCount` metaslabs of `msSize` bytes. */
+export function poolSlopSpace(msCount: number, msSize: number): number {
+  return spaSlopSpace(normalClassSpace(msCount, msSize), msCount > EMBEDDED_SLOG_MIN_MS ? msSize : 0);
 }
 
 /** The normal class's space (spa_get_dspace) of a single-vdev pool: every metaslab but the embedded log's. */
 export function normalClassSpace(msCount: number, msSize: number): number {
-  return (msCount >= EMBEDDED_SLOG_MIN_MS ? msCount - 1 : msCount) * msSize;
+  return (msCount > EMBEDDED_SLOG_MIN_MS ? msCount - 1 : msCount) * msSize;
 }
 
-/** The least normal-class space whose writable part (dspace minus the slop) is at least `writable` bytes. */
+/**
+ * The least normal-class space whose writable part (dspace minus the slop)
+ * is at least `writable` bytes, the embedded log left out (fitGeometry
+ * counts metaslabs from here).
+ */
 export function dspaceFor(writable: number): number {
   // dspace - slop grows with dspace: dspace/2 up to 256 MiB, dspace - 128 MiB
   // up to 4 GiB, 31/32 of it up to 4 TiB, then dspace - 128 GiB

@@ -2,7 +2,7 @@
 // its datasets can write (spa_get_slop_space). The kernel's own figure for
 // one such pool is checked in test/e2e/autosize.test.ts.
 import { describe, expect, test } from 'vitest';
-import { dspaceFor, EMBEDDED_SLOG_MIN_MS, spaSlopSpace, writableSpace } from '../../src/vdev/geometry.js';
+import { defaultMsShift, dspaceFor, EMBEDDED_SLOG_MIN_MS, MAX_HISTOGRAMLESS_MS, spaSlopSpace, writableSpace } from '../../src/vdev/geometry.js';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
@@ -33,10 +33,30 @@ describe('the slop reservation', () => {
     }
   });
 
-  test('writableSpace leaves out the metaslab OpenZFS sets aside for its embedded log', () => {
+  test('the embedded log takes a metaslab from the normal class, and its size off the 1/32', () => {
+    expect(spaSlopSpace(8 * GIB, 64 * MIB)).toBe(192 * MIB);
+    // never more than half the 1/32, and never below the 128 MiB floor
+    expect(spaSlopSpace(8 * GIB, 512 * MIB)).toBe(128 * MIB);
+    expect(spaSlopSpace(2 * GIB, 64 * MIB)).toBe(128 * MIB);
     expect(writableSpace(9, 32 * MIB)).toBe(288 * MIB - 128 * MIB);
-    expect(writableSpace(EMBEDDED_SLOG_MIN_MS - 1, GIB)).toBe(63 * GIB - 63 * GIB / 32);
-    expect(writableSpace(EMBEDDED_SLOG_MIN_MS, GIB)).toBe(63 * GIB - 63 * GIB / 32);
-    expect(writableSpace(200, 512 * MIB)).toBe(199 * 512 * MIB - (199 * 512 * MIB) / 32);
+    expect(writableSpace(EMBEDDED_SLOG_MIN_MS, GIB)).toBe(64 * GIB - 64 * GIB / 32);
+    // 65 metaslabs: 64 GiB in the normal class; slop 2 GiB less half of it (the log is 1 GiB)
+    expect(writableSpace(EMBEDDED_SLOG_MIN_MS + 1, GIB)).toBe(64 * GIB - GIB);
+    expect(writableSpace(200, 512 * MIB)).toBe(199 * 512 * MIB - ((199 * 512 * MIB) / 32 - 512 * MIB));
+  });
+});
+
+describe('the default metaslab size', () => {
+  test("OpenZFS's rule on small vdevs, at most 64 metaslabs on large ones", () => {
+    const count = (asize: number) => Math.floor(asize / 2 ** defaultMsShift(asize));
+    // OpenZFS's rule: highbit(asize / 16) on small vdevs, 512 MiB in the middle
+    expect(2 ** defaultMsShift(64 * MIB)).toBe(16 * MIB);
+    expect(2 ** defaultMsShift(1 * GIB)).toBe(128 * MIB);
+    expect(2 ** defaultMsShift(20 * GIB)).toBe(512 * MIB);
+    // where OpenZFS would make 100 to 200, fewer and larger ones
+    expect(2 ** defaultMsShift(100 * GIB)).toBe(2 * GIB);
+    for (const a of [33 * GIB, 100 * GIB, 500 * GIB, TIB - 4.5 * MIB]) expect(count(a), `${a}`).toBeLessThanOrEqual(MAX_HISTOGRAMLESS_MS);
+    // 16 GiB is the largest: beyond 1 TiB the count grows again (and image.ts refuses it)
+    expect(2 ** defaultMsShift(2 * TIB)).toBe(16 * GIB);
   });
 });
