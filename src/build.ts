@@ -15,7 +15,7 @@ import { pathKind } from './input/detect.js';
 import { countInode, type InputTotals, type Inode, type Timespec } from './input/tree.js';
 import { parseFsItems, type FsItem } from './cli/fsoptions.js';
 import { fmtSize, OutOfSpaceError } from './vdev/allocator.js';
-import { poolSlopSpace, SPA_MINDEVSIZE, vdevGeometry, writableSpace } from './vdev/geometry.js';
+import { poolSlopSpace, SPA_MINDEVSIZE, vdevGeometry } from './vdev/geometry.js';
 import { UserError } from './util/errors.js';
 import { formatSize, parseSize } from './util/size.js';
 
@@ -171,10 +171,9 @@ const WRITABLE_MIN = 1024 * 1024;
  * write a log file once booted. The image is valid; the user is told.
  */
 function warnIfBornFull(s: ImageSummary, warn: (message: string) => void): void {
-  const available = writableSpace(s.metaslabs, s.metaslabSize) - s.allocated;
-  if (available >= WRITABLE_MIN) return;
+  if (s.available >= WRITABLE_MIN) return;
   const slop = poolSlopSpace(s.metaslabs, s.metaslabSize);
-  warn(`${s.image}: the pool's datasets can write ${available > 0 ? `only ${fmtSize(available)}` : 'nothing'}: OpenZFS keeps ${fmtSize(slop)} of a pool this size from ordinary writes (a larger -s, or none, leaves them room)`);
+  warn(`${s.image}: the pool's datasets can write ${s.available > 0 ? `only ${fmtSize(s.available)}` : 'nothing'}: OpenZFS keeps ${fmtSize(slop)} of a pool this size from ordinary writes (a larger -s, or none, leaves them room)`);
 }
 
 // ---------------------------------------------------------------- the library's entry point

@@ -56,6 +56,8 @@ export interface ImageSummary {
   metaslabs: number;
   metaslabSize: number;
   allocated: number;
+  /** What the datasets can still write (zfs's `available` before quotas and reservations): free space less OpenZFS's slop reservation. */
+  available: number;
   datasets: DatasetSummary[];
 }
 
@@ -376,6 +378,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       metaslabs: geo.msCount,
       metaslabSize: 2 ** geo.msShift,
       allocated: alloc.allocated,
+      available: Math.max(0, writableSpace(geo.msCount, 2 ** geo.msShift) - alloc.allocated),
       datasets: summaries,
     };
   } catch (e) {

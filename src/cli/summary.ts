@@ -7,7 +7,6 @@
 import type { BuildSummary } from '../build.js';
 import type { DatasetSummary } from '../image.js';
 import { fmtSize } from '../vdev/allocator.js';
-import { writableSpace } from '../vdev/geometry.js';
 
 /** Logical / physical bytes, as zfs's compressratio (1 when nothing is stored). */
 export function compressRatio(lsize: number, psize: number): number {
@@ -79,7 +78,7 @@ export function summaryJson(s: BuildSummary): SummaryJson {
     capacity: s.vdevAsize,
     allocated: s.allocated,
     free: Math.max(0, s.vdevAsize - s.allocated),
-    available: Math.max(0, writableSpace(s.metaslabs, s.metaslabSize) - s.allocated),
+    available: s.available,
     metaslabs: s.metaslabs,
     metaslabSize: s.metaslabSize,
     logicalBytes: lsize,

@@ -25,6 +25,9 @@ function highbit64(v: number): number {
   return n;
 }
 
+/** Above this many metaslabs OpenZFS sets one aside for the embedded log class (zfs_embedded_slog_min_ms). */
+export const EMBEDDED_SLOG_MIN_MS = 64;
+
 /**
  * Metaslab size like OpenZFS's vdev_metaslab_set_size(): at least 16
  * metaslabs on small vdevs, 512 MiB in between, never below 16 MiB
@@ -48,13 +51,13 @@ export function defaultMsShift(asize: number): number {
  * while spacemap_histogram is enabled. Importing such a pool, OpenZFS
  * (2.3 at least) marks each of those space maps for an upgrade, which puts
  * its metaslab on the txg's dirty list; with more than
- * zfs_embedded_slog_min_ms (64) metaslabs it then moves one to the
+ * EMBEDDED_SLOG_MIN_MS metaslabs it then moves one to the
  * embedded log class by freeing and re-making it, and at txg 0 it does not
  * take the freed one off that list: the first sync dereferences it and the
  * kernel oopses in metaslab_sync (seen with 127 and 199 metaslabs). tsmakefs
  * writes histogram-less (24-byte) space maps, so it keeps to 64.
  */
-export const MAX_HISTOGRAMLESS_MS = 64;
+export const MAX_HISTOGRAMLESS_MS = EMBEDDED_SLOG_MIN_MS;
 
 export function vdevGeometry(fileSize: number, ashift: number, msSize?: number): VdevGeometry {
   const psize = Math.floor(fileSize / VDEV_LABEL_SIZE) * VDEV_LABEL_SIZE;
@@ -71,8 +74,6 @@ export function vdevGeometry(fileSize: number, ashift: number, msSize?: number):
 const SPA_SLOP_SHIFT = 5;
 const SPA_MIN_SLOP = 128 * 1024 * 1024;
 const SPA_MAX_SLOP = 128 * 1024 ** 3;
-/** Above this many metaslabs OpenZFS sets one aside for the embedded log class (zfs_embedded_slog_min_ms). */
-export const EMBEDDED_SLOG_MIN_MS = 64;
 
 /**
  * The slop reservation of a pool whose normal class holds `dspace` bytes

@@ -130,7 +130,7 @@ describe('ProgressLine', () => {
 
 const SUMMARY: BuildSummary = {
   image: 'disk.img', poolName: 'zroot', poolGuid: '123456789', imageSize: 1024 * MIB, vdevAsize: 1016 * MIB,
-  metaslabs: 8, metaslabSize: 127 * MIB, allocated: 254 * MIB,
+  metaslabs: 8, metaslabSize: 127 * MIB, allocated: 254 * MIB, available: 634 * MIB,
   datasets: [
     { name: 'zroot', mountpoint: 'none', objects: 6, entries: 1, files: 0, directories: 1, dataBytes: 0, used: 48 * 1024, lsize: 64 * 1024, psize: 64 * 1024 },
     { name: 'zroot/ROOT/default', mountpoint: '/', objects: 1205, entries: 1200, files: 1000, directories: 150, dataBytes: 500 * MIB, used: 250 * MIB, lsize: 504 * MIB, psize: 252 * MIB },
