@@ -9,7 +9,7 @@ import { ImageOptions } from './options.js';
 import { ImageFile, type AdoptedBuffer } from './vdev/imagefile.js';
 import { OutOfSpaceError, SpaceAllocator, fmtSize } from './vdev/allocator.js';
 import { formatSize } from './util/size.js';
-import { defaultMsShift, dspaceFor, MAX_HISTOGRAMLESS_MS, SPA_MINDEVSIZE, VDEV_LABEL_END_SIZE, VDEV_LABEL_START_SIZE, vdevGeometry, writableSpace, type VdevGeometry } from './vdev/geometry.js';
+import { defaultMsShift, dspaceFor, SPA_MINDEVSIZE, VDEV_LABEL_END_SIZE, VDEV_LABEL_START_SIZE, vdevGeometry, writableSpace, type VdevGeometry } from './vdev/geometry.js';
 import { buildLabel, labelOffsets, uberblockSlotSize } from './vdev/label.js';
 import { labelConfig } from './vdev/config.js';
 import { packNvlist } from './vdev/nvlist.js';
@@ -219,7 +219,6 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     const zio = new ZioWriter(image, alloc, DATA_TXG);
     const enabled = resolveFeatures(opts.compatibility);
     const has = (name: string) => enabled.some((f) => f.name === name);
-    if (!auto) checkMetaslabCount(geo, has('spacemap_histogram'));
     // metadata is compressed whenever lz4 is there (OpenZFS's policy); small
     // blocks ride in their block pointer when embedded_data is
     if (has('lz4_compress')) zio.metaComp = COMP_LZ4;
@@ -347,7 +346,6 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     image.settleCopies();
     if (auto) {
       geo = fitGeometry(geo, alloc, opts);
-      checkMetaslabCount(geo, has('spacemap_histogram'));
       image.resize(geo.fileSize);
     }
     const refcounts = baseRefcounts(enabled);
@@ -444,15 +442,6 @@ function fitGeometry(geo: VdevGeometry, alloc: SpaceAllocator, opts: ImageOption
   while (writable > 0 && count < most && writableSpace(count, ms) < writable) count++;
   alloc.shrink(count);
   return vdevGeometry(count * ms + labels, geo.ashift, ms);
-}
-
-/** Refuse a geometry OpenZFS cannot import (MAX_HISTOGRAMLESS_MS says why). */
-function checkMetaslabCount(geo: VdevGeometry, spacemapHistogram: boolean): void {
-  if (!spacemapHistogram || geo.msCount <= MAX_HISTOGRAMLESS_MS) return;
-  let least = 2 ** geo.msShift;
-  while (Math.floor(geo.asize / least) > MAX_HISTOGRAMLESS_MS) least *= 2;
-  const how = least <= 2 ** 34 ? `-o mssize=${formatSize(least)} or more, or ` : '';
-  throw new UserError(`${geo.msCount} metaslabs of ${fmtSize(2 ** geo.msShift)}: OpenZFS cannot import a pool of more than ${MAX_HISTOGRAMLESS_MS} metaslabs written without space map histograms while spacemap_histogram is enabled (its kernel module oopses); use ${how}-o compatibility=legacy`);
 }
 
 /** Worker threads: TSMAKEFS_WORKERS, else one per core up to 4. */

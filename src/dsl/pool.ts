@@ -16,7 +16,7 @@ import { ObjsetWriter } from '../dmu/objset.js';
 import * as T from '../dmu/types.js';
 import { packNvlist } from '../vdev/nvlist.js';
 import { mosConfig, PoolConfigInput } from '../vdev/config.js';
-import { encodeSpaceMapEntries, encodeSpaceMapPhys, SPACE_MAP_PHYS_SIZE_V0 } from '../vdev/spacemap.js';
+import { encodeSpaceMapEntries, encodeSpaceMapPhys, spaceMapHistogram } from '../vdev/spacemap.js';
 import { SpaceAllocator } from '../vdev/allocator.js';
 import { ObjectStore, intKey, zname } from './mos.js';
 import { DslDirPhys, emptyDataset, emptyDir, encodeDslDataset, encodeDslDir, DslDatasetPhys } from './phys.js';
@@ -79,9 +79,10 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const configObj = mos.alloc();
   const freeBpobj = mos.alloc();
   const syncBplist = mos.alloc();
+  // the feature refcounts are written once the space maps are counted
+  const ffr = mos.alloc();
+  const ffw = mos.alloc();
   const fz = featureZaps(input.features, input.config.createTxg);
-  const ffr = mos.newZap(T.DMU_OTN_ZAP_METADATA, fz.forRead.map(([g, n]) => u(g, n)));
-  const ffw = mos.newZap(T.DMU_OTN_ZAP_METADATA, fz.forWrite.map(([g, n]) => u(g, n)));
   const fdesc = mos.newZap(T.DMU_OTN_ZAP_METADATA, fz.descriptions.map(([g, d]) => ({ name: zname(g), value: { intLen: 1 as const, ints: [...descriptionBytes(d)] } })));
   const ftxg = fz.enabledTxg ? mos.newZap(T.DMU_OTN_ZAP_METADATA, fz.enabledTxg.map(([g, t]) => u(g, t))) : 0;
   const poolProps = mos.alloc(); // written once dataset numbers are known (bootfs)
@@ -219,6 +220,19 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   for (let m = 0; m < msCount; m++) {
     if (alloc.runsOf(m).length > 0 || (m > cursorMs && m <= cursorMs + 2)) smObj[m] = mos.alloc();
   }
+  // With spacemap_histogram enabled OpenZFS gives every space map the
+  // 320-byte header and counts it in the feature's refcount (space_map_alloc);
+  // a 24-byte one would be queued for an upgrade on import (see geometry.ts).
+  const histograms = input.features.enabled.some((f) => f.name === 'spacemap_histogram');
+  const refcounts = new Map(input.features.refcounts);
+  if (histograms) {
+    const guid = input.features.enabled.find((f) => f.name === 'spacemap_histogram')!.guid;
+    refcounts.set(guid, (refcounts.get(guid) ?? 0) + smObj.filter((o) => o !== 0).length);
+  }
+  const fzUsed = featureZaps({ ...input.features, refcounts }, input.config.createTxg);
+  mos.zap(ffr, T.DMU_OTN_ZAP_METADATA, fzUsed.forRead.map(([g, n]) => u(g, n)));
+  mos.zap(ffw, T.DMU_OTN_ZAP_METADATA, fzUsed.forWrite.map(([g, n]) => u(g, n)));
+
   const arr = new Uint8Array(Math.max(512, Math.ceil((msCount * 8) / 512) * 512));
   smObj.forEach((o, i) => u64le(arr, i * 8, o));
   const arrBlocks: Uint8Array[] = [];
@@ -260,10 +274,11 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
       b.set(entries.subarray(i * SPACE_MAP_BLOCKSIZE, (i + 1) * SPACE_MAP_BLOCKSIZE));
       blocks.push(b);
     }
+    const msStart = m * alloc.msSize;
+    const hist = histograms ? spaceMapHistogram(alloc.runsOf(m), msStart, alloc.msSize, alloc.ashift) : undefined;
     const dn = newDnode(T.DMU_OT_SPACE_MAP, SPACE_MAP_BLOCKSIZE, T.DMU_OT_SPACE_MAP_HEADER,
-      encodeSpaceMapPhys(smObj[m]!, entries.length, alloc.msAllocated(m)));
+      encodeSpaceMapPhys(smObj[m]!, entries.length, alloc.msAllocated(m), hist));
     dn.indblkshift = 14;
-    if (SPACE_MAP_PHYS_SIZE_V0 !== dn.bonus.length) throw new Error('space map header size');
     mos.put(smObj[m]!, writeObject(zio, dn, blocks));
   }
 

@@ -18,7 +18,7 @@ export interface VdevGeometry {
   msCount: number;
 }
 
-function highbit64(v: number): number {
+export function highbit64(v: number): number {
   // position of the highest set bit, 1-based (OpenZFS highbit64)
   let n = 0;
   while (v >= 1) { v = Math.floor(v / 2); n++; }
@@ -30,9 +30,8 @@ export const EMBEDDED_SLOG_MIN_MS = 64;
 
 /**
  * Metaslab size like OpenZFS's vdev_metaslab_set_size(): at least 16
- * metaslabs on small vdevs, 512 MiB in between, never below 16 MiB
- * (SPA_MAXBLOCKSIZE) or above 16 GiB; but never more than
- * MAX_HISTOGRAMLESS_MS metaslabs where OpenZFS would make ~200 (see there).
+ * metaslabs on small vdevs, 512 MiB in between, about 200 on large ones,
+ * never below 16 MiB (SPA_MAXBLOCKSIZE) or above 16 GiB.
  */
 export function defaultMsShift(asize: number): number {
   const defaultShift = 29, minCount = 16, defaultCount = 200;
@@ -41,23 +40,8 @@ export function defaultMsShift(asize: number): number {
   if (count < minCount) shift = highbit64(Math.floor(asize / minCount));
   else if (count > defaultCount) shift = highbit64(Math.floor(asize / defaultCount));
   else shift = defaultShift;
-  shift = Math.min(Math.max(shift, 24), 34);
-  while (shift < 34 && Math.floor(asize / 2 ** shift) > MAX_HISTOGRAMLESS_MS) shift++;
-  return shift;
+  return Math.min(Math.max(shift, 24), 34);
 }
-
-/**
- * The most metaslabs a pool whose space maps carry no histogram may have
- * while spacemap_histogram is enabled. Importing such a pool, OpenZFS
- * (2.3 at least) marks each of those space maps for an upgrade, which puts
- * its metaslab on the txg's dirty list; with more than
- * EMBEDDED_SLOG_MIN_MS metaslabs it then moves one to the
- * embedded log class by freeing and re-making it, and at txg 0 it does not
- * take the freed one off that list: the first sync dereferences it and the
- * kernel oopses in metaslab_sync (seen with 127 and 199 metaslabs). tsmakefs
- * writes histogram-less (24-byte) space maps, so it keeps to 64.
- */
-export const MAX_HISTOGRAMLESS_MS = EMBEDDED_SLOG_MIN_MS;
 
 export function vdevGeometry(fileSize: number, ashift: number, msSize?: number): VdevGeometry {
   const psize = Math.floor(fileSize / VDEV_LABEL_SIZE) * VDEV_LABEL_SIZE;

@@ -4,9 +4,13 @@
 // units of 2^ashift relative to the metaslab start; longer runs are split.
 import { rd64le, u64le } from '../util/endian.js';
 import { Extent } from './allocator.js';
+import { highbit64 } from './geometry.js';
 
-export const SPACE_MAP_BLOCK_SIZE = 4096; // OpenZFS's initial space map block size
 export const SPACE_MAP_PHYS_SIZE_V0 = 24; // smp_object, smp_length, smp_alloc; no histogram
+/** With spacemap_histogram: the V0 fields, 5 words of padding, then smp_histogram. */
+export const SPACE_MAP_PHYS_SIZE = 320;
+export const SPACE_MAP_HISTOGRAM_SIZE = 32;
+const SMP_HISTOGRAM_OFFSET = 64;
 const SM_RUN_MAX = 1 << 15;
 
 /** Encode the allocated runs of one metaslab (offsets relative to it) as space map entries. */
@@ -47,10 +51,41 @@ export function decodeSpaceMapEntries(buf: Uint8Array, length: number, ashift: n
   return out;
 }
 
-export function encodeSpaceMapPhys(object: number, length: number, alloc: number): Uint8Array {
-  const b = new Uint8Array(SPACE_MAP_PHYS_SIZE_V0);
+/**
+ * The histogram OpenZFS keeps in a space map's header once spacemap_histogram
+ * is enabled: how many free segments of the metaslab fall in each power of
+ * two, bucket 0 being 2^ashift bytes and the last bucket taking everything
+ * larger. It is what metaslab_sync() records (space_map_histogram_add() of
+ * the loaded metaslab's free tree), and what the import weighs and rates a
+ * metaslab's fragmentation by before it ever loads the space map.
+ * `runs` are the allocated extents of the metaslab [msStart, msStart+msSize).
+ */
+export function spaceMapHistogram(runs: readonly Extent[], msStart: number, msSize: number, ashift: number): number[] {
+  const hist = new Array<number>(SPACE_MAP_HISTOGRAM_SIZE).fill(0);
+  const free = (size: number): void => {
+    if (size <= 0) return;
+    const bucket = highbit64(size) - 1 - ashift;
+    hist[Math.min(bucket, SPACE_MAP_HISTOGRAM_SIZE - 1)]!++;
+  };
+  let at = msStart;
+  for (const r of [...runs].sort((a, b) => a.start - b.start)) {
+    if (r.start < at) throw new Error(`space map runs overlap at ${r.start}`);
+    free(r.start - at);
+    at = r.end;
+  }
+  free(msStart + msSize - at);
+  return hist;
+}
+
+/** A space map header: the 24-byte form, or the 320-byte one when given a histogram. */
+export function encodeSpaceMapPhys(object: number, length: number, alloc: number, histogram?: readonly number[]): Uint8Array {
+  const b = new Uint8Array(histogram ? SPACE_MAP_PHYS_SIZE : SPACE_MAP_PHYS_SIZE_V0);
   u64le(b, 0, object);
   u64le(b, 8, length);
   u64le(b, 16, alloc);
+  if (histogram) {
+    if (histogram.length !== SPACE_MAP_HISTOGRAM_SIZE) throw new Error('space map histogram size');
+    histogram.forEach((n, i) => u64le(b, SMP_HISTOGRAM_OFFSET + i * 8, n));
+  }
   return b;
 }

@@ -196,8 +196,6 @@ const OPTION_CASES: Array<[string, string[], RegExp]> = [
   ['bootfs not declared', ['-o', 'poolname=tank', '-o', 'bootfs=tank/nope'], /bootfs.*tank\/nope|tank\/nope.*bootfs/],
   ['ashift out of range', ['-o', 'poolname=tank,ashift=20'], /-o ashift: must be an integer from 9 to 16, not '20'/],
   ['metaslab size not a power of two', ['-o', 'poolname=tank,mssize=24m'], /-o mssize: metaslab size must be a power of 2/],
-  ['more than 64 histogram-less metaslabs', ['-o', 'poolname=tank,mssize=16m', '-s', '2g'],
-    /^tsmakefs: 127 metaslabs of 16 MiB: OpenZFS cannot import a pool of more than 64 metaslabs .*use -o mssize=32m or more, or -o compatibility=legacy$/],
   ['unknown compatibility set', ['-o', 'poolname=tank,compatibility=nonsense'], /nonsense/],
   ['bad free percentage', ['-o', 'poolname=tank,free=lots'], /-o free: 'lots' is not a percentage/],
   ['unknown -o key', ['-o', 'poolname=tank,colour=blue'], /unknown -o option 'colour'/],

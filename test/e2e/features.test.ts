@@ -91,6 +91,8 @@ describe.each(SETS)('compatibility=%s', (set) => {
       expect(feats.get('feature@lz4_compress')).toBe('active');
       expect(feats.get('feature@embedded_data')).toBe('active');
       expect(feats.get('feature@hole_birth')).toBe('active');
+      // every space map carries a histogram and counts in the refcount
+      expect(feats.get('feature@spacemap_histogram')).toBe('active');
       // the kernel's first writable mount upgrades user/project accounting, which
       // extends the dataset objects: enabled in the image, active after that
       if (set.startsWith('grub2')) expect(feats.get('feature@extensible_dataset')).toBe('disabled');

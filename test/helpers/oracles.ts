@@ -7,7 +7,7 @@
 // only when the oracle itself cannot run (tool not installed, guest not set
 // up, usage error): a missing oracle must fail the suite, never skip it.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type RunResult, requireTool, run, sharedTool, which } from './proc.js';
@@ -72,6 +72,76 @@ export async function zdbLabels(image: string): Promise<Verdict> {
   const r = await run('zdb', ['-l', image], { timeoutMs: 5 * 60_000 });
   const ok = r.status === 0 && !/failed to unpack/.test(r.output);
   return verdict(r, ok);
+}
+
+/** One metaslab as `zdb -mmm` shows it. */
+export interface ZdbMetaslab {
+  id: number;
+  /** MOS object of its space map (0: none). */
+  spacemap: number;
+  /** Free segments once zdb has loaded the space map: bucket (log2 of bytes) -> count, non-zero ones only. */
+  inMemory: Map<number, number>;
+  /** The histogram stored in the space map's header, same keys; undefined when zdb prints none. */
+  onDisk?: Map<number, number>;
+}
+
+/** `zdb -e ARGS... POOL` on the pool in `image`; throws if zdb fails. */
+export async function zdbPool(image: string, pool: string, args: readonly string[]): Promise<string> {
+  requireZdb();
+  const dir = join(tmpdir(), `zdbpool-${process.pid}-${++zdbRuns}`);
+  mkdirSync(dir, { recursive: true });
+  try {
+    symlinkSync(realpathSync(image), join(dir, 'image'));
+    const r = await run('zdb', ['-e', '-p', dir, ...args, pool], { timeoutMs: 10 * 60_000 });
+    if (r.status !== 0) throw new Error(`zdb ${args.join(' ')} ${pool} failed (exit ${r.status}):\n${r.output}`);
+    return r.output;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `zdb -mmm POOL`: every metaslab with zdb's own histogram of its free
+ * segments (computed from the space map's entries) and the one the image
+ * stores in the space map header (printed only while spacemap_histogram is
+ * active). Throws if zdb fails or prints no metaslabs.
+ */
+export async function zdbMetaslabs(image: string, pool: string): Promise<ZdbMetaslab[]> {
+  const text = await zdbPool(image, pool, ['-mmm']);
+  const out: ZdbMetaslab[] = [];
+  let hist: Map<number, number> | undefined;
+  for (const line of text.split('\n')) {
+    const ms = /^\s+metaslab\s+(\d+)\s+offset\s+\S+\s+spacemap\s+(\d+)/.exec(line);
+    const cur = out[out.length - 1];
+    if (ms) {
+      out.push({ id: Number(ms[1]), spacemap: Number(ms[2]), inMemory: new Map() });
+      hist = undefined;
+    } else if (cur && /^\s+In-memory histogram:/.test(line)) {
+      hist = cur.inMemory;
+    } else if (cur && /^\s+On-disk histogram:/.test(line)) {
+      hist = cur.onDisk = new Map();
+    } else if (hist) {
+      const b = /^\s+(\d+):\s+(\d+)/.exec(line);
+      if (!b) { hist = undefined; continue; }
+      if (b[2] !== '0') hist.set(Number(b[1]), Number(b[2]));
+    }
+  }
+  if (out.length === 0) throw new Error(`zdb -mmm ${pool} printed no metaslabs:\n${text}`);
+  return out;
+}
+
+/** The bonus sizes of the MOS's space map objects, as `zdb -dddd` lists them (object -> bytes). */
+export async function zdbSpaceMapHeaders(image: string, pool: string): Promise<Map<number, number>> {
+  const lines = (await zdbPool(image, pool, ['-dddd'])).split('\n');
+  const out = new Map<number, number>();
+  // the MOS comes first; its objects are listed as "OBJ lvl iblk ... SPA space map"
+  // with the bonus on the next line: "320   bonus  SPA space map header"
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const o = /^\s+(\d+)\s+\d+\s.*\sSPA space map$/.exec(lines[i]!);
+    const b = o && /^\s+(\d+)\s+bonus\s+SPA space map header$/.exec(lines[i + 1]!);
+    if (o && b) out.set(Number(o[1]), Number(b[1]));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- GRUB

@@ -2,7 +2,7 @@
 // its datasets can write (spa_get_slop_space). The kernel's own figure for
 // one such pool is checked in test/e2e/autosize.test.ts.
 import { describe, expect, test } from 'vitest';
-import { defaultMsShift, dspaceFor, EMBEDDED_SLOG_MIN_MS, MAX_HISTOGRAMLESS_MS, spaSlopSpace, writableSpace } from '../../src/vdev/geometry.js';
+import { defaultMsShift, dspaceFor, EMBEDDED_SLOG_MIN_MS, spaSlopSpace, writableSpace } from '../../src/vdev/geometry.js';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
@@ -47,16 +47,19 @@ describe('the slop reservation', () => {
 });
 
 describe('the default metaslab size', () => {
-  test("OpenZFS's rule on small vdevs, at most 64 metaslabs on large ones", () => {
+  test("OpenZFS's rule: 16 on small vdevs, 512 MiB in the middle, ~200 on large ones, 16 MiB to 16 GiB", () => {
     const count = (asize: number) => Math.floor(asize / 2 ** defaultMsShift(asize));
-    // OpenZFS's rule: highbit(asize / 16) on small vdevs, 512 MiB in the middle
     expect(2 ** defaultMsShift(64 * MIB)).toBe(16 * MIB);
     expect(2 ** defaultMsShift(1 * GIB)).toBe(128 * MIB);
+    expect(2 ** defaultMsShift(GIB - 4.5 * MIB)).toBe(64 * MIB);
     expect(2 ** defaultMsShift(20 * GIB)).toBe(512 * MIB);
-    // where OpenZFS would make 100 to 200, fewer and larger ones
-    expect(2 ** defaultMsShift(100 * GIB)).toBe(2 * GIB);
-    for (const a of [33 * GIB, 100 * GIB, 500 * GIB, TIB - 4.5 * MIB]) expect(count(a), `${a}`).toBeLessThanOrEqual(MAX_HISTOGRAMLESS_MS);
-    // 16 GiB is the largest: beyond 1 TiB the count grows again (and image.ts refuses it)
-    expect(2 ** defaultMsShift(2 * TIB)).toBe(16 * GIB);
+    expect(2 ** defaultMsShift(100 * GIB)).toBe(512 * MIB);
+    expect(count(100 * GIB)).toBe(200);
+    // above 200 of 512 MiB: highbit(asize / 200)
+    expect(2 ** defaultMsShift(TIB)).toBe(8 * GIB);
+    expect(count(TIB - 4.5 * MIB)).toBe(127);
+    expect(2 ** defaultMsShift(16 * MIB * 4)).toBe(16 * MIB);
+    expect(2 ** defaultMsShift(8 * TIB)).toBe(16 * GIB);
+    expect(2 ** defaultMsShift(64 * TIB)).toBe(16 * GIB);
   });
 });
