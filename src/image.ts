@@ -8,7 +8,6 @@ import { getSystemErrorName } from 'node:util';
 import { ImageOptions } from './options.js';
 import { ImageFile, type AdoptedBuffer } from './vdev/imagefile.js';
 import { OutOfSpaceError, SpaceAllocator, fmtSize } from './vdev/allocator.js';
-import { formatSize } from './util/size.js';
 import { defaultMsShift, dspaceFor, SPA_MINDEVSIZE, VDEV_LABEL_END_SIZE, VDEV_LABEL_START_SIZE, vdevGeometry, writableSpace, type VdevGeometry } from './vdev/geometry.js';
 import { buildLabel, labelOffsets, uberblockSlotSize } from './vdev/label.js';
 import { labelConfig } from './vdev/config.js';

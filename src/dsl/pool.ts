@@ -17,7 +17,7 @@ import * as T from '../dmu/types.js';
 import { packNvlist } from '../vdev/nvlist.js';
 import { mosConfig, PoolConfigInput } from '../vdev/config.js';
 import { encodeSpaceMapEntries, encodeSpaceMapPhys, spaceMapHistogram } from '../vdev/spacemap.js';
-import { SpaceAllocator } from '../vdev/allocator.js';
+import { type Extent, SpaceAllocator } from '../vdev/allocator.js';
 import { ObjectStore, intKey, zname } from './mos.js';
 import { DslDirPhys, emptyDataset, emptyDir, encodeDslDataset, encodeDslDir, DslDatasetPhys } from './phys.js';
 import type { ZapEntry } from '../zap/index.js';
@@ -79,7 +79,8 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const configObj = mos.alloc();
   const freeBpobj = mos.alloc();
   const syncBplist = mos.alloc();
-  // the feature refcounts are written once the space maps are counted
+  // the feature refcounts are written once the space maps are counted; of
+  // this first call only the descriptions and enabled txgs are final
   const ffr = mos.alloc();
   const ffw = mos.alloc();
   const fz = featureZaps(input.features, input.config.createTxg);
@@ -213,16 +214,19 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
 
   // --- metaslab array, space maps, and the final reservations ------------
   const msCount = alloc.msCount;
-  // Space maps for every metaslab used so far plus the next two, which is
-  // where the remaining (small) allocations can still land.
+  // Space maps for every metaslab used so far plus the next few, which is
+  // where the rest of the MOS will land.
   const cursorMs = alloc.lastUsedMs();
+  const window = spaceMapWindow(alloc, mos.count, cursorMs);
   const smObj = new Array<number>(msCount).fill(0);
   for (let m = 0; m < msCount; m++) {
-    if (alloc.runsOf(m).length > 0 || (m > cursorMs && m <= cursorMs + 2)) smObj[m] = mos.alloc();
+    if (alloc.runsOf(m).length > 0 || (m > cursorMs && m <= cursorMs + window)) smObj[m] = mos.alloc();
   }
   // With spacemap_histogram enabled OpenZFS gives every space map the
-  // 320-byte header and counts it in the feature's refcount (space_map_alloc);
-  // a 24-byte one would be queued for an upgrade on import (see geometry.ts).
+  // 320-byte header and counts it in the feature's refcount (space_map_alloc).
+  // Importing a 24-byte one there queues its metaslab for an upgrade, and on
+  // a pool of more than 64 metaslabs the OpenZFS 2.3 kernel oopsed on that
+  // (bench/RESULTS.md, twentieth round).
   const histograms = input.features.enabled.some((f) => f.name === 'spacemap_histogram');
   const refcounts = new Map(input.features.refcounts);
   if (histograms) {
@@ -248,8 +252,7 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const smBlocks = new Map<number, number>(); // metaslab -> number of blocks reserved
   for (let m = 0; m < msCount; m++) {
     if (!smObj[m]) continue;
-    const entries = encodeSpaceMapEntries(alloc.runsOf(m), m * alloc.msSize, alloc.ashift).length / 8 + 8;
-    smBlocks.set(m, Math.ceil((entries * 8) / SPACE_MAP_BLOCKSIZE));
+    smBlocks.set(m, spaceMapBlocks(alloc.runsOf(m), m * alloc.msSize, alloc.ashift));
   }
   const queue: number[] = [];
   for (let m = 0; m < msCount; m++) for (let i = 0; i < (smBlocks.get(m) ?? 0); i++) queue.push(SPACE_MAP_BLOCKSIZE);
@@ -344,6 +347,49 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
 }
 
 /** Sizes, in write order, of the blocks an objset with objects 0..maxObj writes. */
+/**
+ * How many metaslabs past the last used one get a space map. Everything
+ * allocated once the space maps are chosen must land in them: the feature
+ * ZAPs, the metaslab array, the space maps' own blocks and the MOS dnode
+ * blocks. Two are plenty on most pools; thousands of used metaslabs at a
+ * large ashift (a 16 KiB space map block takes 64 KiB at ashift 16) need
+ * more. Counts an upper bound of those bytes, ignoring the room left in
+ * the last used metaslab, plus one metaslab for blocks that do not
+ * straddle a boundary.
+ */
+export function spaceMapWindow(alloc: SpaceAllocator, mosObjects: number, cursorMs: number): number {
+  const unit = 2 ** alloc.ashift;
+  const asize = (n: number) => Math.ceil(n / unit) * unit;
+  let usedMaps = 0;
+  let usedBlocks = 0;
+  for (let m = 0; m <= cursorMs; m++) {
+    const runs = alloc.runsOf(m);
+    if (runs.length === 0) continue;
+    usedMaps++;
+    usedBlocks += spaceMapBlocks(runs, m * alloc.msSize, alloc.ashift);
+  }
+  const arrBytes = Math.max(512, Math.ceil((alloc.msCount * 8) / 512) * 512);
+  const arrBs = Math.min(arrBytes, 128 * 1024);
+  const fixed = 2 * asize(128 * 1024) + Math.ceil(arrBytes / arrBs) * asize(arrBs);
+  let window = 2;
+  for (;;) {
+    const maxObj = mosObjects - 1 + usedMaps + window;
+    const levels = levelsFor(Math.floor(maxObj / DNODES_PER_BLOCK) + 1, 3);
+    const dnodes = dryRunObjsetSizes(maxObj, levels).reduce((t, n) => t + asize(n), 0);
+    // an unused metaslab's map is one block, whatever lands in it
+    const maps = (usedBlocks + window) * asize(SPACE_MAP_BLOCKSIZE);
+    const need = Math.ceil((fixed + maps + dnodes) / alloc.msSize) + 1;
+    if (need <= window) return window;
+    window = need;
+  }
+}
+
+/** Blocks to reserve for a metaslab's space map: its entries now, and room for eight more. */
+function spaceMapBlocks(runs: Extent[], msStart: number, ashift: number): number {
+  const entries = encodeSpaceMapEntries(runs, msStart, ashift).length / 8 + 8;
+  return Math.ceil((entries * 8) / SPACE_MAP_BLOCKSIZE);
+}
+
 function dryRunObjsetSizes(maxObj: number, metaLevels: number): number[] {
   const sizes: number[] = [];
   const dry = {

@@ -54,22 +54,26 @@ export function decodeSpaceMapEntries(buf: Uint8Array, length: number, ashift: n
 /**
  * The histogram OpenZFS keeps in a space map's header once spacemap_histogram
  * is enabled: how many free segments of the metaslab fall in each power of
- * two, bucket 0 being 2^ashift bytes and the last bucket taking everything
- * larger. It is what metaslab_sync() records (space_map_histogram_add() of
- * the loaded metaslab's free tree), and what the import weighs and rates a
- * metaslab's fragmentation by before it ever loads the space map.
- * `runs` are the allocated extents of the metaslab [msStart, msStart+msSize).
+ * two, bucket 0 being 2^ashift bytes. It is what metaslab_sync() records
+ * (space_map_histogram_add() of the loaded metaslab's free tree), and what
+ * the import weighs and rates a metaslab's fragmentation by before it ever
+ * loads the space map. Segments beyond the last bucket count there as that
+ * many segments of its size, as space_map_histogram_add() normalizes them
+ * (only metaslabs over 2^(31+ashift) bytes have such). `runs` are the
+ * allocated extents of the metaslab [msStart, msStart+msSize).
  */
 export function spaceMapHistogram(runs: readonly Extent[], msStart: number, msSize: number, ashift: number): number[] {
   const hist = new Array<number>(SPACE_MAP_HISTOGRAM_SIZE).fill(0);
+  const last = SPACE_MAP_HISTOGRAM_SIZE - 1;
   const free = (size: number): void => {
     if (size <= 0) return;
     const bucket = highbit64(size) - 1 - ashift;
-    hist[Math.min(bucket, SPACE_MAP_HISTOGRAM_SIZE - 1)]!++;
+    hist[Math.min(bucket, last)]! += bucket > last ? 2 ** (bucket - last) : 1;
   };
   let at = msStart;
   for (const r of [...runs].sort((a, b) => a.start - b.start)) {
-    if (r.start < at) throw new Error(`space map runs overlap at ${r.start}`);
+    if (r.start < at) throw new Error(`space map runs overlap or leave the metaslab at ${r.start}`);
+    if (r.end > msStart + msSize) throw new Error(`space map run ${r.start}-${r.end} runs past the metaslab`);
     free(r.start - at);
     at = r.end;
   }

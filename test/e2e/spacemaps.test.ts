@@ -72,7 +72,7 @@ describe('space map histograms', () => {
     const z = await zdbCheck(img, { pool: 'smh', signal });
     expect(z.ok, z.output).toBe(true);
 
-    const ms = await zdbMetaslabs(img, 'smh');
+    const ms = await zdbMetaslabs(img, 'smh', signal);
     expect(ms.length).toBe(127);
     const mapped = ms.filter((m) => m.spacemap !== 0);
     // the data spans several metaslabs, and the replaced members left gaps
@@ -82,7 +82,7 @@ describe('space map histograms', () => {
     for (const m of mapped) {
       expect(fmt(m.onDisk), `metaslab ${m.id} (space map ${m.spacemap}): stored histogram against zdb's`).toBe(fmt(m.inMemory));
     }
-    const headers = await zdbSpaceMapHeaders(img, 'smh');
+    const headers = await zdbSpaceMapHeaders(img, 'smh', signal);
     expect([...headers.keys()].sort((x, y) => x - y)).toEqual(mapped.map((m) => m.spacemap).sort((x, y) => x - y));
     expect(new Set(headers.values())).toEqual(new Set([320]));
 
@@ -101,11 +101,11 @@ describe('space map histograms', () => {
     expect(b.status, describeBuild(b)).toBe(0);
     const z = await zdbCheck(img, { pool: 'sml', signal });
     expect(z.ok, z.output).toBe(true);
-    const ms = await zdbMetaslabs(img, 'sml');
+    const ms = await zdbMetaslabs(img, 'sml', signal);
     const mapped = ms.filter((m) => m.spacemap !== 0);
     expect(mapped.length).toBeGreaterThan(0);
     for (const m of ms) expect(m.onDisk, `metaslab ${m.id}`).toBeUndefined();
-    const headers = await zdbSpaceMapHeaders(img, 'sml');
+    const headers = await zdbSpaceMapHeaders(img, 'sml', signal);
     expect(headers.size).toBe(mapped.length);
     expect(new Set(headers.values())).toEqual(new Set([24]));
   }, 5 * 60_000);

@@ -86,13 +86,13 @@ export interface ZdbMetaslab {
 }
 
 /** `zdb -e ARGS... POOL` on the pool in `image`; throws if zdb fails. */
-export async function zdbPool(image: string, pool: string, args: readonly string[]): Promise<string> {
+export async function zdbPool(image: string, pool: string, args: readonly string[], signal?: AbortSignal): Promise<string> {
   requireZdb();
   const dir = join(tmpdir(), `zdbpool-${process.pid}-${++zdbRuns}`);
   mkdirSync(dir, { recursive: true });
   try {
     symlinkSync(realpathSync(image), join(dir, 'image'));
-    const r = await run('zdb', ['-e', '-p', dir, ...args, pool], { timeoutMs: 10 * 60_000 });
+    const r = await run('zdb', ['-e', '-p', dir, ...args, pool], { timeoutMs: 10 * 60_000, signal });
     if (r.status !== 0) throw new Error(`zdb ${args.join(' ')} ${pool} failed (exit ${r.status}):\n${r.output}`);
     return r.output;
   } finally {
@@ -106,8 +106,8 @@ export async function zdbPool(image: string, pool: string, args: readonly string
  * stores in the space map header (printed only while spacemap_histogram is
  * active). Throws if zdb fails or prints no metaslabs.
  */
-export async function zdbMetaslabs(image: string, pool: string): Promise<ZdbMetaslab[]> {
-  const text = await zdbPool(image, pool, ['-mmm']);
+export async function zdbMetaslabs(image: string, pool: string, signal?: AbortSignal): Promise<ZdbMetaslab[]> {
+  const text = await zdbPool(image, pool, ['-mmm'], signal);
   const out: ZdbMetaslab[] = [];
   let hist: Map<number, number> | undefined;
   for (const line of text.split('\n')) {
@@ -131,8 +131,8 @@ export async function zdbMetaslabs(image: string, pool: string): Promise<ZdbMeta
 }
 
 /** The bonus sizes of the MOS's space map objects, as `zdb -dddd` lists them (object -> bytes). */
-export async function zdbSpaceMapHeaders(image: string, pool: string): Promise<Map<number, number>> {
-  const lines = (await zdbPool(image, pool, ['-dddd'])).split('\n');
+export async function zdbSpaceMapHeaders(image: string, pool: string, signal?: AbortSignal): Promise<Map<number, number>> {
+  const lines = (await zdbPool(image, pool, ['-dddd'], signal)).split('\n');
   const out = new Map<number, number>();
   // the MOS comes first; its objects are listed as "OBJ lvl iblk ... SPA space map"
   // with the bonus on the next line: "320   bonus  SPA space map header"

@@ -58,7 +58,6 @@ describe('the default metaslab size', () => {
     // above 200 of 512 MiB: highbit(asize / 200)
     expect(2 ** defaultMsShift(TIB)).toBe(8 * GIB);
     expect(count(TIB - 4.5 * MIB)).toBe(127);
-    expect(2 ** defaultMsShift(16 * MIB * 4)).toBe(16 * MIB);
     expect(2 ** defaultMsShift(8 * TIB)).toBe(16 * GIB);
     expect(2 ** defaultMsShift(64 * TIB)).toBe(16 * GIB);
   });
