@@ -3,11 +3,11 @@
 // pass every image), the tree generators give the same listing every time,
 // and listing diffs read well.
 
-import { closeSync, openSync, ftruncateSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, test } from 'vitest';
 import { TmpArea } from '../helpers/build.js';
-import { diffListings, grubCmp, listingOf, vmCheck, zdbCheck } from '../helpers/oracles.js';
+import { diffListings, grubCmp, listingOf, runCheckImage, vmCheck, zdbCheck } from '../helpers/oracles.js';
 import { TREES, type TreeName } from '../helpers/trees.js';
 
 const MIN = 60_000;
@@ -87,5 +87,38 @@ describe('diffListings', () => {
     const d = diffListings(head + base[0], head + [base[0], ...many].join('\n'), 10);
     expect(d.split('\n').length).toBeLessThanOrEqual(12);
     expect(d).toContain('... and 90 more');
+  });
+});
+
+describe('a guest that fails to boot', () => {
+  // A stand-in for check-image.sh: it counts its runs, writes the console
+  // given for each and exits 3 (the real one's "guest died").
+  const fake = (consoles: string[]): { script: string; runs: string; out: string } => {
+    const dir = tmp.dir('fake-guest');
+    const out = join(dir, 'out');
+    const runs = join(dir, 'runs');
+    const script = join(dir, 'check-image.sh');
+    writeFileSync(script, [
+      'n=$(( $(cat "$RUNS" 2>/dev/null || echo 0) + 1 )); echo $n > "$RUNS"',
+      'mkdir -p "$OUT"',
+      ...consoles.map((c, i) => `[ $n = ${i + 1} ] && printf '%s\\n' ${JSON.stringify(c)} > "$OUT/console.log"`),
+      'exit 3', '',
+    ].join('\n'));
+    return { script, runs, out };
+  };
+  const PANIC = "[    0.000000] Kernel panic - not syncing: IO-APIC + timer doesn't work!";
+
+  test('is booted once more when its kernel panicked before the guest started', async ({ expect }) => {
+    const f = fake([PANIC, PANIC]);
+    const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+    expect(r.status).toBe(3);
+    expect(readFileSync(f.runs, 'utf8').trim()).toBe('2');
+  });
+
+  test('but not when the guest was up: that failure is the verdict', async ({ expect }) => {
+    const f = fake([`[zvm 2.43] kernel up; loading modules\n${PANIC}`]);
+    const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+    expect(r.status).toBe(3);
+    expect(readFileSync(f.runs, 'utf8').trim()).toBe('1');
   });
 });

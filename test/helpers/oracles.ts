@@ -256,7 +256,7 @@ export async function vmCheck(image: string, opts: VmOptions = {}): Promise<VmVe
   if (opts.listingRoot !== undefined) args.push('--listing-root', opts.listingRoot);
   args.push(...(opts.extraArgs ?? []));
   // The guest enforces its own limit; ours only catches a wedged host side.
-  const r = await run('bash', args, { timeoutMs: (timeoutSec + 90) * 1000, signal: opts.signal });
+  const r = await runCheckImage(args, outDir, { timeoutMs: (timeoutSec + 90) * 1000, signal: opts.signal });
   if (r.status === 2) throw new Error(`check-image.sh could not run (setup or usage):\n${r.output}`);
 
   const read = (name: string): string => {
@@ -271,6 +271,23 @@ export async function vmCheck(image: string, opts: VmOptions = {}): Promise<VmVe
     if (r.status === 3) output += `\n--- tail of console.log:\n${tail(read('console.log'), 40)}`;
   }
   return { ...verdict(r), output, outDir, listing: read('listing.txt'), result };
+}
+
+/**
+ * Run check-image.sh (`args`, results in `outDir`), once more if the
+ * emulated machine's kernel panicked before the guest's own init started
+ * ("IO-APIC + timer doesn't work" under TCG on a loaded host, seen once in
+ * CI): that is a failed boot, not a verdict on the image, which no code had
+ * read yet. Any failure after the guest's "kernel up" line stands.
+ */
+export async function runCheckImage(args: string[], outDir: string, opts: { timeoutMs: number; signal?: AbortSignal; env?: NodeJS.ProcessEnv }): Promise<RunResult> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await run('bash', args, opts);
+    if (r.status === 0 || attempt === 2) return r;
+    let console = '';
+    try { console = readFileSync(join(outDir, 'console.log'), 'utf8'); } catch { return r; }
+    if (/\[zvm [\d.]+\] kernel up/.test(console) || !/Kernel panic/.test(console)) return r;
+  }
 }
 
 /** The sections of a results.txt that ended with rc != 0 (trimmed), or its tail. */

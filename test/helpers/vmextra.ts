@@ -7,7 +7,8 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run, sharedTool } from './proc.js';
+import { runCheckImage } from './oracles.js';
+import { sharedTool } from './proc.js';
 
 export interface ExtraStep {
   /** Section name in results.txt. */
@@ -54,7 +55,7 @@ export async function vmCheckWithSteps(image: string, steps: ExtraStep[], opts: 
   const args = [sharedTool('zfs-vm/check-image.sh'), image, '-q', '-o', join(outDir, 'out'), '--timeout', String(timeout)];
   if (opts.listingRoot) args.push('--listing-root', opts.listingRoot);
   args.push(...(opts.extraArgs ?? []));
-  const r = await run('bash', args, { timeoutMs: (timeout + 90) * 1000, env: { ...process.env, ZVM_EXTRA_JOB_FILE: job } });
+  const r = await runCheckImage(args, join(outDir, 'out'), { timeoutMs: (timeout + 90) * 1000, env: { ...process.env, ZVM_EXTRA_JOB_FILE: job } });
   const read = (n: string) => { try { return readFileSync(join(outDir, 'out', n), 'utf8'); } catch { return ''; } };
   const results = read('results.txt');
   return {
