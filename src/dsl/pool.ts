@@ -227,20 +227,17 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   // Importing a 24-byte one there queues its metaslab for an upgrade, and on
   // a pool of more than 64 metaslabs the OpenZFS 2.3 kernel oopsed on that
   // (bench/RESULTS.md, twentieth round).
-  const histograms = input.features.enabled.some((f) => f.name === 'spacemap_histogram');
+  const smHistogram = input.features.enabled.find((f) => f.name === 'spacemap_histogram');
   const refcounts = new Map(input.features.refcounts);
-  if (histograms) {
-    const guid = input.features.enabled.find((f) => f.name === 'spacemap_histogram')!.guid;
-    refcounts.set(guid, (refcounts.get(guid) ?? 0) + smObj.filter((o) => o !== 0).length);
-  }
+  if (smHistogram) refcounts.set(smHistogram.guid, (refcounts.get(smHistogram.guid) ?? 0) + smObj.filter((o) => o !== 0).length);
   const fzUsed = featureZaps({ ...input.features, refcounts }, input.config.createTxg);
   mos.zap(ffr, T.DMU_OTN_ZAP_METADATA, fzUsed.forRead.map(([g, n]) => u(g, n)));
   mos.zap(ffw, T.DMU_OTN_ZAP_METADATA, fzUsed.forWrite.map(([g, n]) => u(g, n)));
 
-  const arr = new Uint8Array(Math.max(512, Math.ceil((msCount * 8) / 512) * 512));
+  const { bytes: arrBytes, blockSize: arrBs } = msArrayLayout(msCount);
+  const arr = new Uint8Array(arrBytes);
   smObj.forEach((o, i) => u64le(arr, i * 8, o));
   const arrBlocks: Uint8Array[] = [];
-  const arrBs = Math.min(arr.length, 128 * 1024);
   for (let off = 0; off < arr.length; off += arrBs) {
     const b = new Uint8Array(arrBs);
     b.set(arr.subarray(off, off + arrBs));
@@ -257,7 +254,7 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   const queue: number[] = [];
   for (let m = 0; m < msCount; m++) for (let i = 0; i < (smBlocks.get(m) ?? 0); i++) queue.push(SPACE_MAP_BLOCKSIZE);
   const maxObj = mos.count - 1;
-  const metaLevels = levelsFor(Math.floor(maxObj / DNODES_PER_BLOCK) + 1, 3);
+  const metaLevels = mosMetaLevels(maxObj);
   for (const size of dryRunObjsetSizes(maxObj, metaLevels)) queue.push(size);
   const reserved = queue.map((size) => ({ size, ...alloc.alloc(size) }));
   zio.reserveQueue = reserved;
@@ -278,7 +275,7 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
       blocks.push(b);
     }
     const msStart = m * alloc.msSize;
-    const hist = histograms ? spaceMapHistogram(alloc.runsOf(m), msStart, alloc.msSize, alloc.ashift) : undefined;
+    const hist = smHistogram ? spaceMapHistogram(alloc.runsOf(m), msStart, alloc.msSize, alloc.ashift) : undefined;
     const dn = newDnode(T.DMU_OT_SPACE_MAP, SPACE_MAP_BLOCKSIZE, T.DMU_OT_SPACE_MAP_HEADER,
       encodeSpaceMapPhys(smObj[m]!, entries.length, alloc.msAllocated(m), hist));
     dn.indblkshift = 14;
@@ -346,7 +343,6 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
   return { rootbp, msArray, mosAcct, poolAllocated: alloc.allocated };
 }
 
-/** Sizes, in write order, of the blocks an objset with objects 0..maxObj writes. */
 /**
  * How many metaslabs past the last used one get a space map. Everything
  * allocated once the space maps are chosen must land in them: the feature
@@ -358,8 +354,6 @@ export function writeMos(zio: ZioWriter, alloc: SpaceAllocator, seed: SeedSource
  * straddle a boundary.
  */
 export function spaceMapWindow(alloc: SpaceAllocator, mosObjects: number, cursorMs: number): number {
-  const unit = 2 ** alloc.ashift;
-  const asize = (n: number) => Math.ceil(n / unit) * unit;
   let usedMaps = 0;
   let usedBlocks = 0;
   for (let m = 0; m <= cursorMs; m++) {
@@ -368,16 +362,14 @@ export function spaceMapWindow(alloc: SpaceAllocator, mosObjects: number, cursor
     usedMaps++;
     usedBlocks += spaceMapBlocks(runs, m * alloc.msSize, alloc.ashift);
   }
-  const arrBytes = Math.max(512, Math.ceil((alloc.msCount * 8) / 512) * 512);
-  const arrBs = Math.min(arrBytes, 128 * 1024);
-  const fixed = 2 * asize(128 * 1024) + Math.ceil(arrBytes / arrBs) * asize(arrBs);
+  const { bytes: arrBytes, blockSize: arrBs } = msArrayLayout(alloc.msCount);
+  const fixed = 2 * alloc.asize(128 * 1024) + Math.ceil(arrBytes / arrBs) * alloc.asize(arrBs);
   let window = 2;
   for (;;) {
     const maxObj = mosObjects - 1 + usedMaps + window;
-    const levels = levelsFor(Math.floor(maxObj / DNODES_PER_BLOCK) + 1, 3);
-    const dnodes = dryRunObjsetSizes(maxObj, levels).reduce((t, n) => t + asize(n), 0);
+    const dnodes = dryRunObjsetSizes(maxObj, mosMetaLevels(maxObj)).reduce((t, n) => t + alloc.asize(n), 0);
     // an unused metaslab's map is one block, whatever lands in it
-    const maps = (usedBlocks + window) * asize(SPACE_MAP_BLOCKSIZE);
+    const maps = (usedBlocks + window) * alloc.asize(SPACE_MAP_BLOCKSIZE);
     const need = Math.ceil((fixed + maps + dnodes) / alloc.msSize) + 1;
     if (need <= window) return window;
     window = need;
@@ -390,6 +382,18 @@ function spaceMapBlocks(runs: Extent[], msStart: number, ashift: number): number
   return Math.ceil((entries * 8) / SPACE_MAP_BLOCKSIZE);
 }
 
+/** The metaslab array object: one word per metaslab, in blocks of at most 128 KiB. */
+function msArrayLayout(msCount: number): { bytes: number; blockSize: number } {
+  const bytes = Math.max(512, Math.ceil((msCount * 8) / 512) * 512);
+  return { bytes, blockSize: Math.min(bytes, 128 * 1024) };
+}
+
+/** Levels of the MOS's dnode tree for objects 0..maxObj. */
+function mosMetaLevels(maxObj: number): number {
+  return levelsFor(Math.floor(maxObj / DNODES_PER_BLOCK) + 1, 3);
+}
+
+/** Sizes, in write order, of the blocks an objset with objects 0..maxObj writes. */
 function dryRunObjsetSizes(maxObj: number, metaLevels: number): number[] {
   const sizes: number[] = [];
   const dry = {
