@@ -69,10 +69,10 @@ describe('space map histograms', () => {
     const b = await buildImage(['-t', 'zfs', '-s', '2g', '-o', 'poolname=smh,mssize=16m', img, tarball]);
     expect(b.status, describeBuild(b)).toBe(0);
 
-    const z = await zdbCheck(img, { pool: 'smh', signal });
+    const z = await zdbCheck(img, { pool: 'smh', signal, outputs: true });
     expect(z.ok, z.output).toBe(true);
 
-    const ms = await zdbMetaslabs(img, 'smh', signal);
+    const ms = zdbMetaslabs(z.outputs!.spacemaps);
     expect(ms.length).toBe(127);
     const mapped = ms.filter((m) => m.spacemap !== 0);
     // the data spans several metaslabs, and the replaced members left gaps
@@ -82,7 +82,7 @@ describe('space map histograms', () => {
     for (const m of mapped) {
       expect(fmt(m.onDisk), `metaslab ${m.id} (space map ${m.spacemap}): stored histogram against zdb's`).toBe(fmt(m.inMemory));
     }
-    const headers = await zdbSpaceMapHeaders(img, 'smh', signal);
+    const headers = zdbSpaceMapHeaders(z.outputs!.objects);
     expect([...headers.keys()].sort((x, y) => x - y)).toEqual(mapped.map((m) => m.spacemap).sort((x, y) => x - y));
     expect(new Set(headers.values())).toEqual(new Set([320]));
 
@@ -99,13 +99,13 @@ describe('space map histograms', () => {
     const img = join(tmp.dir('legacy'), 'l.img');
     const b = await buildImage(['-t', 'zfs', '-s', '1g', '-o', 'poolname=sml,compatibility=legacy', img, stage]);
     expect(b.status, describeBuild(b)).toBe(0);
-    const z = await zdbCheck(img, { pool: 'sml', signal });
+    const z = await zdbCheck(img, { pool: 'sml', signal, outputs: true });
     expect(z.ok, z.output).toBe(true);
-    const ms = await zdbMetaslabs(img, 'sml', signal);
+    const ms = zdbMetaslabs(z.outputs!.spacemaps);
     const mapped = ms.filter((m) => m.spacemap !== 0);
     expect(mapped.length).toBeGreaterThan(0);
     for (const m of ms) expect(m.onDisk, `metaslab ${m.id}`).toBeUndefined();
-    const headers = await zdbSpaceMapHeaders(img, 'sml', signal);
+    const headers = zdbSpaceMapHeaders(z.outputs!.objects);
     expect(headers.size).toBe(mapped.length);
     expect(new Set(headers.values())).toEqual(new Set([24]));
   }, 5 * 60_000);

@@ -7,7 +7,7 @@
 // only when the oracle itself cannot run (tool not installed, guest not set
 // up, usage error): a missing oracle must fail the suite, never skip it.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type RunResult, requireTool, run, sharedTool, which } from './proc.js';
@@ -38,13 +38,20 @@ export interface ZdbOptions {
   timeoutMs?: number;
   /** Abort (kill zdb) with the test, e.g. vitest's context `signal`. */
   signal?: AbortSignal;
+  /** Keep the output of the space map and object passes in the verdict (it can be large). */
+  outputs?: boolean;
+}
+
+export interface ZdbVerdict extends Verdict {
+  /** With `outputs`: what `zdb -mmm` (space maps, metaslab histograms) and `zdb -dddd` (every object, the MOS first) printed. */
+  outputs?: { spacemaps: string; objects: string };
 }
 
 /**
  * shared/tools/zdb-check.sh IMAGE [POOL]: labels, config, every block read and
  * checksummed, leak check, space maps, every object dumped. ok only if all pass.
  */
-export async function zdbCheck(image: string, opts: ZdbOptions = {}): Promise<Verdict> {
+export async function zdbCheck(image: string, opts: ZdbOptions = {}): Promise<ZdbVerdict> {
   const script = sharedTool('zdb-check.sh');
   requireZdb();
   // The script greps zdb's output for words such as "EIO" and "error", and
@@ -59,7 +66,11 @@ export async function zdbCheck(image: string, opts: ZdbOptions = {}): Promise<Ve
     const r = await run('bash', args, { timeoutMs: opts.timeoutMs ?? 20 * 60_000, signal: opts.signal });
     // Exit 2 is the script's own usage/setup failure, not a verdict on the image.
     if (r.status === 2) throw new Error(`zdb-check.sh could not run:\n${r.output}`);
-    return verdict(r);
+    if (!opts.outputs) return verdict(r);
+    const kept = (name: string): string => {
+      try { return readFileSync(join(work, name), 'utf8'); } catch { return ''; }
+    };
+    return { ...verdict(r), outputs: { spacemaps: kept('spacemaps.txt'), objects: kept('objects.txt') } };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
@@ -85,29 +96,13 @@ export interface ZdbMetaslab {
   onDisk?: Map<number, number>;
 }
 
-/** `zdb -e ARGS... POOL` on the pool in `image`; throws if zdb fails. */
-export async function zdbPool(image: string, pool: string, args: readonly string[], signal?: AbortSignal): Promise<string> {
-  requireZdb();
-  const dir = join(tmpdir(), `zdbpool-${process.pid}-${++zdbRuns}`);
-  mkdirSync(dir, { recursive: true });
-  try {
-    symlinkSync(realpathSync(image), join(dir, 'image'));
-    const r = await run('zdb', ['-e', '-p', dir, ...args, pool], { timeoutMs: 10 * 60_000, signal });
-    if (r.status !== 0) throw new Error(`zdb ${args.join(' ')} ${pool} failed (exit ${r.status}):\n${r.output}`);
-    return r.output;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /**
- * `zdb -mmm POOL`: every metaslab with zdb's own histogram of its free
- * segments (computed from the space map's entries) and the one the image
- * stores in the space map header (printed only while spacemap_histogram is
- * active). Throws if zdb fails or prints no metaslabs.
+ * Every metaslab in `zdb -mmm` output (zdbCheck's `outputs.spacemaps`), with zdb's
+ * own histogram of its free segments (computed from the space map's
+ * entries) and the one the image stores in the space map header (printed
+ * only while spacemap_histogram is active). Throws if there are none.
  */
-export async function zdbMetaslabs(image: string, pool: string, signal?: AbortSignal): Promise<ZdbMetaslab[]> {
-  const text = await zdbPool(image, pool, ['-mmm'], signal);
+export function zdbMetaslabs(text: string): ZdbMetaslab[] {
   const out: ZdbMetaslab[] = [];
   let hist: Map<number, number> | undefined;
   for (const line of text.split('\n')) {
@@ -126,13 +121,13 @@ export async function zdbMetaslabs(image: string, pool: string, signal?: AbortSi
       if (b[2] !== '0') hist.set(Number(b[1]), Number(b[2]));
     }
   }
-  if (out.length === 0) throw new Error(`zdb -mmm ${pool} printed no metaslabs:\n${text}`);
+  if (out.length === 0) throw new Error(`zdb -mmm printed no metaslabs:\n${text}`);
   return out;
 }
 
-/** The bonus sizes of the MOS's space map objects, as `zdb -dddd` lists them (object -> bytes). */
-export async function zdbSpaceMapHeaders(image: string, pool: string, signal?: AbortSignal): Promise<Map<number, number>> {
-  const lines = (await zdbPool(image, pool, ['-dddd'], signal)).split('\n');
+/** The bonus sizes of the MOS's space map objects in `zdb -dddd` output (zdbCheck's `outputs.objects`): object -> bytes. */
+export function zdbSpaceMapHeaders(text: string): Map<number, number> {
+  const lines = text.split('\n');
   const out = new Map<number, number>();
   // the MOS comes first; its objects are listed as "OBJ lvl iblk ... SPA space map"
   // with the bonus on the next line: "320   bonus  SPA space map header"
