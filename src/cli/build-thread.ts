@@ -8,7 +8,7 @@
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapStatistics } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 
 /**
@@ -31,15 +31,6 @@ const YOUNG_GENERATION_MB = 4;
  */
 export const OLD_GENERATION_MB = Math.min(2047, Math.floor(getHeapStatistics().heap_size_limit / 2 ** 20));
 
-/**
- * How far V8 lets a heap grow past what survived its last full collection,
- * in percent. The build keeps nearly all it allocates (the tree), so V8's
- * own factor (up to 2x here) is mostly room for garbage it will never need:
- * on /usr that room was 25-35 MB of the peak RSS. The extra collections
- * run while the build waits for the image writer (bench/RESULTS.md).
- */
-const HEAP_GROWING_PERCENT = Number(process.env['TSMAKEFS_HEAP_GROWING_PERCENT'] ?? 25);
-
 const WORKER_URL = new URL('./build-worker.js', import.meta.url);
 
 /** The build thread is used unless TSMAKEFS_IN_PROCESS=1 (profilers, debuggers) or it is not compiled. */
@@ -50,9 +41,6 @@ export function workerAvailable(): boolean {
 
 /** A build thread waiting for its request (a WorkerRequest message). */
 export function startBuildThread(): Worker {
-  // A V8 flag, so the whole process's: set only here, where the process
-  // is the command line's own (a program calling buildImage keeps its own).
-  if (HEAP_GROWING_PERCENT > 0) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   // A build keeps most of what it allocates (the tree) and throws away
   // small per-block garbage: a small young generation costs no time and
   // keeps tens of MB out of the peak RSS (bench/RESULTS.md).

@@ -10,6 +10,7 @@ import { runBuild } from '../build.js';
 import { setImageWriterHost } from '../vdev/imagefile.js';
 import { allocDirZapMemory, portChannel, setDirZapHost } from '../zpl/dirzaps.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
+import { heapGrowthCheck } from './heap-growth.js';
 
 const port = parentPort!;
 // The thread may be started before the command line is parsed
@@ -54,10 +55,16 @@ if (process.env.TSMAKEFS_DIRZAPS !== '0') setDirZapHost(() => {
   return portChannel(port1, dirZapSlots, new Int32Array(ctrl));
 });
 
+// (checked at the build's progress ticks, at most every 100 ms)
+const heapGrowth = heapGrowthCheck();
+
 try {
   const stdin = inv.inputs.includes('-') ? stdinStream() : undefined;
   const result = await runBuild(invocationPlan(inv, (m) => post({ t: 'warn', m }), stdin), inv.options, {
-    onProgress: progress ? (p) => post({ t: 'progress', p }) : undefined,
+    onProgress: (p) => {
+      heapGrowth();
+      if (progress) post({ t: 'progress', p });
+    },
   });
   post({ t: 'done', result });
 } catch (e) {

@@ -1,0 +1,50 @@
+// How far the build thread's heap may grow between full collections. A
+// build keeps nearly all it allocates (the tree), so V8's own factor (up to
+// 2x below a 2 GB heap limit) is mostly room for garbage it will never
+// need: on /usr that room was 25-35 MB of the peak RSS, and at 1.25x the
+// extra collections run while the build waits for the image writer.
+//
+// But the factor is only worth it once the heap is large. Set as the thread
+// started, it made V8 collect every ~2 MB while the thread booted and loaded
+// its modules (a heap of 8-13 MB): that took the build thread 50-80 ms longer
+// to take its request, a tenth of a Debian minbase's build (bench/RESULTS.md,
+// twenty-second round). So it is set the first time the build's progress
+// finds the heap past HEAP_GROWTH_FROM_BYTES.
+
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+
+/** The factor, in percent over what survived (TSMAKEFS_HEAP_GROWING_PERCENT; 0 leaves V8's own). */
+export const HEAP_GROWING_PERCENT = Number(process.env['TSMAKEFS_HEAP_GROWING_PERCENT'] ?? 25);
+
+/**
+ * The heap (used bytes) from which the factor applies. At /usr's peak the
+ * heap holds ~100 MB; below this V8 can overshoot by its own factor, at most
+ * 2x this, which stays under that peak.
+ */
+export const HEAP_GROWTH_FROM_BYTES = 32 * 2 ** 20;
+
+export interface HeapGrowthDeps {
+  usedBytes(): number;
+  setFlag(flag: string): void;
+}
+
+const v8Deps: HeapGrowthDeps = {
+  usedBytes: () => getHeapStatistics().used_heap_size,
+  // a V8 flag, so the whole process's: only the command line's own process
+  // sets it (a program calling buildImage keeps its own)
+  setFlag: (flag) => setFlagsFromString(flag),
+};
+
+/**
+ * A check to call now and then (it costs a heap statistics call): the first
+ * call that finds the heap at `fromBytes` or more sets V8's
+ * --heap-growing-percent, and later calls do nothing.
+ */
+export function heapGrowthCheck(percent = HEAP_GROWING_PERCENT, fromBytes = HEAP_GROWTH_FROM_BYTES, deps: HeapGrowthDeps = v8Deps): () => void {
+  let done = !(percent > 0);
+  return () => {
+    if (done || deps.usedBytes() < fromBytes) return;
+    done = true;
+    deps.setFlag(`--heap-growing-percent=${percent}`);
+  };
+}

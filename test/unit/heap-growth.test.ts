@@ -1,0 +1,46 @@
+// The build thread's heap growth factor: set once, and only when the heap is large.
+import { describe, expect, test } from 'vitest';
+import { HEAP_GROWTH_FROM_BYTES, heapGrowthCheck } from '../../src/cli/heap-growth.js';
+
+function fakeHeap(used: number[]) {
+  const flags: string[] = [];
+  let i = 0;
+  return {
+    flags,
+    deps: { usedBytes: () => used[Math.min(i++, used.length - 1)]!, setFlag: (f: string) => { flags.push(f); } },
+  };
+}
+
+describe('heapGrowthCheck', () => {
+  test('not while the heap is small (a thread booting, a small tree)', () => {
+    const h = fakeHeap([8e6, 13e6, HEAP_GROWTH_FROM_BYTES - 1]);
+    const check = heapGrowthCheck(25, HEAP_GROWTH_FROM_BYTES, h.deps);
+    for (let k = 0; k < 3; k++) check();
+    expect(h.flags).toEqual([]);
+  });
+
+  test('once, from the first check that finds the heap at the threshold', () => {
+    const h = fakeHeap([10e6, HEAP_GROWTH_FROM_BYTES, 90e6, 20e6]);
+    const check = heapGrowthCheck(25, HEAP_GROWTH_FROM_BYTES, h.deps);
+    check();
+    expect(h.flags).toEqual([]);
+    check();
+    expect(h.flags).toEqual(['--heap-growing-percent=25']);
+    check();
+    check();
+    expect(h.flags).toHaveLength(1);
+  });
+
+  test('never with a percentage of 0 or none (TSMAKEFS_HEAP_GROWING_PERCENT=0, or not a number)', () => {
+    for (const percent of [0, Number.NaN, -5]) {
+      const h = fakeHeap([1e9]);
+      heapGrowthCheck(percent, HEAP_GROWTH_FROM_BYTES, h.deps)();
+      expect(h.flags).toEqual([]);
+    }
+  });
+
+  test('the threshold stays well under a large tree\'s heap (V8 may overshoot it by up to 2x)', () => {
+    // /usr's build holds ~100 MB of heap at its peak (bench/RESULTS.md)
+    expect(2 * HEAP_GROWTH_FROM_BYTES).toBeLessThan(100 * 2 ** 20);
+  });
+});
