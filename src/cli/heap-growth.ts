@@ -4,12 +4,16 @@
 // need: on /usr that room was 25-35 MB of the peak RSS, and at 1.25x the
 // extra collections run while the build waits for the image writer.
 //
-// But the factor is only worth it once the heap is large. Set as the thread
-// started, it made V8 collect every ~2 MB while the thread booted and loaded
-// its modules (a heap of 8-13 MB): that took the build thread 50-80 ms longer
-// to take its request, a tenth of a Debian minbase's build (bench/RESULTS.md,
-// twenty-second round). So it is set the first time the build's progress
-// finds the heap past HEAP_GROWTH_FROM_BYTES.
+// But the factor is only worth it once the heap is large, and a V8 flag
+// changed at run time has a cost: a thread started after the change boots
+// 30-45 ms slower (an empty worker on Node 24: 36-45 ms against 66-90),
+// as if V8 could no longer use the code its start-up snapshot carries for
+// the old flags. Set as the build thread started, it made that thread take
+// its request 50-80 ms later, a tenth of a Debian minbase's build
+// (bench/RESULTS.md, twenty-second round). So it is set the first time the
+// build's progress finds the heap past HEAP_GROWTH_FROM_BYTES: never on
+// small trees, and on large ones well into the walk, after the threads it
+// starts at the outset.
 
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 
