@@ -29,14 +29,22 @@ export function parsePaxRecords(buf: Uint8Array): PaxRecords {
   return out;
 }
 
-/** A member's records: the global ones, overridden by its own; an empty value deletes a key (POSIX). */
+/**
+ * A member's records: the global ones, overridden by its own. An empty value
+ * deletes a key (POSIX), except an xattr's: GNU tar writes an empty
+ * attribute value as an empty record, and extracts it as one.
+ */
 export function mergePax(global: PaxRecords, local: PaxRecords | undefined): PaxRecords {
   const out = new Map(global);
   for (const [k, v] of local ?? []) {
-    if (v.length === 0) out.delete(k);
+    if (v.length === 0 && !isXattrKey(k)) out.delete(k);
     else out.set(k, v);
   }
   return out;
+}
+
+function isXattrKey(k: string): boolean {
+  return k.startsWith('SCHILY.xattr.') || k.startsWith('LIBARCHIVE.xattr.');
 }
 
 export function paxText(r: PaxRecords, key: string): string | undefined {

@@ -238,7 +238,7 @@ describe('hand-made archives', () => {
       { pax: [['uid', '3000000'], ['SCHILY.xattr.user.all', 'g']], global: true },
       { pax: [['path', BAD], ['SCHILY.xattr.security.capability', xattr], ['LIBARCHIVE.xattr.user%2Eb64', 'aGk='], ['mtime', '-1.25']] },
       { name: 'placeholder', data: Buffer.from('x') },
-      { pax: [['uid', ''], ['gid', '12']] },
+      { pax: [['uid', ''], ['gid', '12'], ['SCHILY.xattr.user.all', ''], ['SCHILY.xattr.user.empty', ''], ['LIBARCHIVE.xattr.user.e64', '']] },
       { name: 'second' },
     ]));
     const [first, second] = root.entries!.map((e) => e);
@@ -247,8 +247,10 @@ describe('hand-made archives', () => {
       uid: 3000000, times: ['-2.750000000', '-2.750000000', '-2.750000000', '-2.750000000'],
       xattrs: { 'user.all': '67', 'security.capability': '00ff800a', 'user.b64': '6869' },
     });
-    // an empty value deletes the global record for this member
+    // an empty value deletes the global record for this member, but an
+    // xattr's is the attribute's (empty) value, as GNU tar writes and extracts it
     expect(second!.inode).toMatchObject({ uid: 0, gid: 12 });
+    expect(snapshot(second!.inode)).toMatchObject({ xattrs: { 'user.all': '', 'user.empty': '', 'user.e64': '' } });
   });
 
   test('a path that appears again replaces the earlier member; its data is handed back', async () => {
