@@ -159,7 +159,8 @@ function symlinkTargetOf(r: Rand): Buffer {
   return t;
 }
 
-const OWNERS = [0, 0, 0, 1, 2, 100, 1000, 1001, 65534, 65535, 1_000_000, 2_147_483_646];
+// (above 2^31 too: stored as they are, as the kernel stores them)
+const OWNERS = [0, 0, 0, 1, 2, 100, 1000, 1001, 65534, 65535, 1_000_000, 2_147_483_646, 2_147_483_648, 4_294_967_294];
 /** mtimes: around now, the epoch, before it, past 2038, and far ahead. */
 function randomTime(r: Rand): number {
   switch (r.int(6)) {
@@ -180,9 +181,9 @@ function setXattr(path: P, name: string, value: Buffer): void {
 
 /**
  * Fill the empty directory `dir` with a tree chosen by `seed` and say how to
- * build it. `maxEntries` bounds the entry count (a large directory may take
- * most of it); data stays under ~64 MiB so the kernel's listing (which hashes
- * every byte under emulation) takes seconds.
+ * build it. `maxEntries` bounds the entry count of nine cases in ten (the
+ * tenth has 5k-20k); data stays under ~64 MiB so the kernel's listing
+ * (which hashes every byte under emulation) takes seconds.
  */
 export function randomCase(dir: string, seed: string, maxEntries = 1500): RandomCase {
   const r = new Rand(seed);
@@ -229,7 +230,9 @@ export function randomCase(dir: string, seed: string, maxEntries = 1500): Random
   }
 
   // batches of entries into directories picked at random (one may get several)
-  const target = r.range(Math.min(100, maxEntries), maxEntries);
+  // one case in ten is large: up to ~20k entries, directories of up to 12k (fat ZAPs of many leaves)
+  const large = r.chance(0.1);
+  const target = large ? r.range(5000, 20_000) : r.range(Math.min(100, maxEntries), maxEntries);
   const named = new Map<P, Set<string>>();
   const filesIn = new Map<P, P[]>();
   const allFiles: P[] = [];
@@ -241,7 +244,7 @@ export function randomCase(dir: string, seed: string, maxEntries = 1500): Random
     filesIn.set(d, files);
     // most directories are small; some hold hundreds to thousands (fat ZAPs, several leaves)
     const roll = r.int(100);
-    const want = roll < 70 ? r.range(0, 12) : roll < 95 ? r.range(13, 80) : r.range(300, 2500);
+    const want = roll < 70 ? r.range(0, 12) : roll < 95 ? r.range(13, 80) : large ? r.range(2000, 12000) : r.range(300, 2500);
     for (let i = 0; i < want && c.entries < target; i++) {
       const name = randomName(r);
       const key = name.toString('hex');
