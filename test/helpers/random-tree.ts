@@ -120,8 +120,9 @@ function writeContent(r: Rand, path: P, size: number): void {
     while (off < size) {
       const run = whole ? size - off : Math.min(size - off, r.pick([1, 100, 4096, 65536, 131072, 300_000, 1 << 20]));
       if (!whole) kind = r.int(4);
+      // a hole, unless it would end the file (then random bytes, as kind 0)
       if (kind === 3 && off + run < size) {
-        off += run; // a hole (the file is extended by a later write)
+        off += run;
         continue;
       }
       for (let done = 0; done < run;) {
@@ -172,7 +173,7 @@ function randomTime(r: Rand): number {
 }
 
 function setXattr(path: P, name: string, value: Buffer): void {
-  // setfattr takes a hex value; paths go as bytes through argv
+  // (a hex value, so any bytes; the caller passes a plain ASCII path)
   const res = spawnSync('setfattr', ['-n', name, '-v', value.length > 0 ? `0x${value.toString('hex')}` : '', '--', path.toString()], { encoding: 'buffer' });
   if (res.error || res.status !== 0) {
     throw new Error(`tree generator: setfattr ${name} on ${path.toString()} failed (apt-get install attr): ${res.error?.message ?? res.stderr.toString()}`);
