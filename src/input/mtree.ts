@@ -291,17 +291,22 @@ export function ownerOf(e: MtreeEntry, users: UserDb): { uid?: number; gid?: num
   return { uid, gid };
 }
 
-/** time=SEC[.NSEC]: as BSD mtree writes it, the digits after the dot count nanoseconds. */
+/**
+ * time=SEC[.NSEC]: as BSD mtree writes it, the digits after the dot count
+ * nanoseconds. SEC may be negative (a time before 1970): mtree prints
+ * st_mtim's two fields as they are, so -6.750000000 is 6 s before the
+ * epoch plus 0.75 s, and makefs and libarchive read it back that way.
+ */
 export function timeOf(e: MtreeEntry): Timespec | undefined {
   const v = e.kw.get('time');
   if (v === undefined) return undefined;
-  const m = /^(\d+)(?:\.(\d+))?$/.exec(v);
+  const m = /^(-?\d+)(?:\.(\d+))?$/.exec(v);
   const sec = m === null ? NaN : Number(m[1]);
   const nsec = m === null || m[2] === undefined ? 0 : Number(m[2]);
   if (!Number.isSafeInteger(sec) || !(nsec <= 999_999_999)) {
     throw new UserError(`${e.where}: invalid time '${v}' (seconds[.nanoseconds])`);
   }
-  return Object.freeze({ sec, nsec });
+  return Object.freeze({ sec: sec || 0, nsec }); // no -0
 }
 
 /** A value that is a path or a link target: vis(3)-decoded bytes. */

@@ -119,6 +119,12 @@ describe('parseMtree', () => {
     const [a, b, c, d] = parse('./a contents=x\n./b link=a\n./c\n./d type=char time=1700000000.250000000\n');
     expect([a, b, c, d].map((e) => inferType(e!))).toEqual(['file', 'symlink', 'dir', 'chardev']);
     expect(timeOf(d!)).toEqual({ sec: 1700000000, nsec: 250000000 });
+    // before 1970: mtree's seconds and nanoseconds fields as they are (-6 s, then +0.75 s)
+    const early = (t: string) => timeOf(parse(`./x time=${t}\n`)[0]!);
+    expect(early('-6.750000000')).toEqual({ sec: -6, nsec: 750000000 });
+    expect(early('-5')).toEqual({ sec: -5, nsec: 0 });
+    expect(Object.is(early('-0.5')!.sec, 0)).toBe(true);
+    expect(failure(() => early('--5'))).toMatch(/invalid time '--5'/);
     expect(failure(() => inferType(parse('./x type=door\n')[0]!))).toBe(
       "M:1: ./x: unknown type 'door' (block, char, dir, fifo, file, link or socket)",
     );
