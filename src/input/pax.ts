@@ -43,8 +43,12 @@ export function mergePax(global: PaxRecords, local: PaxRecords | undefined): Pax
   return out;
 }
 
+/** GNU tar's and star's xattr records (raw values), and libarchive's (base64 values, %-encoded names). */
+const SCHILY_XATTR = 'SCHILY.xattr.';
+const LIBARCHIVE_XATTR = 'LIBARCHIVE.xattr.';
+
 function isXattrKey(k: string): boolean {
-  return k.startsWith('SCHILY.xattr.') || k.startsWith('LIBARCHIVE.xattr.');
+  return k.startsWith(SCHILY_XATTR) || k.startsWith(LIBARCHIVE_XATTR);
 }
 
 export function paxText(r: PaxRecords, key: string): string | undefined {
@@ -73,12 +77,12 @@ export function paxTime(r: PaxRecords, key: string, where: string): Timespec | u
 export function paxXattrs(r: PaxRecords): Map<string, Uint8Array> | undefined {
   let out: Map<string, Uint8Array> | undefined;
   for (const [k, v] of r) {
-    if (k.startsWith('SCHILY.xattr.')) {
-      (out ??= new Map()).set(k.slice('SCHILY.xattr.'.length), v);
-    } else if (k.startsWith('LIBARCHIVE.xattr.')) {
+    if (k.startsWith(SCHILY_XATTR)) {
+      (out ??= new Map()).set(k.slice(SCHILY_XATTR.length), v);
+    } else if (k.startsWith(LIBARCHIVE_XATTR)) {
       let name: string;
       try {
-        name = decodeURIComponent(k.slice('LIBARCHIVE.xattr.'.length));
+        name = decodeURIComponent(k.slice(LIBARCHIVE_XATTR.length));
       } catch {
         throw new UserError(`malformed pax record name '${k}'`);
       }
