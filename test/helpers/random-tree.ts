@@ -22,7 +22,6 @@ const IS_ROOT = process.getuid?.() === 0;
 
 /** What the tree holds and how the seed says to build it. */
 export interface RandomCase {
-  seed: string;
   entries: number;
   bytes: number;
   /** Top-level directories that are child datasets (`fs=POOL/<name>`), with their properties. */
@@ -162,13 +161,18 @@ function symlinkTargetOf(r: Rand): Buffer {
 
 // (above 2^31 too: stored as they are, as the kernel stores them)
 const OWNERS = [0, 0, 0, 1, 2, 100, 1000, 1001, 65534, 65535, 1_000_000, 2_147_483_646, 2_147_483_648, 4_294_967_294];
-/** mtimes: around now, the epoch, before it, past 2038, and far ahead. */
-function randomTime(r: Rand): number {
+/**
+ * mtimes: around now, the epoch, before it, past 2038, and far ahead. A
+ * Date, not a number: Node's utimes takes a negative number of seconds for
+ * "now".
+ */
+function randomTime(r: Rand): Date {
+  const ms = r.int(1000);
   switch (r.int(6)) {
-    case 0: return r.range(0, 10);
-    case 1: return -r.range(1, 2_000_000_000);
-    case 2: return r.range(2_147_483_648, 4_102_444_800); // 2038 .. 2100
-    default: return 1_600_000_000 + r.int(200_000_000) + r.int(1000) / 1000;
+    case 0: return new Date(r.range(0, 10) * 1000 + ms);
+    case 1: return new Date(-r.range(1, 2_000_000_000) * 1000 + ms);
+    case 2: return new Date(r.range(2_147_483_648, 4_102_444_800) * 1000 + ms); // 2038 .. 2100
+    default: return new Date((1_600_000_000 + r.int(200_000_000)) * 1000 + ms);
   }
 }
 
@@ -193,7 +197,7 @@ export function randomCase(dir: string, seed: string, maxEntries = 1500): Random
   // (a manifest carries no xattrs)
   const xattrs = input !== 'mtree' && r.chance(0.6);
   const dataBudget = 64 << 20;
-  const c: RandomCase = { seed, entries: 0, bytes: 0, datasets: [], rootProps: [], poolOpts: [], input, xattrs };
+  const c: RandomCase = { entries: 0, bytes: 0, datasets: [], rootProps: [], poolOpts: [], input, xattrs };
 
   // (legacy: no lz4 and no holes or embedded blocks; gzip is stored as the property, the data written plain)
   const compat = r.pick(['default', 'default', 'openzfs-2.2', 'legacy']);
@@ -359,8 +363,6 @@ function visName(b: Buffer): string {
   return s;
 }
 
-const MTREE_TYPE: Record<string, string> = { file: 'file', dir: 'dir', link: 'link', fifo: 'fifo', socket: 'socket', char: 'char', block: 'block' };
-
 /**
  * A METALOG (install(1)'s mtree form: one full-path line per entry, parents
  * first) describing the staged tree `dir`, each file's data named by an
@@ -376,7 +378,7 @@ export function metalogOf(dir: string): string {
       : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'char' : 'block';
     const sec = st.mtimeNs / 1_000_000_000n - (st.mtimeNs < 0n && st.mtimeNs % 1_000_000_000n !== 0n ? 1n : 0n);
     const nsec = st.mtimeNs - sec * 1_000_000_000n;
-    const kw = [`type=${MTREE_TYPE[kind]}`, `uid=${st.uid}`, `gid=${st.gid}`, `mode=${(Number(st.mode) & 0o7777).toString(8).padStart(4, '0')}`,
+    const kw = [`type=${kind}`, `uid=${st.uid}`, `gid=${st.gid}`, `mode=${(Number(st.mode) & 0o7777).toString(8).padStart(4, '0')}`,
       `time=${sec}.${String(nsec).padStart(9, '0')}`];
     if (kind === 'file') kw.push(`size=${st.size}`, `contents=${visName(abs)}`);
     if (kind === 'link') kw.push(`link=${visName(readlinkSync(abs, { encoding: 'buffer' }))}`);
