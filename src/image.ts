@@ -127,6 +127,13 @@ export interface InputContext {
   copyFile?(size: number, path: string | undefined, hostPath: string | Uint8Array): DataSource;
   /** Take in the copies finished so far (their files' last metadata); cheap, call it now and then. */
   collectCopies?(): void;
+  /**
+   * The input is busy without writing file data (a manifest being read):
+   * progress is reported as if it had (at most every 100 ms), so a
+   * progress line and the command line's heap check (heap-growth.ts) run
+   * through that stretch too. Cheap; call it now and then.
+   */
+  tick?(): void;
 }
 
 /** One regular file's data on its way into the image. */
@@ -295,6 +302,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
           return source;
         },
         collectCopies: () => image.collectCopies(),
+        tick: () => tick(),
       };
       // Copies still under way go on while the metadata is written: a
       // file's FileData is waited for (and its last copies shared) only

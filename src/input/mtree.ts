@@ -15,15 +15,36 @@ import { linuxDevice, showPath } from './walk.js';
 import type { UserDb } from './passwd.js';
 
 export interface MtreeEntry {
-  /** "file:line", the start of every message about the entry. */
-  where: string;
-  /** Path from the root as raw name components ([] is the root). */
-  path: Uint8Array[];
+  /** "file:line: path", the start of every message about the entry. */
+  readonly where: string;
+  /** The manifest's name and the entry's (first) line: "file:line" (where's start). */
+  readonly line: string;
+  /** The entry's (first) line's number. */
+  readonly lineNo: number;
+  /** Path from the root as raw name components, each a latin1 string (one code unit per byte; [] is the root). */
+  readonly path: string[];
   /** Keywords in effect: the /set defaults, then the line's own (moved to the end, so the later of uid and uname wins). */
-  kw: Map<string, string>;
+  readonly kw: Map<string, string>;
 }
 
 export type Warn = (message: string) => void;
+
+/**
+ * The manifest's bytes, a piece at a time (null at the end): a METALOG is
+ * read line by line as it comes, never held whole, so what a build keeps
+ * of it is the tree alone.
+ */
+export type ChunkSource = () => Uint8Array | null;
+
+/** The whole text at once (a spec, a test, standard input), let go of once given. */
+export function wholeText(data: Uint8Array): ChunkSource {
+  let rest: Uint8Array | null = data;
+  return () => {
+    const d = rest;
+    rest = null;
+    return d;
+  };
+}
 
 const MAX_NAME_BYTES = 255;
 
@@ -37,9 +58,30 @@ const USED = new Set(['type', 'mode', 'uid', 'gid', 'uname', 'gname', 'time', 'l
 const NO_VALUE = new Set(['optional', 'ignore', 'nochange']);
 
 /** The path of an entry as messages show it: "." for the root, "./a/b" below. */
-export function showEntryPath(path: readonly Uint8Array[]): string {
-  return path.length === 0 ? '.' : `./${path.map((c) => showPath(c)).join('/')}`;
+export function showEntryPath(path: readonly (Uint8Array | string)[]): string {
+  return path.length === 0 ? '.' : `./${path.map((c) => showPath(typeof c === 'string' ? latin1Bytes(c) : c)).join('/')}`;
 }
+
+/** A latin1 string's bytes (one per code unit). */
+export function latin1Bytes(s: string): Buffer {
+  return Buffer.from(s, 'latin1');
+}
+
+/**
+ * A copy of `s` that refers to nothing else: V8 makes a slice of 13 or more
+ * characters a view that keeps the whole string it came from alive, and a
+ * name kept by the tree must not keep a megabyte of manifest text with it.
+ */
+export function ownString(s: string): string {
+  if (s.length < 13) return s;
+  // (through one reused buffer: a Buffer per name would churn the C heap,
+  // whose fragments stay in the process's RSS for the rest of the build)
+  if (ownScratch.length < s.length) ownScratch = Buffer.allocUnsafeSlow(Math.max(s.length, 2 * ownScratch.length));
+  const n = ownScratch.write(s, 0, 'latin1');
+  return ownScratch.toString('latin1', 0, n);
+}
+
+let ownScratch = Buffer.allocUnsafeSlow(1024);
 
 /** vis(3) decoding (strunvis's escapes); undefined for a dangling backslash. */
 export function unvis(s: string): Buffer | undefined {
@@ -94,61 +136,87 @@ export function unvis(s: string): Buffer | undefined {
   return Buffer.from(out);
 }
 
-/** Physical lines joined where a line ends in an odd number of backslashes. */
-function logicalLines(text: string): Array<{ line: number; text: string }> {
-  const out: Array<{ line: number; text: string }> = [];
-  const raw = text.split('\n');
-  let acc = '';
+/** unvis as a latin1 string; a string without a backslash is its own decoding. */
+function unvisLatin1(s: string): string | undefined {
+  if (!s.includes('\\')) return s;
+  return unvis(s)?.toString('latin1');
+}
+
+/**
+ * Logical lines (physical lines joined where one ends in an odd number of
+ * backslashes), each with the number of its first physical line, from the
+ * text as it comes in pieces. latin1 maps bytes 1:1 to code units, so
+ * names keep every byte.
+ */
+function* logicalLines(next: ChunkSource): Generator<[line: number, text: string]> {
+  let lineNo = 0;
   let start = 0;
+  let acc = '';
   let continuing = false;
-  for (let i = 0; i < raw.length; i++) {
-    let l = raw[i]!;
+  let partial = '';
+  const physical = function* (): Generator<string> {
+    for (let chunk = next(); chunk !== null; chunk = next()) {
+      const text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('latin1');
+      let from = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
+        const piece = text.slice(from, nl);
+        from = nl + 1;
+        if (partial.length > 0) {
+          yield partial + piece;
+          partial = '';
+        } else {
+          yield piece;
+        }
+      }
+      if (from < text.length) partial += text.slice(from);
+    }
+    if (partial.length > 0) yield partial;
+  };
+  for (let l of physical()) {
+    lineNo++;
     if (l.endsWith('\r')) l = l.slice(0, -1);
-    if (!continuing) start = i + 1;
+    if (!continuing) start = lineNo;
     let slashes = 0;
-    while (slashes < l.length && l[l.length - 1 - slashes] === '\\') slashes++;
+    while (slashes < l.length && l.charCodeAt(l.length - 1 - slashes) === 0x5c) slashes++;
     if (slashes % 2 === 1) {
       acc += `${l.slice(0, -1)} `;
       continuing = true;
       continue;
     }
-    out.push({ line: start, text: acc + l });
+    yield [start, acc.length > 0 ? acc + l : l];
     acc = '';
     continuing = false;
   }
-  if (continuing) out.push({ line: start, text: acc });
-  return out;
+  if (continuing) yield [start, acc];
 }
 
 /** Words split at unescaped blanks; an unescaped '#' starting a word ends the line. */
 function words(line: string): string[] {
   const out: string[] = [];
-  let cur = '';
-  let inWord = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (c === '\\' && i + 1 < line.length) {
-      cur += c + line[i + 1]!;
+  const n = line.length;
+  let i = 0;
+  while (i < n) {
+    let c = line.charCodeAt(i);
+    if (c === 0x20 || c === 0x09) {
       i++;
-      inWord = true;
-    } else if (c === ' ' || c === '\t') {
-      if (inWord) out.push(cur);
-      cur = '';
-      inWord = false;
-    } else if (c === '#' && !inWord) {
-      break;
-    } else {
-      cur += c;
-      inWord = true;
+      continue;
     }
+    if (c === 0x23) break; // '#' starting a word
+    const from = i;
+    while (i < n) {
+      c = line.charCodeAt(i);
+      if (c === 0x20 || c === 0x09) break;
+      i += c === 0x5c && i + 1 < n ? 2 : 1; // an escaped character is part of the word
+    }
+    out.push(line.slice(from, i));
   }
-  if (inWord) out.push(cur);
   return out;
 }
 
-function keywordPairs(ws: string[], where: string, warn: Warn): Array<[string, string]> {
+function keywordPairs(ws: string[], from: number, where: string, warn: Warn): Array<[string, string]> {
   const out: Array<[string, string]> = [];
-  for (const w of ws) {
+  for (let i = from; i < ws.length; i++) {
+    const w = ws[i]!;
     const eq = w.indexOf('=');
     const key = eq < 0 ? w : w.slice(0, eq);
     const value = eq < 0 ? undefined : w.slice(eq + 1);
@@ -167,21 +235,34 @@ function keywordPairs(ws: string[], where: string, warn: Warn): Array<[string, s
   return out;
 }
 
-/** Parse an mtree(5) file. `name` is how messages call it ("METALOG", "(stdin)"). */
-export function parseMtree(data: Uint8Array, name: string, warn: Warn): MtreeEntry[] {
-  // latin1 maps bytes 1:1 to code units, so names keep every byte.
-  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('latin1');
-  const entries: MtreeEntry[] = [];
+class Entry implements MtreeEntry {
+  constructor(private readonly file: string, readonly lineNo: number, readonly path: string[], readonly kw: Map<string, string>) {}
+
+  // (made when a message needs them: strings per line would be much of the parse's garbage)
+  get line(): string {
+    return `${this.file}:${this.lineNo}`;
+  }
+
+  get where(): string {
+    return `${this.line}: ${showEntryPath(this.path)}`;
+  }
+}
+
+/**
+ * The entries of an mtree(5) file, one at a time as the text comes. `name`
+ * is how messages call it ("METALOG", "(stdin)").
+ */
+export function* mtreeEntries(next: ChunkSource, name: string, warn: Warn): Generator<MtreeEntry> {
   const defaults = new Map<string, string>();
-  let cwd: Uint8Array[] = [];
-  for (const { line, text: l } of logicalLines(text)) {
+  let cwd: string[] = [];
+  for (const [lineNo, l] of logicalLines(next)) {
     const ws = words(l);
     if (ws.length === 0) continue;
-    const where = `${name}:${line}`;
+    const where = `${name}:${lineNo}`;
     const first = ws[0]!;
-    if (first.startsWith('/')) {
+    if (first.charCodeAt(0) === 0x2f) {
       if (first === '/set') {
-        for (const [k, v] of keywordPairs(ws.slice(1), where, warn)) defaults.set(k, v);
+        for (const [k, v] of keywordPairs(ws, 1, where, warn)) defaults.set(k, v);
       } else if (first === '/unset') {
         for (const k of ws.slice(1)) {
           if (k === 'all') defaults.clear();
@@ -192,9 +273,8 @@ export function parseMtree(data: Uint8Array, name: string, warn: Warn): MtreeEnt
       }
       continue;
     }
-    const pathBytes = unvis(first);
-    if (pathBytes === undefined) throw new UserError(`${where}: bad escape in path '${first}'`);
-    const raw = pathBytes.toString('latin1');
+    const raw = unvisLatin1(first);
+    if (raw === undefined) throw new UserError(`${where}: bad escape in path '${first}'`);
     if (raw === '..') {
       // mtree -c ends with a ".." at the top: nothing to warn about.
       cwd = cwd.slice(0, -1);
@@ -202,33 +282,35 @@ export function parseMtree(data: Uint8Array, name: string, warn: Warn): MtreeEnt
     }
     const path = resolvePath(raw, cwd, where);
     const kw = new Map(defaults);
-    for (const [k, v] of keywordPairs(ws.slice(1), where, warn)) {
+    for (const [k, v] of keywordPairs(ws, 1, where, warn)) {
       kw.delete(k);
       kw.set(k, v);
     }
-    const entry: MtreeEntry = { where: `${where}: ${showEntryPath(path)}`, path, kw };
-    entries.push(entry);
+    const entry = new Entry(name, lineNo, path, kw);
     cwd = inferType(entry) === 'dir' ? path : path.slice(0, -1);
+    yield entry;
   }
-  return entries;
 }
 
-function resolvePath(raw: string, cwd: Uint8Array[], where: string): Uint8Array[] {
+/** Parse a whole mtree(5) text. `name` is how messages call it. */
+export function parseMtree(data: Uint8Array, name: string, warn: Warn): MtreeEntry[] {
+  return [...mtreeEntries(wholeText(data), name, warn)];
+}
+
+function resolvePath(raw: string, cwd: string[], where: string): string[] {
   // "." is the top in both forms (mtree -c writes it first); taking it as the
   // current directory would make a METALOG's "." depend on the line before.
   if (raw === '.') return [];
-  const parts = raw.includes('/') ? raw.split('/') : [raw];
-  const base = raw.includes('/') ? [] : cwd;
-  const out = [...base];
-  for (const p of parts) {
+  const full = raw.includes('/');
+  const out = full ? [] : [...cwd];
+  for (const p of full ? raw.split('/') : [raw]) {
     if (p === '' || p === '.') continue;
     if (p === '..') throw new UserError(`${where}: path '${raw}' may not contain '..'`);
-    const bytes = Buffer.from(p, 'latin1');
-    if (bytes.length > MAX_NAME_BYTES) {
+    if (p.length > MAX_NAME_BYTES) {
       // (the start of it: a line of a file that is no manifest can be megabytes long)
-      throw new UserError(`${where}: name '${showPath(bytes.subarray(0, 40))}...' longer than ${MAX_NAME_BYTES} bytes`);
+      throw new UserError(`${where}: name '${showPath(latin1Bytes(p.slice(0, 40)))}...' longer than ${MAX_NAME_BYTES} bytes`);
     }
-    out.push(bytes);
+    out.push(p);
   }
   return out;
 }

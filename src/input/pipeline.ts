@@ -7,14 +7,14 @@
 // prewrite.ts). Everything that can be checked before the image file exists
 // (inputs, -N, owner names, the spec file) is checked in openInputs.
 
-import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { InputContext, TreeSource } from '../image.js';
 import { fsUserError, UserError } from '../util/errors.js';
 import { decompressorMissing } from './decompress.js';
 import { pathKind, peek, sniff, sniffFile, type TarCompression } from './detect.js';
 import { readManifest } from './manifest.js';
-import type { Warn } from './mtree.js';
+import { wholeText, type ChunkSource, type Warn } from './mtree.js';
 import { forceOwners, ownerOverride } from './owners.js';
 import { hostUserDb, resolveGroup, resolveUser, userDbFromDir, type UserDb } from './passwd.js';
 import { prewriteData, Prewriter } from './prewrite.js';
@@ -48,7 +48,7 @@ export interface InputPlan {
 
 type Primary =
   | { kind: 'dir' }
-  | { kind: 'manifest'; name: string; data: Uint8Array }
+  | { kind: 'manifest'; name: string; text: ManifestText }
   | { kind: 'tar'; compression: TarCompression | null; name: string; stream: Readable };
 
 const STDIN_NAME = '(stdin)';
@@ -63,10 +63,52 @@ async function readAll(stream: Readable, name: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** A manifest's text as the reader takes it, and what to do once it is read (or failed). */
+interface ManifestText {
+  next: ChunkSource;
+  close(): void;
+}
+
+/** How much of a manifest file is read at a time. */
+const MANIFEST_CHUNK = 1 << 20;
+
+/**
+ * A manifest file, read a piece at a time as it is parsed (a METALOG of
+ * 100k+ lines is tens of MB). Opened at the first read (sniffing it has
+ * shown it can be read), so a build that stops before leaves nothing open.
+ */
+function manifestFile(path: string): ManifestText {
+  let fd = -1;
+  let done = false;
+  let buf: Buffer | undefined;
+  const close = (): void => {
+    if (fd >= 0) closeSync(fd);
+    fd = -1;
+    done = true;
+  };
+  return {
+    next: () => {
+      if (done) return null;
+      buf ??= Buffer.allocUnsafe(MANIFEST_CHUNK);
+      let n: number;
+      try {
+        if (fd < 0) fd = openSync(path, 'r');
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (err) {
+        throw fsUserError(path, err);
+      }
+      if (n > 0) return buf.subarray(0, n);
+      close();
+      return null;
+    },
+    close,
+  };
+}
+
 async function fromStream(stream: Readable, name: string): Promise<Primary> {
   const { head, rest } = await peek(stream, 512);
   const what = head.length === 0 ? { kind: 'tar' as const, compression: null } : sniff(head);
-  if (what.kind === 'manifest') return { kind: 'manifest', name, data: await readAll(rest, name) };
+  if (what.kind === 'manifest') return { kind: 'manifest', name, text: { next: wholeText(await readAll(rest, name)), close() {} } };
   return { ...what, name, stream: rest };
 }
 
@@ -105,13 +147,7 @@ async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
   if (what === 'dir') return { kind: 'dir' };
   if (what === 'stream') return fromStream(createReadStream(input), input);
   const content = sniffFile(input);
-  if (content.kind === 'manifest') {
-    try {
-      return { kind: 'manifest', name: input, data: readFileSync(input) };
-    } catch (err) {
-      throw fsUserError(input, err);
-    }
-  }
+  if (content.kind === 'manifest') return { kind: 'manifest', name: input, text: manifestFile(input) };
   return { ...content, name: input, stream: tarFileStream(input) };
 }
 
@@ -270,9 +306,17 @@ export async function openInputs(
           const scan = plan.xattrs && laterDirs.length > 0 ? startHostXattrs(laterDirs) : undefined;
           const merger = new InputMerger({ timestamp: plan.policy.stamp });
           try {
-            root = primary.kind === 'manifest'
-              ? readManifest(primary.data, { name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn })
-              : await readTarball(primary.stream, primary.name, primary.compression);
+            if (primary.kind === 'manifest') {
+              try {
+                root = readManifest(primary.text.next, {
+                  name: primary.name, policy: plan.policy, users, duplicates: plan.duplicates, warn: plan.warn, tick: ctx.tick?.bind(ctx),
+                });
+              } finally {
+                primary.text.close();
+              }
+            } else {
+              root = await readTarball(primary.stream, primary.name, primary.compression);
+            }
             merger.tree(root, primary.name);
             await mergeLater(merger, later);
           } catch (err) {

@@ -11,7 +11,7 @@
 
 import { UserError } from '../util/errors.js';
 import {
-  bytesOf, deviceOf, flagsOf, hasType, inferType, isOptional, modeOf, ownerOf, parseMtree, showEntryPath,
+  bytesOf, deviceOf, flagsOf, hasType, inferType, isOptional, latin1Bytes, modeOf, ownerOf, parseMtree, showEntryPath,
   sizeOf, timeOf, type MtreeEntry, type Warn,
 } from './mtree.js';
 import type { UserDb } from './passwd.js';
@@ -32,12 +32,13 @@ export interface SpecOptions {
 
 interface SpecNode {
   entry?: MtreeEntry;
-  path: Uint8Array[];
+  /** latin1 name components, as the spec's entries have them. */
+  path: string[];
   children: Map<string, SpecNode>;
 }
 
-function key(name: Uint8Array): string {
-  return Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');
+function key(e: Dirent): string {
+  return e.latin1Name ?? Buffer.from(e.name.buffer, e.name.byteOffset, e.name.byteLength).toString('latin1');
 }
 
 export function applySpec(root: Inode, data: Uint8Array, opts: SpecOptions): void {
@@ -47,10 +48,10 @@ export function applySpec(root: Inode, data: Uint8Array, opts: SpecOptions): voi
   for (const e of entries) {
     let node = top;
     for (const c of e.path) {
-      let next = node.children.get(key(c));
+      let next = node.children.get(c);
       if (next === undefined) {
         next = { path: [...node.path, c], children: new Map() };
-        node.children.set(key(c), next);
+        node.children.set(c, next);
       }
       node = next;
     }
@@ -68,8 +69,8 @@ export function applySpec(root: Inode, data: Uint8Array, opts: SpecOptions): voi
 function applyDir(dir: Inode, node: SpecNode, opts: SpecOptions): void {
   if (node.entry !== undefined) applyEntry(dir, node.entry, opts);
   const entries = dir.entries!;
-  const byName = new Map<string, Dirent>(entries.map((e) => [key(e.name), e]));
-  if (opts.onlySpec) dir.entries = entries.filter((e) => node.children.has(key(e.name)));
+  const byName = new Map<string, Dirent>(entries.map((e) => [key(e), e]));
+  if (opts.onlySpec) dir.entries = entries.filter((e) => node.children.has(key(e)));
   for (const [k, child] of node.children) {
     let d = byName.get(k);
     if (d === undefined) {
@@ -77,7 +78,7 @@ function applyDir(dir: Inode, node: SpecNode, opts: SpecOptions): void {
         throw new UserError(`${opts.name}: ${showEntryPath(child.path)}: not in the tree, and the spec does not describe it`);
       }
       if (isOptional(child.entry)) continue;
-      d = { name: child.path[child.path.length - 1]!, inode: createEntry(child.entry, opts) };
+      d = { name: latin1Bytes(child.path[child.path.length - 1]!), inode: createEntry(child.entry, opts) };
       dir.entries!.push(d);
     } else if (child.entry !== undefined) {
       applyEntry(d.inode, child.entry, opts);

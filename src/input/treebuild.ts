@@ -4,16 +4,27 @@
 // listed are created on the way to the entries below them.
 
 import { UserError } from '../util/errors.js';
-import { showEntryPath } from './mtree.js';
+import { ownString, showEntryPath } from './mtree.js';
 import type { Dirent, Inode } from './tree.js';
+import { WalkDirent } from './walk.js';
 
-function key(name: Uint8Array): string {
+/** A name component: raw bytes, or the same bytes as a latin1 string (one code unit per byte). */
+export type NameComponent = Uint8Array | string;
+
+function key(name: NameComponent): string {
   // latin1 maps bytes 1:1 to code units, so distinct names never collide.
-  return Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');
+  return typeof name === 'string' ? name : Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');
 }
+
+/** A bound on the size of TreeBuilder's map of shared names. */
+const NAME_CACHE_SIZE = 1 << 17;
 
 export class TreeBuilder {
   private readonly index = new Map<Inode, Map<string, Dirent>>();
+  // Names repeat across directories (Makefile, __init__.py, LC_MESSAGES,
+  // ...): equal names share one string, as in a directory walk. Only while
+  // building: the map goes with the builder.
+  private readonly names = new Map<string, string>();
 
   constructor(readonly root: Inode) {}
 
@@ -21,13 +32,13 @@ export class TreeBuilder {
     let m = this.index.get(dir);
     if (m === undefined) {
       m = new Map();
-      for (const e of dir.entries ?? []) m.set(key(e.name), e);
+      for (const e of dir.entries ?? []) m.set(e.latin1Name ?? key(e.name), e);
       this.index.set(dir, m);
     }
     return m;
   }
 
-  child(dir: Inode, name: Uint8Array): Dirent | undefined {
+  child(dir: Inode, name: NameComponent): Dirent | undefined {
     return this.dirIndex(dir).get(key(name));
   }
 
@@ -38,9 +49,10 @@ export class TreeBuilder {
   /**
    * The directory that is to hold `path`'s last component, creating missing
    * directories with `implicitDir` on the way. `where` starts the message if
-   * a component on the way exists but is not a directory.
+   * a component on the way exists but is not a directory (an object whose
+   * `where` is made only then, such as an mtree entry, or the string).
    */
-  parentOf(path: readonly Uint8Array[], implicitDir: () => Inode, where: string): Inode {
+  parentOf(path: readonly NameComponent[], implicitDir: () => Inode, where: string | { readonly where: string }): Inode {
     let dir = this.root;
     for (let i = 0; i < path.length - 1; i++) {
       const e = this.child(dir, path[i]!);
@@ -49,7 +61,7 @@ export class TreeBuilder {
         this.add(dir, path[i]!, made);
         dir = made;
       } else if (e.inode.type !== 'dir') {
-        throw new UserError(`${where}: ${showEntryPath(path.slice(0, i + 1))} is not a directory`);
+        throw new UserError(`${typeof where === 'string' ? where : where.where}: ${showEntryPath(path.slice(0, i + 1))} is not a directory`);
       } else {
         dir = e.inode;
       }
@@ -57,12 +69,33 @@ export class TreeBuilder {
     return dir;
   }
 
-  /** Put `inode` at `name` in `dir`, replacing whatever was there. */
-  add(dir: Inode, name: Uint8Array, inode: Inode): void {
-    this.dirIndex(dir).set(key(name), { name, inode });
+  /**
+   * Put `inode` at `name` in `dir`, replacing whatever was there. The tree
+   * keeps the name as a string of its own (a byte array per name costs
+   * ~100 bytes, and a slice of an input's text would keep the whole text).
+   */
+  add(dir: Inode, name: NameComponent, inode: Inode): void {
+    const k = this.ownName(key(name));
+    this.dirIndex(dir).set(k, new WalkDirent(k, inode));
   }
 
-  remove(dir: Inode, name: Uint8Array): void {
+  /** `name` as a string the tree may keep: of its own (see ownString), and shared with equal names. */
+  ownName(name: string): string {
+    let own = this.names.get(name);
+    if (own === undefined) {
+      own = ownString(name);
+      if (this.names.size === NAME_CACHE_SIZE) this.names.clear();
+      this.names.set(own, own);
+    }
+    return own;
+  }
+
+  /** Put an entry that carries its own latin1 name (a file that is its own entry) in `dir`. */
+  addEntry(dir: Inode, entry: Dirent & { readonly latin1Name: string }): void {
+    this.dirIndex(dir).set(entry.latin1Name, entry);
+  }
+
+  remove(dir: Inode, name: NameComponent): void {
     this.dirIndex(dir).delete(key(name));
   }
 
@@ -70,6 +103,7 @@ export class TreeBuilder {
   finish(): Inode {
     for (const [dir, m] of this.index) dir.entries = [...m.values()];
     this.index.clear();
+    this.names.clear();
     return this.root;
   }
 }

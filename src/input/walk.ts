@@ -150,7 +150,7 @@ export class InputMerger {
  * file. The parts are private fields so that the inode's own enumerable
  * properties stay those of the plain Inode model.
  */
-class HostFile implements Inode, Dirent {
+export class HostFile implements Inode, Dirent {
   perm: number;
   uid: number;
   gid: number;
@@ -235,7 +235,7 @@ const fileXattrs = new WeakMap<HostFile, Map<string, Uint8Array>>();
  * a byte array only when asked for: a Uint8Array costs ~100 bytes whatever
  * its length, and a tree holds one name per entry for the whole build.
  */
-class WalkDirent implements Dirent {
+export class WalkDirent implements Dirent {
   readonly #name: string;
   readonly inode: Inode;
 
@@ -258,7 +258,7 @@ class WalkDirent implements Dirent {
  * targets) carved out of shared slabs: a Buffer of its own costs an
  * ArrayBuffer and a backing store, several times the few bytes of a name.
  */
-class Arena {
+export class Arena {
   private static readonly SLAB = 64 * 1024;
   private slab = Buffer.alloc(0);
   private used = 0;

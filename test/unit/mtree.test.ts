@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readManifest, type ManifestOptions } from '../../src/input/manifest.js';
-import { inferType, ownerOf, parseMtree, showEntryPath, timeOf, unvis } from '../../src/input/mtree.js';
+import { inferType, mtreeEntries, ownerOf, parseMtree, showEntryPath, timeOf, unvis, type ChunkSource } from '../../src/input/mtree.js';
 import { parseIdFile, userDbFromDir, type UserDb } from '../../src/input/passwd.js';
 import type { Inode } from '../../src/input/tree.js';
 import { UserError } from '../../src/util/errors.js';
@@ -131,6 +131,35 @@ describe('parseMtree', () => {
     expect(failure(() => timeOf(parse('./x time=yesterday\n')[0]!))).toMatch(/^M:1: \.\/x: invalid time 'yesterday'/);
   });
 
+  test('text that comes in pieces parses as it does whole, wherever the pieces break', () => {
+    const text = Buffer.from([
+      '#mtree 2.0\r',
+      '/set type=file uid=0 gid=0 mode=0644',
+      '. type=dir mode=0755',
+      './a\\040long\\040name\\303\\251 size=12 \\',
+      '    time=5.25 # comment',
+      './d type=dir',
+      './d/\xe9t\xe9 link=../a type=link\r',
+      './d/last contents=x',
+    ].join('\n'), 'latin1');
+    const shape = (es: Iterable<{ line: string; path: string[]; kw: Map<string, string> }>) =>
+      [...es].map((e) => ({ line: e.line, path: e.path, kw: [...e.kw] }));
+    const whole = shape(parseMtree(text, 'M', () => {}));
+    expect(whole.map((e) => e.line)).toEqual(['M:3', 'M:4', 'M:6', 'M:7', 'M:8']);
+    expect(whole[1]!.path).toEqual(['a long name\xc3\xa9']);
+    expect(whole[3]!.path).toEqual(['d', '\xe9t\xe9']);
+    for (const size of [1, 2, 3, 5, 7, 64]) {
+      let at = 0;
+      const next: ChunkSource = () => {
+        if (at >= text.length) return null;
+        const piece = text.subarray(at, at + size);
+        at += size;
+        return piece;
+      };
+      expect(shape(mtreeEntries(next, 'M', () => {})), `pieces of ${size}`).toEqual(whole);
+    }
+  });
+
   test('bad lines are one-line errors with the line number', () => {
     expect(failure(() => parse('./a mode\n'))).toBe("M:1: keyword 'mode' needs a value");
     expect(failure(() => parse('\n/frob x=1\n'))).toBe("M:2: unknown command '/frob' (only /set and /unset)");
@@ -225,6 +254,19 @@ describe('readManifest', () => {
     expect(at(root, 'bin/sh')).toBe(a);
     // the metadata of the name that sorts first ("bin/sh" < "z"), whatever the line order
     expect(a).toMatchObject({ perm: 0o511, uid: 0 });
+  });
+
+  test('hard links: every name is an entry of its own, and every line is checked', () => {
+    // the same base name in two directories, the second line sorting first
+    const root = read('./z/sh type=file mode=0555 uid=9 gid=9 contents=bin/-sh\n./bin/sh type=file mode=0511 uid=0 gid=0\n');
+    expect(names(at(root, 'z'))).toEqual(['sh']);
+    expect(names(at(root, 'bin'))).toEqual(['sh']);
+    expect(at(root, 'z/sh')).toBe(at(root, 'bin/sh'));
+    expect(at(root, 'z/sh')).toMatchObject({ perm: 0o511, uid: 0 });
+    // a later name that does not sort first gives no metadata, but its line must still be right
+    expect(failure(() => read('./bin/sh type=file mode=0511\n./z type=file mode=9 contents=bin/-sh\n'))).toBe(
+      "METALOG:2: ./z: invalid mode '9' (an octal number up to 07777)",
+    );
   });
 
   test('duplicates: an error, with -D a warning, with -DD silent; the first one is kept', () => {
