@@ -25,7 +25,7 @@ import type { UserDb } from './passwd.js';
 import { defaultTime, entryTime, setTimes, type TimePolicy } from './times.js';
 import { adoptListed, markImplicit, newDir, type Inode, type NodeType, type Timespec } from './tree.js';
 import { TreeBuilder } from './treebuild.js';
-import { showPath } from './walk.js';
+import { HostFile, showPath } from './walk.js';
 
 export interface TarOptions {
   /** How messages name the archive: its path, or "(stdin)". */
@@ -108,8 +108,13 @@ function components(name: Uint8Array, where: string): Uint8Array[] {
 
 class TarTree {
   readonly builder: TreeBuilder;
-  /** Names per inode, so replaced data is handed back when its last name goes. */
+  /**
+   * Names of inodes with more than one (hard links), so that replaced data
+   * is handed back when its last name goes; an inode not in it has one.
+   */
   private readonly names = new Map<Inode, number>();
+  // members archived together mostly share their mtime: one object serves them
+  private lastTime: Timespec | undefined;
 
   constructor(private readonly ctx: InputContext, private readonly policy: TimePolicy) {
     const root = newDir(0o755);
@@ -134,7 +139,19 @@ class TarTree {
     return ino;
   }
 
-  place(parts: Uint8Array[], inode: Inode, where: string): void {
+  /** `t`, or the equal Timespec the last member got. */
+  time(t: Timespec): Timespec {
+    const last = this.lastTime;
+    if (last !== undefined && last.sec === t.sec && last.nsec === t.nsec) return last;
+    this.lastTime = t;
+    return t;
+  }
+
+  /**
+   * Put `inode` at `parts`: a new member's inode, or (`link`) another name
+   * of one placed before. A new regular file is its own directory entry.
+   */
+  place(parts: Uint8Array[], inode: Inode, where: string, link = false): void {
     if (parts.length === 0) {
       if (inode.type !== 'dir') throw new UserError(`${where}: the archive's top directory is not a directory member`);
       adoptListed(this.builder.root, inode);
@@ -156,8 +173,9 @@ class TarTree {
         this.release(old);
       }
     }
-    this.builder.add(parent, name, inode);
-    this.names.set(inode, (this.names.get(inode) ?? 0) + 1);
+    if (link) this.names.set(inode, (this.names.get(inode) ?? 1) + 1);
+    if (!link && inode instanceof HostFile) this.builder.addEntry(parent, inode);
+    else this.builder.add(parent, name, inode);
   }
 
   private release(inode: Inode): void {
@@ -282,30 +300,32 @@ async function readMember(
     if (inode === undefined) throw new UserError(`${where}: hard link to '${showPath(target)}', which is not in the archive before it`);
     if (inode.type === 'dir') throw new UserError(`${where}: hard link to directory '${showPath(target)}'`);
     await drain(entry);
-    tree.place(parts, inode, where);
+    tree.place(parts, inode, where, true);
     at.last = display;
     return;
   }
   if (type === undefined) throw new UserError(`${where}: unsupported member type${htype ? ` '${htype}'` : ''}`);
 
-  const mtime = paxTime(records, 'mtime', where) ?? headerTime(h.mtime, where);
-  const inode: Inode = {
-    type,
-    perm: (h.mode ?? 0) & 0o7777,
-    uid: owner(records, 'uid', 'uname', h.uid, h.uname, opts.users, where),
-    gid: owner(records, 'gid', 'gname', h.gid, h.gname, opts.users, where),
-    size: 0,
-    atime: mtime, mtime, ctime: mtime, crtime: mtime,
-    objid: 0,
-  };
-  setTimes(inode, entryTime(opts.policy, mtime));
+  const mtime = tree.time(entryTime(opts.policy, paxTime(records, 'mtime', where) ?? headerTime(h.mtime, where)));
+  const perm = (h.mode ?? 0) & 0o7777;
+  const uid = owner(records, 'uid', 'uname', h.uid, h.uname, opts.users, where);
+  const gid = owner(records, 'gid', 'gname', h.gid, h.gname, opts.users, where);
+  // A regular file is kept as a directory walk keeps one (no object for its
+  // entry nor for its written data: see HostFile), the largest part of a
+  // tree; the others as the walk makes them, one shape for all.
+  const inode: Inode = type === 'file'
+    ? new HostFile(perm, uid, gid, h.size ?? 0, mtime, NO_PREFIX, tree.builder.ownName(latin1(parts[parts.length - 1] ?? NO_PREFIX)))
+    : {
+      type, perm, uid, gid, size: 0, atime: mtime, mtime, ctime: mtime, crtime: mtime,
+      target: undefined, rdevMajor: undefined, rdevMinor: undefined,
+      entries: undefined, xattrs: undefined, objid: 0,
+    };
   const xattrs = paxXattrs(records);
   if (xattrs) inode.xattrs = xattrs;
 
   switch (type) {
     case 'file': {
-      const size = h.size ?? 0;
-      inode.size = size;
+      const size = inode.size;
       const sink = ctx.beginFile(size, parts.map((c) => Buffer.from(c).toString('utf8')).join('/'));
       at.member = display;
       at.size = size;
@@ -336,6 +356,13 @@ async function readMember(
   }
   tree.place(parts, inode, where);
   at.last = display;
+}
+
+/** The host path a tar member's HostFile is given: none (its data is always written before anything asks). */
+const NO_PREFIX = Buffer.alloc(0);
+
+function latin1(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 }
 
 function headerTime(d: Date | undefined, where: string): Timespec {
