@@ -34,6 +34,13 @@
 //                          disk-backed --out (default 2g); a tree whose output
 //                          would not fit is skipped with a message
 //     --os-tree PATH       tree (c) (default /usr)
+//     --input KIND         what tsmakefs is given for each tree: dir (default;
+//                          the tree itself), metalog (a METALOG of the tree,
+//                          written untimed beside the outputs; tsmakefs runs
+//                          in the tree, as a release build runs makefs in
+//                          DESTDIR) or tar (a `tar --sort=name` archive of the
+//                          tree, made untimed); `tar -cf` of the tree is the
+//                          yardstick either way
 //     --compression C      data compression of the image: off (default; the
 //                          issue's wall-time target is for an uncompressed
 //                          image), lz4, or default (whatever tsmakefs does
@@ -87,6 +94,7 @@ function parseArgs(argv) {
     out: undefined,
     budget: 2 * GiB,
     osTree: '/usr',
+    input: 'dir',
     compression: 'off',
     tsmArgs: [],
     smallFiles: 100_000,
@@ -114,6 +122,7 @@ function parseArgs(argv) {
       case '--out': o.out = path.resolve(val()); break;
       case '--budget': o.budget = parseSize(val()); break;
       case '--os-tree': o.osTree = path.resolve(val()); break;
+      case '--input': o.input = val(); break;
       case '--compression': o.compression = val(); break;
       case '--tsm-arg': o.tsmArgs.push(val()); break;
       case '--small-files': o.smallFiles = Number(val()); break;
@@ -137,6 +146,7 @@ function parseArgs(argv) {
   }
   for (const t of o.only) if (!['a', 'b', 'c'].includes(t)) throw new Error(`--only: unknown tree '${t}'`);
   if (!['off', 'lz4', 'default'].includes(o.compression)) throw new Error(`--compression: off, lz4 or default, not '${o.compression}'`);
+  if (!['dir', 'metalog', 'tar'].includes(o.input)) throw new Error(`--input: dir, metalog or tar, not '${o.input}'`);
   o.bigSize = Math.round((o.bigSize * o.bigScale) / MiB) * MiB;
   return o;
 }
@@ -232,6 +242,57 @@ function treeStats(root) {
     }
   }
   return { entries, files, dirs, bytes, alloc4k, hardlinks };
+}
+
+// ---------------------------------------------------------------------------
+// METALOG of a tree (--input metalog)
+
+/** A name as mtree(5) writes it (vis(3) octal escapes for blanks, controls, '\\', '#', '=' and non-ASCII bytes). */
+function visName(bytes) {
+  let out = '';
+  for (const b of bytes) {
+    out += b <= 0x20 || b >= 0x7f || b === 0x5c || b === 0x23 || b === 0x3d ? `\\${b.toString(8).padStart(3, '0')}` : String.fromCharCode(b);
+  }
+  return out;
+}
+
+/**
+ * Write a METALOG of `root` to `file`: every entry, in name order, with its
+ * owner, mode, time, size and link target, paths relative to `root` as a
+ * release build's METALOG has them relative to DESTDIR.
+ */
+function writeMetalog(root, file) {
+  const fd = fs.openSync(file, 'w');
+  let buf = '';
+  const flush = (force) => { if (force || buf.length > MiB) { fs.writeSync(fd, buf, null, 'latin1'); buf = ''; } };
+  const line = (rel, st, extra) => {
+    const kind = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : st.isFIFO() ? 'fifo'
+      : st.isSocket() ? 'socket' : st.isCharacterDevice() ? 'char' : 'block';
+    const sec = st.mtimeNs / 1_000_000_000n - (st.mtimeNs < 0n && st.mtimeNs % 1_000_000_000n !== 0n ? 1n : 0n);
+    const nsec = st.mtimeNs - sec * 1_000_000_000n;
+    let l = `${rel.length === 0 ? '.' : `./${visName(rel)}`} type=${kind} uid=${st.uid} gid=${st.gid} mode=${(Number(st.mode) & 0o7777).toString(8).padStart(4, '0')} time=${sec}.${String(nsec).padStart(9, '0')}`;
+    if (kind === 'file') l += ` size=${st.size}`;
+    if (kind === 'char' || kind === 'block') {
+      const r = st.rdev;
+      l += ` device=linux,${((r >> 8n) & 0xfffn) | ((r >> 32n) & 0xfffff000n)},${(r & 0xffn) | ((r >> 12n) & 0xffffff00n)}`;
+    }
+    buf += `${l}${extra}\n`;
+    flush(false);
+    return kind;
+  };
+  buf += '#mtree 2.0\n';
+  const visit = (rel) => {
+    const abs = rel.length === 0 ? Buffer.from(root) : Buffer.concat([Buffer.from(root), Buffer.from('/'), rel]);
+    const st = fs.lstatSync(abs, { bigint: true });
+    const link = st.isSymbolicLink() ? ` link=${visName(fs.readlinkSync(abs, { encoding: 'buffer' }))}` : '';
+    if (line(rel, st, link) !== 'dir') return;
+    for (const n of fs.readdirSync(abs, { encoding: 'buffer' }).sort(Buffer.compare)) {
+      visit(rel.length === 0 ? n : Buffer.concat([rel, Buffer.from('/'), n]));
+    }
+  };
+  visit(Buffer.alloc(0));
+  flush(true);
+  fs.closeSync(fd);
 }
 
 /** Image size for a tree: 2x its bytes (and 1.5x its 4 KiB-rounded allocation), whole GiB, at least 1 GiB. */
@@ -513,6 +574,7 @@ async function main() {
   if (o.only.includes('a')) { genSmall(smallDir, o.smallFiles); trees.push({ id: 'a', name: `(a) ${o.smallFiles} small files`, dir: smallDir }); }
   if (o.only.includes('b')) { genLarge(largeDir, o.bigFiles, o.bigSize); trees.push({ id: 'b', name: `(b) ${o.bigFiles} x ${fmtBytes(o.bigSize)}`, dir: largeDir }); }
   if (o.only.includes('c')) trees.push({ id: 'c', name: `(c) OS tree ${o.osTree}`, dir: o.osTree });
+  if (o.input !== 'dir') for (const t of trees) t.name += ` from ${o.input === 'metalog' ? 'a METALOG' : 'a tarball'}`;
 
   for (const t of trees) {
     const t0 = Date.now();
@@ -543,7 +605,7 @@ async function main() {
     tar: spawnSync('tar', ['--version']).stdout?.toString().split('\n')[0] ?? '?',
     outDir,
     outFs: outFs.tmpfs ? 'tmpfs' : 'disk',
-    tsmakefs: `${path.relative(process.cwd(), tsm) || tsm} ${tsmOpts.join(' ')} -s SIZE IMAGE TREE`,
+    tsmakefs: `${path.relative(process.cwd(), tsm) || tsm} ${tsmOpts.join(' ')} -s SIZE IMAGE ${{ dir: 'TREE', metalog: 'METALOG (run in TREE)', tar: 'TREE.tar (tar --sort=name)' }[o.input]}`,
     hostMemory: hostMemoryNotes(),
   };
 
@@ -574,13 +636,31 @@ async function main() {
       results.trees.push({ tree: t.name, skipped: `output ~${fmtBytes(est)} over budget` });
       continue;
     }
-    if (fsInfo(outDir).free < est * 1.1) throw new Error(`not enough room in ${outDir} for ${fmtBytes(est)}`);
+    // (a tar input lies beside the image and the archive it is timed against)
+    const room = o.input === 'tar' ? 2 * est : est;
+    if (fsInfo(outDir).free < room * 1.1) throw new Error(`not enough room in ${outDir} for ${fmtBytes(room)}`);
     const size = imageSize(t.stats);
     const tarOut = path.join(outDir, `${t.id}.tar`);
     const img = path.join(outDir, `${t.id}.img`);
     const tarArgs = ['-cf', tarOut, '-C', t.dir, '.'];
-    const tsmArgs = [tsm, ...tsmOpts, '-s', size, img, t.dir];
     const after = (p) => { rmrf(p); if (!outFs.tmpfs) sync(); };
+    // what tsmakefs reads (--input), made untimed; removed after the tree
+    let input = t.dir;
+    let tsmCwd;
+    if (o.input === 'metalog') {
+      input = path.join(outDir, `${t.id}.METALOG`);
+      const t0 = Date.now();
+      writeMetalog(t.dir, input);
+      tsmCwd = t.dir;
+      log(`${t.name}: METALOG written (${fmtBytes(fs.statSync(input).size)}, ${Date.now() - t0} ms)`);
+    } else if (o.input === 'tar') {
+      input = path.join(outDir, `${t.id}.input.tar`);
+      const r = spawnSync('tar', ['--sort=name', '-cf', input, '-C', t.dir, '.'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      if (r.status !== 0 && r.status !== 1) throw new Error(`tar (input) failed (${r.status}): ${r.stderr}`);
+      log(`${t.name}: input archive written (${fmtBytes(fs.statSync(input).size)})`);
+    }
+    const tsmArgs = [tsm, ...tsmOpts, '-s', size, img, input];
+    const tsmSpawn = tsmCwd === undefined ? {} : { cwd: tsmCwd };
 
     if (!o.profileOnly) {
       log(`${t.name}: warming (tar, untimed)`);
@@ -597,7 +677,7 @@ async function main() {
         log(`  tar      run ${r + 1}: ${a.wall.toFixed(2)} s, ${fmtBytes(a.rss)} peak RSS, ${a.cpu.toFixed(2)} s CPU (${fmtContention(load)})`);
         after(tarOut);
         const load2 = cpuContention();
-        const b = timed(process.execPath, tsmArgs);
+        const b = timed(process.execPath, tsmArgs, tsmSpawn);
         if (b.status !== 0) throw new Error(`tsmakefs failed (${b.status}): ${b.stderr}`);
         b.load = load2;
         b.imageAllocated = 0;
@@ -632,7 +712,7 @@ async function main() {
       const name = `tsmakefs-${t.id}.cpuprofile`;
       rmrf(path.join(pdir, name));
       log(`${t.name}: profiling (node --cpu-prof)`);
-      const p = timed(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${pdir}`, `--cpu-prof-name=${name}`, ...tsmArgs]);
+      const p = timed(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${pdir}`, `--cpu-prof-name=${name}`, ...tsmArgs], tsmSpawn);
       after(img);
       if (p.status !== 0) throw new Error(`tsmakefs (profiled) failed (${p.status}): ${p.stderr}`);
       const s = summariseProfile(path.join(pdir, name), o.top);
@@ -640,6 +720,7 @@ async function main() {
       s.wall = p.wall;
       results.profiles.push(s);
     }
+    if (input !== t.dir) rmrf(input);
   }
 
   if (o.perf) {
