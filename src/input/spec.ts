@@ -58,11 +58,11 @@ export function applySpec(root: Inode, data: Uint8Array, opts: SpecOptions): voi
     if (node.entry !== undefined) throw new UserError(`${e.where}: duplicate entry (first at ${node.entry.where.split(': ')[0]})`);
     node.entry = e;
   }
-  const before = opts.onlySpec && opts.discard ? writtenSources(root) : undefined;
+  const before = opts.onlySpec && opts.discard ? writtenFiles(root) : undefined;
   applyDir(root, top, opts);
   if (before !== undefined) {
-    const after = writtenSources(root);
-    for (const s of before) if (!after.has(s)) opts.discard!(s);
+    const after = writtenFiles(root);
+    for (const [ino, src] of before) if (!after.has(ino)) opts.discard!(src);
   }
 }
 
@@ -142,12 +142,18 @@ function createEntry(e: MtreeEntry, opts: SpecOptions): Inode {
   return inode;
 }
 
-function writtenSources(root: Inode): Set<DataSource> {
-  const out = new Set<DataSource>();
+/**
+ * The inodes whose data is already in the image, with its source. Keyed by
+ * inode: a file may make its source anew at each read (a slab index kept,
+ * not an object: see HostFile), so two reads are not one object.
+ */
+function writtenFiles(root: Inode): Map<Inode, DataSource> {
+  const out = new Map<Inode, DataSource>();
   const stack: Inode[] = [root];
   while (stack.length > 0) {
     const ino = stack.pop()!;
-    if (ino.source?.kind === 'written') out.add(ino.source);
+    const src = ino.source;
+    if (src?.kind === 'written') out.set(ino, src);
     if (ino.entries) for (const e of ino.entries) stack.push(e.inode);
   }
   return out;

@@ -8,6 +8,9 @@ import type { UserDb } from '../../src/input/passwd.js';
 import { applySpec, type SpecOptions } from '../../src/input/spec.js';
 import type { DataSource, Inode } from '../../src/input/tree.js';
 import { walkDirectories } from '../../src/input/walk.js';
+import { DMU_OT_PLAIN_FILE_CONTENTS } from '../../src/dmu/types.js';
+import { CKSUM_FLETCHER4, COMP_OFF } from '../../src/zio/blkptr.js';
+import { FileDataSlab, type WrittenData } from '../../src/zpl/filedata.js';
 import { UserError } from '../../src/util/errors.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tsmakefs-spec-'));
@@ -112,6 +115,28 @@ describe('applySpec', () => {
     expect(root.entries!.map((e) => Buffer.from(e.name).toString()).sort()).toEqual(['dir1', 'ln', 'made', 'madedir']);
     expect(at(root, 'dir1/inner')).toBeDefined();
     expect(discarded).toEqual([written]);
+  });
+
+  test('-x hands back the data of the files it drops, and only theirs, when sources are made on each read', () => {
+    // (a walked or tarball file keeps its written data as a slab index: each
+    // read of its source is a new object, as in a real tarball build)
+    const root = walkDirectories([stage]);
+    const slab = new FileDataSlab();
+    const bp = {
+      dva: { vdev: 0, offset: 0x40_0000, asize: 4096 }, lsize: 4096, psize: 4096, comp: COMP_OFF,
+      cksumType: CKSUM_FLETCHER4, type: DMU_OT_PLAIN_FILE_CONTENTS, level: 0, birth: 4, fill: 1, cksum: new Uint8Array(32).fill(7),
+    };
+    const store = (ino: Inode, start: number) => {
+      ino.source = slab.store({ size: 4, blksz: 4096, nlevels: 1, maxblkid: 0, used: 4096, bp, psize: 4096, lsize: 4096, start, end: start + 4096 });
+    };
+    store(at(root, 'extra')!, 0x40_0000);
+    store(at(root, 'dir1/f')!, 0x50_0000);
+    expect(at(root, 'extra')!.source).not.toBe(at(root, 'extra')!.source);
+    const discarded: DataSource[] = [];
+    applySpec(root, Buffer.from(SPEC), {
+      name: 'S', onlySpec: true, policy: {}, users: USERS, warn: () => {}, discard: (s) => void discarded.push(s),
+    });
+    expect(discarded.map((d) => (d as WrittenData).data.start)).toEqual([0x40_0000]);
   });
 
   test('mismatches and missing facts are one-line errors', () => {
