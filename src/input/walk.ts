@@ -149,6 +149,11 @@ export class InputMerger {
  * kept (the index in the slab, the slab), not a WrittenData object per
  * file. The parts are private fields so that the inode's own enumerable
  * properties stay those of the plain Inode model.
+ *
+ * Manifests and tarballs keep their files this way too (manifest.ts, a
+ * path relative to the current directory; tar.ts, no path: the data is
+ * written as the member is read). Since `source` is made at each read, two
+ * reads are never one object: compare inodes, not sources.
  */
 export class HostFile implements Inode, Dirent {
   perm: number;
