@@ -17,8 +17,8 @@ import {
   type ChunkSource, type MtreeEntry, type Warn,
 } from './mtree.js';
 import type { UserDb } from './passwd.js';
-import { defaultTime, entryTime, setTimes, type TimePolicy } from './times.js';
-import { newDir, type Inode, type NodeType, type Timespec } from './tree.js';
+import { defaultTime, entryTime, setTimes, SharedTime, type TimePolicy } from './times.js';
+import { newDir, type Inode, type NodeType } from './tree.js';
 import { TreeBuilder } from './treebuild.js';
 import { Arena, HostFile, hostPath, showPath } from './walk.js';
 
@@ -64,8 +64,7 @@ class ManifestReader {
   private readonly prefixes = new Map<Inode, Buffer>();
   private readonly arena = new Arena();
   private pathScratch = Buffer.allocUnsafeSlow(4096);
-  // consecutive lines mostly give the same time= (or none): one object serves them
-  private lastTime: Timespec | undefined;
+  private readonly times = new SharedTime();
 
   constructor(private readonly opts: ManifestOptions) {
     this.builder = new TreeBuilder(this.implicit());
@@ -125,20 +124,12 @@ class ManifestReader {
     return true;
   }
 
-  private time(e: MtreeEntry): Timespec {
-    const t = entryTime(this.opts.policy, timeOf(e));
-    const last = this.lastTime;
-    if (last !== undefined && last.sec === t.sec && last.nsec === t.nsec) return last;
-    this.lastTime = t;
-    return t;
-  }
-
   private setMetadata(inode: Inode, e: MtreeEntry): void {
     const { uid, gid } = ownerOf(e, this.opts.users);
     inode.uid = uid ?? 0;
     inode.gid = gid ?? 0;
     inode.perm = modeOf(e) ?? DEFAULT_PERM[inode.type];
-    setTimes(inode, this.time(e));
+    setTimes(inode, this.times.share(entryTime(this.opts.policy, timeOf(e))));
     flagsOf(e); // checked; the zfs backend keeps no file flags (as makefs)
   }
 

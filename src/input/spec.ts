@@ -16,7 +16,7 @@ import {
 } from './mtree.js';
 import type { UserDb } from './passwd.js';
 import { defaultTime, setTimes, type TimePolicy } from './times.js';
-import { newDir, type DataSource, type Dirent, type Inode } from './tree.js';
+import { direntKey, newDir, type DataSource, type Dirent, type Inode } from './tree.js';
 
 export interface SpecOptions {
   /** The spec file, as messages name it. */
@@ -37,9 +37,6 @@ interface SpecNode {
   children: Map<string, SpecNode>;
 }
 
-function key(e: Dirent): string {
-  return e.latin1Name ?? Buffer.from(e.name.buffer, e.name.byteOffset, e.name.byteLength).toString('latin1');
-}
 
 export function applySpec(root: Inode, data: Uint8Array, opts: SpecOptions): void {
   const entries = parseMtree(data, opts.name, opts.warn);
@@ -69,8 +66,8 @@ export function applySpec(root: Inode, data: Uint8Array, opts: SpecOptions): voi
 function applyDir(dir: Inode, node: SpecNode, opts: SpecOptions): void {
   if (node.entry !== undefined) applyEntry(dir, node.entry, opts);
   const entries = dir.entries!;
-  const byName = new Map<string, Dirent>(entries.map((e) => [key(e), e]));
-  if (opts.onlySpec) dir.entries = entries.filter((e) => node.children.has(key(e)));
+  const byName = new Map<string, Dirent>(entries.map((e) => [direntKey(e), e]));
+  if (opts.onlySpec) dir.entries = entries.filter((e) => node.children.has(direntKey(e)));
   for (const [k, child] of node.children) {
     let d = byName.get(k);
     if (d === undefined) {

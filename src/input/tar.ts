@@ -22,8 +22,8 @@ import { errnoCode, fsUserError, UserError } from '../util/errors.js';
 import type { Warn } from './mtree.js';
 import { mergePax, paxNumber, paxText, paxTime, paxXattrs, parsePaxRecords, type PaxRecords } from './pax.js';
 import type { UserDb } from './passwd.js';
-import { defaultTime, entryTime, setTimes, type TimePolicy } from './times.js';
-import { adoptListed, markImplicit, newDir, type Inode, type NodeType, type Timespec } from './tree.js';
+import { defaultTime, entryTime, setTimes, SharedTime, type TimePolicy } from './times.js';
+import { adoptListed, latin1Of, markImplicit, newDir, type Inode, type NodeType, type Timespec } from './tree.js';
 import { TreeBuilder } from './treebuild.js';
 import { HostFile, showPath } from './walk.js';
 
@@ -113,8 +113,7 @@ class TarTree {
    * is handed back when its last name goes; an inode not in it has one.
    */
   private readonly names = new Map<Inode, number>();
-  // members archived together mostly share their mtime: one object serves them
-  private lastTime: Timespec | undefined;
+  readonly times = new SharedTime();
 
   constructor(private readonly ctx: InputContext, private readonly policy: TimePolicy) {
     const root = newDir(0o755);
@@ -137,14 +136,6 @@ class TarTree {
       ino = this.builder.child(ino, p)?.inode;
     }
     return ino;
-  }
-
-  /** `t`, or the equal Timespec the last member got. */
-  time(t: Timespec): Timespec {
-    const last = this.lastTime;
-    if (last !== undefined && last.sec === t.sec && last.nsec === t.nsec) return last;
-    this.lastTime = t;
-    return t;
   }
 
   /**
@@ -306,7 +297,7 @@ async function readMember(
   }
   if (type === undefined) throw new UserError(`${where}: unsupported member type${htype ? ` '${htype}'` : ''}`);
 
-  const mtime = tree.time(entryTime(opts.policy, paxTime(records, 'mtime', where) ?? headerTime(h.mtime, where)));
+  const mtime = tree.times.share(entryTime(opts.policy, paxTime(records, 'mtime', where) ?? headerTime(h.mtime, where)));
   const perm = (h.mode ?? 0) & 0o7777;
   const uid = owner(records, 'uid', 'uname', h.uid, h.uname, opts.users, where);
   const gid = owner(records, 'gid', 'gname', h.gid, h.gname, opts.users, where);
@@ -314,7 +305,7 @@ async function readMember(
   // entry nor for its written data: see HostFile), the largest part of a
   // tree; the others as the walk makes them, one shape for all.
   const inode: Inode = type === 'file'
-    ? new HostFile(perm, uid, gid, h.size ?? 0, mtime, NO_PREFIX, tree.builder.ownName(latin1(parts[parts.length - 1] ?? NO_PREFIX)))
+    ? new HostFile(perm, uid, gid, h.size ?? 0, mtime, NO_PREFIX, tree.builder.ownName(latin1Of(parts[parts.length - 1] ?? NO_PREFIX)))
     : {
       type, perm, uid, gid, size: 0, atime: mtime, mtime, ctime: mtime, crtime: mtime,
       target: undefined, rdevMajor: undefined, rdevMinor: undefined,
@@ -360,10 +351,6 @@ async function readMember(
 
 /** The host path a tar member's HostFile is given: none (its data is always written before anything asks). */
 const NO_PREFIX = Buffer.alloc(0);
-
-function latin1(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
-}
 
 function headerTime(d: Date | undefined, where: string): Timespec {
   const ms = d?.getTime() ?? 0;

@@ -51,6 +51,22 @@ export function entryTime(policy: TimePolicy, own: Timespec | undefined): Timesp
   return policy.stamp ?? own ?? defaultTime(policy);
 }
 
+/**
+ * Entries listed together (a manifest's lines, an archive's members) mostly
+ * have one time: a Timespec equal to the last one given is that object, so
+ * a tree holds one object for them all rather than one per entry.
+ */
+export class SharedTime {
+  private last: Timespec | undefined;
+
+  share(t: Timespec): Timespec {
+    const last = this.last;
+    if (last !== undefined && last.sec === t.sec && last.nsec === t.nsec) return last;
+    this.last = t;
+    return t;
+  }
+}
+
 /** Give one inode the time `t` in all four fields. */
 export function setTimes(inode: Inode, t: Timespec): void {
   inode.atime = t;

@@ -122,6 +122,45 @@ export function adoptListed(dir: Inode, from: Inode): void {
   implicitDirs.delete(dir);
 }
 
+/** Bytes as a latin1 string: one code unit per byte, so distinct names never collide and code unit order is byte order. */
+export function latin1Of(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
+}
+
+/** A directory entry's name as a latin1 string: the one it keeps (latin1Name), or made from its bytes. */
+export function direntKey(e: Dirent): string {
+  return e.latin1Name ?? latin1Of(e.name);
+}
+
+/**
+ * Equal names share one string while a tree is built: names repeat across
+ * directories (Makefile, __init__.py, LC_MESSAGES, ...), and a tree holds
+ * one per entry for the whole build. The map is bounded (cleared when
+ * full) and goes with whoever builds the tree. `own` makes the string
+ * kept from the one met (see mtree.ts's ownString), where that may be a
+ * slice of a larger text.
+ */
+export class SharedNames {
+  private static readonly MAX = 1 << 17;
+  private readonly names = new Map<string, string>();
+
+  constructor(private readonly own: (s: string) => string = (s) => s) {}
+
+  share(name: string): string {
+    let kept = this.names.get(name);
+    if (kept === undefined) {
+      kept = this.own(name);
+      if (this.names.size === SharedNames.MAX) this.names.clear();
+      this.names.set(kept, kept);
+    }
+    return kept;
+  }
+
+  clear(): void {
+    this.names.clear();
+  }
+}
+
 /** Byte-wise comparison of names (C locale order), the only order the writer uses. */
 export function compareNames(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);

@@ -5,26 +5,20 @@
 
 import { UserError } from '../util/errors.js';
 import { ownString, showEntryPath } from './mtree.js';
-import type { Dirent, Inode } from './tree.js';
+import { direntKey, latin1Of, SharedNames, type Dirent, type Inode } from './tree.js';
 import { WalkDirent } from './walk.js';
 
 /** A name component: raw bytes, or the same bytes as a latin1 string (one code unit per byte). */
 export type NameComponent = Uint8Array | string;
 
 function key(name: NameComponent): string {
-  // latin1 maps bytes 1:1 to code units, so distinct names never collide.
-  return typeof name === 'string' ? name : Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');
+  return typeof name === 'string' ? name : latin1Of(name);
 }
-
-/** A bound on the size of TreeBuilder's map of shared names. */
-const NAME_CACHE_SIZE = 1 << 17;
 
 export class TreeBuilder {
   private readonly index = new Map<Inode, Map<string, Dirent>>();
-  // Names repeat across directories (Makefile, __init__.py, LC_MESSAGES,
-  // ...): equal names share one string, as in a directory walk. Only while
-  // building: the map goes with the builder.
-  private readonly names = new Map<string, string>();
+  // (only while building: the map goes with the builder)
+  private readonly names = new SharedNames(ownString);
 
   constructor(readonly root: Inode) {}
 
@@ -32,7 +26,7 @@ export class TreeBuilder {
     let m = this.index.get(dir);
     if (m === undefined) {
       m = new Map();
-      for (const e of dir.entries ?? []) m.set(e.latin1Name ?? key(e.name), e);
+      for (const e of dir.entries ?? []) m.set(direntKey(e), e);
       this.index.set(dir, m);
     }
     return m;
@@ -81,13 +75,7 @@ export class TreeBuilder {
 
   /** `name` as a string the tree may keep: of its own (see ownString), and shared with equal names. */
   ownName(name: string): string {
-    let own = this.names.get(name);
-    if (own === undefined) {
-      own = ownString(name);
-      if (this.names.size === NAME_CACHE_SIZE) this.names.clear();
-      this.names.set(own, own);
-    }
-    return own;
+    return this.names.share(name);
   }
 
   /** Put an entry that carries its own latin1 name (a file that is its own entry) in `dir`. */

@@ -8,7 +8,10 @@ import { isUtf8 } from 'node:buffer';
 import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
 import { fsUserError, UserError } from '../util/errors.js';
 import { showPath } from '../util/showpath.js';
-import { adoptListed, countInode, isImplicit, type DataSource, type Dirent, type InputTotals, type Inode, type NodeType, type Timespec } from './tree.js';
+import {
+  adoptListed, countInode, direntKey, isImplicit, SharedNames, type DataSource, type Dirent, type InputTotals, type Inode, type NodeType,
+  type Timespec,
+} from './tree.js';
 import { WrittenData, type FileDataSlab } from '../zpl/filedata.js';
 
 // (messages elsewhere spell paths with it too; it lives where the command line can take it alone)
@@ -38,9 +41,6 @@ const TICK_ENTRIES = 32;
 const MAX_NAME_BYTES = 255;
 
 const NS_PER_SEC = 1_000_000_000n;
-
-/** Names shared while walking (see Walker.nameCache), a bound on that map's size. */
-const NAME_CACHE_SIZE = 1 << 17;
 
 /**
  * Walk one or more staging directories into one tree, as makefs does:
@@ -307,10 +307,8 @@ class Walker {
   // usually the next one too: one object serves them all.
   private lastNs = -1n;
   private lastTime: Timespec | undefined;
-  // Names repeat across directories (Makefile, __init__.py, LC_MESSAGES, ...):
-  // equal names share one string. Only while walking: the map goes with
-  // the walker.
-  private readonly nameCache = new Map<string, string>();
+  // (only while walking: the map goes with the walker)
+  private readonly names = new SharedNames();
   /** Whether the last visit met a hard-linked inode seen before (under another name). */
   private relinked = false;
   /** Every inode met, each hard-linked one once (see walkCounted). */
@@ -371,12 +369,7 @@ class Walker {
         if (s.length > MAX_NAME_BYTES) {
           throw new UserError(`${showPath(childPath)}: name longer than ${MAX_NAME_BYTES} bytes`);
         }
-        let name = this.nameCache.get(s);
-        if (name === undefined) {
-          name = s;
-          if (this.nameCache.size === NAME_CACHE_SIZE) this.nameCache.clear();
-          this.nameCache.set(s, name);
-        }
+        const name = this.names.share(s);
         if (this.onTick !== undefined && (i + 1) % TICK_ENTRIES === 0) this.onTick();
         const inode = this.visit(childPath, prefix, name);
         if (!this.relinked) countInode(this.totals, inode);
@@ -554,11 +547,6 @@ export function hostPath(path: Buffer): string | Uint8Array {
   return isUtf8(path) ? path.toString('utf8') : path;
 }
 
-function nameKey(name: Uint8Array): string {
-  // latin1 maps bytes 1:1 to code units, so distinct names never collide.
-  return Buffer.from(name.buffer, name.byteOffset, name.byteLength).toString('latin1');
-}
-
 function describe(t: NodeType): string {
   switch (t) {
     case 'file': return 'file';
@@ -612,11 +600,11 @@ class Merger {
       // none (an archive only implied it).
       if (isImplicit(into) && !isImplicit(from)) adoptListed(into, from);
       const existing = new Map<string, Dirent>();
-      for (const e of into.entries!) existing.set(nameKey(e.name), e);
+      for (const e of into.entries!) existing.set(direntKey(e), e);
       let added = false;
       for (const e of from.entries!) {
         const childRel = rel === '' ? showPath(e.name) : `${rel}/${showPath(e.name)}`;
-        const have = existing.get(nameKey(e.name));
+        const have = existing.get(direntKey(e));
         if (have === undefined) {
           into.entries!.push(e);
           this.origin.set(e, input);
