@@ -13,6 +13,7 @@ import type { InputContext, TreeSource } from '../image.js';
 import { fsUserError, UserError } from '../util/errors.js';
 import { decompressorMissing } from './decompress.js';
 import { pathKind, peek, sniff, sniffFile, type TarCompression } from './detect.js';
+import { isTarFile, type TarInput } from './tar-feed.js';
 import { readManifest } from './manifest.js';
 import { wholeText, type ChunkSource, type Warn } from './mtree.js';
 import { forceOwners, ownerOverride } from './owners.js';
@@ -49,7 +50,7 @@ export interface InputPlan {
 type Primary =
   | { kind: 'dir' }
   | { kind: 'manifest'; name: string; text: ManifestText }
-  | { kind: 'tar'; compression: TarCompression | null; name: string; stream: Readable };
+  | { kind: 'tar'; compression: TarCompression | null; name: string; source: TarInput };
 
 const STDIN_NAME = '(stdin)';
 
@@ -109,7 +110,7 @@ async function fromStream(stream: Readable, name: string): Promise<Primary> {
   const { head, rest } = await peek(stream, 512);
   const what = head.length === 0 ? { kind: 'tar' as const, compression: null } : sniff(head);
   if (what.kind === 'manifest') return { kind: 'manifest', name, text: { next: wholeText(await readAll(rest, name)), close() {} } };
-  return { ...what, name, stream: rest };
+  return { ...what, name, source: rest };
 }
 
 /** An input after the first: a staging directory or a tarball (file), merged into the tree in order. */
@@ -136,11 +137,6 @@ function isEmptyFile(path: string): boolean {
   }
 }
 
-/** A tarball file, read in large pieces. */
-function tarFileStream(path: string): Readable {
-  return createReadStream(path, { highWaterMark: 1 << 20 });
-}
-
 async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
   if (input === '-') return fromStream(plan.stdin ?? process.stdin, STDIN_NAME);
   const what = pathKind(input);
@@ -148,7 +144,7 @@ async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
   if (what === 'stream') return fromStream(createReadStream(input), input);
   const content = sniffFile(input);
   if (content.kind === 'manifest') return { kind: 'manifest', name: input, text: manifestFile(input) };
-  return { ...content, name: input, stream: tarFileStream(input) };
+  return { ...content, name: input, source: { file: input } };
 }
 
 /**
@@ -186,7 +182,7 @@ export async function openInputs(
   ]) {
     const missing = decompressorMissing(compression);
     if (missing !== null) {
-      if (primary.kind === 'tar') primary.stream.destroy();
+      if (primary.kind === 'tar' && !isTarFile(primary.source)) primary.source.destroy();
       throw new UserError(`${name}: ${missing}`);
     }
   }
@@ -207,11 +203,11 @@ export async function openInputs(
     const firstTar = later.findIndex((x) => x.kind === 'tar');
     const walkedTogether = firstTar < 0 ? later : later.slice(0, firstTar);
     const mergedAfter = firstTar < 0 ? [] : later.slice(firstTar);
-    const readTarball = async (stream: Readable, name: string, compression: TarCompression | null): Promise<Inode> => {
+    const readTarball = async (source: TarInput, name: string, compression: TarCompression | null): Promise<Inode> => {
       // tar-stream and its dependencies load only for a tarball: ~40 ms
       // of a directory build's start-up otherwise
       const { readTar } = await import('./tar.js');
-      return readTar(stream, ctx, {
+      return readTar(source, ctx, {
         name, compression, policy: plan.policy,
         users: plan.userDbDir !== undefined ? users : undefined, warn: plan.warn,
       });
@@ -229,7 +225,7 @@ export async function openInputs(
     const mergeLater = async (merger: InputMerger, inputs: LaterInput[]): Promise<void> => {
       for (const x of inputs) {
         if (x.kind === 'dir') merger.directory(x.path);
-        else merger.tree(await readTarball(tarFileStream(x.path), x.path, x.compression), x.path);
+        else merger.tree(await readTarball({ file: x.path }, x.path, x.compression), x.path);
       }
     };
     try {
@@ -315,7 +311,7 @@ export async function openInputs(
                 primary.text.close();
               }
             } else {
-              root = await readTarball(primary.stream, primary.name, primary.compression);
+              root = await readTarball(primary.source, primary.name, primary.compression);
             }
             merger.tree(root, primary.name);
             await mergeLater(merger, later);

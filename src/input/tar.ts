@@ -12,6 +12,7 @@
 // (the replaced data's space is handed back); a directory member for an
 // existing directory only updates its metadata.
 
+import { createReadStream } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { hostDecompressor } from './decompress.js';
@@ -26,6 +27,7 @@ import { defaultTime, entryTime, setTimes, SharedTime, type TimePolicy } from '.
 import { adoptListed, latin1Of, markImplicit, newDir, type Inode, type NodeType, type Timespec } from './tree.js';
 import { TreeBuilder } from './treebuild.js';
 import { HostFile, showPath } from './walk.js';
+import { isTarFile, pumpFile, TarRing, type TarInput } from './tar-feed.js';
 
 export interface TarOptions {
   /** How messages name the archive: its path, or "(stdin)". */
@@ -36,6 +38,8 @@ export interface TarOptions {
   /** -N: resolve member uname/gname here; unknown names keep the numeric ids. */
   users?: UserDb;
   warn: Warn;
+  /** The size of the ring a tarball file is read through (tests make it small, so that it wraps within a member). */
+  ringBytes?: number;
 }
 
 const MAX_NAME_BYTES = 255;
@@ -50,8 +54,13 @@ const TYPES: Partial<Record<string, NodeType>> = {
   fifo: 'fifo',
 };
 
-/** A member as tar-stream's iterator yields it: its header and a stream of its data. */
-type Entry = AsyncIterable<Buffer> & { header: Header };
+/**
+ * A member as tar-stream's iterator yields it: its header, a stream of its
+ * data, and the stream offset of its header (its data follows the header).
+ */
+type Entry = AsyncIterable<Buffer> & { header: Header; offset: number };
+
+const HEADER_BYTES = 512;
 
 /** tar-stream's Extract as far as the pax hook needs to see it. */
 interface ExtractInternals {
@@ -215,13 +224,21 @@ function describeFailure(err: unknown, name: string, at: MemberState, compressio
 /** How long a decompressing command whose output is no tarball is given to exit with its own complaint. */
 const COMMAND_GRACE_MS = 1000;
 
-/** Read a tarball from `input` into a tree, writing file data through `ctx`. */
-export async function readTar(input: Readable, ctx: InputContext, opts: TarOptions): Promise<Inode> {
+/**
+ * Read a tarball into a tree, writing file data through `ctx`: from a
+ * stream, or from a file (`{ file }`), which is opened here.
+ */
+export async function readTar(source: TarInput, ctx: InputContext, opts: TarOptions): Promise<Inode> {
   // latin1 turns header names into strings byte for byte (the typings omit the option).
   const ex = extract({ filenameEncoding: 'latin1' } as Parameters<typeof extract>[0]);
   const pax = new PaxTap(ex);
+  const ring = new TarRing(opts.ringBytes);
+  // an uncompressed file is read straight into the ring; anything else is a stream
+  const direct = isTarFile(source) && opts.compression === null ? source.file : undefined;
+  const input: Readable | undefined = direct !== undefined ? undefined
+    : isTarFile(source) ? createReadStream(source.file, { highWaterMark: 1 << 20 }) : source;
   const gz = opts.compression === 'gzip' ? createGunzip() : undefined;
-  const host = opts.compression !== null && opts.compression !== 'gzip' ? hostDecompressor(opts.compression, input) : undefined;
+  const host = input !== undefined && opts.compression !== null && opts.compression !== 'gzip' ? hostDecompressor(opts.compression, input) : undefined;
   let failure: unknown;
   const fail = (e: unknown): void => {
     failure ??= e;
@@ -232,15 +249,16 @@ export async function readTar(input: Readable, ctx: InputContext, opts: TarOptio
   ex.on('error', (e) => {
     if (failure === undefined) parseError ??= e;
   });
-  input.on('error', fail);
+  input?.on('error', fail);
   gz?.on('error', fail);
-  (gz ? input.pipe(gz) : host ? host.output : input).pipe(ex as unknown as Writable);
+  if (direct !== undefined) pumpFile(direct, ring, ex).catch(fail);
+  else (gz ? input!.pipe(gz) : host ? host.output : input!).pipe(ex as unknown as Writable);
 
   const tree = new TarTree(ctx, opts.policy);
   const at: MemberState = {};
   try {
     for await (const entry of ex) {
-      await readMember(entry as unknown as Entry, pax.take(), tree, ctx, opts, at);
+      await readMember(entry as unknown as Entry, pax.take(), tree, ctx, opts, at, ring);
     }
     // a command that failed, or could not run, may have stopped where a
     // tarball can end (or before it began)
@@ -264,16 +282,18 @@ export async function readTar(input: Readable, ctx: InputContext, opts: TarOptio
   } finally {
     host?.kill();
     gz?.destroy();
-    input.destroy();
+    input?.destroy();
   }
   return tree.builder.finish();
 }
 
 async function readMember(
   entry: Entry, records: PaxRecords, tree: TarTree, ctx: InputContext, opts: TarOptions,
-  at: MemberState,
+  at: MemberState, ring: TarRing,
 ): Promise<void> {
   const h = entry.header;
+  // what came before this member's header is parsed and written
+  ring.release(entry.offset);
   const nameBytes = records.get('path') ?? Buffer.from(h.name, 'latin1');
   const display = showPath(nameBytes);
   const where = `${opts.name}: member '${display}'`;
@@ -320,7 +340,17 @@ async function readMember(
       const sink = ctx.beginFile(size, parts.map((c) => Buffer.from(c).toString('utf8')).join('/'));
       at.member = display;
       at.size = size;
-      for await (const chunk of entry) sink.write(chunk);
+      // each piece is written (copied) before the next is taken, so the
+      // ring may be written over up to it
+      let offset = entry.offset + HEADER_BYTES;
+      for await (const chunk of entry) {
+        if (chunk.buffer === ring.buf.buffer && chunk.byteOffset !== ring.buf.byteOffset + ring.positionOf(offset)) {
+          throw new Error(`tar-stream changed: data at ring position ${chunk.byteOffset - ring.buf.byteOffset}, not where stream offset ${offset} lies`);
+        }
+        sink.write(chunk);
+        offset += chunk.length;
+        ring.release(offset);
+      }
       inode.source = sink.end();
       at.member = undefined;
       break;

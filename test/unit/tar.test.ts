@@ -5,7 +5,7 @@
 
 import { spawnSync } from 'node:child_process';
 import {
-  chownSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
+  chownSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -430,6 +430,73 @@ describe('errors: one line naming the archive and the member', () => {
     );
     expect(await failure(read(tarOf([{ name: 'd/x', data: Buffer.from('x') }, { name: 'd', data: Buffer.from('d') }])))).toBe(
       "T.tar: member 'd': would replace a directory that holds other members",
+    );
+  });
+});
+
+describe('a tarball file, read through a ring used over and over (tar-feed.ts)', () => {
+  /** Read `archive` as a file, not a stream, through a ring of `ringBytes`. */
+  async function readFile(archive: Buffer, ringBytes?: number, ctx: Recorder = recorder()): Promise<Inode> {
+    const path = join(tmp, `ring-${archive.length}-${ringBytes ?? 0}.tar`);
+    writeFileSync(path, archive);
+    return readTar({ file: path }, ctx, { name: 'T.tar', compression: null, policy: {}, warn: () => {}, ringBytes });
+  }
+
+  // members of every size around the ring's and the reads' (the ring holds
+  // each byte until the member it belongs to is written), and pax headers
+  // between them, so that the ring wraps inside headers and inside data
+  const mixed = (): Buffer => {
+    let seed = 7;
+    const next = (): number => (seed = (seed * 1103515245 + 12345) >>> 0);
+    const members: Parameters<typeof tarOf>[0] = [];
+    const sizes = [0, 1, 511, 512, 513, 4095, 4096, 8191, 8192, 8193, 70_000, 300_000];
+    for (let i = 0; i < 60; i++) {
+      const size = i < sizes.length ? sizes[i]! : next() % 40_000;
+      const data = Buffer.alloc(size);
+      for (let j = 0; j < size; j++) data[j] = next() >>> 24;
+      if (i % 7 === 3) members.push({ pax: [['comment', 'x'.repeat(next() % 3000)]] });
+      members.push({ name: `d${i % 5}/f${i}`, data });
+    }
+    return tarOf(members);
+  };
+
+  test('the same tree as the archive read as a stream, whatever the ring size', async () => {
+    const archive = mixed();
+    const streamed = snapshot(await read(archive));
+    for (const ringBytes of [1024, 8192, 65_536, undefined]) {
+      expect(snapshot(await readFile(archive, ringBytes)), `ring ${ringBytes ?? 'default'}`).toEqual(streamed);
+    }
+  });
+
+  test('the ring is reused: member data arrives as views of it', async () => {
+    const ctx = recorder();
+    const seen = new Set<ArrayBufferLike>();
+    const write = ctx.beginFile.bind(ctx);
+    ctx.beginFile = (size, name) => {
+      const sink = write(size, name);
+      return { write: (c) => { seen.add(c.buffer); sink.write(c); }, end: () => sink.end() };
+    };
+    await readFile(mixed(), 65_536, ctx);
+    // 60 members, ~1.5 MB, through a 64 KiB ring: a buffer per read would be ~25
+    expect(seen.size).toBeLessThanOrEqual(3);
+  });
+
+  test.runIf(process.platform === 'linux')('a read that fails early closes the file', async () => {
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const bad = tarOf([{ name: 'x/../y', data: Buffer.alloc(10) }, { name: 'big', data: Buffer.alloc(3 << 20, 1) }]);
+    const before = fds();
+    expect(await failure(readFile(bad, 65_536))).toBe("T.tar: member 'x/../y': path contains '..'");
+    for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(fds()).toBe(before);
+  });
+
+  test('errors name the file as for a stream', async () => {
+    const good = tarOf([{ name: 'a', data: Buffer.alloc(5000, 1) }, { name: 'b', data: Buffer.from('b') }]);
+    expect(await failure(readFile(good.subarray(0, 3000), 1024))).toBe("T.tar: truncated archive: member 'a' is cut short (5000 bytes expected)");
+    expect(await failure(readFile(good.subarray(0, 5632 + 100), 1024))).toBe("T.tar: truncated archive after member 'a'");
+    const missing = join(tmp, 'no-such.tar');
+    expect(await failure(readTar({ file: missing }, recorder(), { name: missing, compression: null, policy: {}, warn: () => {} }))).toMatch(
+      /no-such\.tar: .*(no such file|ENOENT)/i,
     );
   });
 });
