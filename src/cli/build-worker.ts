@@ -2,15 +2,14 @@
 // main thread describes and reports warnings, progress and the outcome as
 // messages. Never prints anything itself.
 
-import { createReadStream, fstatSync } from 'node:fs';
-import { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { fstatSync } from 'node:fs';
 import { MessageChannel, parentPort } from 'node:worker_threads';
 import { runBuild } from '../build.js';
 import { setImageWriterHost } from '../vdev/imagefile.js';
 import { allocDirZapMemory, portChannel, setDirZapHost } from '../zpl/dirzaps.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
 import { heapGrowthCheck } from './heap-growth.js';
+import { fdPull, SocketPull, type TarPull } from '../input/tar-feed.js';
 
 const port = parentPort!;
 // The thread may be started before the command line is parsed
@@ -23,13 +22,13 @@ const post = (m: WorkerMessage): void => port.postMessage(m);
 
 /**
  * "-": standard input, read here from descriptor 0 (a worker's process.stdin
- * is not the process's). A pipe or socket as a stream on this thread's event
- * loop; anything else (a file, a terminal) with positionless reads.
+ * is not the process's), into buffers the reader gives (tar-feed.ts): a pipe
+ * or socket on this thread's event loop; anything else (a file, a terminal)
+ * with positionless reads.
  */
-function stdinStream(): Readable {
+function stdinPull(): TarPull {
   const st = fstatSync(0);
-  if (st.isFIFO() || st.isSocket()) return new Socket({ fd: 0, readable: true, writable: false });
-  return createReadStream('', { fd: 0, autoClose: false, highWaterMark: 1 << 20 });
+  return st.isFIFO() || st.isSocket() ? new SocketPull(0) : fdPull(0);
 }
 
 // The main thread has nothing to do but wait for this one: it writes the
@@ -59,7 +58,7 @@ if (process.env.TSMAKEFS_DIRZAPS !== '0') setDirZapHost(() => {
 const heapGrowth = heapGrowthCheck();
 
 try {
-  const stdin = inv.inputs.includes('-') ? stdinStream() : undefined;
+  const stdin = inv.inputs.includes('-') ? stdinPull() : undefined;
   const result = await runBuild(invocationPlan(inv, (m) => post({ t: 'warn', m }), stdin), inv.options, {
     onProgress: (p) => {
       heapGrowth();

@@ -17,6 +17,7 @@ import type { Readable } from 'node:stream';
 import type { MessagePort } from 'node:worker_threads';
 import type { BuildProgress, BuildSummary } from '../build.js';
 import type { InputPlan } from '../input/pipeline.js';
+import type { TarPull } from '../input/tar-feed.js';
 import type { Inode } from '../input/tree.js';
 import type { ImageOptions } from '../options.js';
 import { errnoCode, InterruptedError, UserError } from '../util/errors.js';
@@ -40,7 +41,7 @@ export interface CliBuildIO {
 export type StandInWriter = (root: Inode, opts: ImageOptions) => Promise<object>;
 
 /** BuildInvocation -> the input pipeline's plan. */
-export function invocationPlan(inv: BuildInvocation, warn: (m: string) => void, stdin?: Readable): InputPlan {
+export function invocationPlan(inv: BuildInvocation, warn: (m: string) => void, stdin?: Readable | TarPull): InputPlan {
   return {
     inputs: inv.inputs,
     policy: { stamp: inv.timestamp, sourceDateEpoch: inv.sourceDateEpoch },

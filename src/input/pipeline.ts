@@ -13,7 +13,7 @@ import type { InputContext, TreeSource } from '../image.js';
 import { fsUserError, UserError } from '../util/errors.js';
 import { decompressorMissing } from './decompress.js';
 import { pathKind, peek, sniff, sniffFile, type TarCompression } from './detect.js';
-import { isTarFile, type TarInput } from './tar-feed.js';
+import { isTarFile, isTarPull, prefixed, pullHead, pullStream, type TarInput, type TarPull } from './tar-feed.js';
 import { readManifest } from './manifest.js';
 import { wholeText, type ChunkSource, type Warn } from './mtree.js';
 import { forceOwners, ownerOverride } from './owners.js';
@@ -43,8 +43,8 @@ export interface InputPlan {
   forceUid?: string;
   forceGid?: string;
   warn: Warn;
-  /** Standard input (tests pass their own). */
-  stdin?: Readable;
+  /** Standard input (tests pass their own; the build thread pulls it: tar-feed.ts). */
+  stdin?: Readable | TarPull;
 }
 
 type Primary =
@@ -113,6 +113,26 @@ async function fromStream(stream: Readable, name: string): Promise<Primary> {
   return { ...what, name, source: rest };
 }
 
+/** fromStream for standard input the build thread pulls (tar-feed.ts). */
+async function fromPull(src: TarPull, name: string): Promise<Primary> {
+  let head: Buffer;
+  try {
+    head = await pullHead(src, 512);
+  } catch (err) {
+    src.close();
+    throw fsUserError(name, err);
+  }
+  const what = head.length === 0 ? { kind: 'tar' as const, compression: null } : sniff(head);
+  const all = prefixed(head, src);
+  if (what.kind === 'manifest') return { kind: 'manifest', name, text: { next: wholeText(await readAll(pullStream(all), name)), close() {} } };
+  return { ...what, name, source: all };
+}
+
+function closeTarInput(s: TarInput): void {
+  if (isTarPull(s)) s.close();
+  else if (!isTarFile(s)) s.destroy();
+}
+
 /** An input after the first: a staging directory or a tarball (file), merged into the tree in order. */
 type LaterInput = { kind: 'dir'; path: string } | { kind: 'tar'; path: string; compression: TarCompression | null };
 
@@ -138,7 +158,10 @@ function isEmptyFile(path: string): boolean {
 }
 
 async function openPrimary(input: string, plan: InputPlan): Promise<Primary> {
-  if (input === '-') return fromStream(plan.stdin ?? process.stdin, STDIN_NAME);
+  if (input === '-') {
+    const stdin = plan.stdin ?? process.stdin;
+    return isTarPull(stdin) ? fromPull(stdin, STDIN_NAME) : fromStream(stdin, STDIN_NAME);
+  }
   const what = pathKind(input);
   if (what === 'dir') return { kind: 'dir' };
   if (what === 'stream') return fromStream(createReadStream(input), input);
@@ -182,7 +205,7 @@ export async function openInputs(
   ]) {
     const missing = decompressorMissing(compression);
     if (missing !== null) {
-      if (primary.kind === 'tar' && !isTarFile(primary.source)) primary.source.destroy();
+      if (primary.kind === 'tar') closeTarInput(primary.source);
       throw new UserError(`${name}: ${missing}`);
     }
   }

@@ -14,12 +14,17 @@
 // piece of a member's data. Where the ring has no such room, a read gets a
 // buffer of its own, so a reader that says nothing is slower, never wrong.
 //
-// Streams (standard input, gzip, a decompressing command) are piped to
-// tar-stream as they come: their chunks are allocated by Node as they are
-// read, and copying them into the ring measured no less memory.
+// Standard input is pulled the same way: a file by reads of its descriptor,
+// a pipe through one fixed buffer that Node's socket reads into (onread),
+// copied into the ring. Other streams (gzip's output, a decompressing
+// command's) are piped to tar-stream as they come: Node allocates their
+// chunks as it reads them, and copying those into the ring measured no less
+// memory, as the chunks themselves were what lingered.
 
+import { read as fsRead } from 'node:fs';
 import { open } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import type { Extract } from 'tar-stream';
 
 /** A tarball to be read from a file by path (uncompressed: read straight into the ring). */
@@ -27,11 +32,23 @@ export interface TarFile {
   file: string;
 }
 
-/** A tarball as a stream (standard input, a pipe, a decompressor's output), or a file. */
-export type TarInput = Readable | TarFile;
+/** Bytes read into buffers the reader gives (standard input: see build-worker.ts). */
+export interface TarPull {
+  /** Up to `into.length` bytes into `into`: how many, 0 at the end. */
+  pull(into: Buffer): Promise<number>;
+  /** Stop reading (idempotent); a pull under way then ends with 0. */
+  close(): void;
+}
+
+/** A tarball as a stream (a decompressor's output, a library caller's), a file, or pulled. */
+export type TarInput = Readable | TarFile | TarPull;
 
 export function isTarFile(input: TarInput): input is TarFile {
   return typeof (input as Partial<TarFile>).file === 'string';
+}
+
+export function isTarPull(input: unknown): input is TarPull {
+  return typeof (input as Partial<TarPull>).pull === 'function';
 }
 
 const RING_BYTES = 4 << 20;
@@ -94,23 +111,169 @@ function write(ex: Extract, piece: Buffer): Promise<void> | undefined {
   });
 }
 
+/** The file at `path`, opened at the first pull. */
+export function filePull(path: string): TarPull {
+  let fh: Awaited<ReturnType<typeof open>> | undefined;
+  let closed = false;
+  return {
+    async pull(into) {
+      if (closed) return 0;
+      fh ??= await open(path, 'r');
+      if (closed) {
+        await fh.close();
+        return 0;
+      }
+      return (await fh.read(into, 0, into.length, null)).bytesRead;
+    },
+    close() {
+      closed = true;
+      void fh?.close().catch(() => {});
+    },
+  };
+}
+
+/** Reads of descriptor `fd` where it stands (standard input that is a file); never closed here. */
+export function fdPull(fd: number): TarPull {
+  let closed = false;
+  return {
+    pull: (into) => new Promise((resolve, reject) => {
+      if (closed) return resolve(0);
+      fsRead(fd, into, 0, into.length, null, (err, n) => (err ? reject(err) : resolve(closed ? 0 : n)));
+    }),
+    close() {
+      closed = true;
+    },
+  };
+}
+
+/** Bytes a pipe read takes at most: a pipe holds 64 KiB on Linux. */
+const PIPE_READ_BYTES = 64 << 10;
+
 /**
- * Read the uncompressed tarball at `path` into `ex` through the ring.
- * Errors reject (the caller names the file); the file is closed either way.
+ * A pipe or socket descriptor, read by Node's event loop into one buffer
+ * (net.Socket's onread) rather than a new one per read. The socket is paused
+ * at each read until its bytes are pulled.
  */
-export async function pumpFile(path: string, ring: TarRing, ex: Extract): Promise<void> {
-  const fh = await open(path, 'r');
+export class SocketPull implements TarPull {
+  private readonly sock: Socket;
+  private readonly buf = Buffer.allocUnsafeSlow(PIPE_READ_BYTES);
+  private start = 0;
+  private end = 0;
+  private ended = false;
+  private failure: Error | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(fd: number) {
+    // (onread is in net.Socket's documented options; @types/node 20 lists it for connect() only)
+    this.sock = new Socket({
+      fd, readable: true, writable: false,
+      onread: {
+        buffer: this.buf,
+        callback: (n: number): boolean => {
+          if (this.start < this.end) this.failure ??= new Error('a pipe read came before the last one was taken');
+          this.start = 0;
+          this.end = n;
+          this.notify();
+          return false;
+        },
+      },
+    } as ConstructorParameters<typeof Socket>[0]);
+    this.sock.on('end', () => {
+      this.ended = true;
+      this.notify();
+    });
+    this.sock.on('error', (e) => {
+      this.failure ??= e;
+      this.notify();
+    });
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  async pull(into: Buffer): Promise<number> {
+    while (this.start === this.end) {
+      if (this.failure) throw this.failure;
+      if (this.ended) return 0;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+    const n = this.buf.copy(into, 0, this.start, Math.min(this.end, this.start + into.length));
+    this.start += n;
+    if (this.start === this.end && !this.ended) this.sock.resume();
+    return n;
+  }
+
+  close(): void {
+    this.ended = true;
+    this.start = this.end = 0;
+    this.sock.destroy();
+    this.notify();
+  }
+}
+
+/** `head` (bytes already pulled, to sniff what the input is), then the rest of `rest`. */
+export function prefixed(head: Buffer, rest: TarPull): TarPull {
+  let off = 0;
+  return {
+    pull(into) {
+      if (off === head.length) return rest.pull(into);
+      const n = head.copy(into, 0, off);
+      off += n;
+      return Promise.resolve(n);
+    },
+    close: () => rest.close(),
+  };
+}
+
+/** Up to `n` bytes from the start of `src` (fewer only at its end). */
+export async function pullHead(src: TarPull, n: number): Promise<Buffer> {
+  const head = Buffer.alloc(n);
+  let got = 0;
+  while (got < n) {
+    const k = await src.pull(head.subarray(got));
+    if (k === 0) break;
+    got += k;
+  }
+  return head.subarray(0, got);
+}
+
+/** `src` as a stream of new buffers, for those that take a stream (a decompressor, a manifest). */
+export function pullStream(src: TarPull): Readable {
+  return Readable.from((async function* chunks(): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        const b = Buffer.allocUnsafe(READ_BYTES);
+        const n = await src.pull(b);
+        if (n === 0) return;
+        yield b.subarray(0, n);
+      }
+    } finally {
+      src.close();
+    }
+  })(), { objectMode: false });
+}
+
+/**
+ * Pull `src` into `ex` through the ring. Errors reject (the caller names
+ * the input); `src` is closed either way.
+ */
+export async function pump(src: TarPull, ring: TarRing, ex: Extract): Promise<void> {
   try {
     for (;;) {
       if (ex.destroyed) return;
       const into = ring.room(READ_BYTES) ?? Buffer.allocUnsafeSlow(READ_BYTES);
-      const { bytesRead } = await fh.read(into, 0, into.length, null);
-      if (bytesRead === 0) break;
-      ring.advance(bytesRead);
-      await write(ex, into.subarray(0, bytesRead));
+      const n = await src.pull(into);
+      if (n === 0) break;
+      ring.advance(n);
+      await write(ex, into.subarray(0, n));
     }
-    ex.end(undefined);
+    if (!ex.destroyed) ex.end(undefined);
   } finally {
-    await fh.close();
+    src.close();
   }
 }

@@ -27,7 +27,7 @@ import { defaultTime, entryTime, setTimes, SharedTime, type TimePolicy } from '.
 import { adoptListed, latin1Of, markImplicit, newDir, type Inode, type NodeType, type Timespec } from './tree.js';
 import { TreeBuilder } from './treebuild.js';
 import { HostFile, showPath } from './walk.js';
-import { isTarFile, pumpFile, TarRing, type TarInput } from './tar-feed.js';
+import { filePull, isTarFile, isTarPull, pullStream, pump, TarRing, type TarInput, type TarPull } from './tar-feed.js';
 
 export interface TarOptions {
   /** How messages name the archive: its path, or "(stdin)". */
@@ -233,10 +233,19 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   const ex = extract({ filenameEncoding: 'latin1' } as Parameters<typeof extract>[0]);
   const pax = new PaxTap(ex);
   const ring = new TarRing(opts.ringBytes);
-  // an uncompressed file is read straight into the ring; anything else is a stream
-  const direct = isTarFile(source) && opts.compression === null ? source.file : undefined;
-  const input: Readable | undefined = direct !== undefined ? undefined
-    : isTarFile(source) ? createReadStream(source.file, { highWaterMark: 1 << 20 }) : source;
+  // uncompressed bytes from a file or a pull are read straight into the
+  // ring; what a decompressor takes, and a library caller's stream, are streams
+  let pull: TarPull | undefined;
+  let input: Readable | undefined;
+  if (isTarFile(source)) {
+    if (opts.compression === null) pull = filePull(source.file);
+    else input = createReadStream(source.file, { highWaterMark: 1 << 20 });
+  } else if (isTarPull(source)) {
+    if (opts.compression === null) pull = source;
+    else input = pullStream(source);
+  } else {
+    input = source;
+  }
   const gz = opts.compression === 'gzip' ? createGunzip() : undefined;
   const host = input !== undefined && opts.compression !== null && opts.compression !== 'gzip' ? hostDecompressor(opts.compression, input) : undefined;
   let failure: unknown;
@@ -251,7 +260,7 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   });
   input?.on('error', fail);
   gz?.on('error', fail);
-  if (direct !== undefined) pumpFile(direct, ring, ex).catch(fail);
+  if (pull !== undefined) pump(pull, ring, ex).catch(fail);
   else (gz ? input!.pipe(gz) : host ? host.output : input!).pipe(ex as unknown as Writable);
 
   const tree = new TarTree(ctx, opts.policy);
@@ -283,6 +292,7 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
     host?.kill();
     gz?.destroy();
     input?.destroy();
+    pull?.close();
   }
   return tree.builder.finish();
 }

@@ -36,18 +36,20 @@ interface Build extends BuildResult {
 
 /**
  * tsmakefs OPTIONS... IMAGE INPUT..., from `cwd`, optionally with standard
- * input from a file and as another user (setpriv). Never throws on failure.
+ * input from a file (redirected, or through a pipe with `stdinPipe`) and as
+ * another user (setpriv). Never throws on failure.
  */
 async function tsmakefs(
   image: string, options: string[], inputs: string[],
-  o: { cwd?: string; stdinFile?: string; asUser?: number; env?: Record<string, string> } = {},
+  o: { cwd?: string; stdinFile?: string; stdinPipe?: boolean; asUser?: number; env?: Record<string, string> } = {},
 ): Promise<Build> {
   const args = [...options, image, ...inputs];
   const argv = [process.execPath, TSMAKEFS_BIN, ...args];
   const env: NodeJS.ProcessEnv = { ...process.env, ...o.env };
   // A shell only to redirect standard input; "$@" keeps every argument intact.
   let cmd = 'bash';
-  let cmdArgs = ['-c', o.stdinFile === undefined ? 'exec "$@"' : 'exec "$@" < "$STDIN_FILE"', 'sh', ...argv];
+  const script = o.stdinFile === undefined ? 'exec "$@"' : o.stdinPipe ? 'cat "$STDIN_FILE" | "$@"' : 'exec "$@" < "$STDIN_FILE"';
+  let cmdArgs = ['-c', script, 'sh', ...argv];
   if (o.stdinFile !== undefined) env['STDIN_FILE'] = o.stdinFile;
   if (o.asUser !== undefined) {
     cmdArgs = [`--reuid=${o.asUser}`, `--regid=${o.asUser}`, '--clear-groups', cmd, ...cmdArgs];
@@ -56,7 +58,7 @@ async function tsmakefs(
   const r = await run(cmd, cmdArgs, { cwd: o.cwd, env, timeoutMs: 10 * MIN });
   return {
     image, status: r.status, stdout: r.stdout, stderr: r.stderr, ms: r.ms,
-    command: `${o.cwd ? `(cd ${o.cwd}) ` : ''}${o.asUser !== undefined ? `(uid ${o.asUser}) ` : ''}tsmakefs ${args.join(' ')}${o.stdinFile ? ` < ${o.stdinFile}` : ''}`,
+    command: `${o.cwd ? `(cd ${o.cwd}) ` : ''}${o.asUser !== undefined ? `(uid ${o.asUser}) ` : ''}${o.stdinPipe ? `cat ${o.stdinFile} | ` : ''}tsmakefs ${args.join(' ')}${o.stdinFile && !o.stdinPipe ? ` < ${o.stdinFile}` : ''}`,
   };
 }
 
@@ -306,6 +308,9 @@ describe.concurrent('one tree, every input kind, one image', () => {
       ['stdin (gnu)', tsmakefs(img('stdin'), opts, ['-'], { stdinFile: gnu })],
       ['stdin (gzip)', tsmakefs(img('stdin-gz'), opts, ['-'], { stdinFile: `${pax}.gz` })],
       ['stdin (xz)', tsmakefs(img('stdin-xz'), opts, ['-'], { stdinFile: `${pax}.xz` })],
+      // a pipe is read through one buffer (tar-feed.ts's SocketPull), a file by its descriptor
+      ['stdin pipe (gnu)', tsmakefs(img('stdin-pipe'), opts, ['-'], { stdinFile: gnu, stdinPipe: true })],
+      ['stdin pipe (xz)', tsmakefs(img('stdin-pipe-xz'), opts, ['-'], { stdinFile: `${pax}.xz`, stdinPipe: true })],
       // as release builds run it: from the staging directory, names from the image's own /etc
       ['METALOG', tsmakefs(img('metalog'), [...opts, '-N', etc], [relative(stage, join(work, 'METALOG'))], { cwd: stage })],
     ] as Array<[string, Promise<Build>]>).map(async ([w, p]) => [w, await p] as [string, Build]));

@@ -3,9 +3,10 @@
 // headers, broken archives). Tree models only; file data goes to an
 // in-memory InputContext that records what the reader asks of it.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import {
-  chownSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
+  chownSync, closeSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { InputContext } from '../../src/image.js';
 import type { UserDb } from '../../src/input/passwd.js';
 import { readTar, type TarOptions } from '../../src/input/tar.js';
+import { fdPull, prefixed, pullHead, SocketPull } from '../../src/input/tar-feed.js';
 import type { DataSource, Inode } from '../../src/input/tree.js';
 import { walkDirectories } from '../../src/input/walk.js';
 import { UserError } from '../../src/util/errors.js';
@@ -479,6 +481,33 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
     await readFile(mixed(), 65_536, ctx);
     // 60 members, ~1.5 MB, through a 64 KiB ring: a buffer per read would be ~25
     expect(seen.size).toBeLessThanOrEqual(3);
+  });
+
+  test('standard input as the build thread pulls it: a file by its descriptor, a pipe through one buffer, after the sniffed head', async () => {
+    const archive = mixed();
+    const streamed = snapshot(await read(archive));
+    const path = join(tmp, 'pulled.tar');
+    writeFileSync(path, archive);
+    const opts = { name: '(stdin)', compression: null, policy: {}, warn: () => {}, ringBytes: 8192 };
+    const fd = openSync(path, 'r');
+    try {
+      const src = fdPull(fd);
+      const head = await pullHead(src, 512);
+      expect(head.length).toBe(512);
+      expect(snapshot(await readTar(prefixed(head, src), recorder(), opts)), 'file').toEqual(streamed);
+    } finally {
+      closeSync(fd);
+    }
+    // a FIFO another process writes the archive into (it opens first: the
+    // reader's open waits for it)
+    const fifo = join(tmp, 'pulled.fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    const writer = spawn('sh', ['-c', 'exec cat "$0" > "$1"', path, fifo], { stdio: 'ignore' });
+    const exited = once(writer, 'close');
+    const pipe = new SocketPull(openSync(fifo, 'r'));
+    const head = await pullHead(pipe, 512);
+    expect(snapshot(await readTar(prefixed(head, pipe), recorder(), opts)), 'pipe').toEqual(streamed);
+    expect((await exited)[0]).toBe(0);
   });
 
   test.runIf(process.platform === 'linux')('a read that fails early closes the file', async () => {
