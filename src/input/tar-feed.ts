@@ -1,5 +1,5 @@
-// An uncompressed tarball file, fed to tar-stream from one buffer used over
-// and over rather than a new buffer per read.
+// An uncompressed tarball (a file, or standard input), fed to tar-stream from
+// one buffer used over and over rather than a new buffer per read.
 //
 // tar-stream hands a member's data on as views of the very buffers it is
 // written, and that data goes into the image a view at a time, several turns
@@ -36,7 +36,7 @@ export interface TarFile {
 export interface TarPull {
   /** Up to `into.length` bytes into `into`: how many, 0 at the end. */
   pull(into: Buffer): Promise<number>;
-  /** Stop reading (idempotent); a pull under way then ends with 0. */
+  /** Stop reading (idempotent): pulls after it return 0. */
   close(): void;
 }
 
