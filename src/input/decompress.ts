@@ -5,7 +5,7 @@
 // version, so images stay reproducible. gzip never comes here (node's zlib).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, closeSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { TarCompression } from './detect.js';
@@ -81,19 +81,31 @@ export interface HostDecompressor {
   kill(): void;
 }
 
-/** Start the host command that undoes `compression`, reading `input`. */
-export function hostDecompressor(compression: HostCompression, input: Readable): HostDecompressor {
+/**
+ * Start the host command that undoes `compression`, reading `input`: a
+ * stream piped to it, or a descriptor of the compressed file, which the
+ * command then reads itself (this process never sees those bytes) and
+ * which is closed here once the command has its own copy.
+ */
+export function hostDecompressor(compression: HostCompression, input: Readable | { fd: number }): HostDecompressor {
   const [cmd, ...args] = commandFor(compression);
-  const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  const stream = 'fd' in input ? undefined : input;
+  const fd = 'fd' in input ? input.fd : undefined;
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(cmd, args, { stdio: [fd ?? 'pipe', 'pipe', 'pipe'] });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
   let stderr = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (s: string) => {
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => {
     if (stderr.length < STDERR_KEPT) stderr += s;
   });
   // The command's exit status says what went wrong; a write into its closed
   // stdin (EPIPE) is only the echo of that.
-  child.stdin.on('error', () => {});
-  input.pipe(child.stdin);
+  child.stdin?.on('error', () => {});
+  if (stream !== undefined) stream.pipe(child.stdin!);
   const firstLine = (): string | undefined => stderr.split('\n').map((l) => l.trim()).find((l) => l !== '')?.replace(new RegExp(`^${cmd}: `), '');
   // kill() was ours: the read already failed for a reason of its own
   let stoppedByUs = false;
@@ -113,11 +125,11 @@ export function hostDecompressor(compression: HostCompression, input: Readable):
   const kill = (): void => {
     if (child.killed || child.exitCode !== null || child.signalCode !== null) return;
     stoppedByUs = true;
-    input.unpipe(child.stdin);
+    if (stream !== undefined) stream.unpipe(child.stdin!);
     child.kill();
   };
   return {
-    output: child.stdout,
+    output: child.stdout!,
     status: (graceMs?: number) => {
       if (graceMs === undefined) return ended;
       let timer: NodeJS.Timeout | undefined;

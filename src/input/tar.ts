@@ -12,7 +12,7 @@
 // (the replaced data's space is handed back); a directory member for an
 // existing directory only updates its metadata.
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, openSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { hostDecompressor } from './decompress.js';
@@ -221,6 +221,14 @@ function describeFailure(err: unknown, name: string, at: MemberState, compressio
   return new UserError(`${name}: ${msg}`);
 }
 
+function openTarball(path: string, name: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (err) {
+    throw fsUserError(name, err);
+  }
+}
+
 /** How long a decompressing command whose output is no tarball is given to exit with its own complaint. */
 const COMMAND_GRACE_MS = 1000;
 
@@ -237,8 +245,11 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   // ring; what a decompressor takes, and a library caller's stream, are streams
   let pull: TarPull | undefined;
   let input: Readable | undefined;
+  // a file a host command decompresses is read by the command itself
+  let hostFile: { fd: number } | undefined;
   if (isTarFile(source)) {
     if (opts.compression === null) pull = filePull(source.file);
+    else if (opts.compression !== 'gzip') hostFile = { fd: openTarball(source.file, opts.name) };
     else input = createReadStream(source.file, { highWaterMark: 1 << 20 });
   } else if (isTarPull(source)) {
     if (opts.compression === null) pull = source;
@@ -247,7 +258,8 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
     input = source;
   }
   const gz = opts.compression === 'gzip' ? createGunzip() : undefined;
-  const host = input !== undefined && opts.compression !== null && opts.compression !== 'gzip' ? hostDecompressor(opts.compression, input) : undefined;
+  const hostInput = hostFile ?? input;
+  const host = hostInput !== undefined && opts.compression !== null && opts.compression !== 'gzip' ? hostDecompressor(opts.compression, hostInput) : undefined;
   let failure: unknown;
   const fail = (e: unknown): void => {
     failure ??= e;

@@ -510,6 +510,22 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
     expect((await exited)[0]).toBe(0);
   });
 
+  test.runIf(process.platform === 'linux')('a file a host command decompresses is handed to the command, and closed here', async () => {
+    const archive = mixed();
+    const streamed = snapshot(await read(archive));
+    const path = join(tmp, 'handed.tar.xz');
+    const xz = spawnSync('xz', ['-c'], { input: archive, maxBuffer: 1 << 26 });
+    expect(xz.status).toBe(0);
+    writeFileSync(path, xz.stdout);
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const o = { compression: 'xz' as const, policy: {}, warn: () => {} };
+    expect(snapshot(await readTar({ file: path }, recorder(), { name: path, ...o }))).toEqual(streamed);
+    expect(fds()).toBe(before);
+    const missing = join(tmp, 'no-such.txz');
+    expect(await failure(readTar({ file: missing }, recorder(), { name: missing, ...o }))).toMatch(/no-such\.txz: .*(no such file|ENOENT)/i);
+  });
+
   test.runIf(process.platform === 'linux')('a read that fails early closes the file', async () => {
     const fds = (): number => readdirSync('/proc/self/fd').length;
     const bad = tarOf([{ name: 'x/../y', data: Buffer.alloc(10) }, { name: 'big', data: Buffer.alloc(3 << 20, 1) }]);
