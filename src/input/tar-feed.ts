@@ -242,12 +242,16 @@ export async function pullHead(src: TarPull, n: number): Promise<Buffer> {
   return head.subarray(0, got);
 }
 
-/** `src` as a stream of new buffers, for those that take a stream (a decompressor, a manifest). */
+/**
+ * `src` as a stream of new buffers, for those that take a stream (a
+ * decompressor, a manifest); a pipe's pull gives at most 64 KiB, so larger
+ * buffers would be mostly empty.
+ */
 export function pullStream(src: TarPull): Readable {
   return Readable.from((async function* chunks(): AsyncGenerator<Buffer> {
     try {
       for (;;) {
-        const b = Buffer.allocUnsafe(READ_BYTES);
+        const b = Buffer.allocUnsafe(PIPE_READ_BYTES);
         const n = await src.pull(b);
         if (n === 0) return;
         yield b.subarray(0, n);

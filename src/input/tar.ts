@@ -234,7 +234,8 @@ const COMMAND_GRACE_MS = 1000;
 
 /**
  * Read a tarball into a tree, writing file data through `ctx`: from a
- * stream, or from a file (`{ file }`), which is opened here.
+ * stream, from a file (`{ file }`, opened here), or pulled (TarPull,
+ * closed here).
  */
 export async function readTar(source: TarInput, ctx: InputContext, opts: TarOptions): Promise<Inode> {
   // latin1 turns header names into strings byte for byte (the typings omit the option).
