@@ -83,14 +83,15 @@ export interface HostDecompressor {
 
 /**
  * Start the host command that undoes `compression`, reading `input`: a
- * stream piped to it, or a descriptor of the compressed file, which the
- * command then reads itself (this process never sees those bytes) and
- * which is closed here once the command has its own copy.
+ * stream piped to it, or (a number) a descriptor of the compressed file,
+ * which the command then reads itself (this process never sees those
+ * bytes) and which is closed here once the command has its own copy.
+ * (Not a stream's `fd`: streams have one too, past what they have read.)
  */
-export function hostDecompressor(compression: HostCompression, input: Readable | { fd: number }): HostDecompressor {
+export function hostDecompressor(compression: HostCompression, input: Readable | number): HostDecompressor {
   const [cmd, ...args] = commandFor(compression);
-  const stream = 'fd' in input ? undefined : input;
-  const fd = 'fd' in input ? input.fd : undefined;
+  const stream = typeof input === 'number' ? undefined : input;
+  const fd = typeof input === 'number' ? input : undefined;
   let child: ReturnType<typeof spawn>;
   try {
     child = spawn(cmd, args, { stdio: [fd ?? 'pipe', 'pipe', 'pipe'] });

@@ -246,11 +246,11 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   // ring; what a decompressor takes, and a library caller's stream, are streams
   let pull: TarPull | undefined;
   let input: Readable | undefined;
-  // a file a host command decompresses is read by the command itself
-  let hostFile: { fd: number } | undefined;
+  // a file a host command decompresses is read by the command itself (its descriptor)
+  let hostFile: number | undefined;
   if (isTarFile(source)) {
     if (opts.compression === null) pull = filePull(source.file);
-    else if (opts.compression !== 'gzip') hostFile = { fd: openTarball(source.file, opts.name) };
+    else if (opts.compression !== 'gzip') hostFile = openTarball(source.file, opts.name);
     else input = createReadStream(source.file, { highWaterMark: 1 << 20 });
   } else if (isTarPull(source)) {
     if (opts.compression === null) pull = source;
@@ -306,6 +306,8 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
     gz?.destroy();
     input?.destroy();
     pull?.close();
+    // (a pulled source under a stream of its pulls: closed now, not at its next pull)
+    if (isTarPull(source)) source.close();
   }
   return tree.builder.finish();
 }
@@ -379,6 +381,9 @@ async function readMember(
       break;
     }
     case 'dir':
+      // tar-stream passes a directory's data on as headers, and its entry
+      // never ends: a build would hang (GNU tar skips such data)
+      if ((h.size ?? 0) > 0) throw new UserError(`${where}: a directory member with ${h.size} bytes of data (not supported)`);
       inode.entries = [];
       await drain(entry);
       break;

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import {
-  chownSync, closeSync, linkSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
+  chownSync, closeSync, createReadStream, linkSync, lutimesSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -416,6 +416,12 @@ describe('errors: one line naming the archive and the member', () => {
     }
   });
 
+  test('a directory member with data is refused, not waited on for ever', async () => {
+    expect(await failure(read(tarOf([{ name: 'd/', type: '5', data: Buffer.alloc(600, 1) }, { name: 'd/f', data: Buffer.from('f') }])))).toBe(
+      "T.tar: member 'd/': a directory member with 600 bytes of data (not supported)",
+    );
+  }, 10_000);
+
   test('members the image cannot hold', async () => {
     expect(await failure(read(tarOf([{ name: 'x/../../etc/passwd', data: Buffer.from('x') }])))).toBe(
       "T.tar: member 'x/../../etc/passwd': path contains '..'",
@@ -524,6 +530,14 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
     expect(fds()).toBe(before);
     const missing = join(tmp, 'no-such.txz');
     expect(await failure(readTar({ file: missing }, recorder(), { name: missing, ...o }))).toMatch(/no-such\.txz: .*(no such file|ENOENT)/i);
+    // a stream is piped to the command, though it has an `fd` of its own
+    // (a file stream's, standard input's), which is past what it has read
+    const stream = createReadStream(path);
+    expect(snapshot(await readTar(stream, recorder(), { name: path, ...o })), 'a file stream').toEqual(streamed);
+    const opened = createReadStream(path);
+    await once(opened, 'ready');
+    expect(snapshot(await readTar(opened, recorder(), { name: path, ...o })), 'an opened file stream').toEqual(streamed);
+    expect(fds()).toBe(before);
   });
 
   test.runIf(process.platform === 'linux')('a read that fails early closes the file', async () => {
