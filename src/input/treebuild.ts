@@ -1,7 +1,7 @@
 // Building a tree from entries that each name a full path, in any order
-// (tarball members, manifest lines). Every directory gets a name index so a
-// lookup costs O(1) however large the directory, and directories nobody
-// listed are created on the way to the entries below them.
+// (tarball members, manifest lines). A lookup costs O(1) however large the
+// directory, and directories nobody listed are created on the way to the
+// entries below them.
 
 import { UserError } from '../util/errors.js';
 import { ownString, showEntryPath } from './mtree.js';
@@ -15,18 +15,78 @@ function key(name: NameComponent): string {
   return typeof name === 'string' ? name : latin1Of(name);
 }
 
+/**
+ * One directory's entries while the tree is built. Entries that come in
+ * byte order of their names (a `tar --sort=name` archive, a sorted
+ * manifest) are kept in a plain array: a name after the last one is new,
+ * the last one is found at the end. The first entry out of order, or a
+ * lookup of an earlier name, turns the directory into a Map. A Map entry
+ * costs ~40 bytes more than an array slot: ~6 MB over /usr's 156k entries.
+ */
+class DirIndex {
+  private list: Dirent[] = [];
+  private lastKey = '';
+  private map: Map<string, Dirent> | undefined;
+
+  constructor(entries: readonly Dirent[]) {
+    for (const e of entries) this.set(direntKey(e), e);
+  }
+
+  private toMap(): Map<string, Dirent> {
+    if (this.map === undefined) {
+      this.map = new Map();
+      for (const e of this.list) this.map.set(direntKey(e), e);
+      this.list = [];
+    }
+    return this.map;
+  }
+
+  get(k: string): Dirent | undefined {
+    if (this.map !== undefined) return this.map.get(k);
+    if (this.list.length === 0 || k > this.lastKey) return undefined;
+    if (k === this.lastKey) return this.list[this.list.length - 1];
+    return this.toMap().get(k);
+  }
+
+  set(k: string, e: Dirent): void {
+    if (this.map === undefined) {
+      if (this.list.length === 0 || k > this.lastKey) {
+        this.list.push(e);
+        this.lastKey = k;
+        return;
+      }
+      if (k === this.lastKey) {
+        this.list[this.list.length - 1] = e;
+        return;
+      }
+    }
+    this.toMap().set(k, e);
+  }
+
+  delete(k: string): void {
+    if (this.get(k) !== undefined) this.toMap().delete(k);
+  }
+
+  values(): IterableIterator<Dirent> {
+    return this.map !== undefined ? this.map.values() : this.list.values();
+  }
+
+  entries(): Dirent[] {
+    return this.map !== undefined ? [...this.map.values()] : this.list;
+  }
+}
+
 export class TreeBuilder {
-  private readonly index = new Map<Inode, Map<string, Dirent>>();
+  private readonly index = new Map<Inode, DirIndex>();
   // (only while building: the map goes with the builder)
   private readonly names = new SharedNames(ownString);
 
   constructor(readonly root: Inode) {}
 
-  private dirIndex(dir: Inode): Map<string, Dirent> {
+  private dirIndex(dir: Inode): DirIndex {
     let m = this.index.get(dir);
     if (m === undefined) {
-      m = new Map();
-      for (const e of dir.entries ?? []) m.set(direntKey(e), e);
+      m = new DirIndex(dir.entries ?? []);
       this.index.set(dir, m);
     }
     return m;
@@ -89,7 +149,7 @@ export class TreeBuilder {
 
   /** Write every indexed directory's entries back (unsorted; the writer sorts). */
   finish(): Inode {
-    for (const [dir, m] of this.index) dir.entries = [...m.values()];
+    for (const [dir, m] of this.index) dir.entries = m.entries();
     this.index.clear();
     this.names.clear();
     return this.root;
