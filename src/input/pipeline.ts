@@ -106,11 +106,20 @@ function manifestFile(path: string): ManifestText {
   };
 }
 
+/**
+ * What an input read from its start says it is by its first bytes `head`
+ * (none: an empty tarball): a tarball read from `source`, or a manifest
+ * read whole from `asStream()`.
+ */
+async function sniffedPrimary(head: Buffer, name: string, source: TarInput, asStream: () => Readable): Promise<Primary> {
+  const what = head.length === 0 ? { kind: 'tar' as const, compression: null } : sniff(head);
+  if (what.kind === 'manifest') return { kind: 'manifest', name, text: { next: wholeText(await readAll(asStream(), name)), close() {} } };
+  return { ...what, name, source };
+}
+
 async function fromStream(stream: Readable, name: string): Promise<Primary> {
   const { head, rest } = await peek(stream, 512);
-  const what = head.length === 0 ? { kind: 'tar' as const, compression: null } : sniff(head);
-  if (what.kind === 'manifest') return { kind: 'manifest', name, text: { next: wholeText(await readAll(rest, name)), close() {} } };
-  return { ...what, name, source: rest };
+  return sniffedPrimary(head, name, rest, () => rest);
 }
 
 /** fromStream for standard input the build thread pulls (tar-feed.ts). */
@@ -122,10 +131,8 @@ async function fromPull(src: TarPull, name: string): Promise<Primary> {
     src.close();
     throw fsUserError(name, err);
   }
-  const what = head.length === 0 ? { kind: 'tar' as const, compression: null } : sniff(head);
   const all = prefixed(head, src);
-  if (what.kind === 'manifest') return { kind: 'manifest', name, text: { next: wholeText(await readAll(pullStream(all), name)), close() {} } };
-  return { ...what, name, source: all };
+  return sniffedPrimary(head, name, all, () => pullStream(all));
 }
 
 function closeTarInput(s: TarInput): void {

@@ -241,7 +241,6 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   // latin1 turns header names into strings byte for byte (the typings omit the option).
   const ex = extract({ filenameEncoding: 'latin1' } as Parameters<typeof extract>[0]);
   const pax = new PaxTap(ex);
-  const ring = new TarRing(opts.ringBytes);
   // uncompressed bytes from a file or a pull are read straight into the
   // ring; what a decompressor takes, and a library caller's stream, are streams
   let pull: TarPull | undefined;
@@ -258,6 +257,8 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   } else {
     input = source;
   }
+  // (streams' chunks are Node's own: no ring for them)
+  const ring = pull !== undefined ? new TarRing(opts.ringBytes) : undefined;
   const gz = opts.compression === 'gzip' ? createGunzip() : undefined;
   const hostInput = hostFile ?? input;
   const host = hostInput !== undefined && opts.compression !== null && opts.compression !== 'gzip' ? hostDecompressor(opts.compression, hostInput) : undefined;
@@ -273,7 +274,7 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   });
   input?.on('error', fail);
   gz?.on('error', fail);
-  if (pull !== undefined) pump(pull, ring, ex).catch(fail);
+  if (pull !== undefined) pump(pull, ring!, ex).catch(fail);
   else (gz ? input!.pipe(gz) : host ? host.output : input!).pipe(ex as unknown as Writable);
 
   const tree = new TarTree(ctx, opts.policy);
@@ -314,11 +315,11 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
 
 async function readMember(
   entry: Entry, records: PaxRecords, tree: TarTree, ctx: InputContext, opts: TarOptions,
-  at: MemberState, ring: TarRing,
+  at: MemberState, ring: TarRing | undefined,
 ): Promise<void> {
   const h = entry.header;
   // what came before this member's header is parsed and written
-  ring.release(entry.offset);
+  ring?.release(entry.offset);
   const nameBytes = records.get('path') ?? Buffer.from(h.name, 'latin1');
   const display = showPath(nameBytes);
   const where = `${opts.name}: member '${display}'`;
@@ -369,12 +370,12 @@ async function readMember(
       // ring may be written over up to it
       let offset = entry.offset + HEADER_BYTES;
       for await (const chunk of entry) {
-        if (chunk.buffer === ring.buf.buffer && chunk.byteOffset !== ring.buf.byteOffset + ring.positionOf(offset)) {
+        if (ring !== undefined && chunk.buffer === ring.buf.buffer && chunk.byteOffset !== ring.buf.byteOffset + ring.positionOf(offset)) {
           throw new Error(`tar-stream changed: data at ring position ${chunk.byteOffset - ring.buf.byteOffset}, not where stream offset ${offset} lies`);
         }
         sink.write(chunk);
         offset += chunk.length;
-        ring.release(offset);
+        ring?.release(offset);
       }
       inode.source = sink.end();
       at.member = undefined;
