@@ -8,8 +8,8 @@ import { Readable } from 'node:stream';
 import { fsUserError, UserError } from '../util/errors.js';
 
 /**
- * How a tarball is compressed. gzip is undone in-process (node's zlib);
- * the others by the host's own command, as `tar -a` would.
+ * How a tarball is compressed: undone by the host's own command, as `tar
+ * -a` would (gzip by node's zlib where the host has no gzip).
  */
 export type TarCompression = 'gzip' | 'bzip2' | 'xz' | 'zstd' | 'lzip';
 

@@ -16,10 +16,11 @@
 //
 // Standard input is pulled the same way: a file by reads of its descriptor,
 // a pipe through one fixed buffer that Node's socket reads into (onread),
-// copied into the ring. Other streams (gzip's output, a decompressing
-// command's) are piped to tar-stream as they come: Node allocates their
-// chunks as it reads them, and copying those into the ring measured no less
-// memory, as the chunks themselves were what lingered.
+// copied into the ring; so is what a decompressing command writes into a
+// FIFO (decompress.ts). Other streams (zlib's output, a library caller's)
+// are piped to tar-stream as they come: Node allocates their chunks as it
+// reads them, and copying those into the ring measured no less memory, as
+// the chunks themselves were what lingered.
 
 import { read as fsRead } from 'node:fs';
 import { open } from 'node:fs/promises';

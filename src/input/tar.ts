@@ -15,7 +15,7 @@
 import { createReadStream, openSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { hostDecompressor } from './decompress.js';
+import { decompressedByHost, hostDecompressor, type HostDecompressor } from './decompress.js';
 import type { TarCompression } from './detect.js';
 import { extract, type Extract, type Header } from 'tar-stream';
 import type { InputContext } from '../image.js';
@@ -40,6 +40,8 @@ export interface TarOptions {
   warn: Warn;
   /** The size of the ring a tarball file is read through (tests make it small, so that it wraps within a member). */
   ringBytes?: number;
+  /** false: a decompressing command's stdout is read as a stream even where a FIFO can be made (tests). */
+  fifo?: boolean;
 }
 
 const MAX_NAME_BYTES = 255;
@@ -241,32 +243,38 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   // latin1 turns header names into strings byte for byte (the typings omit the option).
   const ex = extract({ filenameEncoding: 'latin1' } as Parameters<typeof extract>[0]);
   const pax = new PaxTap(ex);
-  // uncompressed bytes from a file or a pull are read straight into the
-  // ring; what a decompressor takes, and a library caller's stream, are streams
-  let pull: TarPull | undefined;
-  let input: Readable | undefined;
-  // a file a host command decompresses is read by the command itself (its descriptor)
-  let hostFile: number | undefined;
-  if (isTarFile(source)) {
-    if (opts.compression === null) pull = filePull(source.file);
-    else if (opts.compression !== 'gzip') hostFile = openTarball(source.file, opts.name);
-    else input = createReadStream(source.file, { highWaterMark: 1 << 20 });
-  } else if (isTarPull(source)) {
-    if (opts.compression === null) pull = source;
-    else input = pullStream(source);
-  } else {
-    input = source;
-  }
-  // (streams' chunks are Node's own: no ring for them)
-  const ring = pull !== undefined ? new TarRing(opts.ringBytes) : undefined;
-  const gz = opts.compression === 'gzip' ? createGunzip() : undefined;
-  const hostInput = hostFile ?? input;
-  const host = hostInput !== undefined && opts.compression !== null && opts.compression !== 'gzip' ? hostDecompressor(opts.compression, hostInput) : undefined;
   let failure: unknown;
   const fail = (e: unknown): void => {
     failure ??= e;
     ex.destroy(e as Error);
   };
+  // Uncompressed bytes from a file or a pull, and what a host command
+  // decompresses into a FIFO, are read straight into the ring; zlib's output
+  // and a library caller's stream come as streams.
+  const byHost = opts.compression !== null && decompressedByHost(opts.compression);
+  let pull: TarPull | undefined;
+  let input: Readable | undefined;
+  let host: HostDecompressor | undefined;
+  if (isTarFile(source)) {
+    // a file a host command decompresses is read by the command itself (its descriptor)
+    if (opts.compression === null) pull = filePull(source.file);
+    else if (byHost) host = hostDecompressor(opts.compression, openTarball(source.file, opts.name), fail, opts.fifo);
+    else input = createReadStream(source.file, { highWaterMark: 1 << 20 });
+  } else if (isTarPull(source)) {
+    if (opts.compression === null) pull = source;
+    else if (byHost) host = hostDecompressor(opts.compression, source, fail, opts.fifo);
+    else input = pullStream(source);
+  } else {
+    input = source;
+    if (byHost) host = hostDecompressor(opts.compression!, source, fail, opts.fifo);
+  }
+  // (the command's output is closed by host.stop(), not where the pump
+  // stops: a command whose output is no tarball is read to its own complaint)
+  const hostOut = host?.output;
+  if (hostOut !== undefined && isTarPull(hostOut)) pull = { pull: (into) => hostOut.pull(into), close() {} };
+  // (streams' chunks are Node's own: no ring for them)
+  const ring = pull !== undefined ? new TarRing(opts.ringBytes) : undefined;
+  const gz = opts.compression !== null && !byHost ? createGunzip() : undefined;
   // what tar-stream itself found wrong with the bytes it was given
   let parseError: unknown;
   ex.on('error', (e) => {
@@ -275,7 +283,7 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
   input?.on('error', fail);
   gz?.on('error', fail);
   if (pull !== undefined) pump(pull, ring!, ex).catch(fail);
-  else (gz ? input!.pipe(gz) : host ? host.output : input!).pipe(ex as unknown as Writable);
+  else (gz ? input!.pipe(gz) : (hostOut as Readable | undefined) ?? input!).pipe(ex as unknown as Writable);
 
   const tree = new TarTree(ctx, opts.policy);
   const at: MemberState = {};
@@ -297,13 +305,13 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
     // around something that is no tarball would be decoded to the end (on
     // standard input, until the writer closes it) before the error showed.
     if (host !== undefined && parseError !== undefined && (failure ?? err) === parseError) {
-      host.output.resume();
+      host.discard();
       const why = await host.status(COMMAND_GRACE_MS);
       if (why) throw new UserError(`${opts.name}: ${why}`);
     }
     throw describeFailure(failure ?? err, opts.name, at, opts.compression);
   } finally {
-    host?.kill();
+    host?.stop();
     gz?.destroy();
     input?.destroy();
     pull?.close();

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { InputContext } from '../../src/image.js';
 import type { UserDb } from '../../src/input/passwd.js';
 import { readTar, type TarOptions } from '../../src/input/tar.js';
-import { fdPull, prefixed, pullHead, SocketPull } from '../../src/input/tar-feed.js';
+import { fdPull, filePull, prefixed, pullHead, SocketPull } from '../../src/input/tar-feed.js';
 import type { DataSource, Inode } from '../../src/input/tree.js';
 import { walkDirectories } from '../../src/input/walk.js';
 import { UserError } from '../../src/util/errors.js';
@@ -476,7 +476,8 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
     }
   });
 
-  test('the ring is reused: member data arrives as views of it', async () => {
+  /** A recorder that also notes which buffers member data arrives in. */
+  const bufferCounter = (): { ctx: Recorder; seen: Set<ArrayBufferLike> } => {
     const ctx = recorder();
     const seen = new Set<ArrayBufferLike>();
     const write = ctx.beginFile.bind(ctx);
@@ -484,6 +485,11 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
       const sink = write(size, name);
       return { write: (c) => { seen.add(c.buffer); sink.write(c); }, end: () => sink.end() };
     };
+    return { ctx, seen };
+  };
+
+  test('the ring is reused: member data arrives as views of it', async () => {
+    const { ctx, seen } = bufferCounter();
     await readFile(mixed(), 65_536, ctx);
     // 60 members, ~1.5 MB, through a 64 KiB ring: a buffer per read would be ~25
     expect(seen.size).toBeLessThanOrEqual(3);
@@ -547,6 +553,134 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
     expect(await failure(readFile(bad, 65_536))).toBe("T.tar: member 'x/../y': path contains '..'");
     for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
     expect(fds()).toBe(before);
+  });
+
+  // ------------------------------------------------ decompressing commands
+
+  const squeezed = (cmd: string, archive: Buffer): Buffer => {
+    const r = spawnSync(cmd, ['-c'], { input: archive, maxBuffer: 1 << 26 });
+    expect(r.status, `${cmd} -c: ${String(r.stderr)}`).toBe(0);
+    return r.stdout;
+  };
+  /** Run `f` with PATH set to `path`. */
+  const withPath = async <T>(path: string, f: () => Promise<T>): Promise<T> => {
+    const saved = process.env.PATH;
+    process.env.PATH = path;
+    try {
+      return await f();
+    } finally {
+      process.env.PATH = saved;
+    }
+  };
+  const compressions = ['gzip', 'bzip2', 'xz', 'zstd'] as const;
+
+  test('a command\'s output through a FIFO or its stdout, from a file, a stream or a pull; gzip by zlib without a gzip command: the same tree', async () => {
+    const archive = mixed();
+    const streamed = snapshot(await read(archive));
+    for (const compression of compressions) {
+      const path = join(tmp, `every.tar.${compression}`);
+      writeFileSync(path, squeezed(compression, archive));
+      for (const fifo of [true, false]) {
+        const o = { name: 'T.tar', compression, policy: {}, warn: () => {}, fifo, ringBytes: 8192 };
+        const what = `${compression}, ${fifo ? 'FIFO' : 'stdout'}`;
+        expect(snapshot(await readTar({ file: path }, recorder(), o)), `${what}, a file`).toEqual(streamed);
+        expect(snapshot(await readTar(createReadStream(path), recorder(), o)), `${what}, a stream`).toEqual(streamed);
+        expect(snapshot(await readTar(filePull(path), recorder(), o)), `${what}, a pull`).toEqual(streamed);
+      }
+    }
+    const gz = join(tmp, 'every.tar.gzip');
+    await withPath(join(tmp, 'no-commands-here'), async () => {
+      const o = { name: 'T.tar', compression: 'gzip' as const, policy: {}, warn: () => {} };
+      expect(snapshot(await readTar({ file: gz }, recorder(), o)), 'zlib, a file').toEqual(streamed);
+      expect(snapshot(await readTar(filePull(gz), recorder(), o)), 'zlib, a pull').toEqual(streamed);
+    });
+  });
+
+  test('the FIFO is read into the ring: member data arrives as views of it (from a command\'s stdout, as new buffers)', async () => {
+    const path = join(tmp, 'views.tar.xz');
+    writeFileSync(path, squeezed('xz', mixed()));
+    const buffersSeen = async (fifo: boolean): Promise<number> => {
+      const { ctx, seen } = bufferCounter();
+      await readTar({ file: path }, ctx, { name: 'T.tar', compression: 'xz', policy: {}, warn: () => {}, fifo, ringBytes: 65_536 });
+      return seen.size;
+    };
+    expect(await buffersSeen(true)).toBeLessThanOrEqual(3);
+    expect(await buffersSeen(false)).toBeGreaterThan(10);
+  });
+
+  test.runIf(process.platform === 'linux')('nothing left behind: no FIFO in the temporary directory, no descriptor open, after success or failure', async () => {
+    const archive = mixed();
+    const xz = squeezed('xz', archive);
+    const path = join(tmp, 'left.tar.xz');
+    writeFileSync(path, xz);
+    const corrupt = Buffer.from(xz);
+    corrupt[xz.length >> 1] ^= 0xff;
+    const corruptPath = join(tmp, 'corrupt.tar.xz');
+    writeFileSync(corruptPath, corrupt);
+    const notTar = join(tmp, 'nottar.tar.xz');
+    writeFileSync(notTar, squeezed('xz', Buffer.alloc(4096, 0x41)));
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const own = join(tmp, 'own-tmp');
+    mkdirSync(own);
+    const savedTmp = process.env.TMPDIR;
+    process.env.TMPDIR = own;
+    try {
+      const before = fds();
+      const o = { name: 'T.tar', compression: 'xz' as const, policy: {}, warn: () => {} };
+      expect(snapshot(await readTar({ file: path }, recorder(), o))).toEqual(snapshot(await read(archive)));
+      expect(await failure(readTar({ file: corruptPath }, recorder(), o))).toMatch(/^T\.tar: not valid xz data \(xz exit 1: .*corrupt/);
+      expect(await failure(readTar({ file: notTar }, recorder(), o))).toBe('T.tar: not a valid tar archive (bad header at the start of the xz-decompressed data)');
+      expect(await failure(readTar(filePull(corruptPath), recorder(), o))).toMatch(/^T\.tar: not valid xz data/);
+      // a member refused while the command still has megabytes to write
+      const early = join(tmp, 'early.tar.xz');
+      writeFileSync(early, squeezed('xz', tarOf([{ name: 'x/../y', data: Buffer.alloc(10) }, { name: 'big', data: Buffer.alloc(8 << 20, 1) }])));
+      expect(await failure(readTar({ file: early }, recorder(), o))).toBe("T.tar: member 'x/../y': path contains '..'");
+      for (let i = 0; i < 50 && fds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(fds()).toBe(before);
+      expect(readdirSync(own)).toEqual([]);
+    } finally {
+      if (savedTmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = savedTmp;
+    }
+  });
+
+  test('without mkfifo, the command\'s stdout is read as a stream', async () => {
+    const archive = mixed();
+    const bin = join(tmp, 'no-mkfifo-bin');
+    mkdirSync(bin, { recursive: true });
+    const zstd = spawnSync('sh', ['-c', 'command -v zstd'], { encoding: 'utf8' }).stdout.trim();
+    symlinkSync(zstd, join(bin, 'zstd'));
+    const data = squeezed('zstd', archive);
+    const tree = await withPath(bin, () => read(data, { compression: 'zstd' }));
+    expect(snapshot(tree)).toEqual(snapshot(await read(archive)));
+  });
+
+  test('gzip\'s complaints by name, from the command and from zlib; a failed pull of a compressed input names the input', async () => {
+    const good = tarOf([{ name: 'a', data: Buffer.alloc(5000, 1) }, { name: 'b', data: Buffer.from('b') }]);
+    const gz = gzipSync(good);
+    const cases = async (): Promise<string[]> => [
+      await failure(read(gz.subarray(0, gz.length - 20), { compression: 'gzip' })),
+      await failure(read(good, { compression: 'gzip' })),
+      await failure(read(Buffer.concat([gz, Buffer.from('garbage')]), { compression: 'gzip' })),
+    ];
+    const [cut, notGzip, trailing] = await cases();
+    expect(cut).toMatch(/^T\.tar: truncated gzip data \(gzip exit 1: .*unexpected end of file\)$/);
+    expect(notGzip).toMatch(/^T\.tar: not valid gzip data \(gzip exit 1: .*not in gzip format\)$/);
+    expect(trailing).toMatch(/^T\.tar: trailing bytes after the gzip data \(gzip exit 2: .*trailing garbage ignored\)$/);
+    const [zcut, znot, ztrailing] = await withPath(join(tmp, 'no-commands-here'), cases);
+    expect(zcut).toMatch(/^T\.tar: truncated gzip data/);
+    expect(znot).toMatch(/^T\.tar: not valid gzip data \(incorrect header check\)$/);
+    expect(ztrailing).toMatch(/^T\.tar: not valid gzip data/);
+    // standard input that fails part way (EIO), fed to the command
+    let pulls = 0;
+    const failing = {
+      pull: async (into: Buffer): Promise<number> => {
+        if (++pulls > 2) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+        return gz.copy(into, 0, (pulls - 1) * 16, pulls * 16);
+      },
+      close: () => {},
+    };
+    expect(await failure(readTar(failing, recorder(), { name: '(stdin)', compression: 'gzip', policy: {}, warn: () => {} }))).toMatch(/^\(stdin\): .*(i\/o error|EIO)/i);
   });
 
   test('errors name the file as for a stream', async () => {
