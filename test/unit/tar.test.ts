@@ -406,11 +406,17 @@ describe('errors: one line naming the archive and the member', () => {
 
   test('a compressor that is not installed is named, not taken for an empty archive', async () => {
     const path = process.env.PATH;
-    process.env.PATH = join(tmp, 'no-commands-here');
+    // with no mkfifo either (its stdout a stream), and with mkfifo (a FIFO nobody writes)
+    const onlyMkfifo = join(tmp, 'only-mkfifo');
+    mkdirSync(onlyMkfifo, { recursive: true });
+    symlinkSync(spawnSync('sh', ['-c', 'command -v mkfifo'], { encoding: 'utf8' }).stdout.trim(), join(onlyMkfifo, 'mkfifo'));
     try {
-      expect(await failure(read(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), { compression: 'zstd' }))).toBe(
-        "T.tar: reading zstd-compressed input needs the zstd command, which is not on PATH; install it, or give the tarball decompressed",
-      );
+      for (const dir of [join(tmp, 'no-commands-here'), onlyMkfifo]) {
+        process.env.PATH = dir;
+        expect(await failure(read(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), { compression: 'zstd' })), dir).toBe(
+          "T.tar: reading zstd-compressed input needs the zstd command, which is not on PATH; install it, or give the tarball decompressed",
+        );
+      }
     } finally {
       process.env.PATH = path;
     }
