@@ -38,9 +38,11 @@
 //                          the tree itself), metalog (a METALOG of the tree,
 //                          written untimed beside the outputs; tsmakefs runs
 //                          in the tree, as a release build runs makefs in
-//                          DESTDIR) or tar (a `tar --sort=name` archive of the
-//                          tree, made untimed); `tar -cf` of the tree is the
-//                          yardstick either way
+//                          DESTDIR), tar (a `tar --sort=name` archive of the
+//                          tree, made untimed), or tar.gz, tar.zst or txz
+//                          (the same archive compressed, by GNU tar's -a and
+//                          the host's gzip, zstd or xz); `tar -cf` of the
+//                          tree is the yardstick either way
 //     --compression C      data compression of the image: off (default; the
 //                          issue's wall-time target is for an uncompressed
 //                          image), lz4, or default (whatever tsmakefs does
@@ -76,6 +78,8 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const TMPFS_MAGIC = 0x01021994;
+/** --input kinds that are tarballs: plain, or compressed by GNU tar's -a (the suffix picks the compressor). */
+const TAR_INPUTS = ['tar', 'tar.gz', 'tar.zst', 'txz'];
 
 // ---------------------------------------------------------------------------
 // Options
@@ -146,7 +150,7 @@ function parseArgs(argv) {
   }
   for (const t of o.only) if (!['a', 'b', 'c'].includes(t)) throw new Error(`--only: unknown tree '${t}'`);
   if (!['off', 'lz4', 'default'].includes(o.compression)) throw new Error(`--compression: off, lz4 or default, not '${o.compression}'`);
-  if (!['dir', 'metalog', 'tar'].includes(o.input)) throw new Error(`--input: dir, metalog or tar, not '${o.input}'`);
+  if (!['dir', 'metalog', ...TAR_INPUTS].includes(o.input)) throw new Error(`--input: dir, metalog, ${TAR_INPUTS.join(', ')}, not '${o.input}'`);
   o.bigSize = Math.round((o.bigSize * o.bigScale) / MiB) * MiB;
   return o;
 }
@@ -574,7 +578,7 @@ async function main() {
   if (o.only.includes('a')) { genSmall(smallDir, o.smallFiles); trees.push({ id: 'a', name: `(a) ${o.smallFiles} small files`, dir: smallDir }); }
   if (o.only.includes('b')) { genLarge(largeDir, o.bigFiles, o.bigSize); trees.push({ id: 'b', name: `(b) ${o.bigFiles} x ${fmtBytes(o.bigSize)}`, dir: largeDir }); }
   if (o.only.includes('c')) trees.push({ id: 'c', name: `(c) OS tree ${o.osTree}`, dir: o.osTree });
-  if (o.input !== 'dir') for (const t of trees) t.name += ` from ${o.input === 'metalog' ? 'a METALOG' : 'a tarball'}`;
+  if (o.input !== 'dir') for (const t of trees) t.name += ` from ${o.input === 'metalog' ? 'a METALOG' : o.input === 'tar' ? 'a tarball' : `a ${o.input} tarball`}`;
 
   for (const t of trees) {
     const t0 = Date.now();
@@ -605,7 +609,7 @@ async function main() {
     tar: spawnSync('tar', ['--version']).stdout?.toString().split('\n')[0] ?? '?',
     outDir,
     outFs: outFs.tmpfs ? 'tmpfs' : 'disk',
-    tsmakefs: `${path.relative(process.cwd(), tsm) || tsm} ${tsmOpts.join(' ')} -s SIZE IMAGE ${{ dir: 'TREE', metalog: 'METALOG (run in TREE)', tar: 'TREE.tar (tar --sort=name)' }[o.input]}`,
+    tsmakefs: `${path.relative(process.cwd(), tsm) || tsm} ${tsmOpts.join(' ')} -s SIZE IMAGE ${{ dir: 'TREE', metalog: 'METALOG (run in TREE)' }[o.input] ?? `TREE.${o.input} (tar --sort=name${o.input === 'tar' ? '' : ' -a'})`}`,
     hostMemory: hostMemoryNotes(),
   };
 
@@ -637,7 +641,7 @@ async function main() {
       continue;
     }
     // (a tar input lies beside the image and the archive it is timed against)
-    const room = o.input === 'tar' ? 2 * est : est;
+    const room = TAR_INPUTS.includes(o.input) ? 2 * est : est;
     if (fsInfo(outDir).free < room * 1.1) throw new Error(`not enough room in ${outDir} for ${fmtBytes(room)}`);
     const size = imageSize(t.stats);
     const tarOut = path.join(outDir, `${t.id}.tar`);
@@ -653,9 +657,9 @@ async function main() {
       writeMetalog(t.dir, input);
       tsmCwd = t.dir;
       log(`${t.name}: METALOG written (${fmtBytes(fs.statSync(input).size)}, ${Date.now() - t0} ms)`);
-    } else if (o.input === 'tar') {
-      input = path.join(outDir, `${t.id}.input.tar`);
-      const r = spawnSync('tar', ['--sort=name', '-cf', input, '-C', t.dir, '.'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } else if (TAR_INPUTS.includes(o.input)) {
+      input = path.join(outDir, `${t.id}.input.${o.input}`);
+      const r = spawnSync('tar', ['--sort=name', o.input === 'tar' ? '-cf' : '-caf', input, '-C', t.dir, '.'], { stdio: ['ignore', 'ignore', 'pipe'] });
       if (r.status !== 0 && r.status !== 1) throw new Error(`tar (input) failed (${r.status}): ${r.stderr}`);
       log(`${t.name}: input archive written (${fmtBytes(fs.statSync(input).size)})`);
     }
