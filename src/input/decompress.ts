@@ -11,6 +11,9 @@
 // only at full GCs, 12-25 MB of a minbase build's peak (bench/RESULTS.md,
 // twenty-sixth round). Where no FIFO can be made (no mkfifo command, no
 // writable temporary directory), the command's stdout is a stream as before.
+// Linux only: on macOS, libuv watches a FIFO with kqueue, which signals no
+// end when the last writer closes it (libuv PR #4513, nodejs/node#45210),
+// so the read would wait for ever once the command is done.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
@@ -92,14 +95,22 @@ function fifoEnds(): { read: number; write: number } | null {
     const path = join(dir, 'fifo');
     if (spawnSync('mkfifo', ['-m', '600', path], { stdio: 'ignore', timeout: 5000 }).status !== 0) return null;
     read = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    return { read, write: openSync(path, constants.O_WRONLY) };
+    const ends = { read, write: openSync(path, constants.O_WRONLY) };
+    rmSync(dir, { recursive: true, force: true });
+    return ends;
   } catch {
     if (read >= 0) closeSync(read);
+    try {
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      // (a TMPDIR that lets one make a directory and not remove it: left)
+    }
     return null;
-  } finally {
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/** Whether a command's output can go through a FIFO here (see the top of this file). */
+const FIFO_EOF_SEEN = process.platform === 'linux';
 
 /** Bytes of each of the two buffers a pulled input is fed to the command through. */
 const FEED_BYTES = 64 << 10;
@@ -135,7 +146,7 @@ const STDERR_KEPT = 4096;
 
 export interface HostDecompressor {
   /** The decompressed bytes: pulled from a FIFO (closed by stop()), or the command's stdout where there is none. */
-  output: TarPull | Readable;
+  output: SocketPull | Readable;
   /**
    * Settles once the command has ended: null when it exited 0, else why not,
    * as one line. A command that cannot run ends its output at once, empty,
@@ -162,7 +173,7 @@ export interface HostDecompressor {
  * stdout as a stream even where a FIFO could be made (tests).
  */
 export function hostDecompressor(
-  compression: TarCompression, input: Readable | TarPull | number, onInputError: (e: unknown) => void, fifo = true,
+  compression: TarCompression, input: Readable | TarPull | number, onInputError: (e: unknown) => void, fifo = FIFO_EOF_SEEN,
 ): HostDecompressor {
   const [cmd, ...args] = commandFor(compression);
   const fd = typeof input === 'number' ? input : undefined;
@@ -180,10 +191,11 @@ export function hostDecompressor(
     // the command has its own copy: the FIFO ends when the command does
     if (ends) closeSync(ends.write);
   }
-  const output = ends ? new SocketPull(ends.read) : child.stdout!;
+  const output: SocketPull | Readable = ends ? new SocketPull(ends.read) : child.stdout!;
   let stderr = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => {
+  // (no stderr when the spawn itself failed, EMFILE say: 'error' tells)
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (s: string) => {
     if (stderr.length < STDERR_KEPT) stderr += s;
   });
   // The command's exit status says what went wrong; a write into its closed
@@ -230,23 +242,15 @@ export function hostDecompressor(
     },
     remarks: () => firstLine() ?? '',
     discard: () => {
-      if (!isTarPull(output)) {
-        output.resume();
-        return;
-      }
-      const sink = Buffer.allocUnsafeSlow(FEED_BYTES);
-      void (async () => {
-        try {
-          while (await output.pull(sink) > 0);
-        } catch {
-          // the exit status tells
-        }
-      })();
+      // (SocketPull drops what comes and ends a pull still waiting: a second
+      // reader beside the pump's would leave one of them waiting for ever)
+      if (output instanceof SocketPull) output.discard();
+      else output.resume();
     },
     stop: () => {
       kill();
       if (pulled !== undefined) pulled.close();
-      if (isTarPull(output)) output.close();
+      if (output instanceof SocketPull) output.close();
     },
   };
 }

@@ -161,6 +161,8 @@ export class SocketPull implements TarPull {
   private start = 0;
   private end = 0;
   private ended = false;
+  /** discard(): what comes is dropped, pulls give 0. */
+  private discarding = false;
   private failure: Error | undefined;
   private wake: (() => void) | undefined;
 
@@ -171,6 +173,7 @@ export class SocketPull implements TarPull {
       onread: {
         buffer: this.buf,
         callback: (n: number): boolean => {
+          if (this.discarding) return true;
           if (this.start < this.end) this.failure ??= new Error('a pipe read came before the last one was taken');
           this.start = 0;
           this.end = n;
@@ -198,7 +201,9 @@ export class SocketPull implements TarPull {
   async pull(into: Buffer): Promise<number> {
     while (this.start === this.end) {
       if (this.failure) throw this.failure;
-      if (this.ended) return 0;
+      if (this.ended || this.discarding) return 0;
+      // one waiter: a second would overwrite the first's wake-up
+      if (this.wake !== undefined) throw new Error('SocketPull: a pull while another waits');
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });
@@ -213,6 +218,19 @@ export class SocketPull implements TarPull {
     this.ended = true;
     this.start = this.end = 0;
     this.sock.destroy();
+    this.notify();
+  }
+
+  /**
+   * Read the rest and throw it away (a command's output no longer wanted,
+   * so that the command can get to its exit status); a pull waiting now,
+   * and every pull after, gives 0.
+   */
+  discard(): void {
+    if (this.ended) return;
+    this.discarding = true;
+    this.start = this.end = 0;
+    this.sock.resume();
     this.notify();
   }
 }
