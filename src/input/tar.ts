@@ -199,13 +199,23 @@ interface MemberState {
   last?: string;
 }
 
+/** Where compressed data that ended too soon left the archive: in a member, after one, or (nothing read) ''. */
+function whereCut(at: MemberState): string {
+  return at.member !== undefined ? ` in member '${at.member}'` : at.last !== undefined ? ` after member '${at.last}'` : '';
+}
+
+/** A command's complaint, with where in the archive its data was cut short when it says so. */
+function commandFailure(name: string, why: string, at: MemberState): UserError {
+  return new UserError(`${name}: ${why.startsWith('truncated ') ? why.replace(/ data \(/, ` data${whereCut(at)} (`) : why}`);
+}
+
 /** What went wrong, as one line naming the archive and, where known, the member. */
 function describeFailure(err: unknown, name: string, at: MemberState, compression: TarCompression | null): UserError {
   if (err instanceof UserError) return err.message.startsWith(name) ? err : new UserError(`${name}: ${err.message}`);
   const msg = err instanceof Error ? err.message : String(err);
   const code = (err as { code?: unknown }).code;
   if (code === 'Z_BUF_ERROR' || /unexpected end of file/i.test(msg)) {
-    return new UserError(`${name}: truncated gzip data${at.member ? ` in member '${at.member}'` : at.last ? ` after member '${at.last}'` : ''}`);
+    return new UserError(`${name}: truncated gzip data${whereCut(at)}`);
   }
   if (typeof code === 'string' && code.startsWith('Z_')) return new UserError(`${name}: not valid gzip data (${msg})`);
   if (errnoCode(err) !== undefined) return fsUserError(name, err);
@@ -294,7 +304,7 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
     // a command that failed, or could not run, may have stopped where a
     // tarball can end (or before it began)
     const why = await host?.status();
-    if (why) throw new UserError(`${opts.name}: ${why}`);
+    if (why) throw commandFailure(opts.name, why, at);
     const remarks = host?.remarks();
     if (remarks) opts.warn(`${opts.name}: ${remarks}`);
   } catch (err) {
@@ -307,7 +317,7 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
     if (host !== undefined && parseError !== undefined && (failure ?? err) === parseError) {
       host.discard();
       const why = await host.status(COMMAND_GRACE_MS);
-      if (why) throw new UserError(`${opts.name}: ${why}`);
+      if (why) throw commandFailure(opts.name, why, at);
     }
     throw describeFailure(failure ?? err, opts.name, at, opts.compression);
   } finally {
