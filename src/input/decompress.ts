@@ -144,6 +144,14 @@ async function feed(src: TarPull, sink: Writable, onError: (e: unknown) => void)
 /** Bytes of the command's stderr kept for the message. */
 const STDERR_KEPT = 4096;
 
+/**
+ * Why a command failed, as one line. `where` is where in the archive the
+ * data stopped (" in member 'x'"), which only the reader knows, and only
+ * once it has parsed what the command wrote before it failed; it goes into
+ * a "truncated" complaint, and the others leave it out.
+ */
+export type CommandFailure = (where: string) => string;
+
 export interface HostDecompressor {
   /** The decompressed bytes: pulled from a FIFO (closed by stop()), or the command's stdout where there is none. */
   output: SocketPull | Readable;
@@ -154,7 +162,7 @@ export interface HostDecompressor {
    * command still running after that long is stopped, and the answer is
    * null (nothing of its own to say).
    */
-  status(graceMs?: number): Promise<string | null>;
+  status(graceMs?: number): Promise<CommandFailure | null>;
   /** What the command said on stderr though it succeeded (bzip2's "trailing garbage after EOF ignored"), as one line; '' if nothing. */
   remarks(): string;
   /** Read the rest of the output and throw it away, so that a command whose output is no longer wanted can get to its exit status. */
@@ -206,19 +214,21 @@ export function hostDecompressor(
   const firstLine = (): string | undefined => stderr.split('\n').map((l) => l.trim()).find((l) => l !== '')?.replace(new RegExp(`^${cmd}: `), '');
   // kill() was ours: the read already failed for a reason of its own
   let stoppedByUs = false;
-  const ended = new Promise<string | null>((resolve) => {
+  const ended = new Promise<CommandFailure | null>((resolve) => {
     child.once('error', (err: NodeJS.ErrnoException) => {
-      resolve(err.code === 'ENOENT' ? missingMessage(compression) : `${cmd}: ${err.message}`);
+      const text = err.code === 'ENOENT' ? missingMessage(compression) : `${cmd}: ${err.message}`;
+      resolve(() => text);
     });
     child.once('close', (code, signal) => {
       if (code === 0) return resolve(null);
       // stopped from outside (the OOM killer, a kill): nothing said of the data
-      if (code === null) return resolve(stoppedByUs ? null : `the ${cmd} command was stopped by ${signal} before the end of its input`);
+      if (code === null) return resolve(stoppedByUs ? null : () => `the ${cmd} command was stopped by ${signal} before the end of its input`);
       const line = firstLine();
+      const said = `(${cmd} exit ${code}${line ? `: ${line}` : ''})`;
+      if (line !== undefined && /unexpected end|end of (input|file)|truncated/i.test(line)) return resolve((where) => `truncated ${compression} data${where} ${said}`);
       // (gzip's exit 2: "decompression OK, trailing garbage ignored", which GNU tar takes for an error too)
-      const kind = line === undefined ? 'not valid' : /unexpected end|end of (input|file)|truncated/i.test(line) ? 'truncated'
-        : /trailing garbage/i.test(line) ? 'trailing bytes after the' : 'not valid';
-      resolve(`${kind} ${compression} data (${cmd} exit ${code}${line ? `: ${line}` : ''})`);
+      const kind = line !== undefined && /trailing garbage/i.test(line) ? 'trailing bytes after the' : 'not valid';
+      resolve(() => `${kind} ${compression} data ${said}`);
     });
   });
   const kill = (): void => {

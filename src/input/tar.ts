@@ -204,11 +204,6 @@ function whereCut(at: MemberState): string {
   return at.member !== undefined ? ` in member '${at.member}'` : at.last !== undefined ? ` after member '${at.last}'` : '';
 }
 
-/** A command's complaint, with where in the archive its data was cut short when it says so. */
-function commandFailure(name: string, why: string, at: MemberState): UserError {
-  return new UserError(`${name}: ${why.startsWith('truncated ') ? why.replace(/ data \(/, ` data${whereCut(at)} (`) : why}`);
-}
-
 /** What went wrong, as one line naming the archive and, where known, the member. */
 function describeFailure(err: unknown, name: string, at: MemberState, compression: TarCompression | null): UserError {
   if (err instanceof UserError) return err.message.startsWith(name) ? err : new UserError(`${name}: ${err.message}`);
@@ -304,7 +299,7 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
     // a command that failed, or could not run, may have stopped where a
     // tarball can end (or before it began)
     const why = await host?.status();
-    if (why) throw commandFailure(opts.name, why, at);
+    if (why) throw new UserError(`${opts.name}: ${why(whereCut(at))}`);
     const remarks = host?.remarks();
     if (remarks) opts.warn(`${opts.name}: ${remarks}`);
   } catch (err) {
@@ -317,7 +312,7 @@ export async function readTar(source: TarInput, ctx: InputContext, opts: TarOpti
     if (host !== undefined && parseError !== undefined && (failure ?? err) === parseError) {
       host.discard();
       const why = await host.status(COMMAND_GRACE_MS);
-      if (why) throw commandFailure(opts.name, why, at);
+      if (why) throw new UserError(`${opts.name}: ${why(whereCut(at))}`);
     }
     throw describeFailure(failure ?? err, opts.name, at, opts.compression);
   } finally {

@@ -66,6 +66,29 @@ async function failure(p: Promise<unknown>): Promise<string> {
   throw new Error('expected a UserError');
 }
 
+/** `archive` compressed by the host's `cmd -c`. */
+function squeezed(cmd: string, archive: Buffer): Buffer {
+  const r = spawnSync(cmd, ['-c'], { input: archive, maxBuffer: 1 << 26 });
+  expect(r.status, `${cmd} -c: ${String(r.stderr)}`).toBe(0);
+  return r.stdout;
+}
+
+/** Where the host's command `name` is, by PATH. */
+function hostCommand(name: string): string {
+  return spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' }).stdout.trim();
+}
+
+/** Run `f` with PATH set to `path`. */
+async function withPath<T>(path: string, f: () => Promise<T>): Promise<T> {
+  const saved = process.env.PATH;
+  process.env.PATH = path;
+  try {
+    return await f();
+  } finally {
+    process.env.PATH = saved;
+  }
+}
+
 /** A comparable picture of a tree: metadata, data, and hard links as "=first path". */
 function snapshot(root: Inode): unknown {
   const seen = new Map<Inode, string>();
@@ -331,11 +354,7 @@ describe('errors: one line naming the archive and the member', () => {
   test('xz, zstd and bzip2 by the host\'s commands: the same tree; their failures by name', async () => {
     const archive = good();
     const plain = snapshot(await read(archive));
-    const squeeze = (cmd: string): Buffer => {
-      const r = spawnSync(cmd, ['-c'], { input: archive, maxBuffer: 1 << 24 });
-      expect(r.status, `${cmd} -c: ${String(r.stderr)}`).toBe(0);
-      return r.stdout;
-    };
+    const squeeze = (cmd: string): Buffer => squeezed(cmd, archive);
     const xz = squeeze('xz');
     for (const [compression, data] of [['xz', xz], ['zstd', squeeze('zstd')], ['bzip2', squeeze('bzip2')]] as const) {
       expect(snapshot(await read(data, { compression })), compression).toEqual(plain);
@@ -385,12 +404,10 @@ describe('errors: one line naming the archive and the member', () => {
   test('a command stopped from outside is not taken for bad data; an xz without -T (BusyBox) still decodes', async () => {
     const bin = join(tmp, 'fake-bin');
     mkdirSync(bin, { recursive: true });
-    const realXz = spawnSync('sh', ['-c', 'command -v xz'], { encoding: 'utf8' }).stdout.trim();
+    const realXz = hostCommand('xz');
     // an xz that is killed as the OOM killer would
     writeFileSync(join(bin, 'xz'), '#!/bin/sh\nkill -KILL $$\n', { mode: 0o755 });
-    const path = process.env.PATH;
-    process.env.PATH = `${bin}:${path}`;
-    try {
+    await withPath(`${bin}:${process.env.PATH}`, async () => {
       expect(await failure(read(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0]), { compression: 'xz' }))).toBe(
         'T.tar: the xz command was stopped by SIGKILL before the end of its input',
       );
@@ -404,26 +421,18 @@ describe('errors: one line naming the archive and the member', () => {
       const archive = good();
       const xz = spawnSync(realXz, ['-c'], { input: archive, maxBuffer: 1 << 24 }).stdout;
       expect(snapshot(await read(xz, { compression: 'xz' }))).toEqual(snapshot(await read(archive)));
-    } finally {
-      process.env.PATH = path;
-    }
+    });
   });
 
   test('a compressor that is not installed is named, not taken for an empty archive', async () => {
-    const path = process.env.PATH;
     // with no mkfifo either (its stdout a stream), and with mkfifo (a FIFO nobody writes)
     const onlyMkfifo = join(tmp, 'only-mkfifo');
     mkdirSync(onlyMkfifo, { recursive: true });
-    symlinkSync(spawnSync('sh', ['-c', 'command -v mkfifo'], { encoding: 'utf8' }).stdout.trim(), join(onlyMkfifo, 'mkfifo'));
-    try {
-      for (const dir of [join(tmp, 'no-commands-here'), onlyMkfifo]) {
-        process.env.PATH = dir;
-        expect(await failure(read(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), { compression: 'zstd' })), dir).toBe(
-          "T.tar: reading zstd-compressed input needs the zstd command, which is not on PATH; install it, or give the tarball decompressed",
-        );
-      }
-    } finally {
-      process.env.PATH = path;
+    symlinkSync(hostCommand('mkfifo'), join(onlyMkfifo, 'mkfifo'));
+    for (const dir of [join(tmp, 'no-commands-here'), onlyMkfifo]) {
+      expect(await failure(withPath(dir, () => read(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), { compression: 'zstd' }))), dir).toBe(
+        "T.tar: reading zstd-compressed input needs the zstd command, which is not on PATH; install it, or give the tarball decompressed",
+      );
     }
   });
 
@@ -570,21 +579,6 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
 
   // ------------------------------------------------ decompressing commands
 
-  const squeezed = (cmd: string, archive: Buffer): Buffer => {
-    const r = spawnSync(cmd, ['-c'], { input: archive, maxBuffer: 1 << 26 });
-    expect(r.status, `${cmd} -c: ${String(r.stderr)}`).toBe(0);
-    return r.stdout;
-  };
-  /** Run `f` with PATH set to `path`. */
-  const withPath = async <T>(path: string, f: () => Promise<T>): Promise<T> => {
-    const saved = process.env.PATH;
-    process.env.PATH = path;
-    try {
-      return await f();
-    } finally {
-      process.env.PATH = saved;
-    }
-  };
   const compressions = ['gzip', 'bzip2', 'xz', 'zstd'] as const;
 
   test('a command\'s output through a FIFO or its stdout, from a file, a stream or a pull; gzip by zlib without a gzip command: the same tree', async () => {
@@ -683,8 +677,7 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
     const archive = mixed();
     const bin = join(tmp, 'no-mkfifo-bin');
     mkdirSync(bin, { recursive: true });
-    const zstd = spawnSync('sh', ['-c', 'command -v zstd'], { encoding: 'utf8' }).stdout.trim();
-    symlinkSync(zstd, join(bin, 'zstd'));
+    symlinkSync(hostCommand('zstd'), join(bin, 'zstd'));
     const data = squeezed('zstd', archive);
     const tree = await withPath(bin, () => read(data, { compression: 'zstd' }));
     expect(snapshot(tree)).toEqual(snapshot(await read(archive)));
