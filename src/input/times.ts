@@ -52,18 +52,29 @@ export function entryTime(policy: TimePolicy, own: Timespec | undefined): Timesp
 }
 
 /**
- * Entries listed together (a manifest's lines, an archive's members) mostly
- * have one time: a Timespec equal to the last one given is that object, so
- * a tree holds one object for them all rather than one per entry.
+ * A tree has few distinct times (a package's files, a manifest's lines,
+ * an archive's members share one), so a Timespec equal to one given before
+ * is that object: the tree holds one object per distinct time rather than
+ * one per entry. The last one is checked first (entries listed together
+ * mostly have one time), then one kept per second, in a bounded map. The
+ * objects given must never be mutated (as every Timespec of a tree).
  */
 export class SharedTime {
+  private static readonly MAX = 1 << 14;
   private last: Timespec | undefined;
+  private readonly bySec = new Map<number, Timespec>();
 
   share(t: Timespec): Timespec {
     const last = this.last;
     if (last !== undefined && last.sec === t.sec && last.nsec === t.nsec) return last;
-    this.last = t;
-    return t;
+    let kept = this.bySec.get(t.sec);
+    if (kept === undefined || kept.nsec !== t.nsec) {
+      if (this.bySec.size === SharedTime.MAX) this.bySec.clear();
+      this.bySec.set(t.sec, t);
+      kept = t;
+    }
+    this.last = kept;
+    return kept;
   }
 }
 

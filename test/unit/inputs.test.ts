@@ -13,7 +13,7 @@ import { parseArgs, type BuildInvocation } from '../../src/cli/args.js';
 import type { InputContext, TreeSource } from '../../src/image.js';
 import { sniff } from '../../src/input/detect.js';
 import { openInputs, treeInMemory, type InputPlan } from '../../src/input/pipeline.js';
-import { parseDecimalTime, parseSourceDateEpoch } from '../../src/input/times.js';
+import { parseDecimalTime, parseSourceDateEpoch, SharedTime } from '../../src/input/times.js';
 import type { Inode } from '../../src/input/tree.js';
 import { UserError } from '../../src/util/errors.js';
 
@@ -395,6 +395,25 @@ describe('times', () => {
     expect(parseSourceDateEpoch('')).toBeUndefined();
     expect(parseSourceDateEpoch('1700000000')).toEqual({ sec: 1700000000, nsec: 0 });
     expect(failure(() => parseSourceDateEpoch('yesterday'))).toBe("SOURCE_DATE_EPOCH: 'yesterday' is not a non-negative integer number of seconds");
+  });
+
+  test('equal times are one object, consecutive or not; different ones never are', () => {
+    const shared = new SharedTime();
+    const t = (sec: number, nsec: number) => Object.freeze({ sec, nsec });
+    const a = shared.share(t(1_700_000_000, 5));
+    const b = shared.share(t(1_700_000_001, 0));
+    // same second, another nanosecond: its own object, with its own value
+    const c = shared.share(t(1_700_000_000, 6));
+    expect(c).toEqual({ sec: 1_700_000_000, nsec: 6 });
+    expect(c).not.toBe(a);
+    expect(shared.share(t(1_700_000_000, 6))).toBe(c);
+    expect(shared.share(t(1_700_000_001, 0))).toBe(b);
+    expect(shared.share(t(1_700_000_001, 0))).toBe(b);
+    // what a second last kept: the newest time of it
+    expect(shared.share(t(1_700_000_000, 5))).toEqual({ sec: 1_700_000_000, nsec: 5 });
+    // many distinct times (the map is cleared when full): values stay right
+    for (let i = 0; i < 40_000; i++) expect(shared.share(t(i % 20_000, i % 3)).sec).toBe(i % 20_000);
+    expect(shared.share(t(-1, 999_999_999))).toEqual({ sec: -1, nsec: 999_999_999 });
   });
 
   test('pax decimal times', () => {

@@ -95,6 +95,22 @@ describe('walkDirectories: one input', () => {
     expect(root.perm).toBe(lstatSync(stage).mode & 0o7777);
   });
 
+  test('equal mtimes share one object across a directory, different ones do not', () => {
+    const stage = dir('stage');
+    dir('stage/sub');
+    const when: Record<string, number> = { a: 1_600_000_000.25, b: 1_700_000_000, c: 1_600_000_000.25, 'sub/d': 1_600_000_000.25, 'sub/e': 1_600_000_000.5 };
+    for (const [n, t] of Object.entries(when)) utimesSync(mk(`stage/${n}`, n), t, t);
+    const root = walkDirectories([stage]);
+    const sub = child(root, 'sub');
+    const [a, b, c, d, e] = [child(root, 'a'), child(root, 'b'), child(root, 'c'), child(sub, 'd'), child(sub, 'e')];
+    expect(c.mtime).toBe(a.mtime);
+    expect(d.mtime).toBe(a.mtime);
+    expect(a.mtime).toEqual({ sec: 1_600_000_000, nsec: 250_000_000 });
+    expect(b.mtime).toEqual({ sec: 1_700_000_000, nsec: 0 });
+    expect(e.mtime).toEqual({ sec: 1_600_000_000, nsec: 500_000_000 });
+    expect(e.mtime).not.toBe(a.mtime);
+  });
+
   test('times before 1970 keep nsec in range', () => {
     expect(timespecFromNs(-1n)).toEqual({ sec: -1, nsec: 999_999_999 });
     expect(timespecFromNs(-1_500_000_000n)).toEqual({ sec: -2, nsec: 500_000_000 });
