@@ -13,6 +13,7 @@ import {
   type Timespec,
 } from './tree.js';
 import { WrittenData, type FileDataSlab } from '../zpl/filedata.js';
+import { SharedTime } from './times.js';
 
 // (messages elsewhere spell paths with it too; it lives where the command line can take it alone)
 export { showPath };
@@ -293,9 +294,6 @@ interface Pending {
   prefix: Buffer;
 }
 
-/** Distinct times a walk keeps for sharing (cleared when full). */
-const SHARED_TIMES = 1 << 14;
-
 class Walker {
   // Hard links: non-directories with nlink > 1, keyed by (dev, ino) across
   // every input so that a link spanning two merged inputs stays one inode.
@@ -307,12 +305,12 @@ class Walker {
   /** Where each child's full path is put together for lstat (a new Buffer per entry would be garbage). */
   private scratch = Buffer.allocUnsafeSlow(4096);
   // A tree has few distinct mtimes (/usr: 2.4k for 156k entries; a
-  // package's files share one), so equal times share one frozen object:
-  // the last one, which is usually the next too, else one from a bounded
-  // map. Sharing only consecutive ones left ~48k objects (~2 MB) on /usr.
+  // package's files share one), so equal times share one frozen object
+  // (SharedTime). The last one is usually the next too: compared as the
+  // stat's nanoseconds, it costs no Timespec to find.
   private lastNs = -1n;
   private lastTime: Timespec | undefined;
-  private readonly times = new Map<bigint, Timespec>();
+  private readonly times = new SharedTime();
   // (only while walking: the map goes with the walker)
   private readonly names = new SharedNames();
   /** Whether the last visit met a hard-linked inode seen before (under another name). */
@@ -477,16 +475,9 @@ class Walker {
     // them so two builds of the same tree give the same image. One frozen
     // object serves all four fields.
     if (this.stamp !== undefined) return this.stamp;
-    const ns = st.mtimeNs;
-    if (ns !== this.lastNs || this.lastTime === undefined) {
-      let t = this.times.get(ns);
-      if (t === undefined) {
-        t = timespecFromNs(ns);
-        if (this.times.size === SHARED_TIMES) this.times.clear();
-        this.times.set(ns, t);
-      }
-      this.lastNs = ns;
-      this.lastTime = t;
+    if (st.mtimeNs !== this.lastNs || this.lastTime === undefined) {
+      this.lastNs = st.mtimeNs;
+      this.lastTime = this.times.share(timespecFromNs(st.mtimeNs));
     }
     return this.lastTime;
   }

@@ -409,8 +409,13 @@ describe('times', () => {
     expect(shared.share(t(1_700_000_000, 6))).toBe(c);
     expect(shared.share(t(1_700_000_001, 0))).toBe(b);
     expect(shared.share(t(1_700_000_001, 0))).toBe(b);
-    // what a second last kept: the newest time of it
-    expect(shared.share(t(1_700_000_000, 5))).toEqual({ sec: 1_700_000_000, nsec: 5 });
+    // times of one second, interleaved: each stays one object
+    expect(shared.share(t(1_700_000_000, 5))).toBe(a);
+    expect(shared.share(t(1_700_000_000, 6))).toBe(c);
+    const d = shared.share(t(1_700_000_000, 7));
+    expect(d).toEqual({ sec: 1_700_000_000, nsec: 7 });
+    expect(shared.share(t(1_700_000_000, 5))).toBe(a);
+    expect(shared.share(t(1_700_000_000, 7))).toBe(d);
     // many distinct times (the map is cleared when full): values stay right
     for (let i = 0; i < 40_000; i++) expect(shared.share(t(i % 20_000, i % 3)).sec).toBe(i % 20_000);
     expect(shared.share(t(-1, 999_999_999))).toEqual({ sec: -1, nsec: 999_999_999 });
