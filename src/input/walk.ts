@@ -14,6 +14,7 @@ import {
 } from './tree.js';
 import { WrittenData, type FileDataSlab } from '../zpl/filedata.js';
 import { SharedTime } from './times.js';
+import { fileAttrs, type FileAttrs } from './attrs.js';
 
 // (messages elsewhere spell paths with it too; it lives where the command line can take it alone)
 export { showPath };
@@ -157,17 +158,14 @@ export class InputMerger {
  * reads are never one object: compare inodes, not sources.
  */
 export class HostFile implements Inode, Dirent {
-  perm: number;
-  uid: number;
-  gid: number;
   size: number;
-  /**
-   * The file's one time: the tree model keeps all four times equal
-   * (times.ts), so atime, ctime and crtime read and set this field rather
-   * than take three more per file.
-   */
-  mtime: Timespec;
   objid = 0;
+  /**
+   * Its mode, owner and one time, shared with the files that have the same
+   * (attrs.ts). The tree model keeps all four times equal (times.ts), so
+   * atime, ctime and crtime read and set mtime.
+   */
+  #attrs: FileAttrs;
   /** The host directory's path with its trailing '/' until `source` is set, then that source (a slab index for written data). */
   #from: Buffer | DataSource | number | undefined;
   /** The name it was first met under (latin1: one code unit per byte). */
@@ -176,23 +174,34 @@ export class HostFile implements Inode, Dirent {
   #slab: FileDataSlab | undefined = undefined;
 
   constructor(perm: number, uid: number, gid: number, size: number, t: Timespec, dir: Buffer, name: string) {
-    this.perm = perm;
-    this.uid = uid;
-    this.gid = gid;
     this.size = size;
-    this.mtime = t;
+    this.#attrs = fileAttrs(perm, uid, gid, t);
     this.#from = dir;
     this.#name = name;
   }
 
   get type(): NodeType { return 'file'; }
 
+  get perm(): number { return this.#attrs.perm; }
+  set perm(v: number) { this.setAttrs(v, this.uid, this.gid, this.mtime); }
+  get uid(): number { return this.#attrs.uid; }
+  set uid(v: number) { this.setAttrs(this.perm, v, this.gid, this.mtime); }
+  get gid(): number { return this.#attrs.gid; }
+  set gid(v: number) { this.setAttrs(this.perm, this.uid, v, this.mtime); }
+  get mtime(): Timespec { return this.#attrs.mtime; }
+  set mtime(t: Timespec) { this.setAttrs(this.perm, this.uid, this.gid, t); }
   get atime(): Timespec { return this.mtime; }
   set atime(t: Timespec) { this.mtime = t; }
   get ctime(): Timespec { return this.mtime; }
   set ctime(t: Timespec) { this.mtime = t; }
   get crtime(): Timespec { return this.mtime; }
   set crtime(t: Timespec) { this.mtime = t; }
+
+  /** Mode, owner and time at once (one shared lookup rather than one per field). */
+  setAttrs(perm: number, uid: number, gid: number, t: Timespec): void {
+    const a = this.#attrs;
+    if (a.perm !== perm || a.uid !== uid || a.gid !== gid || a.mtime !== t) this.#attrs = fileAttrs(perm, uid, gid, t);
+  }
 
   // Extended attributes are rare and attached after the walk: kept aside,
   // not in a field every file would carry.

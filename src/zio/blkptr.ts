@@ -133,24 +133,25 @@ export function decodeBp(buf: Uint8Array, off: number): BlkPtr {
   };
 }
 
-/** Encoded block pointers kept for later, 128 bytes each, in chunks that never move. */
+/** Encoded block pointers kept for later, 128 bytes each (or `size`: a part of each), in chunks that never move. */
 export class BpSlab {
-  private static readonly PER_CHUNK = 8192;
   private chunks: Uint8Array[] = [];
   private next = 0;
+
+  constructor(private readonly size = BP_SIZE, private readonly perChunk = 8192) {}
 
   /** Keep an encoded block pointer as it is; returns its slot. */
   put(raw: Uint8Array): number {
     const slot = this.next++;
-    const c = Math.floor(slot / BpSlab.PER_CHUNK);
-    if (c === this.chunks.length) this.chunks.push(new Uint8Array(BpSlab.PER_CHUNK * BP_SIZE));
-    this.chunks[c]!.set(raw.subarray(0, BP_SIZE), (slot % BpSlab.PER_CHUNK) * BP_SIZE);
+    const c = Math.floor(slot / this.perChunk);
+    if (c === this.chunks.length) this.chunks.push(new Uint8Array(this.perChunk * this.size));
+    this.chunks[c]!.set(raw.subarray(0, this.size), (slot % this.perChunk) * this.size);
     return slot;
   }
 
   /** The encoded block pointer itself (a view: valid as long as the slab). */
   raw(slot: number): Uint8Array {
-    const at = (slot % BpSlab.PER_CHUNK) * BP_SIZE;
-    return this.chunks[Math.floor(slot / BpSlab.PER_CHUNK)]!.subarray(at, at + BP_SIZE);
+    const at = (slot % this.perChunk) * this.size;
+    return this.chunks[Math.floor(slot / this.perChunk)]!.subarray(at, at + this.size);
   }
 }

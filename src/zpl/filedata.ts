@@ -53,6 +53,17 @@ const N_SIZE = 0, N_BLK = 1, N_MAXBLKID = 2, N_USED = 3, N_PSIZE = 4, N_LSIZE = 
 const BLK_LEVELS = 16;
 const BLK_PLANNED = 16;
 const BLK_HOLE = 256;
+// Bits 5-7 of N_BLK (below the block size, above the flag for planned
+// files) say how the block pointer is kept: BP_DERIVED + k, all of it but
+// the checksum made from the file's numbers, blk_prop's upper half being
+// the slab's k-th; BP_EMBEDDED, whole in the overflow slab (its index in
+// the checksum's place); BP_WIDE, as a 64-byte compact record in the wide
+// slab (its index in the checksum's place).
+const BP_KIND_SHIFT = 5;
+const BP_KIND_MASK = 7;
+const BP_PROPS = 6;
+const BP_EMBEDDED = 6;
+const BP_WIDE = 7;
 /** N_BLK of a record kept whole in the slab's map (every real one has a block size). */
 const BLK_WHOLE = 0;
 const U32_MAX = 0xffff_ffff;
@@ -69,6 +80,9 @@ const BIRTH_OFF = 80;
 const BP_SET: Ranges = [[0, 16], [48, 56], [BIRTH_OFF, 128]];
 const BP_KEPT: Ranges = [[0, 16], [48, 56], [BIRTH_OFF + 8, 128]];
 const BP_COMPACT = 64;
+/** What a file keeps of its block pointer when the rest follows from its numbers: the checksum. */
+const BP_CKSUM_OFF = 96;
+const BP_SHORT = BP_SIZE - BP_CKSUM_OFF;
 const NO_BIRTH = new Uint8Array(8);
 const PROP_EMBEDDED_BYTE = 52; // blk_prop bit 39 lives in this byte's bit 7
 /** Where that byte is in a compact record (blk_prop follows dva[0]'s 16 bytes). */
@@ -91,24 +105,47 @@ function sameBytes(b: Uint8Array, off: number, want: Uint8Array): boolean {
   return true;
 }
 
+const le32 = (b: Uint8Array, o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+
+function put32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v; b[o + 1] = v >>> 8; b[o + 2] = v >>> 16; b[o + 3] = v >>> 24;
+}
+
+// The words of a one-level file's block pointer that follow from its
+// numbers: one DVA on vdev 0 over its whole allocator range (asize in
+// sectors, GRID 0; the offset in sectors), blk_prop's lower half (lsize
+// and psize in sectors, less one) and a fill of 1.
+const derivedWord0 = (span: number): number => span / 512;
+const derivedPropLow = (blksz: number, psize: number): number => ((blksz / 512 - 1) | ((psize / 512 - 1) << 16)) >>> 0;
+
 /**
  * The FileData of every file written ahead of its dnode, packed in typed
- * arrays: 36 bytes of numbers and 64 of block pointer per file, where an
+ * arrays: 36 bytes of numbers and 32 of block pointer per file, where an
  * object of eleven numbers (several boxed past 2^31) and a 128-byte block
- * pointer were the largest thing a build held per entry. A file whose
- * numbers need more than 32 bits (4 GiB and up), or whose block pointer was
- * born in another txg, is kept whole in a map: few files are.
+ * pointer were the largest thing a build held per entry. A file of one
+ * block (nearly all of a tree's) keeps only its block pointer's checksum:
+ * the rest is made again from its numbers, and was found equal to the
+ * pointer's own when it was stored. Others keep a 64-byte compact record
+ * (or the whole pointer, if embedded) on the side. A file whose numbers
+ * need more than 32 bits (4 GiB and up), or whose block pointer was born
+ * in another txg, is kept whole in a map: few files are.
  */
 export class FileDataSlab {
   private nums: Uint32Array[] = [];
   private starts: Float64Array[] = [];
-  private bps: Uint8Array[] = [];
+  private cksums: Uint8Array[] = [];
+  private readonly wide = new BpSlab(BP_COMPACT, 1024);
   private readonly overflow = new BpSlab();
   private readonly whole = new Map<number, FileData>();
+  /** The upper halves of blk_prop (compression, checksum, type, level) that derived block pointers have: few, per dataset. */
+  private readonly props: number[] = [];
   /** The birth (its 8 bytes) of the compact block pointers but holes, set by the first. */
   private birth: Uint8Array | undefined;
   private next = 0;
   private readonly scratch = new Uint8Array(BP_SIZE);
+  private readonly compact = new Uint8Array(BP_COMPACT);
+  /** How the block pointers stored so far are kept (files kept whole not counted). */
+  readonly kept = { derived: 0, wide: 0, embedded: 0 };
 
   /** Keep `d`; the source the inode takes from now on. */
   store(d: FileData): WrittenData {
@@ -124,7 +161,7 @@ export class FileDataSlab {
     if (c === this.nums.length) {
       this.nums.push(new Uint32Array(PER_CHUNK * NUMS));
       this.starts.push(new Float64Array(PER_CHUNK));
-      this.bps.push(new Uint8Array(PER_CHUNK * BP_COMPACT));
+      this.cksums.push(new Uint8Array(PER_CHUNK * BP_SHORT));
     }
     return new WrittenData(this, i);
   }
@@ -149,22 +186,65 @@ export class FileDataSlab {
       this.whole.set(i, { ...d, bp: raw.slice() });
       return;
     }
+    const out = this.cksums[c]!;
+    const o = (i % PER_CHUNK) * BP_SHORT;
+    let kind: number;
+    if (embedded) {
+      kind = BP_EMBEDDED;
+      u64le(out, o, this.overflow.put(raw));
+    } else {
+      kind = hole ? this.derivedHole(raw) : this.derivedKind(raw, d, span);
+      if (kind === BP_WIDE) {
+        // (bytes copied one by one: a subarray per range was the most of
+        // store()'s allocation, once per file of the walk)
+        const rec = this.compact;
+        let r = 0;
+        for (const [from, to] of BP_KEPT) {
+          for (let b = from; b < to; b++) rec[r++] = raw[b]!;
+        }
+        u64le(out, o, this.wide.put(rec));
+      } else {
+        for (let b = 0; b < BP_SHORT; b++) out[o + b] = raw[BP_CKSUM_OFF + b]!;
+      }
+    }
+    if (kind === BP_EMBEDDED) this.kept.embedded++;
+    else if (kind === BP_WIDE) this.kept.wide++;
+    else this.kept.derived++;
     nums[at + N_SIZE] = d.size;
-    nums[at + N_BLK] = d.blksz + d.nlevels + (planned ? BLK_PLANNED : 0) + (hole ? BLK_HOLE : 0);
+    nums[at + N_BLK] = d.blksz + d.nlevels + (planned ? BLK_PLANNED : 0) + (hole ? BLK_HOLE : 0) + (kind << BP_KIND_SHIFT);
     nums[at + N_MAXBLKID] = d.maxblkid;
     nums[at + N_USED] = d.used;
     nums[at + N_PSIZE] = d.psize;
     nums[at + N_LSIZE] = d.lsize;
     nums[at + N_SPAN] = span;
     this.starts[c]![i % PER_CHUNK] = d.start;
-    const out = this.bps[c]!;
-    let o = (i % PER_CHUNK) * BP_COMPACT;
-    // (bytes copied one by one: a subarray per range was the most of
-    // store()'s allocation, once per file of the walk)
-    for (const [from, to] of BP_KEPT) {
-      for (let b = from; b < to; b++) out[o++] = raw[b]!;
+  }
+
+  /**
+   * How a one-level file's block pointer can be kept: BP_DERIVED's kinds
+   * if all but its checksum is what get() makes from the numbers, else
+   * BP_WIDE. Compared word by word, so a pointer is only ever made again
+   * as it was.
+   */
+  private derivedKind(raw: Uint8Array, d: FileData, span: number): number {
+    if (d.nlevels !== 1 || span % 512 !== 0 || d.start % 512 !== 0 || d.blksz % 512 !== 0 || d.psize % 512 !== 0) return BP_WIDE;
+    const sectors = d.start / 512;
+    const lo = sectors % 0x1_0000_0000;
+    if (le32(raw, 0) !== derivedWord0(span) || le32(raw, 4) !== 0 || le32(raw, 8) !== lo || le32(raw, 12) !== (sectors - lo) / 0x1_0000_0000
+      || le32(raw, 48) !== derivedPropLow(d.blksz, d.psize) || le32(raw, 88) !== 1 || le32(raw, 92) !== 0) return BP_WIDE;
+    const high = le32(raw, 52);
+    let k = this.props.indexOf(high);
+    if (k < 0) {
+      if (this.props.length === BP_PROPS) return BP_WIDE;
+      k = this.props.push(high) - 1;
     }
-    if (embedded) u64le(out, (i % PER_CHUNK) * BP_COMPACT, this.overflow.put(raw));
+    return k;
+  }
+
+  /** A hole's pointer is derived (kind 0, nothing kept) if all zeros, as holes written by this tool are. */
+  private derivedHole(raw: Uint8Array): number {
+    for (let b = 0; b < BP_SIZE; b++) if (raw[b] !== 0) return BP_WIDE;
+    return 0;
   }
 
   /**
@@ -199,24 +279,43 @@ export class FileDataSlab {
       return { ...d, bp: (d.bp as Uint8Array).slice() };
     }
     const nlevels = blk % BLK_LEVELS;
+    const blksz = blk - (blk % 512);
     const start = this.starts[c]![i % PER_CHUNK]!;
+    const span = nums[at + N_SPAN]!;
+    const psize = nums[at + N_PSIZE]!;
     const d: FileData = {
-      size: nums[at + N_SIZE]!, blksz: blk - (blk % 512), nlevels, maxblkid: nums[at + N_MAXBLKID]!, used: nums[at + N_USED]!,
-      bp: this.bp(c, (i % PER_CHUNK) * BP_COMPACT, (blk & BLK_HOLE) !== 0), psize: nums[at + N_PSIZE]!, lsize: nums[at + N_LSIZE]!,
-      start, end: start + nums[at + N_SPAN]!,
+      size: nums[at + N_SIZE]!, blksz, nlevels, maxblkid: nums[at + N_MAXBLKID]!, used: nums[at + N_USED]!,
+      bp: this.bp(c, i % PER_CHUNK, blk, blksz, psize, start, span), psize, lsize: nums[at + N_LSIZE]!,
+      start, end: start + span,
     };
     if ((blk & BLK_PLANNED) !== 0) d.ibs = PLANNED_INDBLKSHIFT;
     return d;
   }
 
-  /** A compact block pointer as its 128 bytes (an array of its own: it may outlive the next call). */
-  private bp(c: number, off: number, hole: boolean): Uint8Array {
-    const src = this.bps[c]!;
-    if ((src[off + COMPACT_EMBEDDED_BYTE]! & 0x80) !== 0) return this.overflow.raw(Number(rd64le(src, off)));
+  /** A kept block pointer as its 128 bytes (an array of its own: it may outlive the next call). */
+  private bp(c: number, j: number, blk: number, blksz: number, psize: number, start: number, span: number): Uint8Array {
+    const src = this.cksums[c]!;
+    const o = j * BP_SHORT;
+    const kind = (blk >>> BP_KIND_SHIFT) & BP_KIND_MASK;
+    if (kind === BP_EMBEDDED) return this.overflow.raw(Number(rd64le(src, o)));
+    const hole = (blk & BLK_HOLE) !== 0;
     const raw = this.freshBp();
-    let o = off;
-    for (const [from, to] of BP_KEPT) {
-      for (let b = from; b < to; b++) raw[b] = src[o++]!;
+    if (kind === BP_WIDE) {
+      const rec = this.wide.raw(Number(rd64le(src, o)));
+      let r = 0;
+      for (const [from, to] of BP_KEPT) {
+        for (let b = from; b < to; b++) raw[b] = rec[r++]!;
+      }
+    } else if (!hole) {
+      const sectors = start / 512;
+      const lo = sectors % 0x1_0000_0000;
+      put32(raw, 0, derivedWord0(span));
+      put32(raw, 8, lo);
+      put32(raw, 12, (sectors - lo) / 0x1_0000_0000);
+      put32(raw, 48, derivedPropLow(blksz, psize));
+      put32(raw, 52, this.props[kind]!);
+      raw[88] = 1;
+      for (let b = 0; b < BP_SHORT; b++) raw[BP_CKSUM_OFF + b] = src[o + b]!;
     }
     if (!hole) raw.set(this.birth!, BIRTH_OFF);
     return raw;

@@ -73,6 +73,72 @@ describe('FileDataSlab', () => {
     expect(again.data).toEqual(w.data);
   });
 
+  // A one-level file whose pointer follows from its numbers keeps only the
+  // checksum; any pointer that differs from what would be made in one word
+  // must be kept as it is.
+  describe('a one-level file keeps only its checksum where the rest follows from its numbers', () => {
+    const SPAN = 8192;
+    function oneBlock(n: number, change: (bp: BlkPtr, d: FileData) => void = () => {}): FileData {
+      const start = 2 ** 35 + n * SPAN;
+      const bp: BlkPtr = { ...plain, dva: { vdev: 0, offset: start, asize: SPAN }, cksum: cksum(n) };
+      const d: FileData = { size: 5000, blksz: 5120, nlevels: 1, maxblkid: 0, used: SPAN, bp, psize: 5120, lsize: 5120, start, end: start + SPAN };
+      change(bp, d);
+      return d;
+    }
+
+    it('gives back the exact bytes of derived pointers, six kinds of blk_prop and a seventh kept wide', () => {
+      const slab = new FileDataSlab();
+      const stored = [];
+      for (let n = 0; n < 5000; n++) {
+        // seven (compression, type) pairs: the slab derives six
+        const d = oneBlock(n, (bp, f) => {
+          bp.comp = n % 7 === 0 ? COMP_OFF : COMP_LZ4;
+          bp.type = DMU_OT_PLAIN_FILE_CONTENTS + (n % 7);
+          bp.psize = f.psize = 512 * (1 + (n % 10));
+        });
+        stored.push({ d, w: slab.store(d) });
+      }
+      for (const { d, w } of stored) {
+        const got = w.data;
+        expect(got.bp).toEqual(encoded(d.bp as BlkPtr));
+        expect({ ...got, bp: undefined }).toEqual({ ...d, bp: undefined });
+      }
+      expect(slab.kept.derived).toBe(5000 - Math.ceil((5000 - 6) / 7));
+      expect(slab.kept.wide).toBe(Math.ceil((5000 - 6) / 7));
+    });
+
+    it('keeps wide a pointer that differs in any word the numbers would give', () => {
+      const misses: Array<(bp: BlkPtr, d: FileData) => void> = [
+        (bp) => { bp.dva = { ...bp.dva!, vdev: 1 }; },
+        (bp) => { bp.dva = { ...bp.dva!, asize: SPAN - 512 }; },
+        (bp) => { bp.dva = { ...bp.dva!, offset: bp.dva!.offset + 512 }; },
+        (bp) => { bp.dva = { ...bp.dva!, offset: bp.dva!.offset + 2 ** 41 }; },
+        (bp) => { bp.lsize = 4608; },
+        (bp) => { bp.psize = 4608; },
+        (bp) => { bp.fill = 2; },
+        (bp) => { bp.fill = 2 ** 32 + 1; },
+        (_, d) => { d.nlevels = 2; },
+      ];
+      const slab = new FileDataSlab();
+      slab.store(oneBlock(0));
+      const stored = misses.map((m, n) => {
+        const d = oneBlock(n + 1, m);
+        return { d, w: slab.store(d) };
+      });
+      for (const { d, w } of stored) expect(w.data.bp).toEqual(encoded(d.bp as BlkPtr));
+      expect(slab.kept).toEqual({ derived: 1, wide: misses.length, embedded: 0 });
+    });
+
+    it('derives an empty file\'s hole and keeps an embedded pointer whole', () => {
+      const slab = new FileDataSlab();
+      const hole = slab.store({ ...data(HOLE, 0), nlevels: 1 });
+      const emb = slab.store(data(embedded, 1));
+      expect(hole.data.bp).toEqual(encoded(HOLE));
+      expect(emb.data.bp).toEqual(encoded(embedded));
+      expect(slab.kept).toEqual({ derived: 1, wide: 0, embedded: 1 });
+    });
+  });
+
   it('refuses a data block pointer it could not keep whole', () => {
     const raw = encoded(plain);
     raw[16] = 1; // a second DVA
