@@ -406,7 +406,7 @@ function putEntries(dir: Inode, buf: Buffer, at: number): number {
  * IN_PLACE_KEEP is packed in a buffer of its own, not kept for later.
  */
 let inPlaceJob = Buffer.alloc(0);
-const IN_PLACE_KEEP = 1 << 20;
+const IN_PLACE_KEEP = 256 * 1024;
 
 /**
  * The ZAP of a directory built on the writer's thread (too large for the

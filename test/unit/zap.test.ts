@@ -740,6 +740,22 @@ describe('fat ZAP', () => {
     expect(checkFatStructure(buildZap(entries, { salt: SALT, fatBlockShift: 9 })).ztNumBlks).toBeGreaterThan(0);
   });
 
+  test('scratch grown for a large directory is let go, and the directories packed after it come out the same', () => {
+    const big = (tag: string): ZapEntry[] => Array.from({ length: 20_000 }, (_, i) => ({ name: enc(`${tag}-a-rather-long-entry-name-${i}`), value: i }));
+    const small: ZapEntry[] = Array.from({ length: 30 }, (_, i) => ({ name: enc(`small-${i}`), value: i + 7 }));
+    // (past SCRATCH_KEEP: 20k names of ~30 bytes, and 20 bytes of numbers per entry)
+    for (const entries of [big('x'), small, big('y'), big('z'), small]) {
+      const whole = buildZap(entries, { salt: SALT });
+      const src = zapSourceFromPacked(() => packEntries(entries, SALT, ZAP_MAXNAMELEN - 1), { salt: SALT });
+      expect(src.count).toBe(whole.blocks.length);
+      for (let b = 0; b < src.count; b++) {
+        const block = new Uint8Array(src.blockSize);
+        src.encodeBlock(b, block);
+        expect(Buffer.from(block).equals(whole.blocks[b]!)).toBe(true);
+      }
+    }
+  }, 120_000);
+
   test('300,000-entry directory: external pointer table after the leaves', () => {
     const names = numberedNames('f', 300_000);
     const entries = names.map((name, i) => ({ name, value: i + 1 }));
