@@ -128,15 +128,15 @@ class ManifestReader {
     const { uid, gid } = ownerOf(e, this.opts.users);
     const perm = modeOf(e) ?? DEFAULT_PERM[inode.type];
     const t = this.times.share(entryTime(this.opts.policy, timeOf(e)));
-    // (a file's four are one shared set: set at once, not field by field)
+    // (a file's three are one shared set: set at once, not field by field)
     if (inode instanceof HostFile) {
-      inode.setAttrs(perm, uid ?? 0, gid ?? 0, t);
+      inode.setOwner(perm, uid ?? 0, gid ?? 0);
     } else {
       inode.uid = uid ?? 0;
       inode.gid = gid ?? 0;
       inode.perm = perm;
-      setTimes(inode, t);
     }
+    setTimes(inode, t);
     flagsOf(e); // checked; the zfs backend keeps no file flags (as makefs)
   }
 

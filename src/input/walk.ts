@@ -159,12 +159,14 @@ export class InputMerger {
  */
 export class HostFile implements Inode, Dirent {
   size: number;
-  objid = 0;
   /**
-   * Its mode, owner and one time, shared with the files that have the same
-   * (attrs.ts). The tree model keeps all four times equal (times.ts), so
-   * atime, ctime and crtime read and set mtime.
+   * The file's one time: the tree model keeps all four times equal
+   * (times.ts), so atime, ctime and crtime read and set this field rather
+   * than take three more per file.
    */
+  mtime: Timespec;
+  objid = 0;
+  /** Its mode and owner, shared with the files that have the same (attrs.ts). */
   #attrs: FileAttrs;
   /** The host directory's path with its trailing '/' until `source` is set, then that source (a slab index for written data). */
   #from: Buffer | DataSource | number | undefined;
@@ -175,7 +177,8 @@ export class HostFile implements Inode, Dirent {
 
   constructor(perm: number, uid: number, gid: number, size: number, t: Timespec, dir: Buffer, name: string) {
     this.size = size;
-    this.#attrs = fileAttrs(perm, uid, gid, t);
+    this.mtime = t;
+    this.#attrs = fileAttrs(perm, uid, gid);
     this.#from = dir;
     this.#name = name;
   }
@@ -183,13 +186,11 @@ export class HostFile implements Inode, Dirent {
   get type(): NodeType { return 'file'; }
 
   get perm(): number { return this.#attrs.perm; }
-  set perm(v: number) { this.setAttrs(v, this.uid, this.gid, this.mtime); }
+  set perm(v: number) { this.setOwner(v, this.uid, this.gid); }
   get uid(): number { return this.#attrs.uid; }
-  set uid(v: number) { this.setAttrs(this.perm, v, this.gid, this.mtime); }
+  set uid(v: number) { this.setOwner(this.perm, v, this.gid); }
   get gid(): number { return this.#attrs.gid; }
-  set gid(v: number) { this.setAttrs(this.perm, this.uid, v, this.mtime); }
-  get mtime(): Timespec { return this.#attrs.mtime; }
-  set mtime(t: Timespec) { this.setAttrs(this.perm, this.uid, this.gid, t); }
+  set gid(v: number) { this.setOwner(this.perm, this.uid, v); }
   get atime(): Timespec { return this.mtime; }
   set atime(t: Timespec) { this.mtime = t; }
   get ctime(): Timespec { return this.mtime; }
@@ -197,10 +198,10 @@ export class HostFile implements Inode, Dirent {
   get crtime(): Timespec { return this.mtime; }
   set crtime(t: Timespec) { this.mtime = t; }
 
-  /** Mode, owner and time at once (one shared lookup rather than one per field). */
-  setAttrs(perm: number, uid: number, gid: number, t: Timespec): void {
+  /** Mode and owner at once (one shared lookup rather than one per field). */
+  setOwner(perm: number, uid: number, gid: number): void {
     const a = this.#attrs;
-    if (a.perm !== perm || a.uid !== uid || a.gid !== gid || a.mtime !== t) this.#attrs = fileAttrs(perm, uid, gid, t);
+    if (a.perm !== perm || a.uid !== uid || a.gid !== gid) this.#attrs = fileAttrs(perm, uid, gid);
   }
 
   // Extended attributes are rare and attached after the walk: kept aside,

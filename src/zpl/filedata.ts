@@ -54,11 +54,11 @@ const BLK_LEVELS = 16;
 const BLK_PLANNED = 16;
 const BLK_HOLE = 256;
 // Bits 5-7 of N_BLK (below the block size, above the flag for planned
-// files) say how the block pointer is kept: BP_DERIVED + k, all of it but
-// the checksum made from the file's numbers, blk_prop's upper half being
-// the slab's k-th; BP_EMBEDDED, whole in the overflow slab (its index in
-// the checksum's place); BP_WIDE, as a 64-byte compact record in the wide
-// slab (its index in the checksum's place).
+// files) say how the block pointer is kept: 0..BP_PROPS-1, derived (all of
+// it but the checksum made from the file's numbers, blk_prop's upper half
+// being the slab's k-th; a hole: all zeros); BP_EMBEDDED, whole in the
+// overflow slab; BP_WIDE, as a 64-byte compact record in the wide slab
+// (for both, that slab's index is kept in the checksum's place).
 const BP_KIND_SHIFT = 5;
 const BP_KIND_MASK = 7;
 const BP_PROPS = 6;
@@ -73,8 +73,7 @@ const PER_CHUNK = 4096;
 // these ranges can be non-zero: dva[0], blk_prop, then birth, fill and
 // checksum. The birth is the same for every file (the data's txg), or 0 for
 // a hole, so a compact record keeps the rest (BP_KEPT). Embedded ones
-// (payload all over) are kept whole in an overflow slab, and their compact
-// record holds that slab's index where dva[0] would be.
+// (payload all over) are kept whole in an overflow slab.
 type Ranges = ReadonlyArray<readonly [number, number]>;
 const BIRTH_OFF = 80;
 const BP_SET: Ranges = [[0, 16], [48, 56], [BIRTH_OFF, 128]];
@@ -85,8 +84,6 @@ const BP_CKSUM_OFF = 96;
 const BP_SHORT = BP_SIZE - BP_CKSUM_OFF;
 const NO_BIRTH = new Uint8Array(8);
 const PROP_EMBEDDED_BYTE = 52; // blk_prop bit 39 lives in this byte's bit 7
-/** Where that byte is in a compact record (blk_prop follows dva[0]'s 16 bytes). */
-const COMPACT_EMBEDDED_BYTE = 16 + PROP_EMBEDDED_BYTE - 48;
 
 /** Whether an encoded block pointer is zero outside BP_SET. */
 function compactable(raw: Uint8Array): boolean {
@@ -221,10 +218,10 @@ export class FileDataSlab {
   }
 
   /**
-   * How a one-level file's block pointer can be kept: BP_DERIVED's kinds
-   * if all but its checksum is what get() makes from the numbers, else
-   * BP_WIDE. Compared word by word, so a pointer is only ever made again
-   * as it was.
+   * How a one-level file's block pointer can be kept: a derived kind
+   * (0..BP_PROPS-1) if all but its checksum is what get() makes from the
+   * numbers, else BP_WIDE. Compared word by word, so a pointer is only
+   * ever made again as it was.
    */
   private derivedKind(raw: Uint8Array, d: FileData, span: number): number {
     if (d.nlevels !== 1 || span % 512 !== 0 || d.start % 512 !== 0 || d.blksz % 512 !== 0 || d.psize % 512 !== 0) return BP_WIDE;
@@ -292,7 +289,7 @@ export class FileDataSlab {
     return d;
   }
 
-  /** A kept block pointer as its 128 bytes (an array of its own: it may outlive the next call). */
+  /** A kept block pointer as its 128 bytes (it may outlive the next call: a fresh array, or an embedded one's place in the overflow slab, never written again). */
   private bp(c: number, j: number, blk: number, blksz: number, psize: number, start: number, span: number): Uint8Array {
     const src = this.cksums[c]!;
     const o = j * BP_SHORT;

@@ -79,9 +79,10 @@ describe('FileDataSlab', () => {
   describe('a one-level file keeps only its checksum where the rest follows from its numbers', () => {
     const SPAN = 8192;
     function oneBlock(n: number, change: (bp: BlkPtr, d: FileData) => void = () => {}): FileData {
-      const start = 2 ** 35 + n * SPAN;
+      // (past 2^32 sectors: both words of the offset are made; `used` unlike the span, which word 0 is made from)
+      const start = 2 ** 41 + n * SPAN;
       const bp: BlkPtr = { ...plain, dva: { vdev: 0, offset: start, asize: SPAN }, cksum: cksum(n) };
-      const d: FileData = { size: 5000, blksz: 5120, nlevels: 1, maxblkid: 0, used: SPAN, bp, psize: 5120, lsize: 5120, start, end: start + SPAN };
+      const d: FileData = { size: 5000, blksz: 5120, nlevels: 1, maxblkid: 0, used: 3 * SPAN, bp, psize: 5120, lsize: 5120, start, end: start + SPAN };
       change(bp, d);
       return d;
     }
@@ -123,10 +124,19 @@ describe('FileDataSlab', () => {
       slab.store(oneBlock(0));
       const stored = misses.map((m, n) => {
         const d = oneBlock(n + 1, m);
-        return { d, w: slab.store(d) };
+        return { d, want: encoded(d.bp as BlkPtr), w: slab.store(d) };
       });
-      for (const { d, w } of stored) expect(w.data.bp).toEqual(encoded(d.bp as BlkPtr));
-      expect(slab.kept).toEqual({ derived: 1, wide: misses.length, embedded: 0 });
+      // bytes no BlkPtr sets: a GRID in dva[0]; a hole (birth 0) with blk_prop set
+      const grid = oneBlock(misses.length + 1);
+      const gridRaw = encoded(grid.bp as BlkPtr);
+      gridRaw[3] = 1;
+      const hole = { ...oneBlock(misses.length + 2), bp: encoded(HOLE) };
+      hole.bp[48] = 0x1f;
+      hole.bp[54] = DMU_OT_PLAIN_FILE_CONTENTS;
+      stored.push({ d: grid, want: gridRaw, w: slab.store({ ...grid, bp: gridRaw }) });
+      stored.push({ d: hole, want: hole.bp.slice(), w: slab.store(hole) });
+      for (const { want, w } of stored) expect(w.data.bp).toEqual(want);
+      expect(slab.kept).toEqual({ derived: 1, wide: misses.length + 2, embedded: 0 });
     });
 
     it('derives an empty file\'s hole and keeps an embedded pointer whole', () => {

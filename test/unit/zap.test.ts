@@ -740,7 +740,7 @@ describe('fat ZAP', () => {
     expect(checkFatStructure(buildZap(entries, { salt: SALT, fatBlockShift: 9 })).ztNumBlks).toBeGreaterThan(0);
   });
 
-  test('scratch grown for a large directory is let go, and the directories packed after it come out the same', () => {
+  test('large and small directories packed in turn (scratch grown, then let go) give the blocks buildZap gives', () => {
     const big = (tag: string): ZapEntry[] => Array.from({ length: 20_000 }, (_, i) => ({ name: enc(`${tag}-a-rather-long-entry-name-${i}`), value: i }));
     const small: ZapEntry[] = Array.from({ length: 30 }, (_, i) => ({ name: enc(`small-${i}`), value: i + 7 }));
     // (past SCRATCH_KEEP: 20k names of ~30 bytes, and 20 bytes of numbers per entry)
