@@ -8,6 +8,8 @@
 // installed, nanoseconds apart) a set per file would cost more than it
 // saves.
 
+import { BoundedPairMap } from '../util/pairmap.js';
+
 /** Never mutated: a file whose mode or owner changes takes another. */
 export interface FileAttrs {
   readonly perm: number;
@@ -16,11 +18,8 @@ export interface FileAttrs {
 }
 
 // Kept by uid and mode (one number: a 12-bit mode below a 32-bit uid),
-// then a short list by gid. Per thread and bounded: cleared when full,
-// which only stops later files sharing with earlier ones.
-const MAX = 1 << 12;
-const byUidPerm = new Map<number, FileAttrs | FileAttrs[]>();
-let kept = 0;
+// then gid. Per thread (bounded: see BoundedPairMap).
+const kept = new BoundedPairMap<FileAttrs>(1 << 12, (a) => a.gid);
 let last: FileAttrs | undefined;
 
 /** The one FileAttrs with these values. */
@@ -28,33 +27,6 @@ export function fileAttrs(perm: number, uid: number, gid: number): FileAttrs {
   // files listed together mostly have one set: the last one is the next too
   if (last !== undefined && last.perm === perm && last.uid === uid && last.gid === gid) return last;
   const key = uid * 4096 + perm;
-  const slot = byUidPerm.get(key);
-  let found: FileAttrs | undefined;
-  if (slot !== undefined) {
-    if (!Array.isArray(slot)) {
-      if (slot.perm === perm && slot.uid === uid && slot.gid === gid) found = slot;
-    } else {
-      for (const a of slot) {
-        if (a.perm === perm && a.uid === uid && a.gid === gid) {
-          found = a;
-          break;
-        }
-      }
-    }
-  }
-  last = found ?? keep(key, Object.freeze({ perm, uid, gid }));
+  last = kept.get(key, gid) ?? kept.set(key, Object.freeze({ perm, uid, gid }));
   return last;
-}
-
-function keep(key: number, a: FileAttrs): FileAttrs {
-  if (kept === MAX) {
-    byUidPerm.clear();
-    kept = 0;
-  }
-  kept++;
-  const slot = byUidPerm.get(key);
-  if (slot === undefined) byUidPerm.set(key, a);
-  else if (Array.isArray(slot)) slot.push(a);
-  else byUidPerm.set(key, [slot, a]);
-  return a;
 }

@@ -126,17 +126,10 @@ class ManifestReader {
 
   private setMetadata(inode: Inode, e: MtreeEntry): void {
     const { uid, gid } = ownerOf(e, this.opts.users);
-    const perm = modeOf(e) ?? DEFAULT_PERM[inode.type];
-    const t = this.times.share(entryTime(this.opts.policy, timeOf(e)));
-    // (a file's three are one shared set: set at once, not field by field)
-    if (inode instanceof HostFile) {
-      inode.setOwner(perm, uid ?? 0, gid ?? 0);
-    } else {
-      inode.uid = uid ?? 0;
-      inode.gid = gid ?? 0;
-      inode.perm = perm;
-    }
-    setTimes(inode, t);
+    inode.uid = uid ?? 0;
+    inode.gid = gid ?? 0;
+    inode.perm = modeOf(e) ?? DEFAULT_PERM[inode.type];
+    setTimes(inode, this.times.share(entryTime(this.opts.policy, timeOf(e))));
     flagsOf(e); // checked; the zfs backend keeps no file flags (as makefs)
   }
 

@@ -22,6 +22,7 @@
 
 import { UserError } from '../util/errors.js';
 import type { Inode, Timespec } from './tree.js';
+import { BoundedPairMap } from '../util/pairmap.js';
 
 export interface TimePolicy {
   /** -T: replaces every time. */
@@ -63,35 +64,14 @@ export function entryTime(policy: TimePolicy, own: Timespec | undefined): Timesp
  * objects given must never be mutated (as every Timespec of a tree).
  */
 export class SharedTime {
-  private static readonly MAX = 1 << 14;
   private last: Timespec | undefined;
-  private readonly bySec = new Map<number, Timespec | Map<number, Timespec>>();
-  private kept = 0;
+  private readonly kept = new BoundedPairMap<Timespec>(1 << 14, (t) => t.nsec);
 
   share(t: Timespec): Timespec {
     const last = this.last;
     if (last !== undefined && last.sec === t.sec && last.nsec === t.nsec) return last;
-    this.last = this.lookup(t) ?? this.keep(t);
+    this.last = this.kept.get(t.sec, t.nsec) ?? this.kept.set(t.sec, t);
     return this.last;
-  }
-
-  private lookup(t: Timespec): Timespec | undefined {
-    const slot = this.bySec.get(t.sec);
-    if (slot instanceof Map) return slot.get(t.nsec);
-    return slot !== undefined && slot.nsec === t.nsec ? slot : undefined;
-  }
-
-  private keep(t: Timespec): Timespec {
-    if (this.kept === SharedTime.MAX) {
-      this.bySec.clear();
-      this.kept = 0;
-    }
-    this.kept++;
-    const slot = this.bySec.get(t.sec);
-    if (slot === undefined) this.bySec.set(t.sec, t);
-    else if (slot instanceof Map) slot.set(t.nsec, t);
-    else this.bySec.set(t.sec, new Map([[slot.nsec, slot], [t.nsec, t]]));
-    return t;
   }
 }
 

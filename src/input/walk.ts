@@ -166,7 +166,11 @@ export class HostFile implements Inode, Dirent {
    */
   mtime: Timespec;
   objid = 0;
-  /** Its mode and owner, shared with the files that have the same (attrs.ts). */
+  /**
+   * Its mode and owner, shared with the files that have the same (attrs.ts).
+   * (Set in the setters themselves: a private method would give every
+   * instance a field of its own, V8's brand for it.)
+   */
   #attrs: FileAttrs;
   /** The host directory's path with its trailing '/' until `source` is set, then that source (a slab index for written data). */
   #from: Buffer | DataSource | number | undefined;
@@ -186,23 +190,17 @@ export class HostFile implements Inode, Dirent {
   get type(): NodeType { return 'file'; }
 
   get perm(): number { return this.#attrs.perm; }
-  set perm(v: number) { this.setOwner(v, this.uid, this.gid); }
+  set perm(v: number) { this.#attrs = fileAttrs(v, this.uid, this.gid); }
   get uid(): number { return this.#attrs.uid; }
-  set uid(v: number) { this.setOwner(this.perm, v, this.gid); }
+  set uid(v: number) { this.#attrs = fileAttrs(this.perm, v, this.gid); }
   get gid(): number { return this.#attrs.gid; }
-  set gid(v: number) { this.setOwner(this.perm, this.uid, v); }
+  set gid(v: number) { this.#attrs = fileAttrs(this.perm, this.uid, v); }
   get atime(): Timespec { return this.mtime; }
   set atime(t: Timespec) { this.mtime = t; }
   get ctime(): Timespec { return this.mtime; }
   set ctime(t: Timespec) { this.mtime = t; }
   get crtime(): Timespec { return this.mtime; }
   set crtime(t: Timespec) { this.mtime = t; }
-
-  /** Mode and owner at once (one shared lookup rather than one per field). */
-  setOwner(perm: number, uid: number, gid: number): void {
-    const a = this.#attrs;
-    if (a.perm !== perm || a.uid !== uid || a.gid !== gid) this.#attrs = fileAttrs(perm, uid, gid);
-  }
 
   // Extended attributes are rare and attached after the walk: kept aside,
   // not in a field every file would carry.

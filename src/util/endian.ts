@@ -30,7 +30,9 @@ export function rd64le(buf: Uint8Array, off: number): bigint {
 }
 
 export function rd32le(buf: Uint8Array, off: number): number {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getUint32(off, true);
+  // (bytes rather than a DataView made per call: block pointers are read so, once per file)
+  if (!(off >= 0 && off + 4 <= buf.length)) throw new RangeError('Offset is outside the bounds of the DataView');
+  return (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16) | (buf[off + 3]! << 24)) >>> 0;
 }
 
 export function rd16le(buf: Uint8Array, off: number): number {

@@ -41,7 +41,7 @@ const INDEX_SPAN = 2 ** 25;
  * start over. A build met /usr/share/man/man1 (17.9k entries) and kept
  * ~3 MB of scratch for it, at the peak, for no other directory.
  */
-const SCRATCH_KEEP = 256 * 1024;
+export const SCRATCH_KEEP = 256 * 1024;
 
 class Grower {
   buf: Uint8Array;

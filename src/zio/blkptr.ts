@@ -87,6 +87,11 @@ export function isHole(bp: BlkPtr): boolean {
 }
 
 /** Serialise into buf at off. A hole is 128 zero bytes (no hole_birth). */
+/** blk_prop's lower half of a pointer that is not embedded: lsize-1 and psize-1 in sectors (16 bits each). */
+export function propSizes(lsize: number, psize: number): number {
+  return (((lsize >>> SPA_MINBLOCKSHIFT) - 1) | (((psize >>> SPA_MINBLOCKSHIFT) - 1) << 16)) >>> 0;
+}
+
 export function encodeBp(bp: BlkPtr, buf: Uint8Array, off: number): void {
   buf.fill(0, off, off + BP_SIZE);
   if (bp.embedded) return encodeEmbedded(bp, buf, off);
@@ -99,7 +104,7 @@ export function encodeBp(bp: BlkPtr, buf: Uint8Array, off: number): void {
   u64le(buf, off + 8, d.offset / 512); // gang bit 0
   // blk_prop: lsize-1 and psize-1 in sectors (16 bits each) below;
   // compression, checksum, type, level and the byte-order bit (63) above
-  u32le(buf, off + 48, (((bp.lsize >>> SPA_MINBLOCKSHIFT) - 1) | (((bp.psize >>> SPA_MINBLOCKSHIFT) - 1) << 16)) >>> 0);
+  u32le(buf, off + 48, propSizes(bp.lsize, bp.psize));
   u32le(buf, off + 52, ((bp.comp & 0x7f) | ((bp.cksumType & 0xff) << 8) | ((bp.type & 0xff) << 16) | ((bp.level & 0x1f) << 24) | (1 << 31)) >>> 0);
   // blk_phys_birth stays 0: it means "same as the logical birth".
   u64le(buf, off + 80, bp.birth);

@@ -18,7 +18,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Inode, NodeType } from '../input/tree.js';
 import { SeedSource } from '../util/seed.js';
 import { buildZap, type ZapEntry } from '../zap/index.js';
-import { packDirEntries } from '../zap/packed.js';
+import { packDirEntries, SCRATCH_KEEP } from '../zap/packed.js';
 import { mzapBlockSize } from '../zap/microzap.js';
 import { MZAP_ENT_LEN, MZAP_NAME_LEN, SPA_OLD_MAXBLOCKSIZE, ZAP_MAXNAMELEN } from '../zap/types.js';
 import { zapFromPacked, zapSourceFromPacked, type ZapBlockSource } from '../zap/zap.js';
@@ -406,7 +406,7 @@ function putEntries(dir: Inode, buf: Buffer, at: number): number {
  * IN_PLACE_KEEP is packed in a buffer of its own, not kept for later.
  */
 let inPlaceJob = Buffer.alloc(0);
-const IN_PLACE_KEEP = 256 * 1024;
+const IN_PLACE_KEEP = SCRATCH_KEEP;
 
 /**
  * The ZAP of a directory built on the writer's thread (too large for the

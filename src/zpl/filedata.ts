@@ -8,8 +8,8 @@ import { SpaceAccount, ZioWriter } from '../zio/writer.js';
 import { newDnode } from '../dmu/dnode.js';
 import { levelsFor, ObjectWriter } from '../dmu/object.js';
 import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
-import { BlkPtr, BP_SIZE, BpSlab, COMP_OFF, encodeBp } from '../zio/blkptr.js';
-import { rd64le, u64le } from '../util/endian.js';
+import { BlkPtr, BP_SIZE, BpSlab, COMP_OFF, encodeBp, propSizes } from '../zio/blkptr.js';
+import { rd32le, rd64le, u32le, u64le } from '../util/endian.js';
 import { isAllZero } from '../zio/compress.js';
 import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } from '../zio/fletcher4.js';
 import { PLANNED_INDBLKSHIFT, PlannedObject } from '../dmu/planned.js';
@@ -102,18 +102,12 @@ function sameBytes(b: Uint8Array, off: number, want: Uint8Array): boolean {
   return true;
 }
 
-const le32 = (b: Uint8Array, o: number): number => (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
-
-function put32(b: Uint8Array, o: number, v: number): void {
-  b[o] = v; b[o + 1] = v >>> 8; b[o + 2] = v >>> 16; b[o + 3] = v >>> 24;
-}
-
 // The words of a one-level file's block pointer that follow from its
-// numbers: one DVA on vdev 0 over its whole allocator range (asize in
-// sectors, GRID 0; the offset in sectors), blk_prop's lower half (lsize
-// and psize in sectors, less one) and a fill of 1.
+// numbers: one DVA on vdev 0 over its whole allocator range (dva_word[0]:
+// asize in sectors, GRID 0; dva_word[1]: the offset in sectors),
+// blk_prop's lower half (propSizes of the block size and psize) and a fill
+// of 1.
 const derivedWord0 = (span: number): number => span / 512;
-const derivedPropLow = (blksz: number, psize: number): number => ((blksz / 512 - 1) | ((psize / 512 - 1) << 16)) >>> 0;
 
 /**
  * The FileData of every file written ahead of its dnode, packed in typed
@@ -225,11 +219,9 @@ export class FileDataSlab {
    */
   private derivedKind(raw: Uint8Array, d: FileData, span: number): number {
     if (d.nlevels !== 1 || span % 512 !== 0 || d.start % 512 !== 0 || d.blksz % 512 !== 0 || d.psize % 512 !== 0) return BP_WIDE;
-    const sectors = d.start / 512;
-    const lo = sectors % 0x1_0000_0000;
-    if (le32(raw, 0) !== derivedWord0(span) || le32(raw, 4) !== 0 || le32(raw, 8) !== lo || le32(raw, 12) !== (sectors - lo) / 0x1_0000_0000
-      || le32(raw, 48) !== derivedPropLow(d.blksz, d.psize) || le32(raw, 88) !== 1 || le32(raw, 92) !== 0) return BP_WIDE;
-    const high = le32(raw, 52);
+    if (rd32le(raw, 0) !== derivedWord0(span) || rd32le(raw, 4) !== 0 || rd32le(raw, 8) + rd32le(raw, 12) * 0x1_0000_0000 !== d.start / 512
+      || rd32le(raw, 48) !== propSizes(d.blksz, d.psize) || rd32le(raw, 88) !== 1 || rd32le(raw, 92) !== 0) return BP_WIDE;
+    const high = rd32le(raw, 52);
     let k = this.props.indexOf(high);
     if (k < 0) {
       if (this.props.length === BP_PROPS) return BP_WIDE;
@@ -304,13 +296,10 @@ export class FileDataSlab {
         for (let b = from; b < to; b++) raw[b] = rec[r++]!;
       }
     } else if (!hole) {
-      const sectors = start / 512;
-      const lo = sectors % 0x1_0000_0000;
-      put32(raw, 0, derivedWord0(span));
-      put32(raw, 8, lo);
-      put32(raw, 12, (sectors - lo) / 0x1_0000_0000);
-      put32(raw, 48, derivedPropLow(blksz, psize));
-      put32(raw, 52, this.props[kind]!);
+      u32le(raw, 0, derivedWord0(span));
+      u64le(raw, 8, start / 512);
+      u32le(raw, 48, propSizes(blksz, psize));
+      u32le(raw, 52, this.props[kind]!);
       raw[88] = 1;
       for (let b = 0; b < BP_SHORT; b++) raw[BP_CKSUM_OFF + b] = src[o + b]!;
     }

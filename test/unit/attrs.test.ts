@@ -38,7 +38,9 @@ describe('HostFile attributes', () => {
     b.ctime = t2; // the four times are one
     expect([b.perm, b.uid, b.gid, b.atime, b.mtime, b.crtime]).toEqual([0o644, 10, 0, t2, t2, t2]);
     expect([a.gid, a.mtime]).toEqual([20, t1]);
-    a.setOwner(0o600, 1, 2);
+    a.perm = 0o600;
+    a.uid = 1;
+    a.gid = 2;
     expect([a.perm, a.uid, a.gid]).toEqual([0o600, 1, 2]);
     expect([b.perm, b.uid, b.gid]).toEqual([0o644, 10, 0]);
   });
