@@ -6,7 +6,6 @@ import { fstatSync } from 'node:fs';
 import { MessageChannel, parentPort } from 'node:worker_threads';
 import { runBuild } from '../build.js';
 import { setImageWriterHost } from '../vdev/imagefile.js';
-import { allocDirZapMemory, portChannel, setDirZapHost } from '../zpl/dirzaps.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
 import { heapGrowthCheck } from './heap-growth.js';
 import { fdPull, SocketPull, type TarPull } from '../input/tar-feed.js';
@@ -37,21 +36,6 @@ setImageWriterHost((sab, fd) => {
   const { port1, port2 } = new MessageChannel();
   port.postMessage({ t: 'writer', sab, fd, port: port2 } satisfies WorkerMessage, [port2]);
   return port1;
-});
-
-// Directory ZAPs built ahead of the ZPL writer by the main thread, which
-// idles through that pass (dirzaps.ts): ~0.2-0.6 s off that pass on /usr
-// (~1.6-2.3 s without), for ~1.3 MiB of shared slots and ~2 MiB more at the
-// peak (bench/RESULTS.md, ninth round). TSMAKEFS_DIRZAPS=0 leaves them to
-// the build thread. One set of slots serves every dataset in turn (the
-// writer has one channel open at a time), each channel its own counter.
-let dirZapSlots: SharedArrayBuffer | undefined;
-if (process.env.TSMAKEFS_DIRZAPS !== '0') setDirZapHost(() => {
-  const { port1, port2 } = new MessageChannel();
-  const ctrl = new SharedArrayBuffer(4);
-  dirZapSlots ??= allocDirZapMemory();
-  port.postMessage({ t: 'dirzaps', ctrl, sab: dirZapSlots, port: port2 } satisfies WorkerMessage, [port2]);
-  return portChannel(port1, dirZapSlots, new Int32Array(ctrl));
 });
 
 // (checked at the build's progress ticks, at most every 100 ms)

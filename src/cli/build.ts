@@ -68,9 +68,8 @@ export type WorkerMessage =
   | { t: 'done'; result: BuildSummary }
   | { t: 'error'; e: WireError }
   /** Run an image writer here (setImageWriterHost): the ring, the image's descriptor, the port adopted buffers come on. */
-  | { t: 'writer'; sab: SharedArrayBuffer; fd: number; port: MessagePort }
-  /** Build directory ZAPs here (setDirZapHost): batches are announced on the port, built in `sab`'s slots and counted in `ctrl`'s word. */
-  | { t: 'dirzaps'; ctrl: SharedArrayBuffer; sab: SharedArrayBuffer; port: MessagePort };
+  | { t: 'writer'; sab: SharedArrayBuffer; fd: number; port: MessagePort };
+
 
 /** An error crossing from the worker: what main.ts's report() needs to word it. */
 export interface WireError {
@@ -164,12 +163,8 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
   // started early by run() when the command line looked like a build
   const worker = takeBuildThread() ?? startBuildThread();
   worker.postMessage(request);
-  // loaded while the build walks, not when its first batch of directories
-  // is already waiting (its first answer came ~50-80 ms late otherwise)
-  const dirZaps = import('../zpl/dirzaps.js');
   progress?.startTimer();
   const writers: Array<{ done: Promise<void>; stop(): void }> = [];
-  const zapPorts: MessagePort[] = [];
   let onSignal: ((sig: 'SIGINT' | 'SIGTERM') => void) | undefined;
   try {
     return await new Promise<BuildSummary>((resolve, reject) => {
@@ -188,12 +183,6 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
           case 'writer': {
             // this thread only waits for the build: it writes the image too
             writers.push(hostImageWriter(m.sab, m.fd, m.port));
-            break;
-          }
-          case 'dirzaps': {
-            // and builds directory ZAPs while the build writes the rest of the objects
-            zapPorts.push(m.port);
-            void dirZaps.then(({ serveDirJobs }) => serveDirJobs(m.port, m.sab, new Int32Array(m.ctrl)));
             break;
           }
         }
@@ -226,7 +215,6 @@ async function inWorker(inv: BuildInvocation, io: CliBuildIO, warn: (m: string) 
     // and the image writers it had here, which would wait for it for ever
     for (const w of writers) w.stop();
     await Promise.all(writers.map((w) => w.done));
-    for (const p of zapPorts) p.close();
     // gone after a commit (renamed) or the worker's own clean-up; left when it was stopped
     rmSync(tmpPathFor(inv.options.image), { force: true });
   }

@@ -164,12 +164,6 @@ const waitAsync = (Atomics as unknown as {
 
 /** Longest stretch of writing between two turns of the event loop, in ms. */
 const TURN_MS = 20;
-/**
- * The same while copying files: the loop also serves the build thread's
- * directory ZAPs (dirzaps.ts), which it waits for while it writes the
- * metadata, and copies may still be under way then.
- */
-const COPY_TURN_MS = 2;
 
 /**
  * The writer on a thread with an event loop: it waits without blocking and
@@ -191,10 +185,9 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
       for (;;) {
         const wake = Atomics.load(ctrl, WAKE);
         const produced = Atomics.load(ctrl, PRODUCED);
-        let turnAfter = TURN_MS;
         // (staged chunks first, as in runImageWriter)
         if (w.writeStaged()) {
-          turnAfter = COPY_TURN_MS;
+          // written
         } else if (w.consumed === produced) {
           if (Atomics.load(ctrl, QUIT) === 1) break;
           if (!w.copyOne()) {
@@ -203,11 +196,10 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
             turned = performance.now();
             continue;
           }
-          turnAfter = COPY_TURN_MS;
         } else {
           w.writeNext();
         }
-        if (performance.now() - turned > turnAfter) {
+        if (performance.now() - turned > TURN_MS) {
           await new Promise<void>((resolve) => setImmediate(resolve));
           turned = performance.now();
         }

@@ -52,7 +52,7 @@ export function encodeMicroZap(p: PackedEntries, salt: bigint, blockSize: number
   }
   if (p.n > blockSize / MZAP_ENT_LEN - 1) throw new RangeError(`${p.n} entries do not fit a ${blockSize}-byte micro ZAP`);
   // `into`: written there (cleared first) rather than in an array of its
-  // own; it is a shared result slot for dirzaps.ts
+  // own, for a caller that encodes block after block into one buffer
   let block: Uint8Array;
   if (into !== undefined && into.length >= blockSize) {
     block = into.subarray(0, blockSize);

@@ -33,16 +33,11 @@ export function buildZap(entries: readonly ZapEntry[], opts: ZapOptions): ZapIma
   return zapFromPacked(() => packEntries(entries, opts.salt, ZAP_MAXNAMELEN - 1), opts);
 }
 
-/**
- * buildZap from entries packed by `pack` (packEntries or packDirEntries),
- * called once the options are checked. `microInto`: a micro ZAP's block is
- * written there (a view of it is returned, valid until the caller reuses
- * it), for a caller that copies the block away at once.
- */
-export function zapFromPacked(pack: () => PackedEntries, opts: ZapOptions, microInto?: Uint8Array): ZapImage {
+/** buildZap from entries packed by `pack` (packEntries), called once the options are checked. */
+function zapFromPacked(pack: () => PackedEntries, opts: ZapOptions): ZapImage {
   const z = chooseZap(pack, opts);
   if (z.micro) {
-    return { kind: 'micro', blockSize: z.microSize, blocks: [encodeMicroZap(z.p, opts.salt, z.microSize, microInto)], numEntries: z.p.n };
+    return { kind: 'micro', blockSize: z.microSize, blocks: [encodeMicroZap(z.p, opts.salt, z.microSize)], numEntries: z.p.n };
   }
   const fat = encodeFatZap(z.p, opts.salt, z.bs);
   return { kind: 'fat', blockSize: fat.blockSize, blocks: fat.blocks, numEntries: z.p.n };

@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import { Inode, NodeType, Timespec } from '../input/tree.js';
 import { type ZapEntry } from '../zap/index.js';
-import { writeZapBlocks, writeZapObject, writeZapSource } from '../dmu/zapobject.js';
-import { dirZapSource, DirZapsAhead, zapSalt, type DirZap } from './dirzaps.js';
+import { writeZapObject, writeZapSource } from '../dmu/zapobject.js';
+import { dirZapSource, zapSalt } from './dirzaps.js';
 import { Dnode, newDnode, DN_MAX_BONUSLEN, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
 import { fileAccount, FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
 import { fullMetaLevels, ObjsetWriter } from '../dmu/objset.js';
@@ -287,20 +287,12 @@ export class ZplWriter {
     this.os.put(SA_LAYOUTS_OBJ, zap(SA_LAYOUTS_OBJ, DMU_OT_SA_ATTR_LAYOUTS,
       this.layouts.list.map((attrs, i) => ({ name: enc.encode(String(i + 2)), value: { intLen: 2, ints: attrs } }))));
 
-    // every other object, in object-number order (the planning order); the
-    // directories' ZAPs are built ahead on another thread where there is one
+    // every other object, in object-number order (the planning order)
     const byObj = this.byObj;
-    const ahead = DirZapsAhead.open(this.seed.text, this.name);
-    try {
-      let sent = 0;
-      for (let i = 0; i < byObj.length; i++) {
-        const ino = byObj[i]!;
-        if (ahead !== null) sent = ahead.send(byObj, sent);
-        const dn = ino.type === 'dir' ? this.directory(ino, ahead?.take()) : ino.type === 'file' ? this.file(ino) : this.special(ino);
-        this.os.put(i + FIRST_TREE_OBJ, dn);
-      }
-    } finally {
-      ahead?.close();
+    for (let i = 0; i < byObj.length; i++) {
+      const ino = byObj[i]!;
+      const dn = ino.type === 'dir' ? this.directory(ino) : ino.type === 'file' ? this.file(ino) : this.special(ino);
+      this.os.put(i + FIRST_TREE_OBJ, dn);
     }
     const acct = zio.charge;
     const bp = this.os.finish(DMU_OST_ZFS);
@@ -363,15 +355,12 @@ export class ZplWriter {
     return { bonus, spill: encodeSa(snum, lay.spill, values, spillSize) };
   }
 
-  /** `built`: its ZAP from DirZapsAhead; built here if not given. */
-  private directory(ino: Inode, built?: DirZap): Dnode {
+  private directory(ino: Inode): Dnode {
     this.dirs++;
     const p = this.planOf(ino);
     const { bonus, spill } = this.bonus(ino, 2 + ino.entries!.length);
     const opts = { bonustype: DMU_OT_SA, bonus, nblkptr: 1 };
-    const dn = built !== undefined
-      ? writeZapBlocks(this.zio, DMU_OT_DIRECTORY_CONTENTS, built, opts)
-      : writeZapSource(this.zio, DMU_OT_DIRECTORY_CONTENTS, dirZapSource(ino, zapSalt(this.seed, this.name, p.objid)), opts);
+    const dn = writeZapSource(this.zio, DMU_OT_DIRECTORY_CONTENTS, dirZapSource(ino, zapSalt(this.seed, this.name, p.objid)), opts);
     return this.withSpill(dn, spill);
   }
 
