@@ -7,7 +7,7 @@ import { MessageChannel, parentPort } from 'node:worker_threads';
 import { runBuild } from '../build.js';
 import { setImageWriterHost } from '../vdev/imagefile.js';
 import { invocationPlan, toWire, type WorkerMessage, type WorkerRequest } from './build.js';
-import { heapGrowthCheck } from './heap-growth.js';
+import { collectBeforeObjects, heapGrowthCheck } from './heap-growth.js';
 import { fdPull, SocketPull, type TarPull } from '../input/tar-feed.js';
 
 const port = parentPort!;
@@ -40,12 +40,14 @@ setImageWriterHost((sab, fd) => {
 
 // (checked at the build's progress ticks, at most every 100 ms)
 const heapGrowth = heapGrowthCheck();
+const collect = collectBeforeObjects();
 
 try {
   const stdin = inv.inputs.includes('-') ? stdinPull() : undefined;
   const result = await runBuild(invocationPlan(inv, (m) => post({ t: 'warn', m }), stdin), inv.options, {
     onProgress: (p) => {
       heapGrowth();
+      collect(p.phase);
       if (progress) post({ t: 'progress', p });
     },
   });

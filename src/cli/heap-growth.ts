@@ -16,6 +16,7 @@
 // starts at the outset.
 
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /** The factor, in percent over what survived (TSMAKEFS_HEAP_GROWING_PERCENT; 0 leaves V8's own). */
 export const HEAP_GROWING_PERCENT = Number(process.env['TSMAKEFS_HEAP_GROWING_PERCENT'] ?? 25);
@@ -30,6 +31,8 @@ export const HEAP_GROWTH_FROM_BYTES = 32 * 2 ** 20;
 export interface HeapGrowthDeps {
   usedBytes(): number;
   setFlag(flag: string): void;
+  /** A full (mark-compact) collection of this thread's heap, now. */
+  collect(): void;
 }
 
 const v8Deps: HeapGrowthDeps = {
@@ -37,6 +40,12 @@ const v8Deps: HeapGrowthDeps = {
   // a V8 flag, so the whole process's: only the command line's own process
   // sets it (a program calling buildImage keeps its own)
   setFlag: (flag) => setFlagsFromString(flag),
+  // V8 gives a context made after --expose-gc its gc(), which collects the
+  // whole isolate's heap
+  collect: () => {
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+  },
 };
 
 /**
@@ -50,5 +59,29 @@ export function heapGrowthCheck(percent = HEAP_GROWING_PERCENT, fromBytes = HEAP
     if (done || deps.usedBytes() < fromBytes) return;
     done = true;
     deps.setFlag(`--heap-growing-percent=${percent}`);
+  };
+}
+
+/**
+ * A full collection as the objects pass starts, once, for a heap of
+ * `fromBytes` or more (called at each progress report; acts on the first
+ * one of phase 'metadata'). The build's peak is in that pass; the walk's
+ * garbage (its maps, sorted name lists, arrays outgrown: most of it in
+ * V8's large-object space, which only a full collection frees) is all dead
+ * by then, and when V8 would collect it depends on how the walk's
+ * allocations happened to fall. Collected now, the pass starts from what
+ * is live, and V8 sizes the heap's next growth from that. /usr's 139k
+ * entries on Node 24: peak RSS 144-162 MB (median 150) against 151-171
+ * (159), for a collection of ~35 MB; Node 20 and 22: 1-2 MB less
+ * (bench/RESULTS.md, twenty-ninth round). Small trees (the minbase's heap
+ * is 8-13 MB) are left alone: little to gain, and a flag set at run time
+ * slows threads started after it (above).
+ */
+export function collectBeforeObjects(fromBytes = HEAP_GROWTH_FROM_BYTES, deps: HeapGrowthDeps = v8Deps): (phase: string) => void {
+  let done = false;
+  return (phase) => {
+    if (done || phase !== 'metadata') return;
+    done = true;
+    if (deps.usedBytes() >= fromBytes) deps.collect();
   };
 }

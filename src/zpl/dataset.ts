@@ -114,9 +114,12 @@ function countEntries(root: Inode): number {
 export class ZplWriter {
   // Each inode's object number lives on the inode (Inode.objid, as makefs
   // keeps its inode numbers): a Map from inode to number cost ~47 bytes per
-  // entry at the build's peak and a hash lookup per use. The inodes by
-  // object number, their parents and link counts are kept here.
-  private byObj: Inode[] = [];
+  // entry at the build's peak and a hash lookup per use. Their parents and
+  // link counts are kept here; the inodes in object-number order are found
+  // by walking the tree again (eachObject), not kept in an array: one of
+  // /usr's 139k entries was 1.1 MB, and growing it by push left 2.2 MB more
+  // in V8's large-object space, which only a full collection frees, through
+  // the objects pass, where the build's peak is.
   private parents = new Int32Array(1024);
   private links = new Int32Array(1024);
   private layouts = new SaLayouts();
@@ -146,7 +149,6 @@ export class ZplWriter {
 
   private setPlan(ino: Inode, objid: number, parent: number, links: number): void {
     ino.objid = objid;
-    if (objid >= FIRST_TREE_OBJ) this.byObj.push(ino);
     if (objid >= this.parents.length) {
       const grow = (a: Int32Array) => { const b = new Int32Array(Math.max(2 * a.length, objid + 1)); b.set(a); return b; };
       this.parents = grow(this.parents);
@@ -194,6 +196,28 @@ export class ZplWriter {
         const lay = this.layoutFor(ino);
         this.layouts.number(lay.bonus);
         if (lay.spill) this.layouts.number(lay.spill);
+      }
+      for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
+    }
+  }
+
+  /**
+   * The tree's objects in object-number order, from FIRST_TREE_OBJ: planTree's
+   * walk again. An entry whose inode does not have the next number is another
+   * name of one numbered before (or, after a failed planTree, one never
+   * numbered, as is everything after it).
+   */
+  private eachObject(f: (ino: Inode, objid: number) => void): void {
+    let next = FIRST_TREE_OBJ;
+    const stack: Inode[] = [this.root];
+    while (stack.length > 0) {
+      const dir = stack.pop()!;
+      const subdirs: Inode[] = [];
+      for (const e of dir.entries!) {
+        const ino = e.inode;
+        if (ino.objid !== next) continue;
+        f(ino, next++);
+        if (ino.type === 'dir') subdirs.push(ino);
       }
       for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
     }
@@ -259,7 +283,7 @@ export class ZplWriter {
       // the numbers belong to this writer: a tree written again (or in
       // another dataset) starts unnumbered
       this.root.objid = 0;
-      for (const ino of this.byObj) ino.objid = 0;
+      this.eachObject((ino) => { ino.objid = 0; });
     }
   }
 
@@ -288,12 +312,10 @@ export class ZplWriter {
       this.layouts.list.map((attrs, i) => ({ name: enc.encode(String(i + 2)), value: { intLen: 2, ints: attrs } }))));
 
     // every other object, in object-number order (the planning order)
-    const byObj = this.byObj;
-    for (let i = 0; i < byObj.length; i++) {
-      const ino = byObj[i]!;
+    this.eachObject((ino, objid) => {
       const dn = ino.type === 'dir' ? this.directory(ino) : ino.type === 'file' ? this.file(ino) : this.special(ino);
-      this.os.put(i + FIRST_TREE_OBJ, dn);
-    }
+      this.os.put(objid, dn);
+    });
     const acct = zio.charge;
     const bp = this.os.finish(DMU_OST_ZFS);
     acct.add(this.prewritten);

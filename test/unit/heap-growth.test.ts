@@ -1,13 +1,19 @@
 // The build thread's heap growth factor: set once, and only when the heap is large.
 import { describe, expect, test } from 'vitest';
-import { HEAP_GROWTH_FROM_BYTES, heapGrowthCheck } from '../../src/cli/heap-growth.js';
+import { collectBeforeObjects, HEAP_GROWTH_FROM_BYTES, heapGrowthCheck } from '../../src/cli/heap-growth.js';
 
 function fakeHeap(used: number[]) {
   const flags: string[] = [];
   let i = 0;
+  const log = { collections: 0 };
   return {
     flags,
-    deps: { usedBytes: () => used[Math.min(i++, used.length - 1)]!, setFlag: (f: string) => { flags.push(f); } },
+    log,
+    deps: {
+      usedBytes: () => used[Math.min(i++, used.length - 1)]!,
+      setFlag: (f: string) => { flags.push(f); },
+      collect: () => { log.collections++; },
+    },
   };
 }
 
@@ -42,5 +48,37 @@ describe('heapGrowthCheck', () => {
   test('the threshold stays well under a large tree\'s heap (V8 may overshoot it by up to 2x)', () => {
     // /usr's build holds ~100 MB of heap at its peak (bench/RESULTS.md)
     expect(2 * HEAP_GROWTH_FROM_BYTES).toBeLessThan(100 * 2 ** 20);
+  });
+});
+
+describe('collectBeforeObjects', () => {
+  test('once, at the first report of the objects pass, for a large heap', () => {
+    const h = fakeHeap([90e6]);
+    const at = collectBeforeObjects(HEAP_GROWTH_FROM_BYTES, h.deps);
+    for (const phase of ['scan', 'data', 'data']) at(phase);
+    expect(h.log.collections).toBe(0);
+    at('metadata');
+    expect(h.log.collections).toBe(1);
+    at('metadata');
+    at('done');
+    expect(h.log.collections).toBe(1);
+    expect(h.flags).toEqual([]);
+  });
+
+  test('not for a small heap, nor later once the heap has grown', () => {
+    const h = fakeHeap([HEAP_GROWTH_FROM_BYTES - 1, 90e6]);
+    const at = collectBeforeObjects(HEAP_GROWTH_FROM_BYTES, h.deps);
+    at('metadata');
+    at('metadata');
+    expect(h.log.collections).toBe(0);
+  });
+
+  test('V8\'s own: a full collection frees what is no longer reachable', async () => {
+    // a large array, dead once made; a WeakRef holds its target to the end
+    // of the job that made it, so the collection comes in a later one
+    const ref = new WeakRef(Array.from({ length: 200_000 }, (_, i) => i));
+    await new Promise((resolve) => setImmediate(resolve));
+    collectBeforeObjects(0)('metadata');
+    expect(ref.deref() === undefined).toBe(true);
   });
 });
