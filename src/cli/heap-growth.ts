@@ -71,8 +71,8 @@ export function heapGrowthCheck(percent = HEAP_GROWING_PERCENT, fromBytes = HEAP
  * by then, and when V8 would collect it depends on how the walk's
  * allocations happened to fall. Collected now, the pass starts from what
  * is live, and V8 sizes the heap's next growth from that. /usr's 139k
- * entries on Node 24: peak RSS 144-162 MB (median 150) against 151-171
- * (159), for a collection of ~35 MB; Node 20 and 22: 1-2 MB less
+ * entries on Node 24: peak RSS 148-166 MB (median 154) against 155-175
+ * (163), for a collection of a ~35 MB heap; Node 20 and 22: 1-2 MB less
  * (bench/RESULTS.md, twenty-ninth round). Small trees (the minbase's heap
  * is 8-13 MB) are left alone: little to gain, and a flag set at run time
  * slows threads started after it (above).
