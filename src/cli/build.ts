@@ -70,7 +70,6 @@ export type WorkerMessage =
   /** Run an image writer here (setImageWriterHost): the ring, the image's descriptor, the port adopted buffers come on. */
   | { t: 'writer'; sab: SharedArrayBuffer; fd: number; port: MessagePort };
 
-
 /** An error crossing from the worker: what main.ts's report() needs to word it. */
 export interface WireError {
   kind: 'user' | 'errno' | 'internal';

@@ -19,7 +19,7 @@ export function writeZapObject(zio: ZioWriter, type: number, entries: ZapEntry[]
 }
 
 /** Write a ZAP object whose blocks are built already (every block blockSize bytes, block id order). */
-export function writeZapBlocks(zio: ZioWriter, type: number, img: { blockSize: number; blocks: Uint8Array[] }, opts: ZapObjectOptions = {}): Dnode {
+function writeZapBlocks(zio: ZioWriter, type: number, img: { blockSize: number; blocks: Uint8Array[] }, opts: ZapObjectOptions = {}): Dnode {
   const dn = newDnode(type, img.blockSize, opts.bonustype ?? 0, opts.bonus ?? new Uint8Array(0), opts.nblkptr);
   return writeObject(zio, dn, img.blocks);
 }

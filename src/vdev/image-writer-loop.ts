@@ -186,18 +186,18 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
         const wake = Atomics.load(ctrl, WAKE);
         const produced = Atomics.load(ctrl, PRODUCED);
         // (staged chunks first, as in runImageWriter)
-        if (w.writeStaged()) {
-          // written
-        } else if (w.consumed === produced) {
-          if (Atomics.load(ctrl, QUIT) === 1) break;
-          if (!w.copyOne()) {
-            const r = waitAsync(ctrl, WAKE, wake);
-            if (r.async) await r.value;
-            turned = performance.now();
-            continue;
+        if (!w.writeStaged()) {
+          if (w.consumed === produced) {
+            if (Atomics.load(ctrl, QUIT) === 1) break;
+            if (!w.copyOne()) {
+              const r = waitAsync(ctrl, WAKE, wake);
+              if (r.async) await r.value;
+              turned = performance.now();
+              continue;
+            }
+          } else {
+            w.writeNext();
           }
-        } else {
-          w.writeNext();
         }
         if (performance.now() - turned > TURN_MS) {
           await new Promise<void>((resolve) => setImmediate(resolve));

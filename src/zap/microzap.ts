@@ -51,8 +51,9 @@ export function encodeMicroZap(p: PackedEntries, salt: bigint, blockSize: number
     throw new RangeError(`micro ZAP block size ${blockSize} is not a positive multiple of ${SPA_MINBLOCKSIZE}`);
   }
   if (p.n > blockSize / MZAP_ENT_LEN - 1) throw new RangeError(`${p.n} entries do not fit a ${blockSize}-byte micro ZAP`);
-  // `into`: written there (cleared first) rather than in an array of its
-  // own, for a caller that encodes block after block into one buffer
+  // `into`: written there rather than in an array of its own, for a caller
+  // that encodes block after block into one buffer (cleared here whatever
+  // it held, so no caller has to)
   let block: Uint8Array;
   if (into !== undefined && into.length >= blockSize) {
     block = into.subarray(0, blockSize);

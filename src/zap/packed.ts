@@ -73,8 +73,8 @@ const valueScratchDv = new DataView(valueScratch.buffer);
 // The packed arrays are scratch too, grown as needed and handed out as views:
 // a PackedEntries is only valid until the next call (buildZap encodes it at
 // once). Arrays of their own per directory were garbage outside the JS heap,
-// which V8 frees only at its next collection: on a thread that builds many
-// ZAPs and allocates little else (dirzaps.ts) they piled up by tens of MB.
+// which V8 frees only at its next collection: over a tree's thousands of
+// directories they piled up by tens of MB.
 const namesScratch = new Grower(4096);
 const valuesScratch = new Grower(4096);
 let u32Scratch = new Uint32Array(0);
@@ -143,11 +143,11 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
 }
 
 /**
- * packEntries for a ZPL directory's entries as dirzaps.ts sends them: from
- * `at` in `src`, per entry a DT type (u8), an object number (f64 LE), the
- * name's length (u16 LE) and bytes; each value is (type << 60) | object.
- * No object per entry: a thread that packs a whole tree's directories
- * allocates next to nothing.
+ * packEntries for a ZPL directory's entries as dirzaps.ts lays them out:
+ * from `at` in `src`, per entry a DT type (u8), an object number (f64 LE),
+ * the name's length (u16 LE) and bytes; each value is (type << 60) | object.
+ * No object per entry: packing a whole tree's directories allocates next to
+ * nothing.
  */
 export function packDirEntries(src: Uint8Array, at: number, n: number, salt: bigint, maxNameLen: number): PackedEntries {
   const [shi, slo] = saltHalves(salt);

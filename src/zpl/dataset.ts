@@ -116,8 +116,8 @@ export class ZplWriter {
   // keeps its inode numbers): a Map from inode to number cost ~47 bytes per
   // entry at the build's peak and a hash lookup per use. Their parents and
   // link counts are kept here; the inodes in object-number order are found
-  // by walking the tree again (eachObject), not kept in an array: one of
-  // /usr's 139k entries was 1.1 MB, and growing it by push left 2.2 MB more
+  // by walking the tree again (eachObject), not kept in an array: the array
+  // for /usr's 139k entries was 1.1 MB, and growing it by push left 2.2 MB more
   // in V8's large-object space, which only a full collection frees, through
   // the objects pass, where the build's peak is.
   private parents = new Int32Array(1024);
@@ -205,9 +205,10 @@ export class ZplWriter {
    * The tree's objects in object-number order, from FIRST_TREE_OBJ: planTree's
    * walk again. An entry whose inode does not have the next number is another
    * name of one numbered before (or, after a failed planTree, one never
-   * numbered, as is everything after it).
+   * numbered, as is everything after it). Returns the number after the
+   * last object met.
    */
-  private eachObject(f: (ino: Inode, objid: number) => void): void {
+  private eachObject(f: (ino: Inode, objid: number) => void): number {
     let next = FIRST_TREE_OBJ;
     const stack: Inode[] = [this.root];
     while (stack.length > 0) {
@@ -221,6 +222,7 @@ export class ZplWriter {
       }
       for (let i = subdirs.length - 1; i >= 0; i--) stack.push(subdirs[i]!);
     }
+    return next;
   }
 
   /** The attributes of an inode's SA, in OpenZFS's order, with the size of each. */
@@ -312,10 +314,12 @@ export class ZplWriter {
       this.layouts.list.map((attrs, i) => ({ name: enc.encode(String(i + 2)), value: { intLen: 2, ints: attrs } }))));
 
     // every other object, in object-number order (the planning order)
-    this.eachObject((ino, objid) => {
+    const end = this.eachObject((ino, objid) => {
       const dn = ino.type === 'dir' ? this.directory(ino) : ino.type === 'file' ? this.file(ino) : this.special(ino);
       this.os.put(objid, dn);
     });
+    // (an object missed would be a hole in the object set, not an error)
+    if (end !== this.nextObj) throw new Error(`objects written up to ${end}, numbered up to ${this.nextObj}`);
     const acct = zio.charge;
     const bp = this.os.finish(DMU_OST_ZFS);
     acct.add(this.prewritten);

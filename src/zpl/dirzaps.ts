@@ -4,8 +4,9 @@
 //
 // (The command line's main thread once built these ahead of the writer.
 // Once large files were copied by the image writer on that same thread
-// through the objects pass, that saved no time on any tree and cost 2-6 MB
-// of peak RSS: bench/RESULTS.md, twenty-ninth round.)
+// through the objects pass, that saved no time on any tree measured and
+// cost memory: 3-8 MB of the minbase's peak RSS, 3-4 MB of /usr's on Node
+// 20 and 22; bench/RESULTS.md, twenty-ninth round.)
 
 import type { Inode, NodeType } from '../input/tree.js';
 import type { SeedSource } from '../util/seed.js';

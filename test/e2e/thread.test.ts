@@ -33,7 +33,7 @@ describe('the build thread', () => {
   test('the same image as a build in process, and zdb accepts it', async () => {
     const stage = tmp.dir('stage');
     expect(makeTree(stage)).toBeGreaterThan(30_000);
-    const args = (img: string) => ['-t', 'zfs', '-o', 'poolname=dz', '-o', 'seed=dirzaps', img, stage];
+    const args = (img: string) => ['-t', 'zfs', '-o', 'poolname=thr', '-o', 'seed=thread', img, stage];
 
     const threaded = join(tmp.dir('threaded'), 'dz.img');
     const b = await run(process.execPath, [TSMAKEFS_BIN, ...args(threaded)], { env: { ...process.env, TSMAKEFS_IN_PROCESS: undefined } });

@@ -232,6 +232,19 @@ describe('buildImage errors', () => {
   });
 });
 
+/** No inode of `tree` keeps an object number (a writer's numbers are its own). */
+function expectUnnumbered(tree: Inode): void {
+  const stack: Inode[] = [tree];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    expect(d.objid ?? 0).toBe(0);
+    for (const e of d.entries ?? []) {
+      expect(e.inode.objid ?? 0).toBe(0);
+      if (e.inode.type === 'dir') stack.push(e.inode);
+    }
+  }
+}
+
 describe('the building blocks', () => {
   test('walkDirectories + makeImage, and openInputs + makeImage', async () => {
     const tree: Inode = walkDirectories([stage], { timestamp: { sec: T, nsec: 0 } });
@@ -261,15 +274,33 @@ describe('the building blocks', () => {
     }
     expect(Buffer.compare(images[0]!, images[1]!)).toBe(0);
     // every inode is unnumbered again, the hard-linked one included
+    expectUnnumbered(tree);
+  });
+
+  test('a tree whose objects pass failed part-way is unnumbered again, and writes as a fresh one', async () => {
+    const { readFileSync } = await import('node:fs');
+    const opts = (name: string) => ({ ...api.imageOptionsOf({ image: join(outDir(name), 'x.img'), inputs: [], poolName: 'again', size: '64m' }), workers: WORKERS });
+    const tree: Inode = walkDirectories([stage], { timestamp: { sec: T, nsec: 0 } });
+    // an inode past the first few objects, with xattrs too large to store
+    const files: Inode[] = [];
     const stack: Inode[] = [tree];
     while (stack.length > 0) {
-      const d = stack.pop()!;
-      expect(d.objid ?? 0).toBe(0);
-      for (const e of d.entries ?? []) {
-        expect(e.inode.objid ?? 0).toBe(0);
+      for (const e of stack.pop()!.entries ?? []) {
         if (e.inode.type === 'dir') stack.push(e.inode);
+        else if (e.inode.type === 'file') files.push(e.inode);
       }
     }
+    expect(files.length).toBeGreaterThanOrEqual(3);
+    const middle = files[Math.floor(files.length / 2)]!;
+    middle.xattrs = new Map([['user.big', new Uint8Array(70_000)]]);
+    await expect(makeImage(tree, opts('again-failed'))).rejects.toThrow(/extended attributes of one file exceed 64 KiB/);
+    expectUnnumbered(tree);
+    middle.xattrs = undefined;
+    const again = opts('again-ok');
+    await makeImage(tree, again);
+    const fresh = opts('again-fresh');
+    await makeImage(walkDirectories([stage], { timestamp: { sec: T, nsec: 0 } }), fresh);
+    expect(Buffer.compare(readFileSync(again.image), readFileSync(fresh.image))).toBe(0);
   });
 
   test('a tree with one directory in two places is refused', async () => {

@@ -1,4 +1,5 @@
-// The build thread's heap growth factor: set once, and only when the heap is large.
+// The build thread's heap: its growth factor set once, and a full collection
+// as the objects pass starts, both only when the heap is large.
 import { describe, expect, test } from 'vitest';
 import { collectBeforeObjects, HEAP_GROWTH_FROM_BYTES, heapGrowthCheck } from '../../src/cli/heap-growth.js';
 
