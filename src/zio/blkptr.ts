@@ -86,12 +86,12 @@ export function isHole(bp: BlkPtr): boolean {
   return bp.dva === null && bp.embedded === undefined;
 }
 
-/** Serialise into buf at off. A hole is 128 zero bytes (no hole_birth). */
 /** blk_prop's lower half of a pointer that is not embedded: lsize-1 and psize-1 in sectors (16 bits each). */
 export function propSizes(lsize: number, psize: number): number {
   return (((lsize >>> SPA_MINBLOCKSHIFT) - 1) | (((psize >>> SPA_MINBLOCKSHIFT) - 1) << 16)) >>> 0;
 }
 
+/** Serialise into buf at off. A hole is 128 zero bytes (no hole_birth). */
 export function encodeBp(bp: BlkPtr, buf: Uint8Array, off: number): void {
   buf.fill(0, off, off + BP_SIZE);
   if (bp.embedded) return encodeEmbedded(bp, buf, off);
