@@ -92,15 +92,36 @@ function scratchArrays(n: number): ScratchViews {
     u8Scratch = new Uint8Array(0);
     f64Scratch = new Float64Array(0);
   }
-  if (u32Scratch.length < need) u32Scratch = new Uint32Array(Math.max(need, 2 * u32Scratch.length));
-  if (u8Scratch.length < n) u8Scratch = new Uint8Array(Math.max(n, 2 * u8Scratch.length));
-  if (f64Scratch.length < n) f64Scratch = new Float64Array(Math.max(n, 2 * f64Scratch.length));
+  if (u32Scratch.length < need || u8Scratch.length < n || f64Scratch.length < n) {
+    // all three together, so that a new u32Scratch tells the views kept of them to go
+    u32Scratch = new Uint32Array(Math.max(need, 2 * u32Scratch.length));
+    u8Scratch = new Uint8Array(Math.max(n, 2 * u8Scratch.length));
+    f64Scratch = new Float64Array(Math.max(n, 2 * f64Scratch.length));
+  }
   u32Scratch.fill(0, 0, need);
   return scratchViews(n);
 }
 
+// Views made before, by entry count, while the arrays they view stay the
+// same: ten new views for every directory (packing one asks twice) were
+// ~23 MB of /usr's objects pass. Kept for the small counts most
+// directories have.
+const VIEWS_KEPT = 64;
+let keptViews: (ScratchViews | undefined)[] = [];
+let keptViewsOf: Uint32Array | null = null;
+
 /** The same views, as they are. */
 function scratchViews(n: number): ScratchViews {
+  // (the three arrays are only ever replaced when u32Scratch is: see scratchArrays)
+  if (keptViewsOf !== u32Scratch) {
+    keptViews = [];
+    keptViewsOf = u32Scratch;
+  }
+  if (n >= VIEWS_KEPT) return makeScratchViews(n);
+  return (keptViews[n] ??= makeScratchViews(n));
+}
+
+function makeScratchViews(n: number): ScratchViews {
   const part = (k: number): Uint32Array => u32Scratch.subarray(k * (n + 1), (k + 1) * (n + 1));
   return {
     nameOff: part(0), valueOff: part(1), h28: part(2).subarray(0, n), order: part(3).subarray(0, n), cd: part(4).subarray(0, n),

@@ -304,7 +304,9 @@ function trivialMasks(perm: number, isDir: boolean, platform: AclPlatform): Triv
 // (an array by mode, kind and platform, not a Map: the ZPL writer asks two
 // or three times per object)
 const aclMemo: Array<ZnodeAcl | undefined> = new Array(0o40000).fill(undefined);
-export function aclForMode(mode: number, kind: 'dir' | 'other', opts: AclOptions = {}): ZnodeAcl {
+// (a default of `{}` was a new object per call: ~15 MB of /usr's objects pass)
+const NO_ACL_OPTIONS: AclOptions = Object.freeze({});
+export function aclForMode(mode: number, kind: 'dir' | 'other', opts: AclOptions = NO_ACL_OPTIONS): ZnodeAcl {
   const key = Number.isInteger(mode) && mode >= 0 && mode <= 0o7777 ? mode | (kind === 'dir' ? 0o10000 : 0) | (opts.platform === 'freebsd' ? 0o20000 : 0) : -1;
   const hit = key >= 0 ? aclMemo[key] : undefined;
   if (hit) return hit;

@@ -24,7 +24,7 @@ import { showPath } from '../input/walk.js';
 import { packNvlist, nvBytes } from '../vdev/nvlist.js';
 import { aclForMode, ZFS_ARCHIVE, ZFS_AV_MODIFIED, type ZnodeAcl } from './acl.js';
 import {
-  attrLength, encodeSa, encodeZnodeSa, LAYOUT_DEVICE, LAYOUT_ZNODE, ZPL_DXATTR, registryValue, SA_REGISTRY, saSize, SaLayouts,
+  attrLength, encodeSa, encodeZnodeSa, LAYOUT_DEVICE, LAYOUT_SYMLINK, LAYOUT_ZNODE, ZPL_DXATTR, znodeSaSize, registryValue, SA_REGISTRY, saSize, SaLayouts,
   ZPL_ATIME, ZPL_CRTIME, ZPL_CTIME, ZPL_DACL_ACES, ZPL_DACL_COUNT, ZPL_FLAGS, ZPL_GEN, ZPL_GID, ZPL_LINKS,
   ZPL_MODE, ZPL_MTIME, ZPL_PARENT, ZPL_RDEV, ZPL_SIZE, ZPL_SYMLINK, ZPL_UID, type ZnodeFields,
 } from './sa.js';
@@ -72,6 +72,20 @@ function u64(v: number | bigint): Uint8Array {
 
 function isZnodeLayout(attrs: readonly number[]): boolean {
   return attrs.length === LAYOUT_ZNODE.length && attrs.every((a, i) => a === LAYOUT_ZNODE[i]);
+}
+
+function isSymlinkLayout(attrs: readonly number[]): boolean {
+  return attrs.length === LAYOUT_SYMLINK.length && attrs.every((a, i) => a === LAYOUT_SYMLINK[i]);
+}
+
+/** How an SA layout is encoded: in place (encodeZnodeSa) as a plain znode or a symlink, or by encodeSa. */
+const enum SaPath { Generic, Znode, Symlink }
+
+/** A layout as the writer keeps it, once per distinct one (layoutFor). */
+interface Layout {
+  bonus: number[];
+  spill?: number[];
+  path: SaPath;
 }
 
 function time(t: Timespec): Uint8Array {
@@ -137,6 +151,12 @@ export class ZplWriter {
    * out of the peak RSS.
    */
   private readonly bonusScratch = new Uint8Array(DN_MAX_BONUSLEN);
+  /** Views of bonusScratch by length, made once each (a view per inode was garbage). */
+  private readonly bonusViews: (Uint8Array | undefined)[] = [];
+  /** Where the fields of the znode being encoded are put together (one object, not one per inode). */
+  private readonly fields: ZnodeFields & { times: Timespec[] } = {
+    mode: 0, size: 0, gen: 0, uid: 0, gid: 0, parent: 0, flags: 0, times: [], links: 0, aclCount: 0, aces: new Uint8Array(0),
+  };
   /** Data written before this writer ran (tar input), charged to this dataset too. */
   private prewritten = new SpaceAccount();
   private xattrCache = new Map<Inode, Uint8Array>();
@@ -257,8 +277,8 @@ export class ZplWriter {
    * within 192 bytes (the spill pointer takes the rest of the dnode) and the
    * remaining ones go to a spill block under a layout of their own.
    */
-  private layoutMemo = new Map<number | string, { bonus: number[]; spill?: number[] }>();
-  private layoutFor(ino: Inode): { bonus: number[]; spill?: number[] } {
+  private layoutMemo = new Map<number | string, Layout>();
+  private layoutFor(ino: Inode): Layout {
     // a layout depends only on the attributes' sizes: the layout kind, the
     // ACL's, and the symlink target's and xattrs' where there are any (each
     // symlink worked out afresh was ~4 KB of small Maps and arrays)
@@ -269,13 +289,15 @@ export class ZplWriter {
     if (!hit) { hit = this.layoutForUncached(ino); this.layoutMemo.set(key, hit); }
     return hit;
   }
-  private layoutForUncached(ino: Inode): { bonus: number[]; spill?: number[] } {
+  private layoutForUncached(ino: Inode): Layout {
     const { attrs, sizes } = this.saAttrs(ino);
     const fake = new Map([...sizes].map(([k, n]) => [k, new Uint8Array(n)]));
-    if (saSize(attrs, fake) <= 320) return { bonus: attrs };
+    if (saSize(attrs, fake) <= 320) {
+      return { bonus: attrs, path: isZnodeLayout(attrs) ? SaPath.Znode : isSymlinkLayout(attrs) ? SaPath.Symlink : SaPath.Generic };
+    }
     let cut = 1;
     while (cut < attrs.length && saSize(attrs.slice(0, cut + 1), fake) <= DN_MAX_BONUSLEN_SPILL) cut++;
-    return { bonus: attrs.slice(0, cut), spill: attrs.slice(cut) };
+    return { bonus: attrs.slice(0, cut), spill: attrs.slice(cut), path: SaPath.Generic };
   }
 
   write(): ZplResult {
@@ -328,15 +350,26 @@ export class ZplWriter {
     };
   }
 
-  /** The attributes every znode has, for an inode of this size. */
+  /**
+   * The attributes every znode has, for an inode of this size: this.fields,
+   * filled again (each caller is done with them before the next call).
+   */
   private znodeFields(ino: Inode, size: number | bigint): ZnodeFields {
-    const p = this.planOf(ino);
+    const objid = ino.objid!;
     const acl = aclForMode(ino.perm, ino.type === 'dir' ? 'dir' : 'other');
-    return {
-      mode: S_IFMT[ino.type] | (ino.perm & 0o7777), size, gen: this.zio.txg, uid: ino.uid, gid: ino.gid,
-      parent: p.parent, flags: znodeFlags(acl),
-      times: [ino.atime, ino.mtime, ino.ctime, ino.crtime], links: p.links, aclCount: acl.count, aces: acl.aces,
-    };
+    const f = this.fields;
+    f.mode = S_IFMT[ino.type] | (ino.perm & 0o7777);
+    f.size = size;
+    f.gen = this.zio.txg;
+    f.uid = ino.uid;
+    f.gid = ino.gid;
+    f.parent = this.parents[objid]!;
+    f.flags = znodeFlags(acl);
+    f.times[0] = ino.atime; f.times[1] = ino.mtime; f.times[2] = ino.ctime; f.times[3] = ino.crtime;
+    f.links = this.links[objid]!;
+    f.aclCount = acl.count;
+    f.aces = acl.aces;
+    return f;
   }
 
   /** znodeFields as SA values by attribute, for the layouts encodeZnodeSa does not cover. */
@@ -361,17 +394,21 @@ export class ZplWriter {
   }
 
   private bonus(ino: Inode, size: number | bigint, extra?: [number, Uint8Array]): { bonus: Uint8Array; spill?: Uint8Array } {
-    // the plain znode (no symlink, device number or xattrs: the layout says)
-    // is written in place, without a Map of small arrays
-    if (extra === undefined) {
-      const lay = this.layoutFor(ino);
-      if (!lay.spill && isZnodeLayout(lay.bonus)) return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), this.znodeFields(ino, size), this.bonusScratch) };
+    // the plain znode and the symlink (no device number or xattrs: the
+    // layout says) are written in place, without a Map of small arrays
+    const lay = this.layoutFor(ino);
+    if (lay.path === SaPath.Znode && extra === undefined) {
+      const f = this.znodeFields(ino, size);
+      return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), f, this.bonusView(znodeSaSize(f.aces.length))) };
+    }
+    if (lay.path === SaPath.Symlink && extra?.[0] === ZPL_SYMLINK) {
+      const f = this.znodeFields(ino, size);
+      return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), f, this.bonusView(znodeSaSize(f.aces.length, extra[1].length)), extra[1]) };
     }
     const values = this.saValues(ino, size);
     if (extra) values.set(extra[0], extra[1]);
     const xa = this.xattrBlob(ino);
     if (xa) values.set(ZPL_DXATTR, xa);
-    const lay = this.layoutFor(ino);
     const num = this.layouts.number(lay.bonus);
     if (!lay.spill) return { bonus: encodeSa(num, lay.bonus, values) };
     // OpenZFS keeps the bonus at its spill-era maximum (192 bytes) when a spill exists
@@ -379,6 +416,11 @@ export class ZplWriter {
     const snum = this.layouts.number(lay.spill);
     const spillSize = Math.ceil(saSize(lay.spill, values) / 512) * 512;
     return { bonus, spill: encodeSa(snum, lay.spill, values, spillSize) };
+  }
+
+  /** bonusScratch's first `len` bytes. */
+  private bonusView(len: number): Uint8Array {
+    return (this.bonusViews[len] ??= this.bonusScratch.subarray(0, len));
   }
 
   private directory(ino: Inode): Dnode {

@@ -146,36 +146,79 @@ export interface ZnodeFields {
 // 8-byte header; every fixed attribute is 8 or 16 bytes, so none needs padding.
 const ZNODE_HDR = 8;
 const ZNODE_FIXED = ZNODE_HDR + 7 * 8 + 4 * 16 + 2 * 8;
+// LAYOUT_SYMLINK adds a second variable-length attribute, the target, last:
+// the header holds two lengths (16 bytes), and the ACEs are padded to 8.
+const SYMLINK_HDR = 16;
 
 /**
- * encodeSa for LAYOUT_ZNODE without a Map of small arrays: the same bytes
- * (checked by a unit test), written in place, since every file and
- * directory of a tree is one of these.
+ * Bytes encodeZnodeSa writes for ACEs of `acesLen` bytes and, for a
+ * symlink (LAYOUT_SYMLINK), a target of `targetLen`.
  */
-export function encodeZnodeSa(layoutNum: number, f: ZnodeFields, into?: Uint8Array): Uint8Array {
+export function znodeSaSize(acesLen: number, targetLen?: number): number {
+  if (targetLen === undefined) return ZNODE_FIXED + acesLen;
+  return ZNODE_FIXED - ZNODE_HDR + SYMLINK_HDR + ((acesLen + 7) & ~7) + targetLen;
+}
+
+// (u64le's fast path without its checks of the offset: the buffer is
+// sized here; anything but an integer in [0, 2^53) goes to u64le)
+function put64(buf: Uint8Array, off: number, v: number): void {
+  const lo = v >>> 0;
+  const hi = (v - lo) / 4294967296;
+  buf[off] = lo; buf[off + 1] = lo >>> 8; buf[off + 2] = lo >>> 16; buf[off + 3] = lo >>> 24;
+  buf[off + 4] = hi; buf[off + 5] = hi >>> 8; buf[off + 6] = hi >>> 16; buf[off + 7] = hi >>> 24;
+}
+const fits53 = (v: number | bigint): v is number => typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v);
+function put64Any(buf: Uint8Array, off: number, v: number | bigint): void {
+  if (fits53(v)) put64(buf, off, v);
+  else u64le(buf, off, v);
+}
+
+/**
+ * encodeSa for LAYOUT_ZNODE, or LAYOUT_SYMLINK given the symlink's
+ * `target`, without a Map of small arrays: the same bytes (checked by a
+ * unit test), written in place, since every object of a tree is one of
+ * these.
+ */
+export function encodeZnodeSa(layoutNum: number, f: ZnodeFields, into?: Uint8Array, target?: Uint8Array): Uint8Array {
   // every byte is written below: `into` (a caller's scratch) or a slice of
   // node's shared pool will do (an array of its own per inode was a malloc
-  // each, most of this function)
-  const len = ZNODE_FIXED + f.aces.length;
-  const buf: Uint8Array = into !== undefined && into.length >= len ? into.subarray(0, len) : Buffer.allocUnsafe(len);
+  // each, most of this function); `into` of exactly the size is used as it
+  // is (a view per inode was garbage too)
+  const len = znodeSaSize(f.aces.length, target?.length);
+  const buf: Uint8Array = into !== undefined && into.length === len ? into
+    : into !== undefined && into.length > len ? into.subarray(0, len) : Buffer.allocUnsafe(len);
+  const hdr = target === undefined ? ZNODE_HDR : SYMLINK_HDR;
   u32le(buf, 0, SA_MAGIC);
-  u16le(buf, 4, layoutNum | ((ZNODE_HDR / 8) << 10));
+  u16le(buf, 4, layoutNum | ((hdr / 8) << 10));
   u16le(buf, 6, f.aces.length);
-  u64le(buf, 8, f.mode);
-  u64le(buf, 16, f.size);
-  u64le(buf, 24, f.gen);
-  u64le(buf, 32, f.uid);
-  u64le(buf, 40, f.gid);
-  u64le(buf, 48, f.parent);
-  u64le(buf, 56, f.flags);
-  let off = 64;
-  for (const t of f.times) {
-    u64le(buf, off, t.sec); // negative: two's complement, as the kernel stores pre-1970 times
-    u64le(buf, off + 8, t.nsec);
+  if (target !== undefined) {
+    u16le(buf, 8, target.length);
+    for (let b = 10; b < SYMLINK_HDR; b++) buf[b] = 0;
+  }
+  put64Any(buf, hdr, f.mode);
+  put64Any(buf, hdr + 8, f.size);
+  put64Any(buf, hdr + 16, f.gen);
+  put64Any(buf, hdr + 24, f.uid);
+  put64Any(buf, hdr + 32, f.gid);
+  put64Any(buf, hdr + 40, f.parent);
+  put64Any(buf, hdr + 48, f.flags);
+  let off = hdr + 56;
+  for (let i = 0; i < 4; i++) {
+    const t = f.times[i]!;
+    // negative: two's complement (u64le), as the kernel stores pre-1970 times
+    put64Any(buf, off, t.sec);
+    put64Any(buf, off + 8, t.nsec);
     off += 16;
   }
-  u64le(buf, off, f.links);
-  u64le(buf, off + 8, f.aclCount);
-  buf.set(f.aces, off + 16);
+  put64Any(buf, off, f.links);
+  put64Any(buf, off + 8, f.aclCount);
+  off += 16;
+  buf.set(f.aces, off);
+  if (target !== undefined) {
+    off += f.aces.length;
+    const padded = (off + 7) & ~7;
+    while (off < padded) buf[off++] = 0;
+    buf.set(target, off);
+  }
   return buf;
 }
