@@ -9,7 +9,7 @@ import { type ZapEntry } from '../zap/index.js';
 import { writeZapObject, writeZapSource } from '../dmu/zapobject.js';
 import { dirZapSource, zapSalt } from './dirzaps.js';
 import { Dnode, newDnode, DN_MAX_BONUSLEN, DN_MAX_BONUSLEN_SPILL } from '../dmu/dnode.js';
-import { fileAccount, FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
+import { FileData, FileDataWriter, RECORDSIZE } from './filedata.js';
 import { fullMetaLevels, ObjsetWriter } from '../dmu/objset.js';
 import {
   DMU_OST_ZFS, DMU_OT_DIRECTORY_CONTENTS, DMU_OT_MASTER_NODE, DMU_OT_PLAIN_FILE_CONTENTS, DMU_OT_SA,
@@ -464,7 +464,11 @@ export class ZplWriter {
     const data = src?.kind === 'written' ? src.data : this.streamData(ino);
     if (data.size !== ino.size) throw new Error('file data does not match its size');
     this.dataBytes += ino.size;
-    if (pre) this.prewritten.add(fileAccount(data));
+    if (pre) {
+      // (added field by field: an account object per file was garbage)
+      const a = this.prewritten;
+      a.asize += data.used; a.psize += data.psize; a.lsize += data.lsize;
+    }
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, data.blksz, DMU_OT_SA, bonus, 1);
     if (data.ibs !== undefined) dn.indblkshift = data.ibs;
     dn.nlevels = data.nlevels;

@@ -4,7 +4,7 @@
 // object; a tar stream writes each member's data in archive order, before the
 // tree is complete, and the dnode is assembled later from the FileData.
 
-import { SpaceAccount, ZioWriter } from '../zio/writer.js';
+import { ZioWriter } from '../zio/writer.js';
 import { newDnode } from '../dmu/dnode.js';
 import { levelsFor, ObjectWriter } from '../dmu/object.js';
 import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
@@ -331,13 +331,6 @@ export class WrittenData {
   get data(): FileData {
     return this.slab.get(this.index);
   }
-}
-
-/** The space a file's data took, as an account to add to its dataset's. */
-export function fileAccount(d: FileData): SpaceAccount {
-  const a = new SpaceAccount();
-  a.asize = d.used; a.psize = d.psize; a.lsize = d.lsize;
-  return a;
 }
 
 /**
