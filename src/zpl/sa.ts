@@ -159,20 +159,6 @@ export function znodeSaSize(acesLen: number, targetLen?: number): number {
   return ZNODE_FIXED - ZNODE_HDR + SYMLINK_HDR + ((acesLen + 7) & ~7) + targetLen;
 }
 
-// (u64le's fast path without its checks of the offset: the buffer is
-// sized here; anything but an integer in [0, 2^53) goes to u64le)
-function put64(buf: Uint8Array, off: number, v: number): void {
-  const lo = v >>> 0;
-  const hi = (v - lo) / 4294967296;
-  buf[off] = lo; buf[off + 1] = lo >>> 8; buf[off + 2] = lo >>> 16; buf[off + 3] = lo >>> 24;
-  buf[off + 4] = hi; buf[off + 5] = hi >>> 8; buf[off + 6] = hi >>> 16; buf[off + 7] = hi >>> 24;
-}
-const fits53 = (v: number | bigint): v is number => typeof v === 'number' && v >= 0 && v <= Number.MAX_SAFE_INTEGER && Number.isInteger(v);
-function put64Any(buf: Uint8Array, off: number, v: number | bigint): void {
-  if (fits53(v)) put64(buf, off, v);
-  else u64le(buf, off, v);
-}
-
 /**
  * encodeSa for LAYOUT_ZNODE, or LAYOUT_SYMLINK given the symlink's
  * `target`, without a Map of small arrays: the same bytes (checked by a
@@ -195,23 +181,23 @@ export function encodeZnodeSa(layoutNum: number, f: ZnodeFields, into?: Uint8Arr
     u16le(buf, 8, target.length);
     for (let b = 10; b < SYMLINK_HDR; b++) buf[b] = 0;
   }
-  put64Any(buf, hdr, f.mode);
-  put64Any(buf, hdr + 8, f.size);
-  put64Any(buf, hdr + 16, f.gen);
-  put64Any(buf, hdr + 24, f.uid);
-  put64Any(buf, hdr + 32, f.gid);
-  put64Any(buf, hdr + 40, f.parent);
-  put64Any(buf, hdr + 48, f.flags);
+  u64le(buf, hdr, f.mode);
+  u64le(buf, hdr + 8, f.size);
+  u64le(buf, hdr + 16, f.gen);
+  u64le(buf, hdr + 24, f.uid);
+  u64le(buf, hdr + 32, f.gid);
+  u64le(buf, hdr + 40, f.parent);
+  u64le(buf, hdr + 48, f.flags);
   let off = hdr + 56;
   for (let i = 0; i < 4; i++) {
     const t = f.times[i]!;
-    // negative: two's complement (u64le), as the kernel stores pre-1970 times
-    put64Any(buf, off, t.sec);
-    put64Any(buf, off + 8, t.nsec);
+    // negative: two's complement, as the kernel stores pre-1970 times
+    u64le(buf, off, t.sec);
+    u64le(buf, off + 8, t.nsec);
     off += 16;
   }
-  put64Any(buf, off, f.links);
-  put64Any(buf, off + 8, f.aclCount);
+  u64le(buf, off, f.links);
+  u64le(buf, off + 8, f.aclCount);
   off += 16;
   buf.set(f.aces, off);
   if (target !== undefined) {
