@@ -44,12 +44,6 @@ const S_IFMT: Record<NodeType, number> = {
 };
 const enc = new TextEncoder();
 
-interface ZnodePlan {
-  objid: number;
-  parent: number;
-  links: number;
-}
-
 export interface ZplResult {
   bp: BlkPtr;
   acct: SpaceAccount;
@@ -70,12 +64,8 @@ function u64(v: number | bigint): Uint8Array {
   return b;
 }
 
-function isZnodeLayout(attrs: readonly number[]): boolean {
-  return attrs.length === LAYOUT_ZNODE.length && attrs.every((a, i) => a === LAYOUT_ZNODE[i]);
-}
-
-function isSymlinkLayout(attrs: readonly number[]): boolean {
-  return attrs.length === LAYOUT_SYMLINK.length && attrs.every((a, i) => a === LAYOUT_SYMLINK[i]);
+function sameLayout(attrs: readonly number[], want: readonly number[]): boolean {
+  return attrs.length === want.length && attrs.every((a, i) => a === want[i]);
 }
 
 /** How an SA layout is encoded: in place (encodeZnodeSa) as a plain znode or a symlink, or by encodeSa. */
@@ -176,12 +166,6 @@ export class ZplWriter {
     }
     this.parents[objid] = parent;
     this.links[objid] = links;
-  }
-
-  /** An inode's object number, parent's object number and link count. */
-  private planOf(ino: Inode): ZnodePlan {
-    const objid = ino.objid!;
-    return { objid, parent: this.parents[objid]!, links: this.links[objid]! };
   }
 
   /** Number every inode and count links, in the order objects will be written. */
@@ -293,7 +277,7 @@ export class ZplWriter {
     const { attrs, sizes } = this.saAttrs(ino);
     const fake = new Map([...sizes].map(([k, n]) => [k, new Uint8Array(n)]));
     if (saSize(attrs, fake) <= 320) {
-      return { bonus: attrs, path: isZnodeLayout(attrs) ? SaPath.Znode : isSymlinkLayout(attrs) ? SaPath.Symlink : SaPath.Generic };
+      return { bonus: attrs, path: sameLayout(attrs, LAYOUT_ZNODE) ? SaPath.Znode : sameLayout(attrs, LAYOUT_SYMLINK) ? SaPath.Symlink : SaPath.Generic };
     }
     let cut = 1;
     while (cut < attrs.length && saSize(attrs.slice(0, cut + 1), fake) <= DN_MAX_BONUSLEN_SPILL) cut++;
@@ -397,13 +381,10 @@ export class ZplWriter {
     // the plain znode and the symlink (no device number or xattrs: the
     // layout says) are written in place, without a Map of small arrays
     const lay = this.layoutFor(ino);
-    if (lay.path === SaPath.Znode && extra === undefined) {
+    const target = lay.path === SaPath.Symlink && extra?.[0] === ZPL_SYMLINK ? extra[1] : undefined;
+    if ((lay.path === SaPath.Znode && extra === undefined) || target !== undefined) {
       const f = this.znodeFields(ino, size);
-      return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), f, this.bonusView(znodeSaSize(f.aces.length))) };
-    }
-    if (lay.path === SaPath.Symlink && extra?.[0] === ZPL_SYMLINK) {
-      const f = this.znodeFields(ino, size);
-      return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), f, this.bonusView(znodeSaSize(f.aces.length, extra[1].length)), extra[1]) };
+      return { bonus: encodeZnodeSa(this.layouts.number(lay.bonus), f, this.bonusView(znodeSaSize(f.aces.length, target?.length)), target) };
     }
     const values = this.saValues(ino, size);
     if (extra) values.set(extra[0], extra[1]);
@@ -425,10 +406,9 @@ export class ZplWriter {
 
   private directory(ino: Inode): Dnode {
     this.dirs++;
-    const p = this.planOf(ino);
     const { bonus, spill } = this.bonus(ino, 2 + ino.entries!.length);
     const opts = { bonustype: DMU_OT_SA, bonus, nblkptr: 1 };
-    const dn = writeZapSource(this.zio, DMU_OT_DIRECTORY_CONTENTS, dirZapSource(ino, zapSalt(this.seed, this.name, p.objid)), opts);
+    const dn = writeZapSource(this.zio, DMU_OT_DIRECTORY_CONTENTS, dirZapSource(ino, zapSalt(this.seed, this.name, ino.objid!)), opts);
     return this.withSpill(dn, spill);
   }
 
