@@ -229,9 +229,11 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     // blocks ride in their block pointer when embedded_data is
     if (has('lz4_compress')) zio.metaComp = COMP_LZ4;
     zio.embedded = has('embedded_data');
-    const workers = opts.workers ?? defaultWorkers();
-    if (workers > 0) {
-      const pool = new CompressPool(workers);
+    // the image writer compresses too, when it has nothing to write
+    const helper = image.compressHelper();
+    const workers = opts.workers ?? defaultWorkers(helper !== null);
+    if (workers > 0 || helper !== null) {
+      const pool = new CompressPool(workers, helper);
       zio.pool = pool;
       closePool = () => pool.close();
     }
@@ -451,14 +453,15 @@ function fitGeometry(geo: VdevGeometry, alloc: SpaceAllocator, opts: ImageOption
   return vdevGeometry(count * ms + labels, geo.ashift, ms);
 }
 
-/** Worker threads: TSMAKEFS_WORKERS, else one per core up to 4. */
-function defaultWorkers(): number {
+/** Compression threads of the pool's own: TSMAKEFS_WORKERS, else one per core but one up to 4, less the image writer when it helps. */
+function defaultWorkers(writerHelps: boolean): number {
   const env = process.env.TSMAKEFS_WORKERS;
   if (env !== undefined && /^\d+$/.test(env)) return Number(env);
   // the building thread compresses too (whenever it would wait for a
-  // result): one worker fewer than cores keeps them all busy without
-  // crowding out the reader and writer threads (bench/RESULTS.md)
-  return Math.min(4, availableParallelism() - 1);
+  // result), and so does the image writer when there is one (whenever it
+  // has nothing to write): one helper fewer than cores keeps them all busy
+  // without crowding out the reader thread (bench/RESULTS.md)
+  return Math.max(0, Math.min(4, availableParallelism() - 1) - (writerHelps ? 1 : 0));
 }
 
 /**

@@ -30,6 +30,10 @@ export const STARTED = 7; // 1: the writer is running
 // chunks to copy posted, quit): it reads this first and waits on it, so
 // nothing that comes after its last look is missed
 export const WAKE = 8;
+// 1: the build lent the writer its compression jobs (a message on the
+// writer's port carries the ring): the writer looks for that message only
+// then, not at every idle turn
+export const JOBS_LENT = 9;
 
 /** Tell the writer there is something new for it (see WAKE). */
 export function wakeWriter(ctrl: Int32Array): void {

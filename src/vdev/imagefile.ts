@@ -5,10 +5,11 @@ import * as path from 'node:path';
 import { errnoCode, fsUserError, UserError } from '../util/errors.js';
 import { startThread, threadScript, waitOnThread } from '../util/threads.js';
 import {
-  allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES,
+  allocRing, CODE_LEN, CONSUMED, ERRNO, FAILED, JOBS_LENT, MAX_SEGMENTS, mapRing, PRODUCED, QUIT, RING_SLOTS, SEG_FIELDS, segBase, SLOT_BYTES,
   SRC_SLOT, STARTED, STOPPED, type Ring, wakeWriter,
 } from './image-ring.js';
 import { allocStage, COPY_RING_BYTES, mapCopyRing, setStage } from './copy-ring.js';
+import type { JobsMessage } from './image-writer-loop.js';
 import { checksumInPlace } from '../zio/fletcher4.js';
 import { CopyQueue } from './copy-queue.js';
 
@@ -260,6 +261,25 @@ export class ImageFile {
         if (this.budget < SLOT_BYTES && this.segCount < MAX_SEGMENTS) return true;
         return this.nextSlotFree(ring);
       },
+    };
+  }
+
+  /**
+   * The image writer as a helper of the build's compression
+   * (compress-pool.ts's CompressHelper): it takes jobs whenever it has
+   * nothing to write. null: this image has no writer thread.
+   */
+  compressHelper(): { lend(sab: SharedArrayBuffer): void; wake(): void } | null {
+    const ring = this.ring;
+    const writer = this.writer;
+    if (ring === null || writer === null) return null;
+    return {
+      lend: (sab) => {
+        // (before the flag: a writer that sees the flag finds the message)
+        writer.postMessage({ jobs: sab } satisfies JobsMessage);
+        Atomics.store(ring.ctrl, JOBS_LENT, 1);
+      },
+      wake: () => wakeWriter(ring.ctrl),
     };
   }
 

@@ -2,7 +2,10 @@
 // the building thread puts each record on a ring of jobs and goes on reading
 // and placing, the workers take jobs as they come (a compare-and-swap hands
 // each out once), and the builder takes the results back in submission
-// order, compressing a job itself rather than wait idle for one. Placement
+// order, compressing a job itself rather than wait idle for one. A thread
+// with other work (the image writer) may lend a hand between its own tasks
+// (CompressHelper): the jobs then go on the ring even with no worker of the
+// pool's own, and that thread costs no isolate of its own. Placement
 // stays sequential and in order, and a block's compressed bytes depend only
 // on the block, so the image is the same whatever the number of workers
 // (0 means compress on the calling thread).
@@ -63,8 +66,23 @@ export function takeJob(ring: JobRing): boolean {
   return true;
 }
 
+/** A thread failed in a job: the builder, waiting on any job's state, sees it at once. */
+export function markFailed(ring: JobRing): void {
+  Atomics.store(ring.ctrl, FAILED, 1);
+  for (let j = 0; j < JOBS; j++) Atomics.notify(ring.jobs, j * JOB_WORDS + 3);
+}
+
 function workerScript(): URL | null {
   return threadScript(import.meta.url, './compress-worker.js');
+}
+
+/**
+ * A thread that takes jobs when it has nothing else to do: `lend` tells it
+ * of the ring (once, when the ring is made), `wake` at each submission.
+ */
+export interface CompressHelper {
+  lend(sab: SharedArrayBuffer): void;
+  wake(): void;
 }
 
 /** A compressed record handed back: its input (still in the ring) and the result (null: not worth it). */
@@ -79,12 +97,15 @@ export class CompressPool {
   private failure: Error | null = null;
   private submitted = 0;
   private retired = 0;
-  // without workers: results computed at submission, kept until retired
+  // with neither workers nor a helper: results computed at submission, kept until retired
   private inline: Compressed[] = [];
+  private readonly ringed: boolean;
   readonly workers: number;
 
-  constructor(workers: number) {
+  /** `workers`: threads of the pool's own; `helper`: another thread that helps (see CompressHelper). */
+  constructor(workers: number, private readonly helper: CompressHelper | null = null) {
     this.workers = workerScript() ? workers : 0;
+    this.ringed = this.workers > 0 || helper !== null;
   }
 
   // Started at the first compressed data block, not with the pool: an
@@ -99,6 +120,7 @@ export class CompressPool {
       worker.on('error', (e) => { this.failure = e; });
       this.threads.push(worker);
     }
+    this.helper?.lend(sab);
     return this.ring;
   }
 
@@ -116,7 +138,7 @@ export class CompressPool {
   submit(block: Uint8Array, comp: number): void {
     if (this.full) throw new Error('compression ring full: retire first');
     if (block.length > SLOT_BYTES) throw new Error('block too large for a compression slot');
-    if (this.workers === 0) {
+    if (!this.ringed) {
       const c = compressBlock(comp, block);
       this.inline.push({ input: Uint8Array.prototype.slice.call(block), output: c ? c.slice() : null });
       this.submitted++;
@@ -132,12 +154,13 @@ export class CompressPool {
     this.submitted++;
     Atomics.store(ring.ctrl, SUBMITTED, this.submitted);
     Atomics.notify(ring.ctrl, SUBMITTED, 1);
+    this.helper?.wake();
   }
 
   /** Whether the oldest job is done (retire() would not wait). */
   get headDone(): boolean {
     if (this.inFlight === 0) return false;
-    if (this.workers === 0) return true;
+    if (!this.ringed) return true;
     return Atomics.load(this.ring!.jobs, (this.retired % JOBS) * JOB_WORDS + 3) === DONE;
   }
 
@@ -147,7 +170,7 @@ export class CompressPool {
    */
   retire(): Compressed {
     if (this.inFlight === 0) throw new Error('no compression job to retire');
-    if (this.workers === 0) {
+    if (!this.ringed) {
       this.retired++;
       return this.inline.shift()!;
     }
@@ -155,7 +178,7 @@ export class CompressPool {
     const j = this.retired % JOBS;
     const state = j * JOB_WORDS + 3;
     while (Atomics.load(ring.jobs, state) !== DONE) {
-      if (Atomics.load(ring.ctrl, FAILED) !== 0 || this.failure) throw this.failure ?? new Error('a compression worker failed');
+      if (Atomics.load(ring.ctrl, FAILED) !== 0 || this.failure) throw this.failure ?? new Error('a compression thread failed');
       // rather than wait, do a job (this one, or a later one)
       if (!takeJob(ring)) Atomics.wait(ring.jobs, state, FILLED, 1000);
     }

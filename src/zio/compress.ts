@@ -23,17 +23,20 @@ export function compressLimit(lsize: number): number {
 }
 
 /**
- * lz4 with ZFS framing. Returns the compressed bytes (a view into a scratch
- * buffer valid until the next call), or null when it would not save 1/8.
+ * lz4 with ZFS framing. Returns the compressed bytes (a view valid until the
+ * next call), or null when it would not save 1/8.
  */
 export function lz4CompressZfs(src: Uint8Array): Uint8Array | null {
   const limit = compressLimit(src.length);
-  const c = lz4CompressBlock(src, limit - 4);
-  if (!c) return null;
-  const out = ensureScratch(c.length + 4);
-  new DataView(out.buffer, out.byteOffset).setUint32(0, c.length, false);
-  out.set(c, 4);
-  return out.subarray(0, c.length + 4);
+  // the block comes with room in front for the length word: no copy
+  const out = lz4CompressBlock(src, limit - 4, 4);
+  if (!out) return null;
+  const n = out.length - 4;
+  out[0] = n >>> 24;
+  out[1] = (n >>> 16) & 0xff;
+  out[2] = (n >>> 8) & 0xff;
+  out[3] = n & 0xff;
+  return out;
 }
 
 export function lz4DecompressZfs(src: Uint8Array, lsize: number): Uint8Array {

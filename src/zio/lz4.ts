@@ -57,8 +57,10 @@ export function lz4CompressBound(n: number): number {
  * under 13 bytes, becomes one literal run, one byte or more longer than the
  * input: for any limit up to src.length that means null. The kernel's memory
  * grows to about twice the largest input seen and stays that size.
+ * `head`: bytes left in front of the block, in the view, for the caller's
+ * own header (ZFS's length word), so the block needs no copy to get one.
  */
-export function lz4CompressBlock(src: Uint8Array, limit: number): Uint8Array | null {
+export function lz4CompressBlock(src: Uint8Array, limit: number, head = 0): Uint8Array | null {
   // A view into the kernel's own memory (an earlier result, say) would be
   // detached by a memory growth, or overwritten while being read.
   if (src.buffer === kernel.memory.buffer) src = src.slice();
@@ -67,11 +69,11 @@ export function lz4CompressBlock(src: Uint8Array, limit: number): Uint8Array | n
   if (!(limit >= 1)) return null; // also NaN; no block is shorter than 1 byte
   const bound = lz4CompressBound(n);
   const lim = Math.min(Math.floor(limit), bound);
-  const dstOff = (SRC_OFF + n + LZ4_SRC_SLACK + 15) & ~15;
+  const dstOff = ((SRC_OFF + n + LZ4_SRC_SLACK + 15) & ~15) + head;
   reserve(dstOff + bound + LZ4_DST_SLACK);
   heap.set(src, SRC_OFF);
   const len = kernel.lz4_compress(SRC_OFF, n, dstOff, lim);
-  return len === 0 ? null : heap.subarray(dstOff, dstOff + len);
+  return len === 0 ? null : heap.subarray(dstOff - head, dstOff + len);
 }
 
 /** A block lz4DecompressBlock refuses (see there for the rules). */

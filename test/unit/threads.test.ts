@@ -685,7 +685,7 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
     while (Atomics.load(ring.ctrl, CONSUMED) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     expect(Atomics.load(ring.ctrl, CONSUMED)).toBe(1);
     expect(Atomics.load(ring.ctrl, FAILED)).toBe(0);
-    // waiting now, without blocking this thread: told to quit, it stops
+    // waiting now (in waits short enough for this thread's loop to turn): told to quit, it stops
     Atomics.store(ring.ctrl, QUIT, 1);
     wakeWriter(ring.ctrl); // (as the build does: the writer waits on the wake counter)
     await w.done;
@@ -696,6 +696,70 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
     expect(got.subarray(0, 100).every((b) => b === 0xab)).toBe(true);
     expect(got.subarray(100, 8192).every((b) => b === 0)).toBe(true);
     expect(got.subarray(8192).every((b) => b === 0x5c)).toBe(true);
+    port1.close();
+  });
+
+  test('takes the compression jobs lent to it while it has nothing to write, as compressBlock gives them; a failed job fails the pool, not the writer', async () => {
+    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STOPPED, FAILED, JOBS_LENT, wakeWriter, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+    const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
+    const { CompressPool, mapJobRing, TAKEN, SUBMITTED } = await import('../../src/zio/compress-pool.js');
+    const { compressBlock } = await import('../../src/zio/compress.js');
+    const { COMP_LZ4 } = await import('../../src/zio/blkptr.js');
+    const { MessageChannel } = await import('node:worker_threads');
+    const file = join(root, 'helper.img');
+    const fd = openSync(file, 'w+');
+    const sab = allocRing();
+    const ring = mapRing(sab);
+    const { port1, port2 } = new MessageChannel();
+    const w = hostImageWriter(sab, fd, port2);
+    let jobs: ReturnType<typeof mapJobRing> | undefined;
+    // what ImageFile.compressHelper does, on a port of our own
+    const pool = new CompressPool(0, {
+      lend: (jsab) => { jobs = mapJobRing(jsab); port1.postMessage({ jobs: jsab }); Atomics.store(ring.ctrl, JOBS_LENT, 1); },
+      wake: () => wakeWriter(ring.ctrl),
+    });
+    const settle = async (what: () => boolean) => {
+      const deadline = Date.now() + 10_000;
+      while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(what()).toBe(true);
+    };
+    const words = Buffer.from('a block the writer compresses for the build; ');
+    const blocks = Array.from({ length: 6 }, (_, i) => {
+      const b = Buffer.alloc(4096 * (i + 1));
+      for (let o = 0; o < b.length; o += words.length) words.copy(b, o, 0, Math.min(words.length, b.length - o));
+      b[0] = i;
+      return b;
+    });
+    try {
+      for (const b of blocks) pool.submit(b, COMP_LZ4);
+      // not retired: only the writer can have taken them
+      await settle(() => Atomics.load(jobs!.ctrl, TAKEN) === blocks.length);
+      expect(pool.headDone).toBe(true);
+      for (const b of blocks) {
+        const got = pool.retire();
+        expect(Buffer.from(got.input).equals(b)).toBe(true);
+        expect(Buffer.from(got.output!).equals(Buffer.from(compressBlock(COMP_LZ4, b)!))).toBe(true);
+      }
+      // a job that throws (no such algorithm): the pool says a thread failed
+      pool.submit(blocks[0]!, 99);
+      await settle(() => Atomics.load(jobs!.ctrl, TAKEN) === Atomics.load(jobs!.ctrl, SUBMITTED));
+      expect(() => pool.retire()).toThrow(/compression thread failed/);
+    } finally {
+      pool.close();
+    }
+    // and the writer still writes
+    ring.data.fill(0x77, 0, 512);
+    ring.segs.set([1, 0, 512, SRC_SLOT, 0], segBase(0));
+    Atomics.store(ring.ctrl, PRODUCED, 1);
+    wakeWriter(ring.ctrl);
+    await settle(() => Atomics.load(ring.ctrl, CONSUMED) === 1);
+    expect(Atomics.load(ring.ctrl, FAILED)).toBe(0);
+    Atomics.store(ring.ctrl, QUIT, 1);
+    wakeWriter(ring.ctrl);
+    await w.done;
+    expect(Atomics.load(ring.ctrl, STOPPED)).toBe(1);
+    closeSync(fd);
+    expect(readFileSync(file).every((b) => b === 0x77)).toBe(true);
     port1.close();
   });
 
