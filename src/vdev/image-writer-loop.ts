@@ -69,9 +69,9 @@ class RingWriter {
     const jobs = this.jobs;
     try {
       return takeJob(jobs);
-    } catch {
-      // the build reports it (a compression thread failed); writing goes on
-      markFailed(jobs);
+    } catch (e) {
+      // the build reports it, with its message; writing goes on
+      markFailed(jobs, e);
       this.jobs = false;
       return false;
     }
@@ -225,7 +225,9 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
   };
   const run = async (): Promise<void> => {
     w.started();
-    let turned = performance.now();
+    // (as if a turn were due: the first wait comes after one, so the
+    // caller gets the handle back before this thread waits)
+    let turned = performance.now() - TURN_MS;
     try {
       for (;;) {
         const wake = Atomics.load(ctrl, WAKE);

@@ -28,9 +28,12 @@ const MAX_JOBS = 16;
 export const SUBMITTED = 0; // jobs put on the ring so far
 export const TAKEN = 1; // jobs a thread has started
 export const QUIT = 2;
-export const FAILED = 3; // a worker caught an exception
+export const FAILED = 3; // a thread failed in a job (markFailed)
 const COUNT = 4; // jobs the ring holds
+const WHY_LEN = 5; // bytes of the failure's message
 const CTRL_WORDS = 8;
+// the failure's message (UTF-8, cut short), for the builder to report
+const WHY_BYTES = 256;
 // per job: input length, algorithm, output length (-1: not worth it), state
 const JOB_WORDS = 4;
 const FILLED = 1;
@@ -39,6 +42,7 @@ const DONE = 2;
 export interface JobRing {
   count: number;
   ctrl: Int32Array;
+  why: Uint8Array;
   jobs: Int32Array;
   inputs: Uint8Array[];
   outputs: Uint8Array[];
@@ -47,8 +51,9 @@ export interface JobRing {
 export function mapJobRing(sab: SharedArrayBuffer): JobRing {
   const ctrl = new Int32Array(sab, 0, CTRL_WORDS);
   const count = ctrl[COUNT]!;
-  const jobs = new Int32Array(sab, CTRL_WORDS * 4, count * JOB_WORDS);
-  const base = CTRL_WORDS * 4 + count * JOB_WORDS * 4;
+  const why = new Uint8Array(sab, CTRL_WORDS * 4, WHY_BYTES);
+  const jobs = new Int32Array(sab, CTRL_WORDS * 4 + WHY_BYTES, count * JOB_WORDS);
+  const base = CTRL_WORDS * 4 + WHY_BYTES + count * JOB_WORDS * 4;
   const per = SLOT_BYTES + OUT_BYTES;
   const inputs: Uint8Array[] = [];
   const outputs: Uint8Array[] = [];
@@ -56,11 +61,11 @@ export function mapJobRing(sab: SharedArrayBuffer): JobRing {
     inputs.push(new Uint8Array(sab, base + j * per, SLOT_BYTES));
     outputs.push(new Uint8Array(sab, base + j * per + SLOT_BYTES, OUT_BYTES));
   }
-  return { count, ctrl, jobs, inputs, outputs };
+  return { count, ctrl, why, jobs, inputs, outputs };
 }
 
 function allocJobRing(count: number): SharedArrayBuffer {
-  const sab = new SharedArrayBuffer(CTRL_WORDS * 4 + count * JOB_WORDS * 4 + count * (SLOT_BYTES + OUT_BYTES));
+  const sab = new SharedArrayBuffer(CTRL_WORDS * 4 + WHY_BYTES + count * JOB_WORDS * 4 + count * (SLOT_BYTES + OUT_BYTES));
   new Int32Array(sab, 0, CTRL_WORDS)[COUNT] = count;
   return sab;
 }
@@ -81,10 +86,17 @@ export function takeJob(ring: JobRing): boolean {
   return true;
 }
 
-/** A thread failed in a job: the builder, waiting on any job's state, sees it at once. */
-export function markFailed(ring: JobRing): void {
+/** A thread failed in a job with `e`: the builder, waiting on any job's state, sees it at once, and says why. */
+export function markFailed(ring: JobRing, e: unknown): void {
+  const message = e instanceof Error ? e.message : String(e);
+  ring.ctrl[WHY_LEN] = new TextEncoder().encodeInto(message, ring.why).written;
   Atomics.store(ring.ctrl, FAILED, 1);
   for (let j = 0; j < ring.count; j++) Atomics.notify(ring.jobs, j * JOB_WORDS + 3);
+}
+
+function failedJob(ring: JobRing): Error {
+  const why = Buffer.from(ring.why.subarray(0, ring.ctrl[WHY_LEN]!)).toString();
+  return new Error(`a compression thread failed${why === '' ? '' : `: ${why}`}`);
 }
 
 function workerScript(): URL | null {
@@ -196,7 +208,7 @@ export class CompressPool {
     const j = this.retired % this.jobs;
     const state = j * JOB_WORDS + 3;
     while (Atomics.load(ring.jobs, state) !== DONE) {
-      if (Atomics.load(ring.ctrl, FAILED) !== 0 || this.failure) throw this.failure ?? new Error('a compression thread failed');
+      if (Atomics.load(ring.ctrl, FAILED) !== 0 || this.failure) throw this.failure ?? failedJob(ring);
       // rather than wait, do a job (this one, or a later one)
       if (!takeJob(ring)) Atomics.wait(ring.jobs, state, FILLED, 1000);
     }

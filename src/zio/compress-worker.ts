@@ -1,7 +1,7 @@
 // One compression worker: takes jobs off the ring (takeJob) while there are
 // any, and sleeps until the next submission when there are none.
 import { workerData } from 'node:worker_threads';
-import { FAILED, mapJobRing, QUIT, SUBMITTED, TAKEN, takeJob } from './compress-pool.js';
+import { mapJobRing, markFailed, QUIT, SUBMITTED, TAKEN, takeJob } from './compress-pool.js';
 
 const ring = mapJobRing((workerData as { sab: SharedArrayBuffer }).sab);
 const { ctrl } = ring;
@@ -15,6 +15,6 @@ try {
     if (Atomics.load(ctrl, TAKEN) >= s) Atomics.wait(ctrl, SUBMITTED, s);
   }
 } catch (e) {
-  Atomics.store(ctrl, FAILED, 1);
+  markFailed(ring, e);
   throw e;
 }

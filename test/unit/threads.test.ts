@@ -699,70 +699,6 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
     port1.close();
   });
 
-  test('takes the compression jobs lent to it while it has nothing to write, as compressBlock gives them; a failed job fails the pool, not the writer', async () => {
-    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STOPPED, FAILED, JOBS_LENT, wakeWriter, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
-    const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
-    const { CompressPool, mapJobRing, TAKEN, SUBMITTED } = await import('../../src/zio/compress-pool.js');
-    const { compressBlock } = await import('../../src/zio/compress.js');
-    const { COMP_LZ4 } = await import('../../src/zio/blkptr.js');
-    const { MessageChannel } = await import('node:worker_threads');
-    const file = join(root, 'helper.img');
-    const fd = openSync(file, 'w+');
-    const sab = allocRing();
-    const ring = mapRing(sab);
-    const { port1, port2 } = new MessageChannel();
-    const w = hostImageWriter(sab, fd, port2);
-    let jobs: ReturnType<typeof mapJobRing> | undefined;
-    // what ImageFile.compressHelper does, on a port of our own
-    const pool = new CompressPool(0, {
-      lend: (jsab) => { jobs = mapJobRing(jsab); port1.postMessage({ jobs: jsab }); Atomics.store(ring.ctrl, JOBS_LENT, 1); },
-      wake: () => wakeWriter(ring.ctrl),
-    });
-    const settle = async (what: () => boolean) => {
-      const deadline = Date.now() + 10_000;
-      while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-      expect(what()).toBe(true);
-    };
-    const words = Buffer.from('a block the writer compresses for the build; ');
-    const blocks = Array.from({ length: 6 }, (_, i) => {
-      const b = Buffer.alloc(4096 * (i + 1));
-      for (let o = 0; o < b.length; o += words.length) words.copy(b, o, 0, Math.min(words.length, b.length - o));
-      b[0] = i;
-      return b;
-    });
-    try {
-      for (const b of blocks) pool.submit(b, COMP_LZ4);
-      // not retired: only the writer can have taken them
-      await settle(() => Atomics.load(jobs!.ctrl, TAKEN) === blocks.length);
-      expect(pool.headDone).toBe(true);
-      for (const b of blocks) {
-        const got = pool.retire();
-        expect(Buffer.from(got.input).equals(b)).toBe(true);
-        expect(Buffer.from(got.output!).equals(Buffer.from(compressBlock(COMP_LZ4, b)!))).toBe(true);
-      }
-      // a job that throws (no such algorithm): the pool says a thread failed
-      pool.submit(blocks[0]!, 99);
-      await settle(() => Atomics.load(jobs!.ctrl, TAKEN) === Atomics.load(jobs!.ctrl, SUBMITTED));
-      expect(() => pool.retire()).toThrow(/compression thread failed/);
-    } finally {
-      pool.close();
-    }
-    // and the writer still writes
-    ring.data.fill(0x77, 0, 512);
-    ring.segs.set([1, 0, 512, SRC_SLOT, 0], segBase(0));
-    Atomics.store(ring.ctrl, PRODUCED, 1);
-    wakeWriter(ring.ctrl);
-    await settle(() => Atomics.load(ring.ctrl, CONSUMED) === 1);
-    expect(Atomics.load(ring.ctrl, FAILED)).toBe(0);
-    Atomics.store(ring.ctrl, QUIT, 1);
-    wakeWriter(ring.ctrl);
-    await w.done;
-    expect(Atomics.load(ring.ctrl, STOPPED)).toBe(1);
-    closeSync(fd);
-    expect(readFileSync(file).every((b) => b === 0x77)).toBe(true);
-    port1.close();
-  });
-
   test('a failed write is recorded for the build; stop() ends a writer whose build is gone', async () => {
     const { allocRing, mapRing, CONSUMED, PRODUCED, STOPPED, FAILED, CODE_LEN, wakeWriter, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
     const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
@@ -787,3 +723,86 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
     closeSync(fd);
   });
 });
+
+// The image writer, wherever it runs, compresses for the build while it
+// has nothing to write (ImageFile.compressHelper lends it the job ring).
+for (const where of ['main thread', 'own thread'] as const) {
+  test.runIf(where === 'main thread' || haveDist)(`image writer on its ${where}: takes the compression jobs lent to it, as compressBlock gives them; a failed job fails the pool with its message, not the writer`, async () => {
+    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STOPPED, FAILED, JOBS_LENT, wakeWriter, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+    const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
+    const { CompressPool, mapJobRing, TAKEN, SUBMITTED } = await import('../../src/zio/compress-pool.js');
+    const { compressBlock } = await import('../../src/zio/compress.js');
+    const { COMP_LZ4 } = await import('../../src/zio/blkptr.js');
+    const { MessageChannel, Worker } = await import('node:worker_threads');
+    const file = join(root, `helper-${where.replace(' ', '-')}.img`);
+    const fd = openSync(file, 'w+');
+    const sab = allocRing();
+    const ring = mapRing(sab);
+    const { port1, port2 } = new MessageChannel();
+    // where the build's messages to the writer go, and how it ends
+    let link: { postMessage(m: unknown): void };
+    let done: Promise<unknown>;
+    let thread: InstanceType<typeof Worker> | undefined;
+    if (where === 'main thread') {
+      const w = hostImageWriter(sab, fd, port2);
+      link = port1;
+      done = w.done;
+    } else {
+      thread = new Worker(new URL(pathToFileURL(dist('vdev/image-writer.js')).href), { workerData: { sab, fd } });
+      link = thread;
+      done = new Promise((resolve) => thread!.once('exit', resolve));
+    }
+    const quit = () => { Atomics.store(ring.ctrl, QUIT, 1); wakeWriter(ring.ctrl); };
+    let jobs: ReturnType<typeof mapJobRing> | undefined;
+    // what ImageFile.compressHelper does
+    const pool = new CompressPool(0, {
+      lend: (jsab) => { jobs = mapJobRing(jsab); link.postMessage({ jobs: jsab }); Atomics.store(ring.ctrl, JOBS_LENT, 1); },
+      wake: () => wakeWriter(ring.ctrl),
+    });
+    const settle = async (what: () => boolean) => {
+      const deadline = Date.now() + 10_000;
+      while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      expect(what()).toBe(true);
+    };
+    const words = Buffer.from('a block the writer compresses for the build; ');
+    const blocks = Array.from({ length: 6 }, (_, i) => {
+      const b = Buffer.alloc(4096 * (i + 1));
+      for (let o = 0; o < b.length; o += words.length) words.copy(b, o, 0, Math.min(words.length, b.length - o));
+      b[0] = i;
+      return b;
+    });
+    try {
+      for (const b of blocks) pool.submit(b, COMP_LZ4);
+      // not retired: only the writer can have taken them
+      await settle(() => Atomics.load(jobs!.ctrl, TAKEN) === blocks.length);
+      await settle(() => pool.headDone);
+      for (const b of blocks) {
+        const got = pool.retire();
+        expect(Buffer.from(got.input).equals(b)).toBe(true);
+        expect(Buffer.from(got.output!).equals(Buffer.from(compressBlock(COMP_LZ4, b)!))).toBe(true);
+      }
+      // a job that throws (no such algorithm): the pool says a thread failed, and why
+      pool.submit(blocks[0]!, 99);
+      await settle(() => Atomics.load(jobs!.ctrl, TAKEN) === Atomics.load(jobs!.ctrl, SUBMITTED));
+      expect(() => pool.retire()).toThrow('a compression thread failed: compression 99 is not implemented');
+      // and the writer still writes
+      ring.data.fill(0x77, 0, 512);
+      ring.segs.set([1, 0, 512, SRC_SLOT, 0], segBase(0));
+      Atomics.store(ring.ctrl, PRODUCED, 1);
+      wakeWriter(ring.ctrl);
+      await settle(() => Atomics.load(ring.ctrl, CONSUMED) === 1);
+      expect(Atomics.load(ring.ctrl, FAILED)).toBe(0);
+      quit();
+      await done;
+      expect(Atomics.load(ring.ctrl, STOPPED)).toBe(1);
+      expect(readFileSync(file).every((b) => b === 0x77)).toBe(true);
+    } finally {
+      pool.close();
+      quit(); // (a failed assertion must not leave the writer waiting here for ever)
+      await done;
+      await thread?.terminate();
+      closeSync(fd);
+      port1.close();
+    }
+  });
+}
