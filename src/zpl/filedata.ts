@@ -496,7 +496,9 @@ export class FileDataWriter {
     const w = this.w!;
     const zero = this.comp !== COMP_OFF && isAllZero(block);
     const pool = this.zio.pool;
-    if (!pool || this.comp === COMP_OFF) {
+    // a file of one block is placed as soon as it is compressed: on the
+    // ring it would only wait for another thread, never overlap anything
+    if (!pool || this.comp === COMP_OFF || this.nblocks === 1) {
       if (zero) w.pushHole();
       else w.push(block, 1, undefined, dataLen);
       return;
