@@ -11,6 +11,7 @@ import {
 import { allocStage, COPY_RING_BYTES, mapCopyRing, setStage } from './copy-ring.js';
 import type { JobsMessage } from './image-writer-loop.js';
 import { checksumInPlace } from '../zio/fletcher4.js';
+import type { CompressHelper } from '../zio/compress-pool.js';
 import { CopyQueue } from './copy-queue.js';
 
 const COMBINE_LIMIT = 8 * 1024 * 1024;
@@ -265,11 +266,10 @@ export class ImageFile {
   }
 
   /**
-   * The image writer as a helper of the build's compression
-   * (compress-pool.ts's CompressHelper): it takes jobs whenever it has
-   * nothing to write. null: this image has no writer thread.
+   * The image writer as a helper of the build's compression: it takes
+   * jobs whenever it has nothing to write. null: this image has no writer thread.
    */
-  compressHelper(): { lend(sab: SharedArrayBuffer): void; wake(): void } | null {
+  compressHelper(): CompressHelper | null {
     const ring = this.ring;
     const writer = this.writer;
     if (ring === null || writer === null) return null;

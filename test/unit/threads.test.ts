@@ -13,6 +13,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { REPO_ROOT } from '../helpers/proc.js';
 import { Prng } from '../helpers/trees.js';
 import { threadExecArgv } from '../../src/util/threads.js';
+import type { Ring } from '../../src/vdev/image-ring.js';
 
 test('helper threads get node\'s flags without --input-type (a worker given it fails to start)', () => {
   expect(threadExecArgv(['--input-type=module', '--cpu-prof', '--input-type', 'commonjs', '--max-old-space-size=100']))
@@ -727,38 +728,45 @@ describe('image writer hosted on an event loop (the command line\'s main thread)
 // The image writer, wherever it runs, compresses for the build while it
 // has nothing to write (ImageFile.compressHelper lends it the job ring).
 for (const where of ['main thread', 'own thread'] as const) {
-  test.runIf(where === 'main thread' || haveDist)(`image writer on its ${where}: takes the compression jobs lent to it, as compressBlock gives them; a failed job fails the pool with its message, not the writer`, async () => {
-    const { allocRing, mapRing, CONSUMED, PRODUCED, QUIT, STOPPED, FAILED, JOBS_LENT, wakeWriter, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
+  test.runIf(where === 'main thread' || haveDist)(`image writer on its ${where}: takes the compression jobs an ImageFile lends it, as compressBlock gives them; a failed job fails the pool with its message, not the writer`, async () => {
+    const { mapRing, CONSUMED, PRODUCED, QUIT, STOPPED, FAILED, wakeWriter, segBase, SRC_SLOT } = await import('../../src/vdev/image-ring.js');
     const { hostImageWriter } = await import('../../src/vdev/image-writer-loop.js');
+    const { ImageFile, setImageWriterHost } = await import('../../src/vdev/imagefile.js');
     const { CompressPool, mapJobRing, TAKEN, SUBMITTED } = await import('../../src/zio/compress-pool.js');
     const { compressBlock } = await import('../../src/zio/compress.js');
     const { COMP_LZ4 } = await import('../../src/zio/blkptr.js');
     const { MessageChannel, Worker } = await import('node:worker_threads');
     const file = join(root, `helper-${where.replace(' ', '-')}.img`);
-    const fd = openSync(file, 'w+');
-    const sab = allocRing();
-    const ring = mapRing(sab);
-    const { port1, port2 } = new MessageChannel();
-    // where the build's messages to the writer go, and how it ends
-    let link: { postMessage(m: unknown): void };
-    let done: Promise<unknown>;
+    // the writer runs where the command line (main thread) or the library
+    // (own thread) runs it; we keep its ring to look at and to end it
+    let ring: Ring | undefined;
+    let done: Promise<unknown> = Promise.resolve();
     let thread: InstanceType<typeof Worker> | undefined;
-    if (where === 'main thread') {
-      const w = hostImageWriter(sab, fd, port2);
-      link = port1;
-      done = w.done;
-    } else {
-      thread = new Worker(new URL(pathToFileURL(dist('vdev/image-writer.js')).href), { workerData: { sab, fd } });
-      link = thread;
-      done = new Promise((resolve) => thread!.once('exit', resolve));
-    }
-    const quit = () => { Atomics.store(ring.ctrl, QUIT, 1); wakeWriter(ring.ctrl); };
-    let jobs: ReturnType<typeof mapJobRing> | undefined;
-    // what ImageFile.compressHelper does
-    const pool = new CompressPool(0, {
-      lend: (jsab) => { jobs = mapJobRing(jsab); link.postMessage({ jobs: jsab }); Atomics.store(ring.ctrl, JOBS_LENT, 1); },
-      wake: () => wakeWriter(ring.ctrl),
+    setImageWriterHost((sab, fd) => {
+      ring = mapRing(sab);
+      if (where === 'main thread') {
+        const { port1, port2 } = new MessageChannel();
+        done = hostImageWriter(sab, fd, port2).done.then(() => port1.close());
+        return port1;
+      }
+      const t = new Worker(new URL(pathToFileURL(dist('vdev/image-writer.js')).href), { workerData: { sab, fd } });
+      done = new Promise((resolve) => t.once('exit', resolve));
+      thread = t;
+      return t;
     });
+    process.env.TSMAKEFS_IMAGE_WRITER = '1'; // (earlier tests here set it to '0')
+    let image: InstanceType<typeof ImageFile>;
+    try {
+      image = new ImageFile(file, 512);
+    } finally {
+      setImageWriterHost(null);
+    }
+    const lent = image.compressHelper();
+    expect(lent).not.toBeNull();
+    // the real helper, watched: the ring it lends
+    let jobs: ReturnType<typeof mapJobRing> | undefined;
+    const pool = new CompressPool(0, { lend: (jsab) => { jobs = mapJobRing(jsab); lent!.lend(jsab); }, wake: () => lent!.wake() });
+    const quit = () => { Atomics.store(ring!.ctrl, QUIT, 1); wakeWriter(ring!.ctrl); };
     const settle = async (what: () => boolean) => {
       const deadline = Date.now() + 10_000;
       while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
@@ -785,24 +793,25 @@ for (const where of ['main thread', 'own thread'] as const) {
       pool.submit(blocks[0]!, 99);
       await settle(() => Atomics.load(jobs!.ctrl, TAKEN) === Atomics.load(jobs!.ctrl, SUBMITTED));
       expect(() => pool.retire()).toThrow('a compression thread failed: compression 99 is not implemented');
-      // and the writer still writes
-      ring.data.fill(0x77, 0, 512);
-      ring.segs.set([1, 0, 512, SRC_SLOT, 0], segBase(0));
-      Atomics.store(ring.ctrl, PRODUCED, 1);
-      wakeWriter(ring.ctrl);
-      await settle(() => Atomics.load(ring.ctrl, CONSUMED) === 1);
-      expect(Atomics.load(ring.ctrl, FAILED)).toBe(0);
+      // and the writer still writes (a slot of its ring, as the build hands one over)
+      const r = ring!;
+      r.data.fill(0x77, 0, 512);
+      r.segs.set([1, 0, 512, SRC_SLOT, 0], segBase(0));
+      Atomics.store(r.ctrl, PRODUCED, 1);
+      wakeWriter(r.ctrl);
+      await settle(() => Atomics.load(r.ctrl, CONSUMED) === 1);
+      expect(Atomics.load(r.ctrl, FAILED)).toBe(0);
       quit();
       await done;
-      expect(Atomics.load(ring.ctrl, STOPPED)).toBe(1);
+      expect(Atomics.load(r.ctrl, STOPPED)).toBe(1);
+      image.commit();
       expect(readFileSync(file).every((b) => b === 0x77)).toBe(true);
     } finally {
       pool.close();
       quit(); // (a failed assertion must not leave the writer waiting here for ever)
       await done;
       await thread?.terminate();
-      closeSync(fd);
-      port1.close();
+      image.abort();
     }
   });
 }
