@@ -2,7 +2,7 @@
 // The image is written under a temporary name and renamed only when every
 // byte is in place; any failure removes it.
 import { DataSource, Inode, newDir, sortTree } from './input/tree.js';
-import { FileDataSlab, FileDataWriter, fileBlockSize, RECORDSIZE, type FileData } from './zpl/filedata.js';
+import { FileDataSlab, FileDataWriter, fileBlockSize, RECORDSIZE, type FileData, type WrittenData } from './zpl/filedata.js';
 import { CHUNK_IMAGE_ERROR, CHUNK_SHRANK, CHUNK_SOURCE_ERROR, fitsJobPath } from './vdev/copy-ring.js';
 import { getSystemErrorName } from 'node:util';
 import { ImageOptions } from './options.js';
@@ -153,6 +153,9 @@ interface SinkBook {
   data(n: number): void;
   /** The file is complete: its data source from now on. */
   ended(d: FileData): DataSource;
+  /** The source of a file whose data is complete once its blocks are placed (FileDataWriter.endLater): the FileData comes to `filled`. */
+  reserve(): WrittenData;
+  filled(index: number, d: FileData): void;
 }
 
 /**
@@ -173,8 +176,17 @@ class ImageFileSink implements FileSink {
   }
 
   end(): DataSource {
+    const w = this.w;
     let d: FileData;
-    try { d = this.w.end(); } catch (e) { this.book.failed(e); }
+    try {
+      if (w.piped) {
+        // the next file goes on while this one's last blocks are compressed
+        const src = this.book.reserve();
+        w.endLater(src.index, this.book.filled);
+        return src;
+      }
+      d = w.end();
+    } catch (e) { this.book.failed(e); }
     return this.book.ended(d);
   }
 }
@@ -234,7 +246,7 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     const workers = opts.workers ?? defaultWorkers(helper !== null);
     if (workers > 0 || helper !== null) {
       const pool = new CompressPool(workers, helper);
-      zio.pool = pool;
+      zio.usePool(pool);
       closePool = () => pool.close();
     }
     // datasets: declarations and mountpoints, known before any data is read
@@ -274,11 +286,16 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
         failed: (err) => { if (err instanceof OutOfSpaceError) outOfSpace = err; throw err; },
         data: (n) => { progress.bytes += n; tick(); },
         ended: (d) => { progress.files++; tick(); return fileSlab.store(d); },
+        reserve: () => fileSlab.reserve(),
+        filled: (i, d) => { fileSlab.fill(i, d); progress.files++; tick(); },
       };
       const ctx: InputContext = {
         beginFile(size, path) {
           const st = settingsFor(path);
-          return new ImageFileSink(new FileDataWriter(zio, size, st.recordsize, st.comp), book);
+          let w: FileDataWriter;
+          // (placing a file may place the compressed blocks ahead of it first)
+          try { w = new FileDataWriter(zio, size, st.recordsize, st.comp, false, true); } catch (e) { book.failed(e); }
+          return new ImageFileSink(w, book);
         },
         discard(src) {
           if (src.kind === 'written') alloc.freeRange(src.data.start, src.data.end);
@@ -303,16 +320,26 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
           }, (status, errno, message) => copyError(opts.image, hostPath, size, status, errno, message));
           return source;
         },
-        collectCopies: () => image.collectCopies(),
+        collectCopies: () => {
+          // (files whose compression came back are placed too)
+          try { zio.pipeline?.settle(); } catch (e) { book.failed(e); }
+          image.collectCopies();
+        },
         tick: () => tick(),
       };
       // Copies still under way go on while the metadata is written: a
       // file's FileData is waited for (and its last copies shared) only
       // when its dnode is made.
-      fileSlab.onMissing = (i) => image.copier().settleUntil(() => fileSlab.has(i));
+      fileSlab.onMissing = (i) => {
+        // (a compressed file's blocks may still be in the pipeline)
+        zio.pipeline?.drain();
+        if (!fileSlab.has(i)) image.copier().settleUntil(() => fileSlab.has(i));
+      };
       // (and the files queued behind a full table are posted as it empties)
       fileSlab.onGet = () => image.collectCopies();
       root = await source(ctx);
+      // the data's last blocks placed, on the data's account, before any metadata
+      try { zio.pipeline?.drain(); } catch (e) { book.failed(e); }
     } else {
       root = source;
     }

@@ -30,6 +30,12 @@ export class SpaceAllocator {
   readonly unit: number;
   msSize: number;
   allocated = 0;
+  /**
+   * Called before the cursor is moved or read, or space given back: whoever
+   * still holds blocks to place in order ahead of the caller places them
+   * (zio/pipeline.ts), so that they land where they would have without it.
+   */
+  beforeUse: (() => void) | null = null;
 
   constructor(public msCount: number, public msShift: number, readonly ashift: number, private readonly imageSize: number) {
     this.unit = 2 ** ashift;
@@ -78,6 +84,7 @@ export class SpaceAllocator {
   }
 
   alloc(psize: number): { offset: number; asize: number } {
+    this.beforeUse?.();
     const asize = this.asize(psize);
     let start = this.cursor;
     let ms = Math.floor(start / this.msSize);
@@ -106,6 +113,7 @@ export class SpaceAllocator {
 
   /** Where the next allocation starts (bytes into the allocatable area). */
   get position(): number {
+    this.beforeUse?.();
     return this.cursor;
   }
 
@@ -115,6 +123,7 @@ export class SpaceAllocator {
    * maps no longer claim them, so nothing leaks.
    */
   freeRange(start: number, end: number): void {
+    this.beforeUse?.();
     for (let ms = Math.floor(start / this.msSize); ms < this.msCount && ms * this.msSize < end; ms++) {
       const out: Extent[] = [];
       for (const r of this.runsOf(ms)) {

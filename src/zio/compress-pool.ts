@@ -126,7 +126,8 @@ export class CompressPool {
   private retired = 0;
   // with neither workers nor a helper: results computed at submission, kept until retired
   private inline: Compressed[] = [];
-  private readonly ringed: boolean;
+  /** Whether jobs go to other threads (workers or a helper), not compressed at submission. */
+  readonly ringed: boolean;
   /** Jobs in flight at most. */
   private readonly jobs: number;
   readonly workers: number;

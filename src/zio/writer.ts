@@ -7,6 +7,7 @@ import { VDEV_LABEL_START_SIZE } from '../vdev/geometry.js';
 import { BlkPtr, BPE_PAYLOAD_SIZE, CKSUM_FLETCHER4, COMP_OFF } from './blkptr.js';
 import { compressBlock } from './compress.js';
 import type { CompressPool } from './compress-pool.js';
+import { BlockPipeline } from './pipeline.js';
 import { DMU_OT_DNODE, DMU_OT_OBJSET } from '../dmu/types.js';
 import { fletcher4 } from './fletcher4.js';
 
@@ -50,8 +51,26 @@ export class ZioWriter {
 
   constructor(readonly image: ImageFile, readonly alloc: SpaceAllocator, readonly txg: number) {}
 
+  #pool: CompressPool | null = null;
+  #pipeline: BlockPipeline | null = null;
+
   /** Worker threads for data compression (none: compress inline). */
-  pool: CompressPool | null = null;
+  get pool(): CompressPool | null {
+    return this.#pool;
+  }
+
+  /** The compressed data blocks in flight, placed in order (null without a pool). */
+  get pipeline(): BlockPipeline | null {
+    return this.#pipeline;
+  }
+
+  /** Compress data with `pool`; its blocks are placed before anything else takes space. */
+  usePool(pool: CompressPool): void {
+    const pipeline = new BlockPipeline(pool);
+    this.#pool = pool;
+    this.#pipeline = pipeline;
+    this.alloc.beforeUse = () => pipeline.drain();
+  }
 
   /**
    * Write one block. `data.length` is the logical size (a multiple of 512).

@@ -14,6 +14,7 @@ import { isAllZero } from '../zio/compress.js';
 import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } from '../zio/fletcher4.js';
 import { PLANNED_INDBLKSHIFT, PlannedObject } from '../dmu/planned.js';
 import type { CopyJob, CopyQueue } from '../vdev/copy-queue.js';
+import type { BlockPipeline, PipelinedObject } from '../zio/pipeline.js';
 
 export const RECORDSIZE = 128 * 1024;
 
@@ -394,7 +395,7 @@ class CopiedFile implements CopyJob {
   }
 }
 
-export class FileDataWriter {
+export class FileDataWriter implements PipelinedObject {
   readonly blksz: number;
   private readonly nblocks: number;
   // An uncompressed file of more than one block is placed whole at once
@@ -405,22 +406,35 @@ export class FileDataWriter {
   private buf: Uint8Array | undefined;
   private fillLen = 0;
   private received = 0;
-  private readonly start: number;
+  /** Where its first block went (bump allocation): set when that block is placed. */
+  private start = 0;
+  private begun = false;
+  // A compressed file's blocks go through the image's BlockPipeline (see
+  // zio/pipeline.ts): placed in order as their compression comes back, the
+  // file complete (`then`, or `result` for end()) once the last one is.
+  private readonly pipe: BlockPipeline | null = null;
+  private then: ((token: number, d: FileData) => void) | null = null;
+  private result: FileData | undefined;
 
   /**
    * comp: the dataset's compression; with any, all-zero records become
    * holes as in OpenZFS. Without, nothing about a file's layout depends on
    * its bytes: one of more than one block is placed whole at once, and so
-   * is one that is to be copied (`whole`, see copyFrom).
+   * is one that is to be copied (`whole`, see copyFrom). `ahead`: the
+   * caller can take the file's end later (endLater), so even a file of one
+   * block can go through the compression pipeline, if other threads
+   * compress: on the building thread alone it would only wait there.
    */
-  constructor(private readonly zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE, private readonly comp = COMP_OFF, whole = false) {
-    this.start = zio.alloc.position;
+  constructor(private readonly zio: ZioWriter, readonly size: number, recordsize = RECORDSIZE, private readonly comp = COMP_OFF, whole = false, ahead = false) {
     this.blksz = fileBlockSize(size, recordsize);
     this.nblocks = size === 0 ? 0 : Math.ceil(size / this.blksz);
     if (comp === COMP_OFF && (this.nblocks > 1 || (whole && this.nblocks === 1))) {
       this.plan = new PlannedObject(zio, this.nblocks, this.blksz, DMU_OT_PLAIN_FILE_CONTENTS);
       return;
     }
+    const pipe = comp === COMP_OFF ? null : zio.pipeline;
+    if (pipe !== null && (this.nblocks > 1 || (ahead && pipe.pool.ringed))) this.pipe = pipe;
+    else this.begin();
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, NO_BONUS, 1);
     this.w = new ObjectWriter(zio, dn, levelsFor(this.nblocks, 1), comp);
   }
@@ -478,12 +492,6 @@ export class FileDataWriter {
     this.pushBlock(block, dataLen);
   }
 
-  // With a worker pool, records go on its ring as they come and are placed
-  // in order as their results come back; a hole (all-zero record) queued
-  // behind them waits its turn. true: a hole, false: a ring job.
-  private order: boolean[] = [];
-  private orderHead = 0;
-
   /** `dataLen`: the bytes of the file in `block`, zeros after them. */
   private pushBlock(block: Uint8Array, dataLen = block.length): void {
     if (this.plan !== null) {
@@ -493,44 +501,39 @@ export class FileDataWriter {
       this.plan.push(cksum);
       return;
     }
-    const w = this.w!;
     const zero = this.comp !== COMP_OFF && isAllZero(block);
-    const pool = this.zio.pool;
-    // a file of one block is placed as soon as it is compressed: on the
-    // ring it would only wait for another thread, never overlap anything
-    if (!pool || this.comp === COMP_OFF || this.nblocks === 1) {
-      if (zero) w.pushHole();
-      else w.push(block, 1, undefined, dataLen);
+    const pipe = this.pipe;
+    if (pipe !== null) {
+      if (zero) pipe.hole(this);
+      else pipe.block(this, block, this.comp, dataLen);
       return;
     }
-    if (zero) {
-      if (this.orderHead === this.order.length) w.pushHole();
-      else this.order.push(true);
-      return;
-    }
-    while (pool.full) this.retireOne();
-    pool.submit(block, this.comp);
-    this.order.push(false);
-    // place what is ready without waiting for it
-    while (this.orderHead < this.order.length && (this.order[this.orderHead] || pool.headDone)) this.retireOne();
+    if (zero) this.w!.pushHole();
+    else this.w!.push(block, 1, undefined, dataLen);
   }
 
-  private retireOne(): void {
-    const hole = this.order[this.orderHead++]!;
-    if (this.orderHead === this.order.length) {
-      this.order = [];
-      this.orderHead = 0;
-    }
-    if (hole) {
-      this.w!.pushHole();
-      return;
-    }
-    const r = this.zio.pool!.retire();
-    this.w!.push(r.input, 1, r.output);
+  private begin(): void {
+    if (this.begun) return;
+    this.begun = true;
+    // (reading the cursor has the pipeline place what is ahead of this file)
+    this.start = this.zio.alloc.position;
   }
 
-  private flushPending(): void {
-    while (this.orderHead < this.order.length) this.retireOne();
+  placeHole(): void {
+    this.begin();
+    this.w!.pushHole();
+  }
+
+  placeBlock(input: Uint8Array, output: Uint8Array | null, dataLen: number): void {
+    this.begin();
+    this.w!.push(input, 1, output, dataLen);
+  }
+
+  placed(token: number): void {
+    this.begin();
+    const d = this.finished(true);
+    if (this.then === null) this.result = d;
+    else this.then(token, d);
   }
 
   private flushBlock(): void {
@@ -542,16 +545,42 @@ export class FileDataWriter {
     return this.received;
   }
 
+  /** Whether the file's end may be taken later (endLater): its blocks go through the pipeline. */
+  get piped(): boolean {
+    return this.pipe !== null;
+  }
+
   /** `charge`: the blocks go on the account of the object set being written (ZioWriter.charge), as every block written does. */
   end(charge = true): FileData {
+    this.lastBlock();
+    if (this.pipe === null) return this.finished(charge);
+    this.pipe.end(this, -1);
+    this.pipe.drain();
+    return this.result!;
+  }
+
+  /**
+   * A piped file's data is all written: `then(token, data)` comes once its
+   * blocks are placed, in the pipeline's order (by the next drain at the latest).
+   */
+  endLater(token: number, then: (token: number, d: FileData) => void): void {
+    if (this.pipe === null) throw new Error('endLater: the file does not go through the pipeline');
+    this.lastBlock();
+    this.then = then;
+    this.pipe.end(this, token);
+  }
+
+  private lastBlock(): void {
     if (this.received !== this.size) throw new Error(`got ${this.received} of ${this.size} bytes`);
     if (this.fillLen > 0) {
       this.buf!.fill(0, this.fillLen);
       this.flushBlock();
     }
-    this.flushPending();
     if (this.buf) releaseScratch(this.buf);
     this.buf = undefined;
+  }
+
+  private finished(charge: boolean): FileData {
     if (this.plan !== null) {
       const top = this.plan.finish(charge);
       return {
