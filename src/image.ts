@@ -232,9 +232,12 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
   // Bytes of files placed for copying whose copies are not done: allocated
   // already, so an out-of-space estimate counts them as read.
   let copying = 0;
+  // (compressed blocks read and not yet placed: see BlockPipeline)
+  let queued = (): number => 0;
   try {
     const alloc = new SpaceAllocator(geo.msCount, geo.msShift, geo.ashift, capacity);
     const zio = new ZioWriter(image, alloc, DATA_TXG);
+    queued = () => zio.pipeline?.queuedBytes ?? 0;
     const enabled = resolveFeatures(opts.compatibility);
     const has = (name: string) => enabled.some((f) => f.name === name);
     // metadata is compressed whenever lz4 is there (OpenZFS's policy); small
@@ -295,10 +298,13 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
           let w: FileDataWriter;
           // (placing a file may place the compressed blocks ahead of it first)
           try { w = new FileDataWriter(zio, size, st.recordsize, st.comp, false, true); } catch (e) { book.failed(e); }
+          // (book.filled is handed on unbound: an arrow function, it needs no `this`)
           return new ImageFileSink(w, book);
         },
         discard(src) {
-          if (src.kind === 'written') alloc.freeRange(src.data.start, src.data.end);
+          // (its blocks, and those queued before it, are placed first: that
+          // may fill the image)
+          try { if (src.kind === 'written') alloc.freeRange(src.data.start, src.data.end); } catch (e) { book.failed(e); }
         },
         blockSize: (size, path) => fileBlockSize(size, settingsFor(path).recordsize),
         adoptBuffer: (sab) => image.adopt(sab),
@@ -419,7 +425,8 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
     image.abort();
     const oos = e instanceof OutOfSpaceError ? e : outOfSpace;
     if (oos) {
-      oos.bytesRead = progress.bytes + copying;
+      // (bytes read whose compressed blocks wait in the pipeline have no space yet)
+      oos.bytesRead = progress.bytes + copying - queued();
       throw oos;
     }
     throw e;

@@ -34,6 +34,8 @@ export class SpaceAllocator {
    * Called before the cursor is moved or read, or space given back: whoever
    * still holds blocks to place in order ahead of the caller places them
    * (zio/pipeline.ts), so that they land where they would have without it.
+   * (What only the end of a build reads, the runs and totals, is read after
+   * the data phase has drained the pipeline: see makeImage.)
    */
   beforeUse: (() => void) | null = null;
 

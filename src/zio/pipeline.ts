@@ -35,8 +35,13 @@ export class BlockPipeline {
   /** A job's data length, an end's token. */
   private vals: number[] = [];
   private head = 0;
-  /** Set while an entry is being placed: the allocator's calls from there must not drain. */
+  /**
+   * Set while an entry is being placed: the allocator's calls from there
+   * must not drain (and need not: that entry is ahead of all still queued).
+   */
   private placing = false;
+  /** The data bytes of the jobs queued and not placed yet (what an out-of-space estimate has read but not allocated). */
+  queuedBytes = 0;
 
   constructor(readonly pool: CompressPool) {}
 
@@ -55,6 +60,7 @@ export class BlockPipeline {
     while (this.pool.full) this.placeOne();
     this.pool.submit(block, comp);
     this.queue(o, JOB, dataLen);
+    this.queuedBytes += dataLen;
     this.settle();
   }
 
@@ -105,6 +111,7 @@ export class BlockPipeline {
       } else if (kind === JOB) {
         const r = this.pool.retire();
         o.placeBlock(r.input, r.output, val);
+        this.queuedBytes -= val;
       } else {
         o.placed(val);
       }

@@ -37,8 +37,18 @@ function padded(c: Uint8Array, psize: number): Uint8Array {
 }
 
 export class ZioWriter {
+  #charge = new SpaceAccount();
+
   /** The object set being built: every block written is charged to it too. */
-  charge = new SpaceAccount();
+  get charge(): SpaceAccount {
+    return this.#charge;
+  }
+
+  /** (Blocks still in the pipeline are placed first: they belong to the account being left.) */
+  set charge(acct: SpaceAccount) {
+    this.#pipeline?.drain();
+    this.#charge = acct;
+  }
   /** Blocks allocated ahead of time; while set, writes take them in order. */
   reserveQueue: { size: number; offset: number; asize: number }[] | null = null;
 

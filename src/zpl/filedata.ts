@@ -434,7 +434,7 @@ export class FileDataWriter implements PipelinedObject {
     }
     const pipe = comp === COMP_OFF ? null : zio.pipeline;
     if (pipe !== null && (this.nblocks > 1 || (ahead && pipe.pool.ringed))) this.pipe = pipe;
-    else this.begin();
+    else this.markStart();
     const dn = newDnode(DMU_OT_PLAIN_FILE_CONTENTS, this.blksz, 0, NO_BONUS, 1);
     this.w = new ObjectWriter(zio, dn, levelsFor(this.nblocks, 1), comp);
   }
@@ -512,7 +512,8 @@ export class FileDataWriter implements PipelinedObject {
     else this.w!.push(block, 1, undefined, dataLen);
   }
 
-  private begin(): void {
+  /** Where the file starts: where the cursor is as its first block (or its end) is placed. */
+  private markStart(): void {
     if (this.begun) return;
     this.begun = true;
     // (reading the cursor has the pipeline place what is ahead of this file)
@@ -520,17 +521,17 @@ export class FileDataWriter implements PipelinedObject {
   }
 
   placeHole(): void {
-    this.begin();
+    this.markStart();
     this.w!.pushHole();
   }
 
   placeBlock(input: Uint8Array, output: Uint8Array | null, dataLen: number): void {
-    this.begin();
+    this.markStart();
     this.w!.push(input, 1, output, dataLen);
   }
 
   placed(token: number): void {
-    this.begin();
+    this.markStart();
     const d = this.finished(true);
     if (this.then === null) this.result = d;
     else this.then(token, d);
@@ -554,9 +555,12 @@ export class FileDataWriter implements PipelinedObject {
   end(charge = true): FileData {
     this.lastBlock();
     if (this.pipe === null) return this.finished(charge);
+    // (a piped file's blocks were charged as they were placed)
+    if (!charge) throw new Error('end(false): a compressed file is charged as its blocks are placed');
     this.pipe.end(this, -1);
     this.pipe.drain();
-    return this.result!;
+    if (this.result === undefined) throw new Error('end() while the pipeline places blocks: its own are not placed');
+    return this.result;
   }
 
   /**
