@@ -151,9 +151,7 @@ interface SinkBook {
   failed(err: unknown): never;
   /** `n` bytes of file data went in. */
   data(n: number): void;
-  /** The file is complete: its data source from now on. */
-  ended(d: FileData): DataSource;
-  /** The source of a file whose data is complete once its blocks are placed (FileDataWriter.endLater): the FileData comes to `filled`. */
+  /** The data source a file takes (a FileDataSlab index); its FileData comes to `filled`, at once or once its blocks are placed (FileDataWriter.endLater). */
   reserve(): WrittenData;
   filled(index: number, d: FileData): void;
 }
@@ -177,17 +175,13 @@ class ImageFileSink implements FileSink {
 
   end(): DataSource {
     const w = this.w;
-    let d: FileData;
+    const src = this.book.reserve();
     try {
-      if (w.piped) {
-        // the next file goes on while this one's last blocks are compressed
-        const src = this.book.reserve();
-        w.endLater(src.index, this.book.filled);
-        return src;
-      }
-      d = w.end();
+      // (a piped file: the next one goes on while its last blocks are compressed)
+      if (w.piped) w.endLater(src.index, this.book.filled);
+      else this.book.filled(src.index, w.end());
     } catch (e) { this.book.failed(e); }
-    return this.book.ended(d);
+    return src;
   }
 }
 
@@ -288,7 +282,6 @@ export async function makeImage(source: TreeSource, opts: ImageOptions): Promise
       const book: SinkBook = {
         failed: (err) => { if (err instanceof OutOfSpaceError) outOfSpace = err; throw err; },
         data: (n) => { progress.bytes += n; tick(); },
-        ended: (d) => { progress.files++; tick(); return fileSlab.store(d); },
         reserve: () => fileSlab.reserve(),
         filled: (i, d) => { fileSlab.fill(i, d); progress.files++; tick(); },
       };

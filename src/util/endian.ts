@@ -20,6 +20,12 @@ export function u32le(buf: Uint8Array, off: number, v: number): void {
   buf[off] = v; buf[off + 1] = v >>> 8; buf[off + 2] = v >>> 16; buf[off + 3] = v >>> 24;
 }
 
+/** Big-endian, as ZFS's lz4 framing and ZAP's packed integers are. */
+export function u32be(buf: Uint8Array, off: number, v: number): void {
+  if (!(off >= 0 && off + 4 <= buf.length)) throw new RangeError('Offset is outside the bounds of the DataView');
+  buf[off] = v >>> 24; buf[off + 1] = v >>> 16; buf[off + 2] = v >>> 8; buf[off + 3] = v;
+}
+
 export function u16le(buf: Uint8Array, off: number, v: number): void {
   if (!(off >= 0 && off + 2 <= buf.length)) throw new RangeError('Offset is outside the bounds of the DataView');
   buf[off] = v; buf[off + 1] = v >>> 8;

@@ -45,7 +45,7 @@ class RingWriter {
   }
 
   /** Copy the next chunk nobody has taken, unless the build quit or a write failed; false: there was none. */
-  copyOne(): boolean {
+  private copyOne(): boolean {
     const ctrl = this.ctrl;
     if (Atomics.load(ctrl, FAILED) === 1 || Atomics.load(ctrl, QUIT) === 1) return false;
     return this.copier.copyNext();
@@ -57,8 +57,16 @@ class RingWriter {
     return writeStaged(this.ring.copy, this.fd, (id) => this.source(id), () => Atomics.load(ctrl, FAILED) === 1 || Atomics.load(ctrl, QUIT) === 1);
   }
 
+  /**
+   * With no slot to write: a block to compress (the build waits for those
+   * in order), else a chunk of a file to copy; false: there was neither.
+   */
+  spareTask(): boolean {
+    return this.compressOne() || this.copyOne();
+  }
+
   /** Compress the next job nobody has taken, if the build lent us its jobs; false: there was none. */
-  compressOne(): boolean {
+  private compressOne(): boolean {
     const ctrl = this.ctrl;
     if (this.jobs === false || Atomics.load(ctrl, FAILED) === 1 || Atomics.load(ctrl, QUIT) === 1) return false;
     if (this.jobs === null) {
@@ -187,10 +195,7 @@ export function runImageWriter(sab: SharedArrayBuffer, fd: number, port: Message
       const produced = Atomics.load(ctrl, PRODUCED);
       if (w.consumed === produced) {
         if (Atomics.load(ctrl, QUIT) === 1) break;
-        // no slot to write: a block to compress (the build waits for those
-        // in order), else a file to copy, if the build posted one
-        if (w.compressOne()) continue;
-        if (w.copyOne()) continue;
+        if (w.spareTask()) continue;
         Atomics.wait(ctrl, WAKE, wake);
         continue;
       }
@@ -236,7 +241,7 @@ export function hostImageWriter(sab: SharedArrayBuffer, fd: number, port: Messag
         if (!w.writeStaged()) {
           if (w.consumed === produced) {
             if (Atomics.load(ctrl, QUIT) === 1) break;
-            if (!w.compressOne() && !w.copyOne()) {
+            if (!w.spareTask()) {
               const left = TURN_MS - (performance.now() - turned);
               if (left > 0) {
                 Atomics.wait(ctrl, WAKE, wake, left);

@@ -9,6 +9,7 @@
 
 import { saltHalves, zapHash28 } from './crc64.js';
 import { ZAP_MAXVALUELEN, checkName, nameForError, valueInfo, writeValueBE, type ZapEntry } from './types.js';
+import { u32be } from '../util/endian.js';
 
 export interface PackedEntries {
   n: number;
@@ -205,8 +206,8 @@ export function packDirEntries(src: Uint8Array, at: number, n: number, salt: big
     values.reserve(8);
     const vb = values.buf;
     const o = values.len;
-    vb[o] = hi >>> 24; vb[o + 1] = hi >>> 16; vb[o + 2] = hi >>> 8; vb[o + 3] = hi;
-    vb[o + 4] = lo >>> 24; vb[o + 5] = lo >>> 16; vb[o + 6] = lo >>> 8; vb[o + 7] = lo;
+    u32be(vb, o, hi);
+    u32be(vb, o + 4, lo);
     values.len += 8;
     valueOff[i + 1] = values.len;
     intLen[i] = 8;

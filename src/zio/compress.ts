@@ -9,6 +9,7 @@
 // decoder allows.)
 import { lz4CompressBlock, lz4DecompressBlock } from './lz4.js';
 import { COMP_LZ4, COMP_OFF, COMP_ZLE } from './blkptr.js';
+import { u32be } from '../util/endian.js';
 
 let scratch = new Uint8Array(0);
 
@@ -31,11 +32,7 @@ export function lz4CompressZfs(src: Uint8Array): Uint8Array | null {
   // the block comes with room in front for the length word: no copy
   const out = lz4CompressBlock(src, limit - 4, 4);
   if (!out) return null;
-  const n = out.length - 4;
-  out[0] = n >>> 24;
-  out[1] = (n >>> 16) & 0xff;
-  out[2] = (n >>> 8) & 0xff;
-  out[3] = n & 0xff;
+  u32be(out, 0, out.length - 4);
   return out;
 }
 

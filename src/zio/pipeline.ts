@@ -40,10 +40,15 @@ export class BlockPipeline {
    * must not drain (and need not: that entry is ahead of all still queued).
    */
   private placing = false;
-  /** The data bytes of the jobs queued and not placed yet (what an out-of-space estimate has read but not allocated). */
-  queuedBytes = 0;
 
   constructor(readonly pool: CompressPool) {}
+
+  /** The data bytes of the jobs not placed yet: what an out-of-space estimate has read but not allocated (counted when asked: rarely). */
+  get queuedBytes(): number {
+    let n = 0;
+    for (let i = this.head; i < this.objs.length; i++) if (this.kinds[i] === JOB) n += this.vals[i]!;
+    return n;
+  }
 
   /** Whether nothing waits to be placed. */
   get empty(): boolean {
@@ -60,7 +65,6 @@ export class BlockPipeline {
     while (this.pool.full) this.placeOne();
     this.pool.submit(block, comp);
     this.queue(o, JOB, dataLen);
-    this.queuedBytes += dataLen;
     this.settle();
   }
 
@@ -111,7 +115,6 @@ export class BlockPipeline {
       } else if (kind === JOB) {
         const r = this.pool.retire();
         o.placeBlock(r.input, r.output, val);
-        this.queuedBytes -= val;
       } else {
         o.placed(val);
       }
