@@ -13,6 +13,7 @@ import type { JobsMessage } from './image-writer-loop.js';
 import { checksumInPlace } from '../zio/fletcher4.js';
 import type { CompressHelper } from '../zio/compress-pool.js';
 import { CopyQueue } from './copy-queue.js';
+import { copyBytes } from '../util/bytes.js';
 
 const COMBINE_LIMIT = 8 * 1024 * 1024;
 
@@ -211,7 +212,7 @@ export class ImageFile {
       return;
     }
     if (this.pendLen > 0 && offset === this.pendStart + this.pendLen && this.pendLen + data.length <= COMBINE_LIMIT) {
-      this.pend!.set(data, this.pendLen);
+      copyBytes(this.pend!, data, this.pendLen);
       this.pendLen += data.length;
       return;
     }
@@ -220,7 +221,7 @@ export class ImageFile {
       this.pwriteAll(data, offset);
       return;
     }
-    this.pend!.set(data, 0);
+    copyBytes(this.pend!, data, 0);
     this.pendStart = offset;
     this.pendLen = data.length;
   }
@@ -343,7 +344,7 @@ export class ImageFile {
       // (budget >= fill: what fits the budget fits the slot)
       const n = Math.min(data.length - done, SLOT_BYTES - this.budget);
       if (!this.segment(offset + done, n, SRC_SLOT, 0)) { this.handOff(); continue; }
-      ring.data.set(n === data.length ? data : data.subarray(done, done + n), (this.produced % RING_SLOTS) * SLOT_BYTES + this.fill);
+      copyBytes(ring.data, n === data.length ? data : data.subarray(done, done + n), (this.produced % RING_SLOTS) * SLOT_BYTES + this.fill);
       this.fill += n;
       this.budget += n;
       done += n;

@@ -12,6 +12,7 @@
 import type { Worker } from 'node:worker_threads';
 import { startThread, threadScript } from '../util/threads.js';
 import { compressBlock } from './compress.js';
+import { copyBytes } from '../util/bytes.js';
 
 export const SLOT_BYTES = 128 * 1024;
 const OUT_BYTES = SLOT_BYTES + 1024;
@@ -79,7 +80,7 @@ export function takeJob(ring: JobRing): boolean {
   const j = t % ring.count;
   const at = j * JOB_WORDS;
   const c = compressBlock(jobs[at + 1]!, ring.inputs[j]!.subarray(0, jobs[at]!));
-  if (c) ring.outputs[j]!.set(c);
+  if (c) copyBytes(ring.outputs[j]!, c);
   jobs[at + 2] = c ? c.length : -1;
   Atomics.store(jobs, at + 3, DONE);
   Atomics.notify(jobs, at + 3);
@@ -178,7 +179,7 @@ export class CompressPool {
     const ring = this.ring ?? this.start();
     const j = this.submitted % this.jobs;
     const at = j * JOB_WORDS;
-    ring.inputs[j]!.set(block);
+    copyBytes(ring.inputs[j]!, block);
     ring.jobs[at] = block.length;
     ring.jobs[at + 1] = comp;
     Atomics.store(ring.jobs, at + 3, FILLED);

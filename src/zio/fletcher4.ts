@@ -12,6 +12,7 @@ import {
 } from './fletcher4-wasm.js';
 import type { Fletcher4Words } from './fletcher4-ref.js';
 import { FLETCHER4_RESERVED } from './fletcher4-memory.js';
+import { copyBytes } from '../util/bytes.js';
 
 export { FLETCHER4_RESERVED } from './fletcher4-memory.js';
 
@@ -137,7 +138,7 @@ export class Fletcher4Kernel {
       }
     }
     this.#reserve(len);
-    this.#heap.set(data, DATA_OFF);
+    copyBytes(this.#heap, data, DATA_OFF);
     this.#exports.fletcher4(DATA_OFF, len, CKSUM_OFF);
   }
 

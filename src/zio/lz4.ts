@@ -13,6 +13,7 @@
 // it fills exactly the expected number of bytes.
 
 import { LZ4_DST_SLACK, LZ4_HASH_TABLE_BYTES, LZ4_SRC_SLACK, LZ4_WASM_BASE64 } from './lz4-wasm.js';
+import { copyBytes } from '../util/bytes.js';
 
 const WASM_PAGE = 65536;
 /** Input is copied here, right above the kernel's hash table. */
@@ -71,7 +72,7 @@ export function lz4CompressBlock(src: Uint8Array, limit: number, head = 0): Uint
   const lim = Math.min(Math.floor(limit), bound);
   const dstOff = ((SRC_OFF + n + LZ4_SRC_SLACK + 15) & ~15) + head;
   reserve(dstOff + bound + LZ4_DST_SLACK);
-  heap.set(src, SRC_OFF);
+  copyBytes(heap, src, SRC_OFF);
   const len = kernel.lz4_compress(SRC_OFF, n, dstOff, lim);
   return len === 0 ? null : heap.subarray(dstOff - head, dstOff + len);
 }

@@ -10,6 +10,7 @@ import type { CompressPool } from './compress-pool.js';
 import { BlockPipeline } from './pipeline.js';
 import { DMU_OT_DNODE, DMU_OT_OBJSET } from '../dmu/types.js';
 import { fletcher4 } from './fletcher4.js';
+import { copyBytes } from '../util/bytes.js';
 
 /** Bytes charged to one object set (dsl: referenced, compressed, uncompressed). */
 export class SpaceAccount {
@@ -31,7 +32,7 @@ let physScratch = new Uint8Array(0);
 /** `c` zero-padded to `psize` bytes, in physScratch: valid until the next call. */
 function padded(c: Uint8Array, psize: number): Uint8Array {
   if (physScratch.length < psize) physScratch = new Uint8Array(Math.max(psize, 2 * physScratch.length));
-  physScratch.set(c);
+  copyBytes(physScratch, c);
   physScratch.fill(0, c.length, psize);
   return physScratch.subarray(0, psize);
 }

@@ -15,6 +15,7 @@ import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } fr
 import { PLANNED_INDBLKSHIFT, PlannedObject } from '../dmu/planned.js';
 import type { CopyJob, CopyQueue } from '../vdev/copy-queue.js';
 import type { BlockPipeline, PipelinedObject } from '../zio/pipeline.js';
+import { copyBytes } from '../util/bytes.js';
 
 export const RECORDSIZE = 128 * 1024;
 
@@ -475,7 +476,7 @@ export class FileDataWriter implements PipelinedObject {
       }
       this.buf ??= claimScratch(this.blksz);
       const n = Math.min(this.blksz - this.fillLen, chunk.length - off);
-      this.buf.set(chunk.subarray(off, off + n), this.fillLen);
+      copyBytes(this.buf, chunk.subarray(off, off + n), this.fillLen);
       this.fillLen += n;
       off += n;
       if (this.fillLen === this.blksz) this.flushBlock();
