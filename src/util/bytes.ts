@@ -3,10 +3,11 @@
 // such a copy with relaxed atomic loads and stores, as the JavaScript memory
 // model asks of shared memory: 13-28 GB/s where source and target are alike
 // modulo 8, ~3.5 GB/s where they are not, against ~45 GB/s for a plain
-// memmove. Node's Buffer copy is that memmove on Node 22 and later, but on
-// Node 22 and 24 only when the source is a view of its whole buffer (a view
-// of part of it takes the slow path), hence the whole-buffer views below. On
-// Node 20 it is no faster than set(). The threads that share a ring order
+// memmove. Node's Buffer copy is that memmove on Node 22 and later (on Node
+// 26 not from one shared buffer into another), but on Node 22 and 24 only
+// when the source is a view of its whole buffer (a view of part of it takes
+// the slow path), hence the whole-buffer views below. On Node 20 it is no
+// faster than set(). The threads that share a ring order
 // their accesses with Atomics, so no copy here races with a write.
 // (bench/RESULTS.md, thirty-third round)
 
