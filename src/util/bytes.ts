@@ -7,8 +7,8 @@
 // 26 not from one shared buffer into another), but on Node 22 and 24 only
 // when the source is a view of its whole buffer (a view of part of it takes
 // the slow path), hence the whole-buffer views below. On Node 20 it is no
-// faster than set(). The threads that share a ring order
-// their accesses with Atomics, so no copy here races with a write.
+// faster than set(). The threads that share a ring order their accesses
+// with Atomics, so no copy here races with a write.
 // (bench/RESULTS.md, thirty-third round)
 
 const bufferCopy = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number) => number;
