@@ -60,7 +60,7 @@ export class HostFileReader {
   // inline reading: the queue of requested files; the ring slot being
   // filled and how far; per slot, the image's mark when it was left (0:
   // nothing of it handed over), so a slot is only refilled once written
-  private inline: { path: string | Uint8Array; size: number; block: number }[] = [];
+  private inline: { path: string | Uint8Array; size: number; block: number; fd: number }[] = [];
   private inlineHead = 0;
   /** The file being read inline when a read stopped short of a wait (read(sink, false)): the rest of it comes next. */
   private partial: { fd: number; pos: number; size: number; block: number } | null = null;
@@ -98,15 +98,25 @@ export class HostFileReader {
    * The next file the build will read (files are read in the order
    * requested). `block`: the block size the image stores it in (by
    * default that of a file of this size at the reader's record size): the
-   * reader thread hands over whole zero-padded blocks of it.
+   * reader thread hands over whole zero-padded blocks of it. `fd`: the
+   * file already open (HeldFiles), now the reader's to close; -1: it is
+   * opened by its path.
    */
-  request(path: string | Uint8Array, size: number, block = 0): void {
-    if (block === 0) block = fileBlockSize(size, this.record);
-    if (!(block >= 512 && block <= READ_SLOT_BYTES)) throw new RangeError(`block size ${block} outside 512..${READ_SLOT_BYTES}`);
+  request(path: string | Uint8Array, size: number, block = 0, fd = -1): void {
+    try {
+      if (block === 0) block = fileBlockSize(size, this.record);
+      if (!(block >= 512 && block <= READ_SLOT_BYTES)) throw new RangeError(`block size ${block} outside 512..${READ_SLOT_BYTES}`);
+    } catch (e) {
+      if (fd >= 0) closeSync(fd);
+      throw e;
+    }
     if (!this.worker) {
-      this.inline.push({ path, size, block });
+      this.inline.push({ path, size, block, fd });
       return;
     }
+    // (the thread opens files by path: one whose open is measured to pay
+    // there would come with its descriptor in the batch)
+    if (fd >= 0) closeSync(fd);
     // Structured-cloning an object per file cost more than reading small
     // files: the batch goes as two typed arrays instead.
     const need = (typeof path === 'string' ? Buffer.byteLength(path) : path.length) + 1;
@@ -249,11 +259,13 @@ export class HostFileReader {
         this.inline.splice(0, this.inlineHead);
         this.inlineHead = 0;
       }
-      let fd: number;
-      try {
-        fd = openSync(fsPath(req.path), 'r');
-      } catch (e) {
-        throw asReadError(e);
+      let fd = req.fd;
+      if (fd < 0) {
+        try {
+          fd = openSync(fsPath(req.path), 'r');
+        } catch (e) {
+          throw asReadError(e);
+        }
       }
       f = { fd, pos: 0, size: req.size, block: req.block };
     }
@@ -316,6 +328,13 @@ export class HostFileReader {
       closeSync(this.partial.fd);
       this.partial = null;
     }
+    // files requested and never read (the build failed) that came open
+    for (let i = this.inlineHead; i < this.inline.length; i++) {
+      const fd = this.inline[i]!.fd;
+      if (fd >= 0) closeSync(fd);
+    }
+    this.inline = [];
+    this.inlineHead = 0;
     if (this.ring) {
       Atomics.store(this.ring.ctrl, R_QUIT, 1);
       Atomics.notify(this.ring.ctrl, R_CONSUMED);

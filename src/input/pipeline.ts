@@ -18,6 +18,7 @@ import { readManifest } from './manifest.js';
 import { wholeText, type ChunkSource, type Warn } from './mtree.js';
 import { forceOwners, ownerOverride } from './owners.js';
 import { hostUserDb, resolveGroup, resolveUser, userDbFromDir, type UserDb } from './passwd.js';
+import { HeldFiles } from './held-files.js';
 import { prewriteData, Prewriter } from './prewrite.js';
 import { applySpec } from './spec.js';
 import { clampTimes, type TimePolicy } from './times.js';
@@ -228,6 +229,8 @@ export async function openInputs(
     // data is written while it is walked (the same order, the same image).
     let alongside: Prewriter | undefined;
     const overlap = opts.prewrite && primary.kind === 'dir' && plan.inputs.length === 1 && spec === undefined;
+    // files the walk opens for the data written alongside (see HeldFiles)
+    const held = overlap ? new HeldFiles() : undefined;
     // The directories up to the first later tarball are walked as one;
     // what follows is merged in order once they are.
     const firstTar = later.findIndex((x) => x.kind === 'tar');
@@ -278,13 +281,13 @@ export async function openInputs(
             }
           };
           const onDirectory = !overlap ? undefined : (dir: Inode): void => {
-            alongside ??= new Prewriter(dir, ctx, { complete: false });
+            alongside ??= new Prewriter(dir, ctx, { complete: false, held });
             alongside.walked(dir);
             pump();
           };
           try {
             ({ root, totals: walked, merger } = walkCounted([first, ...walkedTogether.map((x) => x.path)], {
-              timestamp: plan.policy.stamp, onDirectory, onTick: overlap ? pump : undefined,
+              timestamp: plan.policy.stamp, onDirectory, onTick: overlap ? pump : undefined, held,
             }));
             if (mergedAfter.length > 0) {
               await mergeLater(merger, mergedAfter);
@@ -367,6 +370,7 @@ export async function openInputs(
       return root;
     } finally {
       alongside?.close();
+      held?.closeAll();
     }
   };
 }

@@ -9,6 +9,7 @@
 import type { FileSink, InputContext } from '../image.js';
 import { fsUserError, UserError } from '../util/errors.js';
 import { RECORDSIZE } from '../zpl/filedata.js';
+import type { HeldFiles } from './held-files.js';
 import { HostFileReader, HostReadError } from './host-reader.js';
 import { sortTree, type DataSource, type Inode } from './tree.js';
 import { showPath } from './walk.js';
@@ -68,10 +69,13 @@ export class Prewriter {
   /** The file at the window's head when pump() left it part-written (its sink stays open). */
   private writing: Writing | null = null;
   private readonly reader: HostFileReader;
+  private readonly held: HeldFiles | undefined;
 
-  constructor(root: Inode, private readonly ctx: InputContext, opts: { complete: boolean }) {
+  /** `held`: the files the walk opened (their descriptors are taken here, read through, and closed). */
+  constructor(root: Inode, private readonly ctx: InputContext, opts: { complete: boolean; held?: HeldFiles }) {
     this.cursor = new FileCursor(root, opts.complete ? null : new Set(), ctx.pathsMatter !== false);
     this.reader = new HostFileReader(RECORDSIZE, ctx.adoptBuffer?.bind(ctx));
+    this.held = opts.held;
   }
 
   /** A directory whose entries are now all known (sorted by name). */
@@ -123,8 +127,14 @@ export class Prewriter {
       if (src === undefined || src.kind === 'written') continue;
       this.inWindow.add(f.ino);
       const copy = src.kind === 'path' && this.ctx.copies?.(f.ino.size, f.path, src.path) === true;
-      // (0: the reader's own choice, blocks of a file at the usual record size)
-      if (src.kind === 'path' && !copy) this.reader.request(src.path, f.ino.size, this.ctx.blockSize?.(f.ino.size, f.path) ?? 0);
+      if (src.kind === 'path' && !copy) {
+        // (0: the reader's own choice, blocks of a file at the usual record size)
+        const block = this.ctx.blockSize?.(f.ino.size, f.path) ?? 0;
+        this.reader.request(src.path, f.ino.size, block, this.held?.take(f.ino) ?? -1);
+      } else {
+        // (a file the image copies itself is opened by path where it is copied)
+        this.held?.drop(f.ino);
+      }
       this.window.push({ ino: f.ino, src, path: f.path, copy });
     }
   }

@@ -5,7 +5,7 @@
 // by a wide margin and the walk has nothing else to overlap with.
 
 import { isUtf8 } from 'node:buffer';
-import { lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { closeSync, lstatSync, readdirSync, readlinkSync, statSync, type BigIntStats, type Dirent as FsDirent } from 'node:fs';
 import { fsUserError, UserError } from '../util/errors.js';
 import { showPath } from '../util/showpath.js';
 import {
@@ -15,6 +15,7 @@ import {
 import { WrittenData, type FileDataSlab } from '../zpl/filedata.js';
 import { SharedTime } from './times.js';
 import { fileAttrs, type FileAttrs } from './attrs.js';
+import type { HeldFiles } from './held-files.js';
 
 // (messages elsewhere spell paths with it too; it lives where the command line can take it alone)
 export { showPath };
@@ -34,6 +35,12 @@ export interface WalkOptions {
    * writer fed while a large directory is walked.
    */
   onTick?: () => void;
+  /**
+   * Where regular files may be held open from the walk until their data
+   * is read (held-files.ts): only for a walk whose data is read as it
+   * goes, which takes each file's descriptor (or drops it).
+   */
+  held?: HeldFiles;
 }
 
 /** Entries walked between two onTick calls. */
@@ -309,6 +316,7 @@ class Walker {
   private readonly stamp: Timespec | undefined;
   private readonly onDirectory: ((dir: Inode) => void) | undefined;
   private readonly onTick: (() => void) | undefined;
+  private readonly held: HeldFiles | undefined;
   private readonly arena = new Arena();
   /** Where each child's full path is put together for lstat (a new Buffer per entry would be garbage). */
   private scratch = Buffer.allocUnsafeSlow(4096);
@@ -330,6 +338,7 @@ class Walker {
     this.stamp = opts.timestamp === undefined ? undefined : Object.freeze({ ...opts.timestamp });
     this.onDirectory = opts.onDirectory;
     this.onTick = opts.onTick;
+    this.held = opts.held;
   }
 
   walkInput(dir: string): Inode {
@@ -358,9 +367,11 @@ class Walker {
       const path = plen > 1 ? prefix.subarray(0, plen - 1) : prefix;
       // latin1 maps bytes 1:1 to code units: names stay byte-exact, and a
       // string is far cheaper to make than the Buffer per name of 'buffer'.
-      let names: string[];
+      // The entry types say which names are regular files, which may be
+      // opened at once (see HeldFiles).
+      let listed: FsDirent[];
       try {
-        names = readdirSync(path, { encoding: 'latin1' });
+        listed = readdirSync(path, { encoding: 'latin1', withFileTypes: true }) as unknown as FsDirent[];
       } catch (err) {
         throw fsUserError(showPath(path), err);
       }
@@ -368,13 +379,13 @@ class Walker {
       // path a shared hard-linked inode gets its source from, which error
       // is reported first) independent of readdir order. Code unit order of
       // latin1 strings is byte order.
-      names.sort();
+      listed.sort(byName);
       this.reserve(plen + MAX_NAME_BYTES + 1);
       prefix.copy(this.scratch, 0);
-      const entries: Dirent[] = new Array(names.length);
+      const entries: Dirent[] = new Array(listed.length);
       const subdirs: Pending[] = [];
-      for (let i = 0; i < names.length; i++) {
-        const s = names[i]!;
+      for (let i = 0; i < listed.length; i++) {
+        const s = listed[i]!.name;
         if (s.length > MAX_NAME_BYTES) this.reserve(plen + s.length);
         const end = plen + this.scratch.write(s, plen, 'latin1');
         const childPath = this.scratch.subarray(0, end);
@@ -383,7 +394,7 @@ class Walker {
         }
         const name = this.names.share(s);
         if (this.onTick !== undefined && (i + 1) % TICK_ENTRIES === 0) this.onTick();
-        const inode = this.visit(childPath, prefix, name);
+        const inode = this.visit(childPath, prefix, name, listed[i]!.isFile());
         if (!this.relinked) countInode(this.totals, inode);
         // a file first met here is its own entry (see HostFile)
         entries[i] = inode instanceof HostFile && !this.relinked ? inode : new WalkDirent(name, inode);
@@ -407,14 +418,36 @@ class Walker {
     this.scratch = bigger;
   }
 
-  /** `path` (a view into the scratch buffer) is `prefix` + `name`. */
-  private visit(path: Buffer, prefix: Buffer, name: string): Inode {
-    let st: BigIntStats;
+  /**
+   * `path` (a view into the scratch buffer) is `prefix` + `name`; `regular`:
+   * its directory entry says it is a regular file.
+   */
+  private visit(path: Buffer, prefix: Buffer, name: string, regular: boolean): Inode {
+    const opened = regular ? this.held?.open(path) : undefined;
+    if (opened === undefined) return this.visitStat(path, prefix, name, this.lstat(path));
+    let inode: Inode | undefined;
     try {
-      st = lstatSync(path, { bigint: true });
+      inode = this.visitStat(path, prefix, name, opened.st);
+    } finally {
+      // held for a file whose data is to be read; closed for a name of a
+      // hard link met before, or what was no regular file by the time it
+      // was opened
+      if (inode instanceof HostFile && !this.relinked) this.held!.hold(inode, opened.fd);
+      else closeSync(opened.fd);
+    }
+    return inode;
+  }
+
+  private lstat(path: Buffer): BigIntStats {
+    try {
+      return lstatSync(path, { bigint: true });
     } catch (err) {
       throw fsUserError(showPath(path), err);
     }
+  }
+
+  /** visit(), given the entry's stat. */
+  private visitStat(path: Buffer, prefix: Buffer, name: string, st: BigIntStats): Inode {
     const type = nodeType(st);
     if (type === undefined) throw new UserError(`${showPath(path)}: unsupported file type`);
 
@@ -489,6 +522,11 @@ class Walker {
     }
     return this.lastTime;
   }
+}
+
+/** Directory entries in byte order of their (latin1) names. */
+function byName(a: FsDirent, b: FsDirent): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }
 
 function nodeType(st: BigIntStats): NodeType | undefined {

@@ -6,12 +6,12 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import type { InputContext } from '../../src/image.js';
 import { prewriteData } from '../../src/input/prewrite.js';
 import { newDir, sortTree, type Inode } from '../../src/input/tree.js';
 import { hostDevice, linuxDevice, showPath, timespecFromNs, walkCounted, walkDirectories } from '../../src/input/walk.js';
 import { treeTotals } from '../../src/build.js';
 import { UserError } from '../../src/util/errors.js';
+import { memoryContext } from '../helpers/memory-context.js';
 
 /** A source path as fs calls take it (raw bytes for names that are not UTF-8). */
 const fsPathOf = (p: string | Uint8Array): string | Buffer => (typeof p === 'string' ? p : Buffer.from(p));
@@ -419,21 +419,7 @@ describe('walkDirectories: several inputs merge like makefs', () => {
 
 /** Run prewriteData with an in-memory sink: which files were read, under which path, with what bytes. */
 function prewrite(root: Inode): Array<[path: string, data: string]> {
-  const got: Array<[string, string]> = [];
-  const ctx: InputContext = {
-    beginFile(size, path) {
-      const parts: Buffer[] = [];
-      return {
-        write: (c) => void parts.push(Buffer.from(c)),
-        end: () => {
-          const data = Buffer.concat(parts, size);
-          got.push([path!, data.toString('latin1')]);
-          return { kind: 'bytes', data };
-        },
-      };
-    },
-    discard() {},
-  };
+  const { ctx, got } = memoryContext();
   prewriteData(root, ctx);
   return got;
 }
