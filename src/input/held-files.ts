@@ -1,11 +1,12 @@
 // Staged regular files the walk opened, kept open until their data is read.
 // A file taken by lstat(path) and later open(path) has its full path looked
-// up twice; open(path) then fstat(fd) looks it up once, which took 10-19%
+// up twice; open(path) then fstat(fd) looks it up once, which took 6-15%
 // off the build thread's system time on /usr and on 100k small files
 // (bench/RESULTS.md, thirty-fourth round). Only a walk whose data is
-// written alongside (prewrite.ts) holds files, and only up to a budget:
-// elsewhere the data is read after the whole tree, and holding every file
-// open until then would take as many descriptors as the tree has files.
+// written alongside (prewrite.ts) and read on the build thread holds files,
+// and only up to a budget: elsewhere the data is read after the whole tree,
+// and holding every file open until then would take as many descriptors as
+// the tree has files.
 
 import { closeSync, constants, fstatSync, openSync, type BigIntStats } from 'node:fs';
 import type { Inode } from './tree.js';
@@ -14,24 +15,32 @@ import type { Inode } from './tree.js';
  * Most files held open at once. A directory's files are read only once
  * the walk has been through it (and through the subdirectories sorted
  * before them), so the files held are those of the directories on the
- * walk's way down: /usr held ~600 at the most after each directory, and
- * a file past the budget is taken by lstat and read by path, as before.
- * Node raises its soft descriptor limit to the hard one at start-up, which
- * is far above this on any system it runs on.
+ * walk's way down: /usr held ~630 at the most after each directory, and
+ * 98.5k of its 118k files fit in 512 (101k in 1,024). A file past the
+ * budget is taken by lstat and read by path, as before. The reader holds
+ * up to its look-ahead (256) more, taken from here and not yet read.
  */
-export const HELD_FILES = 1024;
+export const HELD_FILES = 512;
 
 // O_NOFOLLOW: a name that became a symlink since readdir is not followed
 // (the open fails and the walk lstat()s it). O_NONBLOCK: one that became a
-// FIFO does not block the open. Neither exists on Windows, where nothing
+// FIFO does not block the open. O_NOCTTY: one that became a terminal does
+// not become the process's. None of them exists on Windows, where nothing
 // is held.
 const OPEN_FLAGS =
-  constants.O_NOFOLLOW === undefined || constants.O_NONBLOCK === undefined ? undefined : constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  constants.O_NOFOLLOW === undefined || constants.O_NONBLOCK === undefined
+    ? undefined
+    : constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | (constants.O_NOCTTY ?? 0);
 
 export class HeldFiles {
   private readonly fds = new Map<Inode, number>();
 
-  constructor(private readonly budget = HELD_FILES) {}
+  constructor(private budget = HELD_FILES) {}
+
+  /** Whether files are still being held (see stop). */
+  get active(): boolean {
+    return this.budget > 0;
+  }
 
   /**
    * A regular file (by its directory entry) opened and stat'ed through its
@@ -44,7 +53,9 @@ export class HeldFiles {
     let fd: number;
     try {
       fd = openSync(path, OPEN_FLAGS);
-    } catch {
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === 'EMFILE' || code === 'ENFILE') this.shed();
       return undefined;
     }
     try {
@@ -77,6 +88,27 @@ export class HeldFiles {
 
   get size(): number {
     return this.fds.size;
+  }
+
+  /**
+   * Out of descriptors (a hard limit Node could not raise, say `ulimit -n
+   * 1024`): the rest of the process needs them more. Half of those held
+   * are closed (those files are read by path) and no more are held.
+   */
+  private shed(): void {
+    // (the last ones held are the last to be read)
+    const held = [...this.fds];
+    for (const [ino, fd] of held.slice(held.length >> 1)) {
+      this.fds.delete(ino);
+      closeSync(fd);
+    }
+    this.budget = 0;
+  }
+
+  /** Hold no more, and close what is held (the data will not be read: the build is failing). */
+  stop(): void {
+    this.budget = 0;
+    this.closeAll();
   }
 
   /** Close every descriptor still held (the build is over, or failed). */

@@ -33,7 +33,7 @@ const BATCH = 64;
  * faster on /usr, 100k small files or two 1.5 GiB files, warm or cold cache,
  * and ~8 MB more memory for the thread's isolate.
  */
-function threadedReads(): boolean {
+export function threadedReads(): boolean {
   return process.env.TSMAKEFS_READER === '1';
 }
 
@@ -114,8 +114,7 @@ export class HostFileReader {
       this.inline.push({ path, size, block, fd });
       return;
     }
-    // (the thread opens files by path: one whose open is measured to pay
-    // there would come with its descriptor in the batch)
+    // (the thread opens files by path; the pipeline holds none for it)
     if (fd >= 0) closeSync(fd);
     // Structured-cloning an object per file cost more than reading small
     // files: the batch goes as two typed arrays instead.

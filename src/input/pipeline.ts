@@ -19,6 +19,7 @@ import { wholeText, type ChunkSource, type Warn } from './mtree.js';
 import { forceOwners, ownerOverride } from './owners.js';
 import { hostUserDb, resolveGroup, resolveUser, userDbFromDir, type UserDb } from './passwd.js';
 import { HeldFiles } from './held-files.js';
+import { threadedReads } from './host-reader.js';
 import { prewriteData, Prewriter } from './prewrite.js';
 import { applySpec } from './spec.js';
 import { clampTimes, type TimePolicy } from './times.js';
@@ -229,8 +230,9 @@ export async function openInputs(
     // data is written while it is walked (the same order, the same image).
     let alongside: Prewriter | undefined;
     const overlap = opts.prewrite && primary.kind === 'dir' && plan.inputs.length === 1 && spec === undefined;
-    // files the walk opens for the data written alongside (see HeldFiles)
-    const held = overlap ? new HeldFiles() : undefined;
+    // files the walk opens for the data written alongside, when the build
+    // thread reads them (see HeldFiles)
+    const held = overlap && !threadedReads() ? new HeldFiles() : undefined;
     // The directories up to the first later tarball are walked as one;
     // what follows is merged in order once they are.
     const firstTar = later.findIndex((x) => x.kind === 'tar');
@@ -278,6 +280,8 @@ export async function openInputs(
               alongside.pump();
             } catch (e) {
               dataError = { e };
+              // (the walk goes on to the end, but no more data is read)
+              held?.stop();
             }
           };
           const onDirectory = !overlap ? undefined : (dir: Inode): void => {

@@ -1,6 +1,7 @@
 // Staging directories -> tree model. Only metadata is gathered (one lstat per
-// entry, file contents stay on disk), so memory grows with the entry count,
-// not with the bytes staged. Synchronous fs calls are deliberate: for
+// entry, or an open and fstat for a file held open until its data is read:
+// see HeldFiles; file contents stay on disk), so memory grows with the entry
+// count, not with the bytes staged. Synchronous fs calls are deliberate: for
 // hundreds of thousands of tiny lstat/readdir calls they beat the promise API
 // by a wide margin and the walk has nothing else to overlap with.
 
@@ -317,8 +318,10 @@ class Walker {
   private readonly onDirectory: ((dir: Inode) => void) | undefined;
   private readonly onTick: (() => void) | undefined;
   private readonly held: HeldFiles | undefined;
+  /** Whether readdir's entry types can be had (see list). */
+  private entryTypes = true;
   private readonly arena = new Arena();
-  /** Where each child's full path is put together for lstat (a new Buffer per entry would be garbage). */
+  /** Where each child's full path is put together for lstat or open (a new Buffer per entry would be garbage). */
   private scratch = Buffer.allocUnsafeSlow(4096);
   // A tree has few distinct mtimes (/usr: 2.4k for 156k entries; a
   // package's files share one), so equal times share one frozen object
@@ -365,27 +368,13 @@ class Walker {
       const { dir, prefix } = pending.pop()!;
       const plen = prefix.length;
       const path = plen > 1 ? prefix.subarray(0, plen - 1) : prefix;
-      // latin1 maps bytes 1:1 to code units: names stay byte-exact, and a
-      // string is far cheaper to make than the Buffer per name of 'buffer'.
-      // The entry types say which names are regular files, which may be
-      // opened at once (see HeldFiles).
-      let listed: FsDirent[];
-      try {
-        listed = readdirSync(path, { encoding: 'latin1', withFileTypes: true }) as unknown as FsDirent[];
-      } catch (err) {
-        throw fsUserError(showPath(path), err);
-      }
-      // Sorting before the lstat loop makes every observable choice (which
-      // path a shared hard-linked inode gets its source from, which error
-      // is reported first) independent of readdir order. Code unit order of
-      // latin1 strings is byte order.
-      listed.sort(byName);
+      const { names, regular } = this.list(path);
       this.reserve(plen + MAX_NAME_BYTES + 1);
       prefix.copy(this.scratch, 0);
-      const entries: Dirent[] = new Array(listed.length);
+      const entries: Dirent[] = new Array(names.length);
       const subdirs: Pending[] = [];
-      for (let i = 0; i < listed.length; i++) {
-        const s = listed[i]!.name;
+      for (let i = 0; i < names.length; i++) {
+        const s = names[i]!;
         if (s.length > MAX_NAME_BYTES) this.reserve(plen + s.length);
         const end = plen + this.scratch.write(s, plen, 'latin1');
         const childPath = this.scratch.subarray(0, end);
@@ -394,7 +383,7 @@ class Walker {
         }
         const name = this.names.share(s);
         if (this.onTick !== undefined && (i + 1) % TICK_ENTRIES === 0) this.onTick();
-        const inode = this.visit(childPath, prefix, name, listed[i]!.isFile());
+        const inode = this.visit(childPath, prefix, name, regular !== null && regular[i]!);
         if (!this.relinked) countInode(this.totals, inode);
         // a file first met here is its own entry (see HostFile)
         entries[i] = inode instanceof HostFile && !this.relinked ? inode : new WalkDirent(name, inode);
@@ -408,6 +397,45 @@ class Walker {
       // Reversed onto the stack so subdirectories, too, are walked in name order.
       for (let i = subdirs.length - 1; i >= 0; i--) pending.push(subdirs[i]!);
     }
+  }
+
+  /**
+   * A directory's names in byte order, and, when files may be held open,
+   * which of them are regular files by their directory entry (null: not
+   * asked for, or not known).
+   */
+  private list(path: Buffer): { names: string[]; regular: boolean[] | null } {
+    if (this.held?.active === true && this.entryTypes) {
+      let listed: FsDirent[] | undefined;
+      try {
+        listed = readdirSync(path, { encoding: 'latin1', withFileTypes: true }) as unknown as FsDirent[];
+      } catch (err) {
+        // A file system that does not report an entry's type (DT_UNKNOWN:
+        // XFS without ftype, NFSv3, many FUSE ones) has Node lstat the entry
+        // by a path it cannot join from a Buffer and a string: a TypeError,
+        // not a system error. Such a walk lists names alone from then on.
+        if ((err as { syscall?: unknown }).syscall !== undefined) throw fsUserError(showPath(path), err);
+        this.entryTypes = false;
+      }
+      if (listed !== undefined) {
+        listed.sort(byName);
+        return { names: listed.map((d) => d.name), regular: listed.map((d) => d.isFile()) };
+      }
+    }
+    // latin1 maps bytes 1:1 to code units: names stay byte-exact, and a
+    // string is far cheaper to make than the Buffer per name of 'buffer'.
+    let names: string[];
+    try {
+      names = readdirSync(path, { encoding: 'latin1' });
+    } catch (err) {
+      throw fsUserError(showPath(path), err);
+    }
+    // Sorting before the entries are visited makes every observable choice
+    // (which path a shared hard-linked inode gets its source from, which
+    // error is reported first) independent of readdir order. Code unit
+    // order of latin1 strings is byte order.
+    names.sort();
+    return { names, regular: null };
   }
 
   /** Make the scratch buffer hold at least `n` bytes, keeping what it holds. */
@@ -524,7 +552,7 @@ class Walker {
   }
 }
 
-/** Directory entries in byte order of their (latin1) names. */
+/** Directory entries in byte order of their (latin1) names, as names.sort() orders the names alone. */
 function byName(a: FsDirent, b: FsDirent): number {
   return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }

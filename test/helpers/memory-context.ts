@@ -2,6 +2,9 @@
 // written, under which path (relative to the tree's root), with what bytes.
 
 import type { InputContext } from '../../src/image.js';
+import type { HeldFiles } from '../../src/input/held-files.js';
+import { Prewriter } from '../../src/input/prewrite.js';
+import type { Inode } from '../../src/input/tree.js';
 
 export function memoryContext(): { ctx: InputContext; got: Array<[path: string, data: string]> } {
   const got: Array<[string, string]> = [];
@@ -20,4 +23,21 @@ export function memoryContext(): { ctx: InputContext; got: Array<[path: string, 
     discard() {},
   };
   return { ctx, got };
+}
+
+/**
+ * Every file of a walked tree written into a memoryContext in tree order,
+ * through the descriptors `held` has for them; what is still held is
+ * closed afterwards, whether or not a read failed.
+ */
+export function prewriteHeld(root: Inode, held: HeldFiles): Array<[path: string, data: string]> {
+  const { ctx, got } = memoryContext();
+  const w = new Prewriter(root, ctx, { complete: true, held });
+  try {
+    w.finish();
+  } finally {
+    w.close();
+    held.closeAll();
+  }
+  return got;
 }

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { buildImage, UserError } from '../../src/index.js';
 import { HeldFiles } from '../../src/input/held-files.js';
-import { Prewriter } from '../../src/input/prewrite.js';
+import { openInputs } from '../../src/input/pipeline.js';
 import type { Inode } from '../../src/input/tree.js';
 import { walkCounted } from '../../src/input/walk.js';
-import { memoryContext } from '../helpers/memory-context.js';
+import { memoryContext, prewriteHeld } from '../helpers/memory-context.js';
 
 const linux = process.platform === 'linux';
 
@@ -122,15 +122,7 @@ describe.runIf(linux)('a walk that holds files', () => {
     renameSync(join(stage, 'f1'), join(tmp, 'f1-moved'));
     unlinkSync(join(stage, 'f2'));
     writeFileSync(join(stage, 'f3'), 'DATA OF F3');
-    const { ctx, got } = memoryContext();
-    const w = new Prewriter(root, ctx, { complete: true, held });
-    try {
-      w.finish();
-    } finally {
-      w.close();
-      held.closeAll();
-    }
-    expect(got).toEqual([['f1', 'data of f1'], ['f2', 'data of f2'], ['f3', 'DATA OF F3'], ['f4', 'data of f4']]);
+    expect(prewriteHeld(root, held)).toEqual([['f1', 'data of f1'], ['f2', 'data of f2'], ['f3', 'DATA OF F3'], ['f4', 'data of f4']]);
     expect(fdCount()).toBe(before);
   });
 
@@ -143,13 +135,32 @@ describe.runIf(linux)('a walk that holds files', () => {
     // f02 is held, and the reader has f03 and f04 (held) queued when it
     // finds f02 short; the rest are past the budget
     truncateSync(join(stage, 'f02'), 1);
-    const w = new Prewriter(root, memoryContext().ctx, { complete: true, held });
-    try {
-      expect(() => w.finish()).toThrow(`${join(stage, 'f02')}: file shrank while being read (expected 6 bytes)`);
-    } finally {
-      w.close();
-      held.closeAll();
-    }
+    expect(() => prewriteHeld(root, held)).toThrow(`${join(stage, 'f02')}: file shrank while being read (expected 6 bytes)`);
+    expect(fdCount()).toBe(before);
+  });
+});
+
+describe.runIf(linux)('a build from one staging directory holds its files', () => {
+  test('a file removed once the walk has passed it is still read, through the descriptor the walk held', async () => {
+    const stage = join(tmp, 'stage');
+    mk('stage/a', 'first');
+    mk('stage/b', 'second');
+    mk('stage/d/c', 'third');
+    const source = await openInputs(
+      { inputs: [stage], policy: {}, duplicates: 0, onlySpec: false, allRoot: false, warn: () => {}, xattrs: false },
+      { prewrite: true },
+    );
+    const { ctx, got } = memoryContext();
+    const beginFile = ctx.beginFile.bind(ctx);
+    // the root's files are all opened before the first of them is read
+    ctx.beginFile = (size, path) => {
+      if (path === 'a') unlinkSync(join(stage, 'b'));
+      return beginFile(size, path);
+    };
+    const before = fdCount();
+    if (typeof source !== 'function') throw new Error('a directory input is read as the image is written');
+    await source(ctx);
+    expect(got).toEqual([['a', 'first'], ['b', 'second'], ['d/c', 'third']]);
     expect(fdCount()).toBe(before);
   });
 });
