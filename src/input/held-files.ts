@@ -1,7 +1,7 @@
 // Staged regular files the walk opened, kept open until their data is read.
 // A file taken by lstat(path) and later open(path) has its full path looked
-// up twice; open(path) then fstat(fd) looks it up once, which took 6-15%
-// off the build thread's system time on /usr and on 100k small files
+// up twice; open(path) then fstat(fd) looks it up once, which took 11-15%
+// off the build thread's system time on 100k small files and 1-11% on /usr
 // (bench/RESULTS.md, thirty-fourth round). Only a walk whose data is
 // written alongside (prewrite.ts) and read on the build thread holds files,
 // and only up to a budget: elsewhere the data is read after the whole tree,
