@@ -5,12 +5,13 @@
 // happen on any file system.
 
 import * as realFs from 'node:fs';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { HeldFiles } from '../../src/input/held-files.js';
 import { walkCounted } from '../../src/input/walk.js';
+import { fdCount } from '../helpers/fds.js';
 import { prewriteHeld } from '../helpers/memory-context.js';
 
 const faults = vi.hoisted(() => ({ unknownTypes: false, openBudget: Infinity, typedListings: 0 }));
@@ -53,10 +54,6 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
-
-function fdCount(): number {
-  return readdirSync('/proc/self/fd').length;
-}
 
 function stage(files: number): string {
   const s = join(tmp, 'stage');

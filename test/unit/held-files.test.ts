@@ -13,6 +13,7 @@ import { HeldFiles } from '../../src/input/held-files.js';
 import { openInputs } from '../../src/input/pipeline.js';
 import type { Inode } from '../../src/input/tree.js';
 import { walkCounted } from '../../src/input/walk.js';
+import { fdCount, settledFds } from '../helpers/fds.js';
 import { memoryContext, prewriteHeld } from '../helpers/memory-context.js';
 
 const linux = process.platform === 'linux';
@@ -24,19 +25,6 @@ beforeEach(() => {
 afterEach(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
-
-function fdCount(): number {
-  return readdirSync('/proc/self/fd').length;
-}
-
-/**
- * The descriptors open once those a build closes asynchronously (getfattr's
- * pipes, the writer thread's) are closed: a leak stays above `want`.
- */
-async function settledFds(want: number): Promise<number> {
-  for (let i = 0; i < 100 && fdCount() > want; i++) await new Promise((r) => setTimeout(r, 10));
-  return fdCount();
-}
 
 function mk(rel: string, content: string | Buffer = ''): string {
   const p = join(tmp, rel);
@@ -187,13 +175,13 @@ describe.runIf(linux)('builds leave no descriptor open', () => {
     const opts = { image: join(out, 'x.img'), inputs: [stage], poolName: 'tank', workers: 0 };
     const before = fdCount();
     await buildImage({ ...opts, size: '256m' });
-    expect(await settledFds(before)).toBe(before);
+    expect(await settledFds(before, 1000)).toBe(before);
     rmSync(opts.image);
     for (let i = 0; i < 240; i++) mk(`stage/d1/g${i}`, noise(300_000, 7 + i));
     const err = await buildImage({ ...opts, size: '64m' }).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as Error).message).toMatch(/too small/);
     expect(readdirSync(out)).toEqual([]);
-    expect(await settledFds(before)).toBe(before);
+    expect(await settledFds(before, 1000)).toBe(before);
   });
 });

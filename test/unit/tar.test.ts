@@ -20,6 +20,7 @@ import { fdPull, filePull, prefixed, pullHead, SocketPull } from '../../src/inpu
 import type { DataSource, Inode } from '../../src/input/tree.js';
 import { walkDirectories } from '../../src/input/walk.js';
 import { UserError } from '../../src/util/errors.js';
+import { fdCount, settledFds } from '../helpers/fds.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tsmakefs-tar-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -215,20 +216,6 @@ beforeAll(() => {
 });
 
 
-/**
- * This process's open file descriptors, once they are down to `want` or
- * half a second has gone by: a file stream closes its descriptor on the
- * thread pool, after the reader is done with it, so a count taken at once
- * can still see it. A descriptor leaked stays, and fails the test.
- */
-async function openFds(want: number): Promise<number> {
-  for (let i = 0; i < 50 && fdCount() > want; i++) await new Promise((r) => setTimeout(r, 10));
-  return fdCount();
-}
-
-function fdCount(): number {
-  return readdirSync('/proc/self/fd').length;
-}
 describe('archives from GNU tar', () => {
   test('ustar, gnu and pax give the tree the directory walk gives', async () => {
     const walked = snapshot(walkDirectories([stage]));
@@ -569,7 +556,7 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
     const before = fdCount();
     const o = { compression: 'xz' as const, policy: {}, warn: () => {} };
     expect(snapshot(await readTar({ file: path }, recorder(), { name: path, ...o }))).toEqual(streamed);
-    expect(await openFds(before)).toBe(before);
+    expect(await settledFds(before)).toBe(before);
     const missing = join(tmp, 'no-such.txz');
     expect(await failure(readTar({ file: missing }, recorder(), { name: missing, ...o }))).toMatch(/no-such\.txz: .*(no such file|ENOENT)/i);
     // a stream is piped to the command, though it has an `fd` of its own
@@ -579,14 +566,14 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
     const opened = createReadStream(path);
     await once(opened, 'ready');
     expect(snapshot(await readTar(opened, recorder(), { name: path, ...o })), 'an opened file stream').toEqual(streamed);
-    expect(await openFds(before)).toBe(before);
+    expect(await settledFds(before)).toBe(before);
   });
 
   test.runIf(process.platform === 'linux')('a read that fails early closes the file', async () => {
     const bad = tarOf([{ name: 'x/../y', data: Buffer.alloc(10) }, { name: 'big', data: Buffer.alloc(3 << 20, 1) }]);
     const before = fdCount();
     expect(await failure(readFile(bad, 65_536))).toBe("T.tar: member 'x/../y': path contains '..'");
-    expect(await openFds(before)).toBe(before);
+    expect(await settledFds(before)).toBe(before);
   });
 
   // ------------------------------------------------ decompressing commands
@@ -653,7 +640,7 @@ describe('a tarball file, read through a ring used over and over (tar-feed.ts)',
       const early = join(tmp, 'early.tar.xz');
       writeFileSync(early, squeezed('xz', tarOf([{ name: 'x/../y', data: Buffer.alloc(10) }, { name: 'big', data: Buffer.alloc(8 << 20, 1) }])));
       expect(await failure(readTar({ file: early }, recorder(), o))).toBe("T.tar: member 'x/../y': path contains '..'");
-      expect(await openFds(before)).toBe(before);
+      expect(await settledFds(before)).toBe(before);
       expect(readdirSync(own)).toEqual([]);
     } finally {
       if (savedTmp === undefined) delete process.env.TMPDIR;
