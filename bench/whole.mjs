@@ -817,7 +817,7 @@ function printReport(r, o) {
     if (find('b')) tgt.push([`(b) large files >= 400 MB/s${o.compression === 'off' ? '' : ' (the target is for compression=off)'}`, `${Math.round(find('b').mbPerSec)} MB/s`, find('b').mbPerSec >= 400]);
     // the issue's lz4 target (">= 200 MB/s on 2 cores") for every tree built compressed
     if (o.compression !== 'off') {
-      for (const t of done) tgt.push([`lz4 >= 200 MB/s on ${os.availableParallelism()} cores: ${t.tree}`, `${Math.round(t.mbPerSec)} MB/s`, t.mbPerSec >= 200]);
+      for (const t of done) tgt.push([`lz4 >= 200 MB/s on ${m.nproc} cores: ${t.tree}`, `${Math.round(t.mbPerSec)} MB/s`, t.mbPerSec >= 200]);
     }
     if (find('c')) {
       tgt.push([`(c) OS tree wall <= 1.0x tar -cf${o.compression === 'off' ? '' : ' (the target is for compression=off)'}`, `${find('c').ratio.toFixed(2)}x`, find('c').ratio <= 1.0]);
