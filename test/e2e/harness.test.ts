@@ -92,8 +92,9 @@ describe('diffListings', () => {
 
 describe('a guest that fails to boot', () => {
   // A stand-in for check-image.sh: it counts its runs, writes the console
-  // given for each and exits 3 (the real one's "guest died").
-  const fake = (consoles: string[]): { script: string; runs: string; out: string } => {
+  // given for each, says how qemu ended (`qemuRc`) as the real one does,
+  // and exits 3 (the real one's "guest died").
+  const fake = (consoles: string[], qemuRc = 0): { script: string; runs: string; out: string } => {
     const dir = tmp.dir('fake-guest');
     const out = join(dir, 'out');
     const runs = join(dir, 'runs');
@@ -102,6 +103,7 @@ describe('a guest that fails to boot', () => {
       'n=$(( $(cat "$RUNS" 2>/dev/null || echo 0) + 1 )); echo $n > "$RUNS"',
       'mkdir -p "$OUT"',
       ...consoles.map((c, i) => `[ $n = ${i + 1} ] && printf '%s\\n' ${JSON.stringify(c)} > "$OUT/console.log"`),
+      `echo "check-image: verdict:  guest died without finishing (qemu rc=${qemuRc}; see $OUT/console.log)" >&2`,
       'exit 3', '',
     ].join('\n'));
     return { script, runs, out };
@@ -113,6 +115,29 @@ describe('a guest that fails to boot', () => {
     const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
     expect(r.status).toBe(3);
     expect(readFileSync(f.runs, 'utf8').trim()).toBe('2');
+  });
+
+  test('is booted once more when the emulator crashed before the guest printed a line', async ({ expect }) => {
+    const f = fake(['', ''], 139);
+    const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+    expect(r.status).toBe(3);
+    expect(readFileSync(f.runs, 'utf8').trim()).toBe('2');
+  });
+
+  test('but not when qemu was killed by the timeout, nor when the guest died on its own', async ({ expect }) => {
+    for (const rc of [137, 0]) {
+      const f = fake([''], rc);
+      const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+      expect(r.status).toBe(3);
+      expect(readFileSync(f.runs, 'utf8').trim()).toBe('1');
+    }
+  });
+
+  test('nor when the emulator crashed after the guest was up', async ({ expect }) => {
+    const f = fake(['[zvm 2.43] kernel up; loading modules'], 139);
+    const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+    expect(r.status).toBe(3);
+    expect(readFileSync(f.runs, 'utf8').trim()).toBe('1');
   });
 
   test('but not when the guest was up: that failure is the verdict', async ({ expect }) => {

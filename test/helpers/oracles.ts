@@ -269,20 +269,32 @@ export async function vmCheck(image: string, opts: VmOptions = {}): Promise<VmVe
 }
 
 /**
- * Run check-image.sh (`args`, results in `outDir`), once more if the
- * emulated machine's kernel panicked before the guest's own init started
+ * Run check-image.sh (`args`, results in `outDir`), once more if the guest
+ * never got as far as its own init: the emulated machine's kernel panicked
  * ("IO-APIC + timer doesn't work" under TCG on a loaded host, seen once in
- * CI): that is a failed boot, not a verdict on the image, which no code had
- * read yet. Any failure after the guest's "kernel up" line stands.
+ * CI), or the emulator itself crashed (qemu's TCG segfaulted 9 s into a
+ * boot, before the guest printed a line, seen once in CI). That is a failed
+ * boot, not a verdict on the image, which no code had read yet. Any
+ * failure after the guest's "kernel up" line stands.
  */
 export async function runCheckImage(args: string[], outDir: string, opts: { timeoutMs: number; signal?: AbortSignal; env?: NodeJS.ProcessEnv }): Promise<RunResult> {
   for (let attempt = 1; ; attempt++) {
     const r = await run('bash', args, opts);
     if (r.status === 0 || attempt === 2) return r;
     let console = '';
-    try { console = readFileSync(join(outDir, 'console.log'), 'utf8'); } catch { return r; }
-    if (/\[zvm [\d.]+\] kernel up/.test(console) || !/Kernel panic/.test(console)) return r;
+    try { console = readFileSync(join(outDir, 'console.log'), 'utf8'); } catch { /* the guest wrote nothing */ }
+    if (/\[zvm [\d.]+\] kernel up/.test(console)) return r;
+    if (!/Kernel panic/.test(console) && !emulatorCrashed(r.output)) return r;
   }
+}
+
+/**
+ * check-image.sh's output says qemu died of a crash signal (SIGILL, SIGABRT,
+ * SIGBUS, SIGFPE, SIGSEGV): not the timeout's SIGKILL, nor an interrupt.
+ */
+function emulatorCrashed(output: string): boolean {
+  const m = /qemu rc=(\d+)/.exec(output);
+  return m !== null && [132, 134, 135, 136, 139].includes(Number(m[1]));
 }
 
 /** The sections of a results.txt that ended with rc != 0 (trimmed), or its tail. */
