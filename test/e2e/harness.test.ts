@@ -108,18 +108,20 @@ describe('a guest that fails to boot', () => {
     ].join('\n'));
     return { script, runs, out };
   };
+  const runFake = (f: { script: string; runs: string; out: string }): ReturnType<typeof runCheckImage> =>
+    runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
   const PANIC = "[    0.000000] Kernel panic - not syncing: IO-APIC + timer doesn't work!";
 
   test('is booted once more when its kernel panicked before the guest started', async ({ expect }) => {
     const f = fake([PANIC, PANIC]);
-    const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+    const r = await runFake(f);
     expect(r.status).toBe(3);
     expect(readFileSync(f.runs, 'utf8').trim()).toBe('2');
   });
 
   test('is booted once more when the emulator crashed before the guest printed a line', async ({ expect }) => {
     const f = fake(['', ''], 139);
-    const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+    const r = await runFake(f);
     expect(r.status).toBe(3);
     expect(readFileSync(f.runs, 'utf8').trim()).toBe('2');
   });
@@ -127,7 +129,7 @@ describe('a guest that fails to boot', () => {
   test('but not when qemu was killed by the timeout, nor when the guest died on its own', async ({ expect }) => {
     for (const rc of [137, 0]) {
       const f = fake([''], rc);
-      const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+      const r = await runFake(f);
       expect(r.status).toBe(3);
       expect(readFileSync(f.runs, 'utf8').trim()).toBe('1');
     }
@@ -135,14 +137,14 @@ describe('a guest that fails to boot', () => {
 
   test('nor when the emulator crashed after the guest was up', async ({ expect }) => {
     const f = fake(['[zvm 2.43] kernel up; loading modules'], 139);
-    const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+    const r = await runFake(f);
     expect(r.status).toBe(3);
     expect(readFileSync(f.runs, 'utf8').trim()).toBe('1');
   });
 
   test('but not when the guest was up: that failure is the verdict', async ({ expect }) => {
     const f = fake([`[zvm 2.43] kernel up; loading modules\n${PANIC}`]);
-    const r = await runCheckImage([f.script], f.out, { timeoutMs: 30_000, env: { ...process.env, RUNS: f.runs, OUT: f.out } });
+    const r = await runFake(f);
     expect(r.status).toBe(3);
     expect(readFileSync(f.runs, 'utf8').trim()).toBe('1');
   });
