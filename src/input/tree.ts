@@ -135,8 +135,8 @@ export function direntKey(e: Dirent): string {
 /**
  * Equal names share one string while a tree is built: names repeat across
  * directories (Makefile, __init__.py, LC_MESSAGES, ...), and a tree holds
- * one per entry for the whole build. The table is bounded (a name
- * evicts another) and goes with whoever builds the tree. `own` makes the string
+ * one per entry for the whole build. The table is bounded (a name evicts
+ * another) and goes with whoever builds the tree. `own` makes the string
  * kept from the one met (see mtree.ts's ownString), where that may be a
  * slice of a larger text.
  *
