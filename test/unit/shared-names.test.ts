@@ -19,12 +19,6 @@ describe('SharedNames', () => {
     expect(owned).toEqual(['changelog.Debian.gz', 'copyright']);
   });
 
-  it('gives back what `own` made of the name, not the string passed in', () => {
-    const names = new SharedNames((s) => `${s}`.slice(0));
-    const a = names.share(fresh('Makefile'));
-    expect(names.share(fresh('Makefile'))).toBe(a);
-  });
-
   it('never gives one name for another, across many names that evict each other', () => {
     let owned = 0;
     const names = new SharedNames((s) => { owned++; return s; });
