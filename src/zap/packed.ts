@@ -56,6 +56,14 @@ class Grower {
     if (this.buf.length > SCRATCH_KEEP) this.buf = new Uint8Array(Math.max(64, this.initial));
     return this;
   }
+  /**
+   * Room for `total` bytes in all, in one array of that size, when the
+   * whole is known before anything is put in: doubling to it would leave
+   * each smaller array behind as garbage, and up to twice the room.
+   */
+  presize(total: number): void {
+    if (this.len === 0 && total > this.buf.length) this.buf = new Uint8Array(total);
+  }
   reserve(extra: number): void {
     if (this.len + extra <= this.buf.length) return;
     let cap = this.buf.length * 2;
@@ -177,6 +185,14 @@ export function packDirEntries(src: Uint8Array, at: number, n: number, salt: big
   const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
   const names = namesScratch.reset();
   const values = valuesScratch.reset();
+  let nameBytes = 0;
+  for (let i = 0, p = at; i < n; i++) {
+    const len = dv.getUint16(p + 9, true);
+    nameBytes += len;
+    p += 11 + len;
+  }
+  names.presize(nameBytes);
+  values.presize(8 * n);
   const { nameOff, valueOff, intLen, h28 } = scratchArrays(n);
   let longest = 0;
   for (let i = 0; i < n; i++) {

@@ -8,7 +8,7 @@ import { ZioWriter } from '../zio/writer.js';
 import { newDnode } from '../dmu/dnode.js';
 import { levelsFor, ObjectWriter } from '../dmu/object.js';
 import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
-import { BlkPtr, BP_SIZE, BpSlab, COMP_OFF, encodeBp, propSizes } from '../zio/blkptr.js';
+import { BlkPtr, BP_SIZE, BpSlab, BPE_PAYLOAD_SIZE, COMP_OFF, encodeBp, propSizes } from '../zio/blkptr.js';
 import { rd32le, rd64le, u32le, u64le } from '../util/endian.js';
 import { isAllZero } from '../zio/compress.js';
 import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } from '../zio/fletcher4.js';
@@ -58,9 +58,10 @@ const BLK_HOLE = 256;
 // Bits 5-7 of N_BLK (below the block size, above the flag for planned
 // files) say how the block pointer is kept: 0..BP_PROPS-1, derived (all of
 // it but the checksum made from the file's numbers, blk_prop's upper half
-// being the slab's k-th; a hole: all zeros); BP_EMBEDDED, whole in the
-// overflow slab; BP_WIDE, as a 64-byte compact record in the wide slab
-// (for both, that slab's index is kept in the checksum's place).
+// being the slab's k-th; a hole: all zeros); BP_EMBEDDED, its blk_prop
+// and payload in the embedded arena (EmbeddedArena); BP_WIDE, as a 64-byte
+// compact record in the wide slab (for both, where it is kept is in the
+// checksum's place).
 const BP_KIND_SHIFT = 5;
 const BP_KIND_MASK = 7;
 const BP_PROPS = 6;
@@ -74,8 +75,8 @@ const PER_CHUNK = 4096;
 // A data block pointer (one DVA, phys_birth 0) is 128 bytes of which only
 // these ranges can be non-zero: dva[0], blk_prop, then birth, fill and
 // checksum. The birth is the same for every file (the data's txg), or 0 for
-// a hole, so a compact record keeps the rest (BP_KEPT). Embedded ones
-// (payload all over) are kept whole in an overflow slab.
+// a hole, so a compact record keeps the rest (BP_KEPT). Embedded ones carry
+// their payload all over the pointer, and keep blk_prop and that payload.
 type Ranges = ReadonlyArray<readonly [number, number]>;
 const BIRTH_OFF = 80;
 const BP_SET: Ranges = [[0, 16], [48, 56], [BIRTH_OFF, 128]];
@@ -86,6 +87,55 @@ const BP_CKSUM_OFF = 96;
 const BP_SHORT = BP_SIZE - BP_CKSUM_OFF;
 const NO_BIRTH = new Uint8Array(8);
 const PROP_EMBEDDED_BYTE = 52; // blk_prop bit 39 lives in this byte's bit 7
+const PROP_OFF = 48;
+
+/** Where an embedded pointer's payload byte `i` lies: in memory order, around blk_prop (48-55) and blk_birth (80-87). */
+const payloadAt = (i: number): number => (i < 48 ? i : i < 72 ? i + 8 : i + 16);
+/** An embedded pointer's payload length (psize), from blk_prop's lower half. */
+const embeddedPsize = (raw: Uint8Array): number => (rd32le(raw, PROP_OFF) >>> 25) + 1;
+
+/**
+ * Embedded block pointers as blk_prop and the payload's psize bytes, one
+ * after another: the pointer of a file of a few bytes (a tree of tiny
+ * files has hundreds of thousands) is 128 bytes, most of them zeros.
+ * Records never straddle two chunks.
+ */
+class EmbeddedArena {
+  private static readonly CHUNK = 64 * 1024;
+  private chunks: Uint8Array[] = [];
+  private fill = EmbeddedArena.CHUNK;
+
+  /** Keep `raw`'s blk_prop and payload; returns where (chunk * CHUNK + offset). */
+  put(raw: Uint8Array): number {
+    const psize = embeddedPsize(raw);
+    if (this.fill + 8 + psize > EmbeddedArena.CHUNK) {
+      this.chunks.push(new Uint8Array(EmbeddedArena.CHUNK));
+      this.fill = 0;
+    }
+    const c = this.chunks.length - 1;
+    const chunk = this.chunks[c]!;
+    const at = this.fill;
+    for (let b = 0; b < 8; b++) chunk[at + b] = raw[PROP_OFF + b]!;
+    for (let i = 0; i < psize; i++) chunk[at + 8 + i] = raw[payloadAt(i)]!;
+    this.fill = at + 8 + psize;
+    return c * EmbeddedArena.CHUNK + at;
+  }
+
+  /** The pointer kept at `where` into `raw` (zeros), but its blk_birth. */
+  get(where: number, raw: Uint8Array): void {
+    const chunk = this.chunks[Math.floor(where / EmbeddedArena.CHUNK)]!;
+    const at = where % EmbeddedArena.CHUNK;
+    for (let b = 0; b < 8; b++) raw[PROP_OFF + b] = chunk[at + b]!;
+    const psize = embeddedPsize(raw);
+    for (let i = 0; i < psize; i++) raw[payloadAt(i)] = chunk[at + 8 + i]!;
+  }
+}
+
+/** Whether an embedded pointer is what EmbeddedArena gives back: zero past its payload, in the pad words it may not reach. */
+function embeddedKeepable(raw: Uint8Array): boolean {
+  for (let i = embeddedPsize(raw); i < BPE_PAYLOAD_SIZE; i++) if (raw[payloadAt(i)] !== 0) return false;
+  return true;
+}
 
 /** Whether an encoded block pointer is zero outside BP_SET. */
 function compactable(raw: Uint8Array): boolean {
@@ -119,7 +169,8 @@ const derivedWord0 = (span: number): number => span / 512;
  * block (nearly all of a tree's) keeps only its block pointer's checksum:
  * the rest is made again from its numbers, and was found equal to the
  * pointer's own when it was stored. Others keep a 64-byte compact record
- * (or the whole pointer, if embedded) on the side. A file whose numbers
+ * on the side, or, if embedded, blk_prop and the payload (8 bytes and
+ * psize). A file whose numbers
  * need more than 32 bits (4 GiB and up), or whose block pointer was born
  * in another txg, is kept whole in a map: few files are.
  */
@@ -128,12 +179,14 @@ export class FileDataSlab {
   private starts: Float64Array[] = [];
   private cksums: Uint8Array[] = [];
   private readonly wide = new BpSlab(BP_COMPACT, 1024);
-  private readonly overflow = new BpSlab();
+  private readonly embeds = new EmbeddedArena();
   private readonly whole = new Map<number, FileData>();
   /** The upper halves of blk_prop (compression, checksum, type, level) that derived block pointers have: few, per dataset. */
   private readonly props: number[] = [];
   /** The birth (its 8 bytes) of the compact block pointers but holes, set by the first. */
   private birth: Uint8Array | undefined;
+  /** The same for embedded ones (written with the data: its txg too, so far). */
+  private embeddedBirth: Uint8Array | undefined;
   private next = 0;
   private readonly scratch = new Uint8Array(BP_SIZE);
   private readonly compact = new Uint8Array(BP_COMPACT);
@@ -169,11 +222,12 @@ export class FileDataSlab {
     if (!embedded && !compactable(raw)) throw new Error('a data block pointer with more than one DVA or a physical birth');
     const hole = !embedded && sameBytes(raw, BIRTH_OFF, NO_BIRTH);
     if (!embedded && !hole) this.birth ??= raw.slice(BIRTH_OFF, BIRTH_OFF + 8);
+    if (embedded) this.embeddedBirth ??= raw.slice(BIRTH_OFF, BIRTH_OFF + 8);
     const nums = this.nums[c]!;
     const at = (i % PER_CHUNK) * NUMS;
     const span = d.end - d.start;
     const planned = d.ibs === PLANNED_INDBLKSHIFT;
-    if ((!embedded && !hole && !sameBytes(raw, BIRTH_OFF, this.birth!)) || !fitsU32(d.size) || !fitsU32(d.maxblkid) || !fitsU32(d.used)
+    if ((!embedded && !hole && !sameBytes(raw, BIRTH_OFF, this.birth!)) || (embedded && (!sameBytes(raw, BIRTH_OFF, this.embeddedBirth!) || !embeddedKeepable(raw))) || !fitsU32(d.size) || !fitsU32(d.maxblkid) || !fitsU32(d.used)
       || !fitsU32(d.psize) || !fitsU32(d.lsize) || !fitsU32(span) || d.nlevels >= BLK_LEVELS || (d.ibs !== undefined && !planned)) {
       nums[at + N_BLK] = BLK_WHOLE;
       this.whole.set(i, { ...d, bp: raw.slice() });
@@ -184,7 +238,7 @@ export class FileDataSlab {
     let kind: number;
     if (embedded) {
       kind = BP_EMBEDDED;
-      u64le(out, o, this.overflow.put(raw));
+      u64le(out, o, this.embeds.put(raw));
     } else {
       kind = hole ? this.derivedHole(raw) : this.derivedKind(raw, d, span);
       if (kind === BP_WIDE) {
@@ -283,14 +337,18 @@ export class FileDataSlab {
     return d;
   }
 
-  /** A kept block pointer as its 128 bytes (it may outlive the next call: a fresh array, or an embedded one's place in the overflow slab, never written again). */
+  /** A kept block pointer as its 128 bytes (a fresh array: it may outlive the next call). */
   private bp(c: number, j: number, blk: number, blksz: number, psize: number, start: number, span: number): Uint8Array {
     const src = this.cksums[c]!;
     const o = j * BP_SHORT;
     const kind = (blk >>> BP_KIND_SHIFT) & BP_KIND_MASK;
-    if (kind === BP_EMBEDDED) return this.overflow.raw(Number(rd64le(src, o)));
-    const hole = (blk & BLK_HOLE) !== 0;
     const raw = this.freshBp();
+    if (kind === BP_EMBEDDED) {
+      this.embeds.get(Number(rd64le(src, o)), raw);
+      raw.set(this.embeddedBirth!, BIRTH_OFF);
+      return raw;
+    }
+    const hole = (blk & BLK_HOLE) !== 0;
     if (kind === BP_WIDE) {
       const rec = this.wide.raw(Number(rd64le(src, o)));
       let r = 0;

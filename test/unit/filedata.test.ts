@@ -149,6 +149,45 @@ describe('FileDataSlab', () => {
     });
   });
 
+  // An embedded pointer keeps blk_prop and its payload's psize bytes, not
+  // 128: what comes back must still be the pointer, byte for byte.
+  describe('embedded pointers', () => {
+    /** An embedded pointer with `psize` bytes of payload, none of them zero (a lost byte shows). */
+    function tiny(psize: number, seed: number, birth = 4): BlkPtr {
+      const payload = Uint8Array.from({ length: psize }, (_, i) => 1 + ((seed * 131 + i * 29) % 255));
+      return { ...embedded, lsize: psize + 3 + (seed % 50), psize, comp: seed % 2 ? COMP_LZ4 : COMP_OFF, birth, embedded: payload };
+    }
+
+    it('gives back every payload length, 1 to 112 bytes, across the arena\'s chunks', () => {
+      const slab = new FileDataSlab();
+      const stored = [];
+      // ~2,000 records of 9-120 bytes: past two 64 KiB chunks
+      for (let n = 0; n < 2000; n++) {
+        const bp = tiny(1 + (n % 112), n);
+        stored.push({ want: encoded(bp), w: slab.store(data(bp, n)) });
+      }
+      for (const { want, w } of stored) expect(w.data.bp).toEqual(want);
+      expect(slab.kept).toEqual({ derived: 0, wide: 0, embedded: 2000 });
+    });
+
+    it('keeps whole one it could not give back from blk_prop and payload', () => {
+      const slab = new FileDataSlab();
+      const first = slab.store(data(tiny(20, 1), 1));
+      // another txg than the first embedded pointer's
+      const later = tiny(20, 2, 9);
+      // a byte past the payload (psize 5), where only zeros are kept
+      const odd = encoded(tiny(5, 3));
+      odd[100] = 0x5a;
+      const stored = [
+        { want: encoded(tiny(20, 1)), w: first },
+        { want: encoded(later), w: slab.store(data(later, 2)) },
+        { want: odd.slice(), w: slab.store({ ...data(embedded, 3), bp: odd }) },
+      ];
+      for (const { want, w } of stored) expect(w.data.bp).toEqual(want);
+      expect(slab.kept.embedded).toBe(1);
+    });
+  });
+
   it('refuses a data block pointer it could not keep whole', () => {
     const raw = encoded(plain);
     raw[16] = 1; // a second DVA
