@@ -42,7 +42,7 @@ const INDEX_SPAN = 2 ** 25;
  * start over. A build met /usr/share/man/man1 (17.9k entries) and kept
  * ~3 MB of scratch for it, at the peak, for no other directory.
  */
-export const SCRATCH_KEEP = 256 * 1024;
+const SCRATCH_KEEP = 256 * 1024;
 
 class Grower {
   buf: Uint8Array;
@@ -173,61 +173,55 @@ export function packEntries(entries: readonly ZapEntry[], salt: bigint, maxNameL
 }
 
 /**
- * packEntries for a ZPL directory's entries as dirzaps.ts lays them out:
- * from `at` in `src`, per entry a DT type (u8), an object number (f64 LE),
- * the name's length (u16 LE) and bytes; each value is (type << 60) | object.
- * No object per entry: packing a whole tree's directories allocates next to
- * nothing.
+ * What packDirEntries hands the caller to fill, for n entries: entry i's
+ * name goes into `names` from nameOff[i] on, its end into nameOff[i + 1]
+ * (nameOff[0] is 0), its DT type into types[i] and its object number into
+ * objects[i].
  */
-export function packDirEntries(src: Uint8Array, at: number, n: number, salt: bigint, maxNameLen: number): PackedEntries {
+export type DirEntryFill = (names: Buffer, nameOff: Uint32Array, types: Uint8Array, objects: Float64Array) => void;
+
+/**
+ * packEntries for a ZPL directory's entries, whose names take `nameBytes`
+ * in all: the caller's `fill` puts them straight into the packing's
+ * scratch (no object per entry, nor a copy of the directory laid out
+ * first: a directory of 300k entries was 13 MB of it), and each value is
+ * (type << 60) | object.
+ */
+export function packDirEntries(n: number, nameBytes: number, fill: DirEntryFill, salt: bigint, maxNameLen: number): PackedEntries {
   const [shi, slo] = saltHalves(salt);
   if (n >= INDEX_SPAN) throw new RangeError(`too many ZAP entries (${n})`);
-  const dv = new DataView(src.buffer, src.byteOffset, src.byteLength);
   const names = namesScratch.reset();
   const values = valuesScratch.reset();
-  let nameBytes = 0;
-  for (let i = 0, p = at; i < n; i++) {
-    const len = dv.getUint16(p + 9, true);
-    nameBytes += len;
-    p += 11 + len;
-  }
   names.presize(nameBytes);
+  names.reserve(nameBytes);
   values.presize(8 * n);
-  const { nameOff, valueOff, intLen, h28 } = scratchArrays(n);
+  values.reserve(8 * n);
+  // (intLen and keys stand in for the types and object numbers: both are
+  // read here before they are set for what they are)
+  const { nameOff, valueOff, intLen, h28, keys } = scratchArrays(n);
+  const nb = names.buf;
+  fill(Buffer.from(nb.buffer, nb.byteOffset, nameBytes), nameOff, intLen, keys);
+  if (nameOff[n] !== nameBytes) throw new RangeError(`directory names filled to ${nameOff[n]} bytes of ${nameBytes}`);
+  const vb = values.buf;
   let longest = 0;
   for (let i = 0; i < n; i++) {
-    const type = src[at]!;
-    const obj = dv.getFloat64(at + 1, true);
-    const len = dv.getUint16(at + 9, true);
-    const from = at + 11;
-    at = from + len;
+    const from = nameOff[i]!;
+    const to = nameOff[i + 1]!;
+    const len = to - from;
     if (len > longest) longest = len;
-    names.reserve(len);
-    const nb = names.buf;
-    // (a NUL is looked for while copying: a view and an indexOf per name
-    // cost more, on shared memory above all)
     let nul = false;
-    for (let k = 0; k < len; k++) {
-      const b = src[from + k]!;
-      nb[names.len + k] = b;
-      if (b === 0) nul = true;
-    }
-    if (len === 0 || len > maxNameLen || nul) checkName(src.slice(from, at), maxNameLen, 'ZAP entry');
-    h28[i] = zapHash28(shi, slo, src, from, at);
-    names.len += len;
-    nameOff[i + 1] = names.len;
+    for (let k = from; k < to; k++) if (nb[k] === 0) nul = true;
+    if (len <= 0 || len > maxNameLen || nul) checkName(nb.slice(from, Math.max(from, to)), maxNameLen, 'ZAP entry');
+    h28[i] = zapHash28(shi, slo, nb, from, to);
     // big-endian (type << 60) | obj, obj < 2^53
-    const hi = type * 0x10000000 + Math.floor(obj / 0x100000000);
-    const lo = obj % 0x100000000;
-    values.reserve(8);
-    const vb = values.buf;
-    const o = values.len;
-    u32be(vb, o, hi);
-    u32be(vb, o + 4, lo);
-    values.len += 8;
-    valueOff[i + 1] = values.len;
+    const obj = keys[i]!;
+    u32be(vb, 8 * i, intLen[i]! * 0x10000000 + Math.floor(obj / 0x100000000));
+    u32be(vb, 8 * i + 4, obj % 0x100000000);
+    valueOff[i + 1] = 8 * (i + 1);
     intLen[i] = 8;
   }
+  names.len = nameBytes;
+  values.len = 8 * n;
   return finishPacking(n, true, longest);
 }
 

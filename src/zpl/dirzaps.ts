@@ -11,7 +11,7 @@
 import type { Inode, NodeType } from '../input/tree.js';
 import type { SeedSource } from '../util/seed.js';
 import { buildZap, type ZapEntry } from '../zap/index.js';
-import { packDirEntries, SCRATCH_KEEP } from '../zap/packed.js';
+import { packDirEntries } from '../zap/packed.js';
 import { ZAP_MAXNAMELEN } from '../zap/types.js';
 import { zapSourceFromPacked, type ZapBlockSource } from '../zap/zap.js';
 
@@ -57,29 +57,21 @@ export function zapSalt(seed: SeedSource, dataset: string, objid: number): bigin
   return x === 0n ? 1n : x;
 }
 
-/** Bytes before an entry's name in a packed directory (type, object number, name length). */
-const ENTRY_HEAD = 11;
-
-/** The entries of `dir` packed from `at` on in `buf` (packDirEntries' layout); returns where they end. */
-function putEntries(dir: Inode, buf: Buffer, at: number): number {
-  for (const e of dir.entries!) {
+/** Put the entries of `dir` where packDirEntries asks (see DirEntryFill). */
+function putEntries(dir: Inode, names: Buffer, nameOff: Uint32Array, types: Uint8Array, objects: Float64Array): void {
+  const entries = dir.entries!;
+  let at = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
     const ino = e.inode;
-    buf[at] = DT[ino.type];
-    buf.writeDoubleLE(ino.objid ?? objidOf(e), at + 1);
+    types[i] = DT[ino.type];
+    objects[i] = ino.objid ?? objidOf(e);
     // the walk's names go in as the latin1 strings they are kept as, not as a Buffer each
     const s = e.latin1Name;
-    const len = s !== undefined ? buf.write(s, at + ENTRY_HEAD, 'latin1') : copyName(e.name, buf, at + ENTRY_HEAD);
-    buf.writeUInt16LE(len, at + 9);
-    at += ENTRY_HEAD + len;
+    at += s !== undefined ? names.write(s, at, 'latin1') : copyName(e.name, names, at);
+    nameOff[i + 1] = at;
   }
-  return at;
 }
-
-/**
- * Where a directory's entries are packed (its ZAP's blocks are encoded from
- * there); one larger than SCRATCH_KEEP gets a buffer of its own, not kept.
- */
-let packScratch = Buffer.alloc(0);
 
 /**
  * A directory's ZAP as blocks to be encoded one at a time: from its entries
@@ -90,19 +82,17 @@ let packScratch = Buffer.alloc(0);
  */
 export function dirZapSource(dir: Inode, salt: bigint): ZapBlockSource {
   const entries = dir.entries!;
-  let size = 0;
+  let nameBytes = 0;
   let longest = 0;
   for (const e of entries) {
     const len = e.latin1Name?.length ?? e.name.length;
-    size += ENTRY_HEAD + len;
+    nameBytes += len;
     if (len > longest) longest = len;
   }
   if (longest <= ZAP_MAXNAMELEN) {
-    if (packScratch.length < size && size <= SCRATCH_KEEP) packScratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_KEEP, Math.max(size, 2 * packScratch.length)));
-    const job = size <= packScratch.length ? packScratch : Buffer.allocUnsafeSlow(size);
-    putEntries(dir, job, 0);
+    const fill = (names: Buffer, nameOff: Uint32Array, types: Uint8Array, objects: Float64Array): void => putEntries(dir, names, nameOff, types, objects);
     try {
-      return zapSourceFromPacked(() => packDirEntries(job, 0, entries.length, salt, ZAP_MAXNAMELEN - 1), { salt });
+      return zapSourceFromPacked(() => packDirEntries(entries.length, nameBytes, fill, salt, ZAP_MAXNAMELEN - 1), { salt });
     } catch {
       // (met again below, as buildZap words it)
     }

@@ -20,6 +20,21 @@ function dirOf(names: string[], types: NodeType[] = ['file']): Inode {
   return inode('dir', names.map((n, i) => ({ name: Buffer.from(n), inode: inode(types[i % types.length]!) })));
 }
 
+/**
+ * Entries as the walk keeps them (a latin1 string beside the bytes), names
+ * with bytes past 0x7f, and object numbers past 2^28 and 2^32 (the upper
+ * word of a value holds the type and the object's top bits).
+ */
+function walkedDir(): Inode {
+  const entries = Array.from({ length: 3000 }, (_, i) => {
+    const name = Buffer.from([0x61 + (i % 26), 0x80 + (i % 128), ...Buffer.from(String(i))]);
+    const ino = inode(i % 3 ? 'file' : 'dir');
+    ino.objid = i % 2 ? 2 ** 40 + i * 7919 : 2 ** 28 + i;
+    return { name, inode: ino, latin1Name: name.toString('latin1') };
+  });
+  return inode('dir', entries);
+}
+
 describe('directory ZAPs', () => {
   const seed = new SeedSource('dirzaps-test');
 
@@ -48,6 +63,7 @@ describe('directory ZAPs', () => {
       dirOf(Array.from({ length: 300 }, (_, i) => `m-${i}`), ['file', 'dir', 'symlink']),
       dirOf(['x'.repeat(200), 'short']),
       dirOf(Array.from({ length: 20_000 }, (_, i) => `big-${i}`)),
+      walkedDir(),
     ];
     for (const dir of cases) {
       const salt = zapSalt(seed, 'tp', dir.objid!);
@@ -66,6 +82,13 @@ describe('directory ZAPs', () => {
     try { buildZap(dirEntries(long), { salt: 1n }); } catch (e) { want = (e as Error).message; }
     expect(want).not.toBe('');
     expect(() => dirZapSource(long, 1n)).toThrow(want);
+    for (const bad of [['ok', 'a\0b'], ['ok', '']]) {
+      const dir = dirOf(bad);
+      let message = '';
+      try { buildZap(dirEntries(dir), { salt: 1n }); } catch (e) { message = (e as Error).message; }
+      expect(message).not.toBe('');
+      expect(() => dirZapSource(dir, 1n)).toThrow(message);
+    }
   });
 
   test('an entry whose inode has no object number is refused by both paths, by name', () => {
