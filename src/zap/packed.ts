@@ -62,7 +62,8 @@ class Grower {
    * each smaller array behind as garbage, and up to twice the room.
    */
   presize(total: number): void {
-    if (this.len === 0 && total > this.buf.length) this.buf = new Uint8Array(total);
+    if (this.len !== 0) throw new Error('presize after bytes were put in');
+    if (total > this.buf.length) this.buf = new Uint8Array(total);
   }
   reserve(extra: number): void {
     if (this.len + extra <= this.buf.length) return;
@@ -193,9 +194,7 @@ export function packDirEntries(n: number, nameBytes: number, fill: DirEntryFill,
   const names = namesScratch.reset();
   const values = valuesScratch.reset();
   names.presize(nameBytes);
-  names.reserve(nameBytes);
   values.presize(8 * n);
-  values.reserve(8 * n);
   // (intLen and keys stand in for the types and object numbers: both are
   // read here before they are set for what they are)
   const { nameOff, valueOff, intLen, h28, keys } = scratchArrays(n);

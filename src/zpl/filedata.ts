@@ -131,7 +131,7 @@ class EmbeddedArena {
   }
 }
 
-/** Whether an embedded pointer is what EmbeddedArena gives back: zero past its payload, in the pad words it may not reach. */
+/** Whether an embedded pointer is what EmbeddedArena gives back: zero past its payload, in the bytes the arena does not keep. */
 function embeddedKeepable(raw: Uint8Array): boolean {
   for (let i = embeddedPsize(raw); i < BPE_PAYLOAD_SIZE; i++) if (raw[payloadAt(i)] !== 0) return false;
   return true;
@@ -170,9 +170,9 @@ const derivedWord0 = (span: number): number => span / 512;
  * the rest is made again from its numbers, and was found equal to the
  * pointer's own when it was stored. Others keep a 64-byte compact record
  * on the side, or, if embedded, blk_prop and the payload (8 bytes and
- * psize). A file whose numbers
- * need more than 32 bits (4 GiB and up), or whose block pointer was born
- * in another txg, is kept whole in a map: few files are.
+ * psize). A file whose numbers need more than 32 bits (4 GiB and up), or
+ * whose block pointer was born in another txg, is kept whole in a map: few
+ * files are.
  */
 export class FileDataSlab {
   private nums: Uint32Array[] = [];
@@ -185,7 +185,7 @@ export class FileDataSlab {
   private readonly props: number[] = [];
   /** The birth (its 8 bytes) of the compact block pointers but holes, set by the first. */
   private birth: Uint8Array | undefined;
-  /** The same for embedded ones (written with the data: its txg too, so far). */
+  /** The birth (its 8 bytes) of the embedded block pointers, set by the first (the data's txg too). */
   private embeddedBirth: Uint8Array | undefined;
   private next = 0;
   private readonly scratch = new Uint8Array(BP_SIZE);
