@@ -321,6 +321,26 @@ export const manyEntriesTree: TreeGen = tree((dir) => {
   for (let i = 0; i < MANY_ENTRIES; i++) chmodSync(join(d, `e${String(i).padStart(5, '0')}`), 0o644);
 });
 
+/** Count of entries in wideDirTree's directory. */
+export const WIDE_ENTRIES = 40_000;
+
+/**
+ * One directory `wide/` of WIDE_ENTRIES empty files whose names take
+ * 187-246 bytes: ~10 leaf chunks an entry, so its fat ZAP has over 1,024
+ * leaves, more pointers than the header block holds, and its pointer
+ * table goes to a block of its own (zt_blk). manyEntriesTree's short names
+ * stay in the header's.
+ */
+export const wideDirTree: TreeGen = tree((dir) => {
+  const d = join(dir, 'wide');
+  mkdir(d);
+  for (let i = 0; i < WIDE_ENTRIES; i++) {
+    const p = join(d, `${String(i).padStart(6, '0')}-${'n'.repeat(180 + (i % 60))}`);
+    closeSync(openSync(p, 'w', 0o644));
+    chmodSync(p, 0o644);
+  }
+});
+
 /**
  * Names of every length 1..255 (one file each, content = its length), a
  * 255-byte directory holding a 255-byte name, and non-ASCII names
@@ -459,6 +479,7 @@ export const TREES = {
   sizes: fileSizesTree,
   big: bigFileTree,
   many: manyEntriesTree,
+  wide: wideDirTree,
   names: longNamesTree,
   deep: deepTree,
   perms: permsTree,
