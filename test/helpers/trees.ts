@@ -326,7 +326,7 @@ export const WIDE_ENTRIES = 40_000;
 
 /**
  * One directory `wide/` of WIDE_ENTRIES empty files whose names take
- * 187-246 bytes: ~10 leaf chunks an entry, so its fat ZAP has over 1,024
+ * 187-246 bytes: 11-14 leaf chunks an entry, so its fat ZAP has over 1,024
  * leaves, more pointers than the header block holds, and its pointer
  * table goes to a block of its own (zt_blk). manyEntriesTree's short names
  * stay in the header's.
