@@ -131,9 +131,15 @@ class EmbeddedArena {
   }
 }
 
-/** Whether an embedded pointer is what EmbeddedArena gives back: zero past its payload, in the bytes the arena does not keep. */
+/**
+ * Whether an embedded pointer is what EmbeddedArena gives back: a psize
+ * its payload can have, and zeros past the payload, in the bytes the arena
+ * does not keep.
+ */
 function embeddedKeepable(raw: Uint8Array): boolean {
-  for (let i = embeddedPsize(raw); i < BPE_PAYLOAD_SIZE; i++) if (raw[payloadAt(i)] !== 0) return false;
+  const psize = embeddedPsize(raw);
+  if (psize > BPE_PAYLOAD_SIZE) return false;
+  for (let i = psize; i < BPE_PAYLOAD_SIZE; i++) if (raw[payloadAt(i)] !== 0) return false;
   return true;
 }
 
@@ -170,9 +176,10 @@ const derivedWord0 = (span: number): number => span / 512;
  * the rest is made again from its numbers, and was found equal to the
  * pointer's own when it was stored. Others keep a 64-byte compact record
  * on the side, or, if embedded, blk_prop and the payload (8 bytes and
- * psize). A file whose numbers need more than 32 bits (4 GiB and up), or
- * whose block pointer was born in another txg, is kept whole in a map: few
- * files are.
+ * psize). A file whose numbers need more than 32 bits (4 GiB and up),
+ * whose block pointer was born in another txg, or whose embedded pointer
+ * has bytes these would not give back, is kept whole in a map: few files
+ * are.
  */
 export class FileDataSlab {
   private nums: Uint32Array[] = [];

@@ -178,8 +178,12 @@ describe('FileDataSlab', () => {
       // a byte past the payload (psize 5), where only zeros are kept
       const odd = encoded(tiny(5, 3));
       odd[100] = 0x5a;
+      // a psize field past what a payload can be: 113 (blk_prop bits 25-31 hold psize - 1)
+      const wide = encoded(tiny(112, 4));
+      wide[51] = (112 << 1) | (wide[51]! & 1);
       const stored = [
         { want: encoded(tiny(20, 1)), w: first },
+        { want: wide.slice(), w: slab.store({ ...data(embedded, 4), bp: wide }) },
         { want: encoded(later), w: slab.store(data(later, 2)) },
         { want: odd.slice(), w: slab.store({ ...data(embedded, 3), bp: odd }) },
       ];
