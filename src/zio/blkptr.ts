@@ -1,7 +1,7 @@
 // blkptr_t: the 128-byte block pointer (include/sys/spa.h). Sizes in the
 // pointer are in 512-byte sectors; DVA offsets are relative to the start of
 // the allocatable area (4 MiB into the vdev).
-import { rd64le, u32le, u64le } from '../util/endian.js';
+import { rd32le, rd64le, u32le, u64le } from '../util/endian.js';
 
 export const BP_SIZE = 128;
 export const SPA_MINBLOCKSHIFT = 9;
@@ -45,14 +45,24 @@ export interface BlkPtr {
 
 /** Bytes of data an embedded block pointer can carry (BPE_PAYLOAD_SIZE). */
 export const BPE_PAYLOAD_SIZE = 112;
-// Payload bytes fill the pointer in memory order, skipping blk_prop (word 6)
-// and blk_birth (word 10).
-const PAYLOAD_WORDS = [0, 1, 2, 3, 4, 5, 7, 8, 9, 11, 12, 13, 14, 15];
+/**
+ * Where byte `i` of an embedded pointer's payload lies in the pointer: the
+ * payload fills it in memory order, skipping blk_prop (bytes 48-55) and
+ * blk_birth (80-87).
+ */
+export function bpePayloadAt(i: number): number {
+  return i < 48 ? i : i < 72 ? i + 8 : i + 16;
+}
+
+/** An embedded pointer's payload length (psize), from blk_prop's bits 25-31 (psize - 1) in the pointer encoded at `off`. */
+export function bpePsize(buf: Uint8Array, off: number): number {
+  return (rd32le(buf, off + 48) >>> 25) + 1;
+}
 
 function encodeEmbedded(bp: BlkPtr, buf: Uint8Array, off: number): void {
   const p = bp.embedded!;
   if (p.length > BPE_PAYLOAD_SIZE) throw new Error('embedded payload too large');
-  for (let i = 0; i < p.length; i++) buf[off + PAYLOAD_WORDS[i >> 3]! * 8 + (i & 7)] = p[i]!;
+  for (let i = 0; i < p.length; i++) buf[off + bpePayloadAt(i)] = p[i]!;
   // blk_prop as two 32-bit halves: lsize-1 (25 bits) and psize-1 (7) below;
   // compression, the embedded bit (39; etype 0 = BP_EMBEDDED_TYPE_DATA),
   // type, level and the byte-order bit (63) above
@@ -62,9 +72,9 @@ function encodeEmbedded(bp: BlkPtr, buf: Uint8Array, off: number): void {
 }
 
 function decodeEmbedded(buf: Uint8Array, off: number, prop: bigint): BlkPtr {
-  const psize = Number((prop >> 25n) & 0x7fn) + 1;
+  const psize = bpePsize(buf, off);
   const payload = new Uint8Array(psize);
-  for (let i = 0; i < psize; i++) payload[i] = buf[off + PAYLOAD_WORDS[i >> 3]! * 8 + (i & 7)]!;
+  for (let i = 0; i < psize; i++) payload[i] = buf[off + bpePayloadAt(i)]!;
   if ((prop >> 40n) & 0xffn) throw new Error(`unsupported embedded block pointer type ${(prop >> 40n) & 0xffn}`);
   return {
     dva: null, lsize: Number(prop & 0x1ffffffn) + 1, psize, comp: Number((prop >> 32n) & 0x7fn),

@@ -11,7 +11,7 @@
 import type { Inode, NodeType } from '../input/tree.js';
 import type { SeedSource } from '../util/seed.js';
 import { buildZap, type ZapEntry } from '../zap/index.js';
-import { packDirEntries } from '../zap/packed.js';
+import { packDirEntries, type DirEntryFill } from '../zap/packed.js';
 import { ZAP_MAXNAMELEN } from '../zap/types.js';
 import { zapSourceFromPacked, type ZapBlockSource } from '../zap/zap.js';
 
@@ -90,7 +90,7 @@ export function dirZapSource(dir: Inode, salt: bigint): ZapBlockSource {
     if (len > longest) longest = len;
   }
   if (longest <= ZAP_MAXNAMELEN) {
-    const fill = (names: Buffer, nameOff: Uint32Array, types: Uint8Array, objects: Float64Array): void => putEntries(dir, names, nameOff, types, objects);
+    const fill: DirEntryFill = (names, nameOff, types, objects) => putEntries(dir, names, nameOff, types, objects);
     try {
       return zapSourceFromPacked(() => packDirEntries(entries.length, nameBytes, fill, salt, ZAP_MAXNAMELEN - 1), { salt });
     } catch {

@@ -8,7 +8,7 @@ import { ZioWriter } from '../zio/writer.js';
 import { newDnode } from '../dmu/dnode.js';
 import { levelsFor, ObjectWriter } from '../dmu/object.js';
 import { DMU_OT_PLAIN_FILE_CONTENTS } from '../dmu/types.js';
-import { BlkPtr, BP_SIZE, BpSlab, BPE_PAYLOAD_SIZE, COMP_OFF, encodeBp, propSizes } from '../zio/blkptr.js';
+import { BlkPtr, BP_SIZE, BpSlab, BPE_PAYLOAD_SIZE, bpePayloadAt, bpePsize, COMP_OFF, encodeBp, propSizes } from '../zio/blkptr.js';
 import { rd32le, rd64le, u32le, u64le } from '../util/endian.js';
 import { isAllZero } from '../zio/compress.js';
 import { FLETCHER4_CKSUM_SIZE as CKSUM_BYTES, fletcher4Into, inPlaceScratch } from '../zio/fletcher4.js';
@@ -89,11 +89,6 @@ const NO_BIRTH = new Uint8Array(8);
 const PROP_EMBEDDED_BYTE = 52; // blk_prop bit 39 lives in this byte's bit 7
 const PROP_OFF = 48;
 
-/** Where an embedded pointer's payload byte `i` lies: in memory order, around blk_prop (48-55) and blk_birth (80-87). */
-const payloadAt = (i: number): number => (i < 48 ? i : i < 72 ? i + 8 : i + 16);
-/** An embedded pointer's payload length (psize), from blk_prop's lower half. */
-const embeddedPsize = (raw: Uint8Array): number => (rd32le(raw, PROP_OFF) >>> 25) + 1;
-
 /**
  * Embedded block pointers as blk_prop and the payload's psize bytes, one
  * after another: the pointer of a file of a few bytes (a tree of tiny
@@ -107,7 +102,7 @@ class EmbeddedArena {
 
   /** Keep `raw`'s blk_prop and payload; returns where (chunk * CHUNK + offset). */
   put(raw: Uint8Array): number {
-    const psize = embeddedPsize(raw);
+    const psize = bpePsize(raw, 0);
     if (this.fill + 8 + psize > EmbeddedArena.CHUNK) {
       this.chunks.push(new Uint8Array(EmbeddedArena.CHUNK));
       this.fill = 0;
@@ -116,7 +111,7 @@ class EmbeddedArena {
     const chunk = this.chunks[c]!;
     const at = this.fill;
     for (let b = 0; b < 8; b++) chunk[at + b] = raw[PROP_OFF + b]!;
-    for (let i = 0; i < psize; i++) chunk[at + 8 + i] = raw[payloadAt(i)]!;
+    for (let i = 0; i < psize; i++) chunk[at + 8 + i] = raw[bpePayloadAt(i)]!;
     this.fill = at + 8 + psize;
     return c * EmbeddedArena.CHUNK + at;
   }
@@ -126,8 +121,8 @@ class EmbeddedArena {
     const chunk = this.chunks[Math.floor(where / EmbeddedArena.CHUNK)]!;
     const at = where % EmbeddedArena.CHUNK;
     for (let b = 0; b < 8; b++) raw[PROP_OFF + b] = chunk[at + b]!;
-    const psize = embeddedPsize(raw);
-    for (let i = 0; i < psize; i++) raw[payloadAt(i)] = chunk[at + 8 + i]!;
+    const psize = bpePsize(raw, 0);
+    for (let i = 0; i < psize; i++) raw[bpePayloadAt(i)] = chunk[at + 8 + i]!;
   }
 }
 
@@ -137,9 +132,9 @@ class EmbeddedArena {
  * does not keep.
  */
 function embeddedKeepable(raw: Uint8Array): boolean {
-  const psize = embeddedPsize(raw);
+  const psize = bpePsize(raw, 0);
   if (psize > BPE_PAYLOAD_SIZE) return false;
-  for (let i = psize; i < BPE_PAYLOAD_SIZE; i++) if (raw[payloadAt(i)] !== 0) return false;
+  for (let i = psize; i < BPE_PAYLOAD_SIZE; i++) if (raw[bpePayloadAt(i)] !== 0) return false;
   return true;
 }
 
